@@ -1,0 +1,1 @@
+"""Data: image sources (class folders, the synthetic benchmark), preparation and input pipelines."""

@@ -1,0 +1,88 @@
+"""From a config to a prepared dataset and its feature statistics, both cached on disk.
+
+`config.data.source` is `synthetic` (the embedded benchmark, generated once) or `folder` (a
+user's class-folder directory). Prepared datasets and the synthetic benchmark live under the data
+root (`config.data.data_dir`, else `$FREQFORENSICS_DATA`, else `~/.cache/freqforensics`), keyed
+by what they depend on, so runs that share data share the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from freqforensics import spectral, stats
+from freqforensics.data import pipeline, prepare
+from freqforensics.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def data_root(config: ml_collections.ConfigDict) -> Path:
+  """Where generated and prepared data live."""
+  root = config.data.data_dir or os.environ.get("FREQFORENSICS_DATA") or "~/.cache/freqforensics"
+  return Path(root).expanduser()
+
+
+def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> Path:
+  """The class-folder directory of the config; generates the synthetic benchmark when asked."""
+  d = config.data
+  if d.source == "folder":
+    if not d.source_dir:
+      raise UserError("data.source is 'folder' but no directory is given: set --config.data.source_dir=DIR")
+    return Path(d.source_dir).expanduser()
+  if d.source == "synthetic":
+    from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
+
+    s = d.synthetic
+    out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}"
+    report = synthetic.generate(out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
+                                progress=progress)
+    if not report.reused:
+      for name, psnr in report.psnr_db.items():
+        log.info("synthetic class %s: mean PSNR %.2f dB against its source crop", name, psnr)
+    return out
+  raise UserError(f"unknown data.source {d.source!r}: use 'synthetic' or 'folder'")
+
+
+def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = True) -> prepare.PreparedDataset:
+  """Generates (if synthetic) and prepares the config's data set, reusing cached results."""
+  d = config.data
+  options = prepare.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
+                                   num_threads=d.num_threads)
+  return prepare.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,
+                         progress=progress)
+
+
+def feature_stats(prepared: prepare.PreparedDataset, kind: str, *, batch_size: int,
+                  put: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]] = lambda b: b,
+                  num_threads: int = 2, progress: bool = True) -> spectral.FeatureStats | None:
+  """Per-coefficient mean/std of `kind` over the training split; cached as `stats_<kind>.npz`.
+
+  Returns None for kinds without statistics (`pixel`). Features are computed on device exactly as
+  in training, and accumulated in float64 with masking, so each training example counts once.
+  """
+  if not spectral.needs_stats(kind):
+    return None
+  path = prepared.path / f"stats_{kind}.npz"
+  if path.is_file():
+    return stats.load(path, kind)
+  source = prepared.source("train")
+  raw = jax.jit(lambda images: spectral.raw_features(images, kind))
+  acc = stats.init(prepared.image_shape)
+  steps = pipeline.num_eval_steps(len(source), batch_size)
+  for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads), total=steps,
+                    desc=f"stats {kind}", unit="batch", disable=not progress):
+    batch = put(batch)
+    acc = stats.update(acc, raw(batch["image"]), batch["mask"])
+  if int(acc.count) != len(source):
+    raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
+  stats.save(path, acc, kind)
+  return stats.load(path, kind)

@@ -1,0 +1,82 @@
+r"""Command-line entry point: prepare, compute statistics, train, evaluate.
+
+  python -m freqforensics.main --config=configs/demo.py --workdir=/tmp/ff_demo [--config.x=y ...]
+
+Thin on purpose: the work is `train.train_and_evaluate`, which tests and notebooks call directly.
+Problems a user can fix (bad config keys, missing data, a work dir of another run) end with one
+line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+from freqforensics.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/demo.py[:tiny].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run of another config in --workdir.")
+
+
+def _fail(message: str) -> None:
+  print(f"error: {' '.join(message.split())}", file=sys.stderr)
+  sys.exit(UserError.exit_code)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  """absl flag parsing that turns config mistakes into one clear line and exit code 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(f"{e} (see --helpfull)")
+  except (AttributeError, KeyError) as e:
+    _fail(f"unknown config key: {e}; check the spelling against the config file")
+  except (FileNotFoundError, ValueError, TypeError) as e:
+    _fail(f"bad --config: {e}")
+  return []
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  try:
+    config = _CONFIG.value
+    if config is not None:
+      config.to_dict()  # a config that failed to load raises here, not when it was parsed
+  except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:  # loaded lazily by config_flags
+    detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+    _fail(f"cannot load --config={flags.FLAGS['config'].config_filename}: {detail}; give a file such as"
+          " configs/demo.py or configs/demo.py:tiny")
+  if config is None:
+    _fail("no config given: pass --config=configs/demo.py (or another file in configs/)")
+  if not _WORKDIR.value:
+    _fail("no work dir given: pass --workdir=DIR (checkpoints and results go there)")
+  # Our progress at INFO; the libraries' (orbax, tfds, grain) chatter only from WARNING up.
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  logging.getLogger("freqforensics").setLevel(logging.INFO)
+  from freqforensics import evaluate, train  # pylint: disable=g-import-not-at-top  (fast --help)
+
+  try:
+    metrics = train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
+  except UserError as e:
+    _fail(str(e))
+  split = metrics["split"]
+  print(f"\n{metrics['model']} on {metrics['features']} features, {split} split (best epoch {metrics['epoch']}):")
+  print(evaluate.format_summary(metrics))
+  print(f"metrics: {_WORKDIR.value}/{split}_metrics.json  per-epoch: {_WORKDIR.value}/metrics.jsonl"
+        f"  checkpoints: {_WORKDIR.value}/checkpoints")
+
+
+def run() -> None:
+  app.run(main, flags_parser=_parse)
+
+
+if __name__ == "__main__":
+  run()

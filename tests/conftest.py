@@ -1,0 +1,40 @@
+"""Test setup: JAX on CPU with 4 fake devices, data caches in a temporary directory.
+
+The environment variables must be set before JAX is imported anywhere, hence at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+os.environ["JAX_PLATFORMS"] = "cpu"
+os.environ.setdefault("FREQFORENSICS_DATA", tempfile.mkdtemp(prefix="ff_data_"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def write_class_folders(root: Path, counts: dict[str, int], size: tuple[int, int] = (20, 24), seed: int = 0,
+                        ext: str = ".png") -> Path:
+  """Writes random images: `counts` maps class folder name -> number of images."""
+  rng = np.random.default_rng(seed)
+  for name, n in counts.items():
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+      Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(d / f"img_{i:04d}{ext}")
+  return root
+
+
+@pytest.fixture
+def make_folders(tmp_path):
+  """Factory fixture: `make_folders({'A_real': 10, 'B_gan': 10})` -> source dir."""
+  def make(counts: dict[str, int], **kwargs) -> Path:
+    return write_class_folders(tmp_path / "src", counts, **kwargs)
+  return make

@@ -1,0 +1,55 @@
+"""The command line: one clear line and exit code 2 for every mistake a user can fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+  env = dict(os.environ, FREQFORENSICS_DATA=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, "-m", "freqforensics.main", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(r: subprocess.CompletedProcess) -> str:
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert "Traceback" not in r.stderr
+  lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+  assert len(lines) == 1, r.stderr[-2000:]
+  return lines[0]
+
+
+def test_unknown_config_key(tmp_path):
+  line = _one_line_error(_run("--config=configs/demo.py", f"--workdir={tmp_path}/wd", "--config.train.lerning_rate=1",
+                              tmp_path=tmp_path))
+  assert "lerning_rate" in line
+
+
+def test_missing_source_dir(tmp_path):
+  line = _one_line_error(_run("--config=configs/folder.py:tiny", f"--workdir={tmp_path}/wd",
+                              f"--config.data.source_dir={tmp_path}/nowhere", tmp_path=tmp_path))
+  assert f"{tmp_path}/nowhere does not exist" in line and "source_dir" in line
+
+
+@pytest.mark.parametrize("args,needle", [
+    ((), "no config given"),
+    (("--config=configs/demo.py",), "no work dir given"),
+    (("--config=configs/nope.py", "--workdir=x"), "nope.py"),
+])
+def test_missing_flags(args, needle, tmp_path):
+  assert needle in _one_line_error(_run(*args, tmp_path=tmp_path))
+
+
+def test_workdir_of_another_config(tmp_path):
+  wd = tmp_path / "wd"
+  wd.mkdir()
+  (wd / "config.json").write_text('{"features": "pixel"}')
+  line = _one_line_error(_run("--config=configs/folder.py:tiny", f"--workdir={wd}", tmp_path=tmp_path))
+  assert "holds a run of another config" in line and "--overwrite" in line

@@ -1,0 +1,141 @@
+"""Class folders -> array_record: labels, splits, resizing, reuse, and every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from freqforensics.data import images, pipeline, prepare
+from freqforensics.errors import UserError
+
+OPTS = prepare.PrepareOptions(image_size=16, channels=3, split=(0.6, 0.2, 0.2))
+
+
+def test_labels_follow_sorted_folder_names_and_splits_sorted_file_names(make_folders, tmp_path):
+  src = make_folders({"C_sngan": 10, "A_real": 10, "B_progan": 10})
+  ds = prepare.prepare(src, tmp_path / "data", OPTS, progress=False)
+  assert ds.label_names == ("A_real", "B_progan", "C_sngan")
+  assert ds.num_examples == {"train": 18, "val": 6, "test": 6}
+  assert ds.image_shape == (16, 16, 3)
+  meta = ds.metadata
+  assert meta["label_names"] == ["A_real", "B_progan", "C_sngan"] and meta["source_dir"] == str(src.resolve())
+  test = ds.source("test")
+  got = sorted((ex["path"].decode(), int(ex["label"])) for ex in (test[i] for i in range(len(test))))
+  want = sorted((f"{c}/img_{i:04d}.png", label) for label, c in enumerate(ds.label_names) for i in (8, 9))
+  assert got == want
+
+
+def test_split_counts_fractions_and_counts():
+  assert prepare.split_counts(10, (0.7, 0.1, 0.2), "A") == (7, 1, 2)
+  assert prepare.split_counts(11, (0.7, 0.1, 0.2), "A") == (7, 1, 3)  # the remainder goes to test
+  assert prepare.split_counts(100, (0.5, 0.1, 0.1), "A") == (50, 10, 10)
+  assert prepare.split_counts(50, (30, 5, 10), "A") == (30, 5, 10)
+  with pytest.raises(UserError, match="class A has 40 images, fewer than the requested split 30\\+5\\+10=45"):
+    prepare.split_counts(40, (30, 5, 10), "A")
+  with pytest.raises(UserError, match="sum to more than 1"):
+    prepare.split_counts(40, (0.8, 0.2, 0.2), "A")
+  with pytest.raises(UserError, match="whole numbers"):
+    prepare.split_counts(40, (2.5, 1, 1), "A")
+
+
+def test_counts_split_and_images_brought_to_size(make_folders, tmp_path):
+  src = make_folders({"A_real": 9, "B_gan": 9}, size=(30, 50))  # wide images: centre crop then resize
+  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 1, (5, 2, 2)), progress=False)
+  assert ds.num_examples == {"train": 10, "val": 4, "test": 4}
+  ex = ds.source("train")[0]
+  assert ex["image"].shape == (8, 8, 1) and ex["image"].dtype == np.uint8
+  original = np.asarray(Image.open(src / ex["path"].decode()).convert("L"))
+  want = np.asarray(Image.fromarray(original[:, 10:40]).resize((8, 8), Image.Resampling.LANCZOS, reducing_gap=None))
+  np.testing.assert_array_equal(ex["image"][..., 0], want)
+
+
+def test_images_at_size_are_stored_losslessly(make_folders, tmp_path):
+  src = make_folders({"A_real": 5, "B_gan": 5}, size=(16, 16))
+  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (3, 1, 1)), progress=False)
+  ex = ds.source("val")[0]
+  np.testing.assert_array_equal(ex["image"], np.asarray(Image.open(src / ex["path"].decode())))
+
+
+def test_rerun_reuses_and_changed_inputs_give_a_new_dataset(make_folders, tmp_path):
+  src = make_folders({"A_real": 5, "B_gan": 5})
+  a = prepare.prepare(src, tmp_path / "data", OPTS, progress=False)
+  stamp = (a.path / "dataset_info.json").stat().st_mtime_ns
+  b = prepare.prepare(src, tmp_path / "data", OPTS, progress=False)
+  assert b.path == a.path and (a.path / "dataset_info.json").stat().st_mtime_ns == stamp
+  c = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, OPTS.split), progress=False)
+  assert c.path != a.path and a.path.exists()
+
+
+def test_unreadable_and_truncated_images_are_skipped_counted_and_listed(make_folders, tmp_path):
+  src = make_folders({"A_real": 6, "B_gan": 6})
+  (src / "A_real" / "img_0000.png").write_bytes(b"not an image at all")
+  data = (src / "B_gan" / "img_0001.png").read_bytes()
+  (src / "B_gan" / "img_0001.png").write_bytes(data[: len(data) // 2])
+  (src / "B_gan" / "notes.txt").write_text("hello")
+  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+  assert ds.num_examples == {"train": 6, "val": 2, "test": 2}
+  assert ds.metadata["skipped"] == 2
+  report = (ds.path.parents[1] / "skipped_files.txt").read_text().splitlines()
+  assert sorted(line.split("\t")[0] for line in report) == ["A_real/img_0000.png", "B_gan/img_0001.png",
+                                                             "B_gan/notes.txt"]
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing", "does not exist"),
+    ("empty", "holds no class folders"),
+    ("one_class", "only one class folder"),
+    ("no_images", "class folder .*B_gan holds no images"),
+    ("too_few", "class B_gan has 3 images, fewer than the requested split"),
+])
+def test_bad_sources_give_one_clear_line(case, match, make_folders, tmp_path):
+  if case == "missing":
+    src = tmp_path / "nope"
+  elif case == "empty":
+    src = tmp_path / "empty"
+    src.mkdir()
+  elif case == "one_class":
+    src = make_folders({"A_real": 3})
+  elif case == "no_images":
+    src = make_folders({"A_real": 3})
+    (src / "B_gan").mkdir()
+    (src / "B_gan" / "readme.txt").write_text("x")
+  else:
+    src = make_folders({"A_real": 10, "B_gan": 3})
+  with pytest.raises(UserError, match=match) as e:
+    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+  assert "\n" not in str(e.value)
+
+
+def test_open_prepared_refuses_other_directories(tmp_path):
+  with pytest.raises(UserError, match="not a prepared dataset"):
+    prepare.open_prepared(tmp_path)
+
+
+def test_grayscale_rgba_and_palette_inputs_decode(tmp_path):
+  rgba = tmp_path / "a.png"
+  Image.fromarray(np.zeros((10, 12, 4), np.uint8)).save(rgba)
+  pal = tmp_path / "b.bmp"
+  Image.fromarray(np.zeros((10, 12), np.uint8)).convert("P").save(pal)
+  jpg = tmp_path / "c.jpg"
+  Image.fromarray(np.full((10, 12, 3), 200, np.uint8)).save(jpg)
+  for p in (rgba, pal, jpg):
+    assert images.load_image(p, 8, 3).shape == (8, 8, 3)
+    assert images.load_image(p, 8, 1).shape == (8, 8, 1)
+
+
+def test_train_batches_reshuffle_per_epoch_deterministically(make_folders, tmp_path):
+  src = make_folders({"A_real": 10, "B_gan": 10})
+  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (8, 1, 1)), progress=False)
+  train = ds.source("train")
+
+  def order(seed, epoch):
+    return [tuple(b["image"][:, 0, 0, 0]) for b in pipeline.train_batches(train, 4, seed=seed, epoch=epoch)]
+
+  e1 = order(0, 1)
+  assert len(e1) == 4 and e1 == order(0, 1)
+  assert e1 != order(0, 2) and e1 != order(1, 1)
+  assert sorted(sum(e1, ())) == sorted(int(train[i]["image"][0, 0, 0]) for i in range(16))
+  json.dumps(ds.metadata)  # metadata is plain JSON

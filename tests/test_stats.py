@@ -1,0 +1,59 @@
+"""Streaming moments against numpy over several merged, masked batches; the .npz round trip."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from freqforensics import stats
+
+
+def test_streaming_moments_equal_numpy_over_uneven_batches():
+  rng = np.random.default_rng(0)
+  data = rng.normal(loc=1e4, scale=3.0, size=(203, 5, 4, 3)).astype(np.float32)  # large mean: a naive
+  acc = stats.init((5, 4, 3))                                                     # sum of squares fails
+  for lo, hi in [(0, 64), (64, 100), (100, 101), (101, 203)]:
+    acc = stats.update(acc, jnp.asarray(data[lo:hi]))
+  ref = data.astype(np.float64)
+  assert float(acc.count) == 203
+  assert acc.mean.dtype == jnp.float64
+  np.testing.assert_allclose(np.asarray(acc.mean), ref.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(stats.variance(acc), ref.var(0), rtol=1e-9)
+
+
+def test_masked_rows_do_not_count_and_merge_is_exact():
+  rng = np.random.default_rng(1)
+  data = rng.normal(size=(50, 3, 3, 1))
+  padded = np.concatenate([data[40:], np.full((6, 3, 3, 1), 1e6)])  # padding must not count
+  mask = np.r_[np.ones(10), np.zeros(6)]
+  a = stats.update(stats.init((3, 3, 1)), jnp.asarray(data[:40], jnp.float32))
+  b = stats.update(stats.init((3, 3, 1)), jnp.asarray(padded, jnp.float32), jnp.asarray(mask))
+  merged = stats.merge(a, b)
+  ref = data.astype(np.float32).astype(np.float64)
+  assert float(merged.count) == 50
+  np.testing.assert_allclose(np.asarray(merged.mean), ref.mean(0), rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(stats.variance(merged), ref.var(0), rtol=1e-9)
+
+
+def test_save_load_roundtrip_without_pickle(tmp_path):
+  rng = np.random.default_rng(2)
+  data = rng.normal(size=(30, 4, 4, 3))
+  data[:, 0, 0, 0] = 7.0  # a constant coefficient: std must become 1, not 0
+  acc = stats.update(stats.init((4, 4, 3)), jnp.asarray(data, jnp.float32))
+  path = tmp_path / "stats_dct_log.npz"
+  stats.save(path, acc, "dct_log")
+  with np.load(path, allow_pickle=False) as f:
+    assert str(f["kind"]) == "dct_log" and float(f["count"]) == 30
+    np.testing.assert_allclose(f["var"], data.astype(np.float32).astype(np.float64).var(0), rtol=1e-9, atol=1e-12)
+  fs = stats.load(path, "dct_log")
+  assert fs.mean.dtype == jnp.float32
+  assert float(fs.std[0, 0, 0]) == 1.0
+  np.testing.assert_allclose(fs.std[1:], data.astype(np.float32).std(0)[1:], rtol=1e-5)
+  with pytest.raises(ValueError, match="not 'dct'"):
+    stats.load(path, "dct")
+
+
+def test_variance_of_empty_accumulator_raises():
+  with pytest.raises(ValueError):
+    stats.variance(stats.init((2, 2, 1)))

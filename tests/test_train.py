@@ -1,0 +1,136 @@
+"""Training: resume after an interruption, 1 vs 4 devices, work-dir safety, non-finite loss."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from freqforensics import checkpointing, defaults, train
+from freqforensics.data import dataset
+from freqforensics.errors import UserError
+
+
+@pytest.fixture
+def config(make_folders, tmp_path):
+  # B_gan is 2x nearest-neighbour upsampled noise: a strong spectral fingerprint, as GANs leave.
+  src = make_folders({"A_real": 24, "B_gan": 24}, size=(16, 16))
+  for p in sorted((src / "B_gan").glob("*.png")):
+    a = np.asarray(Image.open(p))[::2, ::2]
+    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
+  c = defaults.shrink_tiny(defaults.base_config())
+  c.data.source = "folder"
+  c.data.source_dir = str(src)
+  c.data.data_dir = str(tmp_path / "data")
+  c.data.image_size = 16
+  c.data.split = (16, 4, 4)
+  c.train.batch_size = 8
+  c.eval.batch_size = 8
+  c.train.epochs = 4
+  c.train.patience = 10
+  c.progress = False
+  return c
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(config, tmp_path, monkeypatch, caplog):
+  full = train.train_and_evaluate(config, tmp_path / "full")
+  original_save = checkpointing.Checkpointer.save
+
+  def save_then_crash(self, step, *args, **kwargs):
+    original_save(self, step, *args, **kwargs)
+    if step == 2:
+      raise KeyboardInterrupt  # as if the job were killed right after epoch 2's checkpoint
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_crash)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, tmp_path / "cut")
+  assert [r["epoch"] for r in _rows(tmp_path / "cut")] == [1, 2]
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
+  with caplog.at_level(logging.INFO, logger="freqforensics"):
+    resumed = train.train_and_evaluate(config, tmp_path / "cut")
+  assert "resumed from epoch 2" in caplog.text
+  rows_full, rows_cut = _rows(tmp_path / "full"), _rows(tmp_path / "cut")
+  assert [r["epoch"] for r in rows_cut] == [1, 2, 3, 4]
+  for a, b in zip(rows_full, rows_cut):
+    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+  assert resumed["confusion_matrix"] == full["confusion_matrix"]
+  assert resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
+  assert (tmp_path / "cut" / "test_metrics.json").is_file()
+  # Re-running a finished run trains nothing more and gives the same result.
+  again = train.train_and_evaluate(config, tmp_path / "cut")
+  assert len(_rows(tmp_path / "cut")) == 4 and again["loss"] == pytest.approx(full["loss"], rel=1e-6)
+
+
+def test_training_learns_and_restores_the_best_epoch(config, tmp_path):
+  config.train.epochs = 6
+  m = train.train_and_evaluate(config, tmp_path / "wd")
+  rows = _rows(tmp_path / "wd")
+  best = min(rows, key=lambda r: r["val_loss"])
+  assert m["epoch"] == best["epoch"]
+  val = json.loads((tmp_path / "wd" / "val_metrics.json").read_text())
+  assert val["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
+  assert m["accuracy"] == 1.0 and m["label_names"] == ["A_real", "B_gan"]
+  model = json.loads((tmp_path / "wd" / "model.json").read_text())
+  assert model["label_names"] == ["A_real", "B_gan"] and model["features"] == "dct_log"
+  assert (tmp_path / "wd" / "stats_dct_log.npz").is_file()
+
+
+def test_same_train_step_on_1_and_4_devices(config):
+  assert len(jax.devices()) == 4
+  prepared = dataset.prepare_from_config(config, progress=False)
+  fs = dataset.feature_stats(prepared, "dct_log", batch_size=8, progress=False)
+  src = prepared.source("train")
+  batch = {"image": np.stack([src[i]["image"] for i in range(8)]),
+           "label": np.array([src[i]["label"] for i in range(8)], np.int32)}
+  results = []
+  for n in (1, 4):
+    mesh = train.make_mesh(n)
+    graphdef, state, _ = train.create_state(config, prepared.image_shape, 2)
+    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    step = train.make_train_step(graphdef, "dct_log", mesh)
+    put = train.make_put(mesh)
+    assert len(put(batch)["image"].sharding.device_set) == n
+    for _ in range(3):
+      state, sums = step(state, put(batch), fs)
+    results.append((jax.tree.map(np.asarray, state), jax.tree.map(float, sums)))
+  (s1, m1), (s4, m4) = results
+  assert m1["loss"] == pytest.approx(m4["loss"], rel=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), s1, s4)
+  # and training really moved the weights
+  _, fresh, _ = train.create_state(config, prepared.image_shape, 2)
+  assert not np.allclose(jax.tree.leaves(s1)[0], jax.tree.leaves(jax.tree.map(np.asarray, fresh))[0])
+
+
+def test_workdir_of_another_config_is_refused_unless_overwrite(config, tmp_path):
+  wd = tmp_path / "wd"
+  train.check_workdir(config, wd, overwrite=False)
+  (wd / "metrics.jsonl").write_text("")
+  (wd / "my_notes.txt").write_text("mine")
+  train.check_workdir(config, wd, overwrite=False)  # same config: resume is fine
+  config.model.name = "log1"
+  with pytest.raises(UserError, match="holds a run of another config \\(model.name: 'log2' -> 'log1'\\)"):
+    train.check_workdir(config, wd, overwrite=False)
+  train.check_workdir(config, wd, overwrite=True)
+  assert not (wd / "metrics.jsonl").exists() and (wd / "my_notes.txt").read_text() == "mine"
+  assert json.loads((wd / "config.json").read_text())["model"]["name"] == "log1"
+
+
+def test_non_finite_loss_stops_with_a_clear_message(config, tmp_path):
+  config.train.learning_rate = 1e38
+  with pytest.raises(UserError, match="training loss became (nan|inf) in epoch 1: lower train.learning_rate"):
+    train.train_and_evaluate(config, tmp_path / "wd")
+
+
+def test_batch_not_divisible_by_devices(config, tmp_path):
+  config.train.batch_size = 6
+  with pytest.raises(UserError, match="multiples of the 4 devices"):
+    train.train_and_evaluate(config, tmp_path / "wd")
