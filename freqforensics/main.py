@@ -17,7 +17,10 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from freqforensics import host_devices
 from freqforensics.errors import UserError
+
+host_devices.use_all_cores()  # before JAX starts: one CPU device per core (no effect on GPUs)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/demo.py[:tiny].",
                                           lock_config=True)

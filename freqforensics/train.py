@@ -21,14 +21,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from freqforensics import checkpointing, evaluate, losses, models, spectral
+from freqforensics import checkpointing, evaluate, losses, models, sharding
 from freqforensics.data import dataset, pipeline
 from freqforensics.errors import UserError
 
@@ -44,13 +41,6 @@ _RUNTIME_KEYS: tuple[str, ...] = ("data.num_threads", "data.data_dir", "progress
 # ----------------------------------------------------------------------------------------------
 # Devices and state.
 # ----------------------------------------------------------------------------------------------
-def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-  """A 1-D ('data',) mesh over the first `num_devices` devices (all by default)."""
-  devices = jax.devices()[: num_devices or None]
-  return jax.make_mesh((len(devices),), ("data",), devices=devices,
-                       axis_types=(jax.sharding.AxisType.Auto,))
-
-
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam with the config's learning rate, betas and epsilon (Keras defaults: eps 1e-7)."""
   t = config.train
@@ -68,14 +58,18 @@ def create_state(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]
 
 
 def make_train_step(graphdef, kind: str, mesh: jax.sharding.Mesh):
-  """The jitted step `(state, batch, stats) -> (state, sums)`; state is donated, batch sharded."""
-  replicated = NamedSharding(mesh, P())
+  """The jitted step `(state, batch, stats) -> (state, sums)`; state is donated, batch sharded.
+
+  Features are computed per device (no communication); the model and its gradients run under
+  automatic sharding, which all-reduces the gradients of the replicated parameters.
+  """
+  feature_fn = sharding.features_fn(mesh, kind)
 
   def train_step(state, batch, feature_stats):
     model, optimizer = nnx.merge(graphdef, state)
+    x = feature_fn(batch["image"], feature_stats)
 
     def loss_fn(model):
-      x = spectral.features(batch["image"], kind, feature_stats)
       logits = model(x, train=True)
       loss = jnp.mean(losses.per_example_loss(logits, batch["label"]))
       return loss + model.penalty(), (loss, logits)
@@ -87,28 +81,20 @@ def make_train_step(graphdef, kind: str, mesh: jax.sharding.Mesh):
     sums = {"loss": loss * n, "correct": correct.astype(jnp.float32), "count": jnp.float32(n)}
     return nnx.state((model, optimizer)), sums
 
-  return jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated))
+  rep = sharding.replicated(mesh)
+  return jax.jit(train_step, donate_argnums=0, out_shardings=(rep, rep))
 
 
-def make_logits_fn(graphdef, kind: str):
+def make_logits_fn(graphdef, kind: str, mesh: jax.sharding.Mesh):
   """A jitted `(state, batch, stats) -> logits` in inference mode."""
+  feature_fn = sharding.features_fn(mesh, kind)
 
   @jax.jit
   def logits_fn(state, batch, feature_stats):
     model, _ = nnx.merge(graphdef, state)
-    return model(spectral.features(batch["image"], kind, feature_stats), train=False)
+    return model(feature_fn(batch["image"], feature_stats), train=False)
 
   return logits_fn
-
-
-def make_put(mesh: jax.sharding.Mesh):
-  """Host batch (numpy) -> global arrays sharded over the mesh's 'data' axis."""
-  sharding = NamedSharding(mesh, P("data"))
-
-  def put(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-  return put
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,8 +159,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   progress = bool(config.progress)
   t = config.train
   kind = config.features
-  mesh = make_mesh(config.num_devices or None)
-  put = make_put(mesh)
+  mesh = sharding.make_mesh(config.num_devices or None)
+  put = sharding.make_put(mesh)
   if t.batch_size % mesh.size or config.eval.batch_size % mesh.size:
     raise UserError(f"train.batch_size ({t.batch_size}) and eval.batch_size ({config.eval.batch_size}) must be"
                     f" multiples of the {mesh.size} devices: change them or set --config.num_devices")
@@ -183,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   prepared = dataset.prepare_from_config(config, progress=progress)
   labels = prepared.label_names
   log.info("dataset %s: %s, labels %s", prepared.path, prepared.num_examples, dict(enumerate(labels)))
-  feature_stats = dataset.feature_stats(prepared, kind, batch_size=config.eval.batch_size, put=put,
+  feature_stats = dataset.feature_stats(prepared, kind, mesh, batch_size=config.eval.batch_size,
                                         num_threads=config.data.num_threads or 2, progress=progress)
   if feature_stats is not None:
     shutil.copyfile(prepared.path / f"stats_{kind}.npz", workdir / f"stats_{kind}.npz")
@@ -199,11 +185,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   num_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
   log.info("model %s on %s features: %d parameters, %d device(s)", config.model.name, kind, num_params,
                mesh.size)
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put(state, replicated)
-  stats_dev = jax.device_put(feature_stats, replicated) if feature_stats is not None else None
+  state = jax.device_put(state, sharding.replicated(mesh))
+  stats_dev = jax.device_put(feature_stats, sharding.replicated(mesh)) if feature_stats is not None else None
   train_step = make_train_step(graphdef, kind, mesh)
-  logits_fn = make_logits_fn(graphdef, kind)
+  logits_fn = make_logits_fn(graphdef, kind, mesh)
   ckpt = checkpointing.Checkpointer(workdir / "checkpoints")
   record = {"epoch": 0, "best_epoch": 0, "best_val_loss": math.inf, "bad_epochs": 0, "stopped": False}
   if (latest := ckpt.latest_step()) is not None:

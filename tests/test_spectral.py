@@ -29,23 +29,24 @@ def test_dct2_matches_scipy_float32(h, w):
 
 
 @pytest.mark.parametrize("h,w", [(8, 8), (31, 64), (128, 128)])
-def test_dct2_matches_scipy_float64(h, w):
+@pytest.mark.parametrize("method", ["fft", "matmul"])
+def test_dct2_matches_scipy_float64(h, w, method):
   x = np.random.default_rng(1).normal(size=(3, h, w, 2))
   ref = scipy.fft.dctn(x, type=2, norm="ortho", axes=(-3, -2))
   with jax.enable_x64(True):
-    got = np.asarray(spectral.dct2(jnp.asarray(x, jnp.float64)))
+    got = np.asarray(spectral.dct2(jnp.asarray(x, jnp.float64), method=method))
   assert got.dtype == np.float64
   np.testing.assert_allclose(got, ref, atol=1e-10 * np.abs(ref).max())
 
 
-def test_both_implementations_agree_with_scipy_across_the_threshold():
-  """The matrix path is also exact at large sizes and the FFT path at small ones."""
-  x = np.random.default_rng(2).normal(size=(1, 48, 40, 3)).astype(np.float32)
+@pytest.mark.parametrize("method", ["fft", "matmul"])
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 5), (48, 40), (33, 20), (64, 200), (1, 6)])
+def test_each_implementation_matches_scipy(method, h, w):
+  """Both paths are exact at odd, even, square and non-square sizes, whichever `auto` picks."""
+  x = np.random.default_rng(h * w).normal(size=(2, h, w, 3)).astype(np.float32)
   ref = scipy.fft.dctn(x.astype(np.float64), type=2, norm="ortho", axes=(-3, -2))
-  fft = jax.scipy.fft.dctn(x, type=2, norm="ortho", axes=(-3, -2))
-  mat = spectral._transform_hw(jnp.asarray(x), jnp.asarray(spectral.dct_matrix(48), jnp.float32),
-                               jnp.asarray(spectral.dct_matrix(40), jnp.float32))
-  assert _rel_err(fft, ref) < 1e-5 and _rel_err(mat, ref) < 1e-5
+  assert _rel_err(spectral.dct2(x, method=method), ref) < 1e-5
+  assert _rel_err(spectral.idct2(ref.astype(np.float32), method=method), x) < 1e-5
 
 
 @pytest.mark.parametrize("h,w", [(8, 8), (40, 24), (128, 128), (1024, 600)])
@@ -95,3 +96,12 @@ def test_features_kinds():
     spectral.features(images, "dct_log", None)
   with pytest.raises(ValueError, match="unknown feature kind"):
     spectral.features(images, "wavelet", stats)
+
+
+def test_chunked_features_equal_one_pass():
+  images = np.random.default_rng(6).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+  stats = spectral.FeatureStats(jnp.full((8, 8, 3), 0.1), jnp.full((8, 8, 3), 1.5))
+  one = spectral.features(images, "dct_log", stats, chunk=0)
+  for chunk in (1, 3, 4):
+    np.testing.assert_allclose(spectral.features(images, "dct_log", stats, chunk=chunk), one, rtol=1e-6, atol=1e-6)
+  assert spectral.default_chunk((256, 128, 128, 3)) == 16 and spectral.default_chunk((8, 128, 128, 3)) == 0

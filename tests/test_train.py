@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics import checkpointing, defaults, train
+from freqforensics import checkpointing, defaults, sharding, train
 from freqforensics.data import dataset
 from freqforensics.errors import UserError
 
@@ -87,17 +87,17 @@ def test_training_learns_and_restores_the_best_epoch(config, tmp_path):
 def test_same_train_step_on_1_and_4_devices(config):
   assert len(jax.devices()) == 4
   prepared = dataset.prepare_from_config(config, progress=False)
-  fs = dataset.feature_stats(prepared, "dct_log", batch_size=8, progress=False)
+  fs = dataset.feature_stats(prepared, "dct_log", sharding.make_mesh(1), batch_size=8, progress=False)
   src = prepared.source("train")
   batch = {"image": np.stack([src[i]["image"] for i in range(8)]),
            "label": np.array([src[i]["label"] for i in range(8)], np.int32)}
   results = []
   for n in (1, 4):
-    mesh = train.make_mesh(n)
+    mesh = sharding.make_mesh(n)
     graphdef, state, _ = train.create_state(config, prepared.image_shape, 2)
     state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
     step = train.make_train_step(graphdef, "dct_log", mesh)
-    put = train.make_put(mesh)
+    put = sharding.make_put(mesh)
     assert len(put(batch)["image"].sharding.device_set) == n
     for _ in range(3):
       state, sums = step(state, put(batch), fs)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import ml_collections
-import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import spectral, stats
+from freqforensics import sharding, spectral, stats
 from freqforensics.data import pipeline, prepare
 from freqforensics.errors import UserError
 
@@ -61,8 +59,7 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
                          progress=progress)
 
 
-def feature_stats(prepared: prepare.PreparedDataset, kind: str, *, batch_size: int,
-                  put: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]] = lambda b: b,
+def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
                   num_threads: int = 2, progress: bool = True) -> spectral.FeatureStats | None:
   """Per-coefficient mean/std of `kind` over the training split; cached as `stats_<kind>.npz`.
 
@@ -75,7 +72,8 @@ def feature_stats(prepared: prepare.PreparedDataset, kind: str, *, batch_size: i
   if path.is_file():
     return stats.load(path, kind)
   source = prepared.source("train")
-  raw = jax.jit(lambda images: spectral.raw_features(images, kind))
+  raw = jax.jit(sharding.raw_features_fn(mesh, kind))
+  put = sharding.make_put(mesh)
   acc = stats.init(prepared.image_shape)
   steps = pipeline.num_eval_steps(len(source), batch_size)
   for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads), total=steps,

@@ -1,0 +1,302 @@
+"""The synthetic benchmark: real photo crops and three simulated GAN upsamplers, no downloads.
+
+Real class `A_real`: random crops (random scale, offset and horizontal flip) of the natural colour
+photographs that ship inside scikit-image and scikit-learn. Fake classes: a different random crop
+from the same distribution is downsampled 2x (anti-aliased) and brought back to full size by the last
+stage of a GAN generator, written in Flax NNX with fixed weight seeds:
+
+  B_nearest     nearest-neighbour 2x upsampling + 3x3 conv
+  C_bilinear    bilinear 2x upsampling + 3x3 conv
+  D_transposed  stride-2 4x4 transposed conv (checkerboard)
+
+The convs are identity / bilinear-interpolation kernels plus a fixed zero-sum random perturbation, and
+weak noise is added before upsampling (the GAN's stochastic "texture"), so image content and colour
+stay those of the crop while each upsampler leaves its own fingerprint in the spectrum. The output is the class-folder layout users bring (`out_dir/<class>/00000.png`, sorted
+folder names give the labels) plus `out_dir/synthetic.json`, written last as the completion marker.
+
+  python -m freqforensics.data.synthetic --out_dir=/tmp/synth --num_per_class=1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import re
+import shutil
+import sys
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from PIL import Image
+from tqdm import tqdm
+
+from freqforensics.errors import UserError
+
+FORMAT_VERSION = 1
+REAL_CLASS = "A_real"
+GENERATORS = ("B_nearest", "C_bilinear", "D_transposed")
+CLASSES = (REAL_CLASS,) + GENERATORS
+MARKER = "synthetic.json"
+
+_BATCH = 256
+# Skimage photos that are RGB colour photographs (`cat` is the same picture as `chelsea`).
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry",
+                   "hubble_deep_field", "retina")
+# Crops flatter than this (black sky, retina border) look the same in every class: resample them.
+_MIN_STD = 4.0
+# Std of the fixed kernel perturbation (per tap) and of the GAN "texture" noise added before
+# upsampling (in [-1, 1] units): strong enough for distinct fingerprints, weak enough to keep content.
+# The transposed conv gets less: each of its 4 output phases sums only 4 taps, so a perturbation
+# there changes that phase's gain (the checkerboard) and colour, not just the high frequencies.
+_KERNEL_EPS = {"nearest": 0.08, "bilinear": 0.08, "transposed": 0.03}
+_TEXTURE_STD = 0.02
+_WEIGHT_SEEDS = {"B_nearest": 101, "C_bilinear": 202, "D_transposed": 303}
+_PNG_NAME = re.compile(r"^\d{5,}\.png$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticReport:
+  """What `generate` wrote (or found): parameters and mean PSNR of each fake class."""
+
+  out_dir: pathlib.Path
+  num_per_class: int
+  image_size: int
+  seed: int
+  classes: tuple[str, ...]
+  psnr_db: dict[str, float]
+  reused: bool
+
+
+@functools.lru_cache(maxsize=1)
+def _photos() -> tuple[Image.Image, ...]:
+  """The bundled colour photos as RGB PIL images (all load offline)."""
+  import skimage.data
+  from sklearn.datasets import load_sample_images
+  arrays = [getattr(skimage.data, name)() for name in _SKIMAGE_PHOTOS]
+  arrays.append(skimage.data.stereo_motorcycle()[0])  # The right view is nearly the same scene.
+  arrays.extend(load_sample_images().images)  # china, flower
+  return tuple(Image.fromarray(np.ascontiguousarray(a[..., :3], dtype=np.uint8)) for a in arrays)
+
+
+def random_crop(rng: np.random.Generator, size: int) -> np.ndarray:
+  """One (size, size, 3) uint8 crop at a random photo, scale, sub-pixel offset and flip."""
+  photos = _photos()
+  for _ in range(20):
+    img = photos[rng.integers(len(photos))]
+    w, h = img.size
+    # Source side >= 1.25x the output with a float offset: the rescale (anti-aliased LANCZOS) then
+    # smears the 8x8 JPEG grid of the JPEG-sourced photos, so no class can be told by that grid.
+    hi = float(min(w, h))
+    lo = min(1.25 * size, hi)
+    side = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+    crop = img.resize((size, size), Image.LANCZOS, box=(x0, y0, x0 + side, y0 + side))
+    if rng.random() < 0.5:
+      crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+    arr = np.asarray(crop)
+    if arr.std() >= _MIN_STD:
+      break
+  return arr
+
+
+def _perturbed(base: np.ndarray, eps: float):
+  """Kernel init: `base` plus a random perturbation with zero sum per (in, out) channel pair.
+
+  Zero sum keeps the DC gain, so mean brightness and colour are those of the source crop and the
+  classes differ in their spectra, not in a global shift a pixel model could pick up.
+  """
+  def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    noise = jax.random.normal(key, shape, dtype)
+    noise = noise - noise.mean(axis=(0, 1), keepdims=True)
+    return (base + eps * noise).astype(dtype)
+  return init
+
+
+_EYE = np.eye(3, dtype=np.float32)
+_DELTA = np.zeros((3, 3, 3, 3), np.float32)
+_DELTA[1, 1] = _EYE  # 3x3 identity conv.
+_TENT = np.array([1, 3, 3, 1], np.float32) / 4  # 2x bilinear interpolation as a 4-tap filter.
+_BILINEAR = np.outer(_TENT, _TENT)[:, :, None, None] * _EYE
+
+
+class Upsampler(nnx.Module):
+  """Last stage of a GAN generator on [-1, 1] images: 2x upsampling, then (B, C) a 3x3 conv."""
+
+  def __init__(self, mode: str, *, rngs: nnx.Rngs):
+    self.mode = mode
+    # HIGHEST: on GPUs float32 convs default to TF32, which would change the images per device.
+    hp = jax.lax.Precision.HIGHEST
+    if mode == "transposed":
+      self.up = nnx.ConvTranspose(3, 3, (4, 4), strides=(2, 2), padding="VALID", use_bias=False,
+                                  kernel_init=_perturbed(_BILINEAR, _KERNEL_EPS[mode]),
+                                  precision=hp, rngs=rngs)
+    else:
+      self.conv = nnx.Conv(3, 3, (3, 3), padding="VALID", use_bias=False,
+                           kernel_init=_perturbed(_DELTA, _KERNEL_EPS[mode]),
+                           precision=hp, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    # Symmetric padding matches the DCT-II's implicit extension: no border artifacts.
+    pad = lambda t: jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
+    if self.mode == "transposed":
+      return self.up(pad(x))[:, 3:3 + 2 * h, 3:3 + 2 * w]  # This offset aligns with bilinear.
+    if self.mode == "nearest":
+      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    else:
+      x = jax.image.resize(x, (b, 2 * h, 2 * w, c), "linear")
+    return self.conv(pad(x))
+
+
+@functools.cache
+def _generator_fn(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+  """jit-compiled uint8 crops (B,S,S,3) + texture noise (B,S/2,S/2,3) -> uint8 fakes."""
+  model = Upsampler(name.split("_", 1)[1], rngs=nnx.Rngs(_WEIGHT_SEEDS[name]))
+  graphdef, state = nnx.split(model)  # Functional form: plain jax.jit, no nnx.jit overhead.
+
+  @jax.jit
+  def forward(state, crops, noise):
+    x = crops.astype(jnp.float32) / 127.5 - 1.0
+    b, s, _, c = x.shape
+    low = jax.image.resize(x, (b, s // 2, s // 2, c), "linear", antialias=True)
+    y = nnx.merge(graphdef, state)(low + noise)
+    return jnp.round(jnp.clip((y + 1.0) * 127.5, 0, 255)).astype(jnp.uint8)
+
+  return lambda crops, noise: np.asarray(forward(state, crops, noise))
+
+
+def _pad_to(a: np.ndarray, n: int) -> np.ndarray:
+  """Zero-pads the batch axis to n: the last batch keeps the shape, one compile per generator."""
+  return np.concatenate([a, np.zeros((n - len(a),) + a.shape[1:], a.dtype)])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
+  return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+
+
+def _params(num_per_class: int, image_size: int, seed: int) -> dict:
+  return {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
+          "image_size": image_size, "seed": seed, "classes": list(CLASSES)}
+
+
+def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
+  """Returns the stored metadata if it can be reused; otherwise clears our own folders."""
+  marker = out / MARKER
+  if marker.exists():
+    try:
+      meta = json.loads(marker.read_text())
+      stored = {k: meta.get(k) for k in params}
+    except (json.JSONDecodeError, AttributeError):
+      meta, stored = {}, None
+    if stored == params and isinstance(meta.get("psnr_db"), dict) and not overwrite:
+      return meta
+    if not overwrite:
+      diff = (f"unreadable {MARKER}" if stored is None else ", ".join(
+          f"{k}={stored[k]!r} (asked {v!r})" for k, v in params.items() if stored[k] != v))
+      raise UserError(f"{out} holds a synthetic benchmark with other parameters ({diff}); use a "
+                      "new --out_dir or pass overwrite=True (--overwrite) to replace it.")
+    owned = set(CLASSES) | {c for c in meta.get("classes", []) if re.fullmatch(r"\w+", str(c))}
+  else:
+    # An interrupted run left only our class folders: regenerating them is safe (deterministic).
+    # Anything else may be user data: refuse rather than delete it.
+    foreign = [p.name for p in out.iterdir() if p.name not in CLASSES + (MARKER + ".tmp",)]
+    for cls in CLASSES:
+      if (out / cls).is_dir():
+        foreign += [f"{cls}/{p.name}" for p in (out / cls).iterdir() if not _PNG_NAME.match(p.name)]
+    if foreign:
+      raise UserError(f"{out} exists without {MARKER} and holds files that are not the synthetic "
+                      f"benchmark's ({', '.join(sorted(foreign)[:3])}); use a new --out_dir.")
+    owned = set(CLASSES)
+  for cls in owned:
+    if (out / cls).is_dir():
+      shutil.rmtree(out / cls)
+  for name in (MARKER, MARKER + ".tmp"):
+    (out / name).unlink(missing_ok=True)
+  return None
+
+
+def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int = 64,
+             seed: int = 0, overwrite: bool = False, progress: bool = True) -> SyntheticReport:
+  """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`."""
+  if num_per_class < 1:
+    raise UserError(f"num_per_class must be >= 1, got {num_per_class}.")
+  if image_size < 8 or image_size % 2:
+    raise UserError(f"image_size must be even and >= 8 (fakes are upsampled 2x), got {image_size}.")
+  out = pathlib.Path(out_dir)
+  if out.exists() and not out.is_dir():
+    raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
+  params = _params(num_per_class, image_size, seed)
+  out.mkdir(parents=True, exist_ok=True)
+  meta = _prepare_dir(out, params, overwrite)
+  if meta is not None:
+    return SyntheticReport(out, num_per_class, image_size, seed, CLASSES,
+                           {k: float(v) for k, v in meta["psnr_db"].items()}, reused=True)
+
+  for cls in CLASSES:
+    (out / cls).mkdir()
+  width = max(5, len(str(num_per_class - 1)))
+  batch = min(_BATCH, num_per_class)
+  psnr_sum = {g: 0.0 for g in GENERATORS}
+  bar = tqdm(total=num_per_class * len(CLASSES), desc="synthetic", unit="img", disable=not progress)
+  for start in range(0, num_per_class, batch):
+    idx = range(start, min(start + batch, num_per_class))
+    for k, cls in enumerate(CLASSES):
+      # One RNG per (seed, class, image): crops do not depend on batching, and the source crops of
+      # the fakes are other crops than the real ones (other streams), from the same distribution.
+      rngs = [np.random.default_rng([seed, k, i]) for i in idx]
+      crops = np.stack([random_crop(r, image_size) for r in rngs])
+      if cls == REAL_CLASS:
+        images = crops
+      else:
+        half = image_size // 2
+        noise = np.stack([r.normal(0, _TEXTURE_STD, (half, half, 3)) for r in rngs])
+        images = _generator_fn(cls)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
+        images = images[:len(idx)]
+        psnr_sum[cls] += float(_psnr(images, crops).sum())
+      for i, img in zip(idx, images):
+        Image.fromarray(img).save(out / cls / f"{i:0{width}d}.png", format="PNG")
+      bar.update(len(idx))
+  bar.close()
+
+  psnr = {g: round(psnr_sum[g] / num_per_class, 4) for g in GENERATORS}
+  meta = dict(params, generators=list(GENERATORS), psnr_db=psnr)
+  tmp = out / (MARKER + ".tmp")
+  tmp.write_text(json.dumps(meta, indent=2) + "\n")
+  os.replace(tmp, out / MARKER)  # Atomic: the marker exists only once every image is written.
+  return SyntheticReport(out, num_per_class, image_size, seed, CLASSES, psnr, reused=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+  parser.add_argument("--out_dir", required=True)
+  parser.add_argument("--num_per_class", type=int, default=1000)
+  parser.add_argument("--image_size", type=int, default=64)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--overwrite", action="store_true")
+  parser.add_argument("--no_progress", action="store_true")
+  args = parser.parse_args(argv)
+  try:
+    report = generate(args.out_dir, num_per_class=args.num_per_class, image_size=args.image_size,
+                      seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return e.exit_code
+  state = "reused" if report.reused else "written"
+  print(f"{report.out_dir} ({state}): {report.num_per_class} images/class, "
+        f"{report.image_size}x{report.image_size}, seed {report.seed}")
+  for cls in report.classes:
+    psnr = report.psnr_db.get(cls)
+    print(f"  {cls}: " + ("real crops" if psnr is None else f"PSNR {psnr:.2f} dB vs source crop"))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,59 @@
+"""The ('data',) device mesh, host-to-device batch placement and per-device feature transforms.
+
+One mesh axis, `data`: batches are split over all devices, parameters are replicated. The same
+code runs on 1 device, N devices (GPUs, or one CPU device per core, see `host_devices`) and N hosts
+(`make_array_from_process_local_data` assembles each host's slice into one global array).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from freqforensics import spectral
+
+
+def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+  """A 1-D ('data',) mesh over the first `num_devices` devices (all by default)."""
+  devices = jax.devices()[: num_devices or None]
+  return jax.make_mesh((len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def make_put(mesh: jax.sharding.Mesh) -> Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]:
+  """Host batch (numpy) -> global arrays sharded over the mesh's 'data' axis."""
+  sharding = NamedSharding(mesh, P("data"))
+
+  def put(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+  return put
+
+
+def per_device(mesh: jax.sharding.Mesh, fn: Callable[..., jax.Array], num_replicated: int = 0):
+  """`fn(batch, *replicated_args)` run on each device's slice of the batch (shard_map).
+
+  Used for the spectral transforms: they are per-example, so each device transforms its own
+  images, in cache-sized chunks (`spectral.default_chunk` of the local batch), with no
+  communication at all.
+  """
+  return jax.shard_map(fn, mesh=mesh, in_specs=(P("data"),) + (P(),) * num_replicated, out_specs=P("data"))
+
+
+def features_fn(mesh: jax.sharding.Mesh, kind: str):
+  """`(images, stats) -> model input`, per device; `stats` is None for `pixel`."""
+  spectral.needs_stats(kind)  # validates the kind now rather than at trace time
+  return per_device(mesh, lambda images, stats: spectral.features(images, kind, stats), num_replicated=1)
+
+
+def raw_features_fn(mesh: jax.sharding.Mesh, kind: str):
+  """`images -> feature before standardisation`, per device (for the statistics pass)."""
+  return per_device(mesh, functools.partial(spectral.raw_features, kind=kind))
