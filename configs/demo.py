@@ -8,8 +8,9 @@ Tiny form (seconds): --config=configs/demo.py:tiny
 
 Data: real crops of bundled photos + three simulated GAN generators (nearest, bilinear,
 transposed-conv upsampling), 1000 images per class at 64x64, split 70/10/20 per class.
-Expected on 2 CPU cores: about 1-2 minutes the first time (generation, preparation, statistics,
-training); test accuracy about 0.99 for dct_log, about 0.5 for pixel (see README).
+Measured on 2 CPU cores: 35 s the first time (12 s of it generating the benchmark), 21 s with the
+data cached; test accuracy 1.000 for dct_log and 0.419 for pixel (README, "What the demo shows").
+Tiny (60 images per class at 32x32, 3 epochs): 8 s, test accuracy 0.98 on 48 images.
 """
 
 from __future__ import annotations

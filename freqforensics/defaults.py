@@ -24,7 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ""  # where generated/prepared data are cached; '' = $FREQFORENSICS_DATA or ~/.cache/freqforensics
   c.data.image_size = 64  # images are centre-cropped to a square and resized to this side
   c.data.channels = 3  # 3 = RGB, 1 = grayscale
-  c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): fractions (all <= 1) or counts
+  c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions, integers = counts
   c.data.num_threads = 0  # decoding/reading threads; 0 = one per core
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.num_per_class = 1000  # images per class of the synthetic benchmark

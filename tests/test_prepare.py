@@ -37,8 +37,8 @@ def test_split_counts_fractions_and_counts():
     prepare.split_counts(40, (30, 5, 10), "A")
   with pytest.raises(UserError, match="sum to more than 1"):
     prepare.split_counts(40, (0.8, 0.2, 0.2), "A")
-  with pytest.raises(UserError, match="whole numbers"):
-    prepare.split_counts(40, (2.5, 1, 1), "A")
+  assert prepare.split_counts(40, (1, 1, 1), "A") == (1, 1, 1)  # integers are counts
+  assert prepare.split_counts(40, (1.0, 0.0, 0.0), "A") == (40, 0, 0)  # floats are fractions
 
 
 def test_counts_split_and_images_brought_to_size(make_folders, tmp_path):
@@ -78,7 +78,7 @@ def test_unreadable_and_truncated_images_are_skipped_counted_and_listed(make_fol
   ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert ds.num_examples == {"train": 6, "val": 2, "test": 2}
   assert ds.metadata["skipped"] == 2
-  report = (ds.path.parents[1] / "skipped_files.txt").read_text().splitlines()
+  report = (ds.path / "skipped_files.txt").read_text().splitlines()
   assert sorted(line.split("\t")[0] for line in report) == ["A_real/img_0000.png", "B_gan/img_0001.png",
                                                              "B_gan/notes.txt"]
 
@@ -139,3 +139,53 @@ def test_train_batches_reshuffle_per_epoch_deterministically(make_folders, tmp_p
   assert e1 != order(0, 2) and e1 != order(1, 1)
   assert sorted(sum(e1, ())) == sorted(int(train[i]["image"][0, 0, 0]) for i in range(16))
   json.dumps(ds.metadata)  # metadata is plain JSON
+
+
+def test_interrupted_preparation_resumes_at_the_first_missing_shard(make_folders, tmp_path, monkeypatch):
+  src = make_folders({"A_real": 12, "B_gan": 12}, size=(8, 8))
+  monkeypatch.setattr(prepare, "_SHARD_BYTES", 5 * 8 * 8 * 3)  # 5 images per shard: train has 4 shards
+  opts = prepare.PrepareOptions(8, 3, (10, 1, 1))
+  original = prepare._write_shard
+  calls = []
+
+  def crash_on_third(path, *args, **kwargs):
+    calls.append(path.name)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return original(path, *args, **kwargs)
+
+  monkeypatch.setattr(prepare, "_write_shard", crash_on_third)
+  with pytest.raises(KeyboardInterrupt):
+    prepare.prepare(src, tmp_path / "data", opts, progress=False)
+  calls.clear()
+  monkeypatch.setattr(prepare, "_write_shard", lambda path, *a, **k: calls.append(path.name) or original(path, *a, **k))
+  ds = prepare.prepare(src, tmp_path / "data", opts, progress=False)
+  assert calls[0] == "freqforensics-train.array_record-00002-of-00004"  # shards 0 and 1 were kept
+  assert ds.num_examples == {"train": 20, "val": 2, "test": 2}
+  paths = sorted(ds.source("train")[i]["path"].decode() for i in range(20))
+  assert paths == sorted(f"{c}/img_{i:04d}.png" for c in ("A_real", "B_gan") for i in range(10))
+
+
+def test_a_split_with_only_unreadable_images_is_a_clear_error(make_folders, tmp_path):
+  src = make_folders({"A_real": 3, "B_gan": 3})
+  for c in ("A_real", "B_gan"):
+    (src / c / "img_0002.png").write_bytes(b"broken")
+  with pytest.raises(UserError, match="every image of the test split was unreadable"):
+    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (1, 1, 1)), progress=False)
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypatch):
+  import tracemalloc
+
+  from conftest import write_class_folders
+
+  monkeypatch.setattr(prepare, "_DECODE_CHUNK", 8)
+  peaks = {}
+  for n in (20, 200):
+    src = write_class_folders(tmp_path / f"src{n}", {"A_real": n, "B_gan": n}, size=(64, 64))
+    tracemalloc.start()
+    prepare.prepare(src, tmp_path / f"data{n}", prepare.PrepareOptions(64, 3, (0.8, 0.1, 0.1)), progress=False,)
+    peaks[n] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+  # 360 more images are 4.4 MB of pixels; a pipeline that held them all would grow by at least that.
+  assert peaks[200] - peaks[20] < 1.5e6, peaks

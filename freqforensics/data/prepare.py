@@ -3,8 +3,13 @@
 Each class is split on its own into train/val/test by sorted file name, so membership is
 reproducible and every class is represented in every split. Images are decoded once (in threads:
 Pillow releases the GIL), centre-cropped and resized to the configured size, and stored as uint8
-tensors: no lossy re-encode, no decoding at training time. tfds writes shards through its on-disk
-shuffler, so memory does not grow with the number of images.
+tensors: no lossy re-encode, no decoding at training time.
+
+Examples are serialised with the tfds feature spec and streamed straight into sharded
+`array_record` files (one decoded chunk in memory at a time, so memory does not grow with the
+number of images); `tfds.folder_dataset.write_metadata` then makes the directory a tfds dataset
+that `tfds.builder_from_directory(...).as_data_source(split)` and grain read with random access.
+Shards are finished atomically, so an interrupted preparation resumes at the first missing shard.
 
 A prepared dataset lives in a directory named after the source and a fingerprint of the source's
 file list and the preparation arguments: a re-run with the same inputs reuses it, changed inputs
@@ -20,7 +25,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +38,10 @@ log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _FORMAT_VERSION = 1
-_DECODE_CHUNK = 64
+_DECODE_CHUNK = 256  # images decoded (in threads) and held in memory at a time
+_SHARD_BYTES = 256 << 20  # raw image bytes per array_record shard
+_DATASET_NAME = "freqforensics"
+_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +75,17 @@ class PreparedDataset:
 
 
 def split_counts(n: int, split: Sequence[float], class_name: str) -> tuple[int, int, int]:
-  """Per-class (train, val, test) sizes from fractions (all <= 1) or counts (integers).
+  """Per-class (train, val, test) sizes: integers are counts, floats are fractions of the class.
 
-  Fractions that sum to 1 give the rounding remainder to test, so every file is used. Raises
+  `(100, 20, 30)` takes 100/20/30 images of each class; `(0.7, 0.1, 0.2)` takes 70%/10%/20%
+  (fractions that sum to 1 give the rounding remainder to test, so every file is used). Raises
   `UserError` when a class has fewer images than requested.
   """
   if len(split) != 3 or any(s < 0 for s in split):
     raise UserError(f"data.split must be three non-negative numbers (train, val, test), got {tuple(split)}")
-  if all(s <= 1 for s in split):  # fractions
+  if any(isinstance(s, float) for s in split):  # fractions
     if sum(split) > 1 + 1e-9:
-      raise UserError(f"data.split fractions {tuple(split)} sum to more than 1: lower them")
+      raise UserError(f"data.split fractions {tuple(split)} sum to more than 1: lower them (or give integer counts)")
     n_train, n_val = int(n * split[0]), int(n * split[1])
     n_test = n - n_train - n_val if abs(sum(split) - 1) < 1e-9 else int(n * split[2])
     counts = (n_train, n_val, n_test)
@@ -85,8 +94,6 @@ def split_counts(n: int, split: Sequence[float], class_name: str) -> tuple[int, 
           f"class {class_name} has {n} images: too few for split fractions {tuple(split)} (a split"
           " would be empty); add images or use larger fractions")
     return counts
-  if any(float(s) != int(s) for s in split):
-    raise UserError(f"data.split counts must be whole numbers (or all fractions <= 1), got {tuple(split)}")
   counts = (int(split[0]), int(split[1]), int(split[2]))
   if sum(counts) > n:
     raise UserError(
@@ -111,7 +118,7 @@ def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
   """A hash of every file's relative path, size and mtime, and of the options that shape the data."""
   h = hashlib.sha256()
   h.update(json.dumps({"v": _FORMAT_VERSION, "size": options.image_size, "channels": options.channels,
-                       "split": list(map(float, options.split))}).encode())
+                       "split": list(options.split)}).encode())
   for name in folders.class_names:
     for path in folders.files[name]:
       st = path.stat()
@@ -119,69 +126,103 @@ def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
   return h.hexdigest()
 
 
-class FreqforensicsFolder(tfds.core.GeneratorBasedBuilder):
-  """tfds builder over a class-folder source; constructed by `prepare`, not by name."""
+def _features(folders: images.ClassFolders, options: PrepareOptions) -> tfds.features.FeaturesDict:
+  return tfds.features.FeaturesDict({
+      "image": tfds.features.Tensor(shape=(options.image_size, options.image_size, options.channels),
+                                    dtype=np.uint8),
+      "label": tfds.features.ClassLabel(names=list(folders.class_names)),
+      "path": tfds.features.Text(),
+  })
 
-  VERSION = tfds.core.Version("1.0.0")
 
-  def __init__(self, *, folders: images.ClassFolders, options: PrepareOptions, assignment, fp: str,
-               progress: bool, **kwargs):
-    self._folders = folders
-    self._options = options
-    self._assignment = assignment
-    self._fp = fp
-    self._progress = progress
-    self.skipped: list[tuple[str, str]] = []
-    super().__init__(**kwargs)
+def _shard_name(split: str, index: int, count: int) -> str:
+  return f"{_DATASET_NAME}-{split}.array_record-{index:05d}-of-{count:05d}"
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    o = self._options
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description="Class-folder images prepared by freqforensics.",
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(o.image_size, o.image_size, o.channels), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=list(self._folders.class_names)),
-            "path": tfds.features.Text(),
-        }),
-        metadata=tfds.core.MetadataDict(
-            source_dir=str(self._folders.root.resolve()), label_names=list(self._folders.class_names),
-            image_size=o.image_size, channels=o.channels, crop="center", split=list(map(float, o.split)),
-            fingerprint=self._fp, format_version=_FORMAT_VERSION),
-    )
 
-  def _split_generators(self, dl_manager):
-    del dl_manager
-    return {s: self._generate_examples(s) for s in SPLITS if self._assignment[s]}
+def _write_shard(path: Path, items: Sequence[tuple[Path, int]], root: Path, features, options: PrepareOptions,
+                 pool: concurrent.futures.Executor, bar) -> dict:
+  """Decodes `items` (in threads) and streams them into one array_record file; returns its record."""
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
-  def _generate_examples(self, split: str) -> Iterator[tuple[str, dict]]:
-    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  def decode(item):
+    file, label = item
+    try:
+      return file, label, images.load_image(file, options.image_size, options.channels), None
+    except images.ImageDecodeError as e:
+      return file, label, None, str(e)
 
-    items = self._assignment[split]
-    o = self._options
-    workers = o.num_threads or os.cpu_count() or 1
-    bar = tqdm(total=len(items), desc=f"prepare {split}", unit="img", disable=not self._progress)
-    root = self._folders.root
+  tmp = path.with_name(path.name + ".tmp")
+  writer = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1")
+  count, skipped = 0, []
+  it = iter(items)
+  while chunk := list(itertools.islice(it, _DECODE_CHUNK)):
+    for file, label, array, error in pool.map(decode, chunk):
+      bar.update()
+      rel = str(file.relative_to(root))
+      if error is not None:
+        skipped.append((rel, error))
+        continue
+      writer.write(features.serialize_example({"image": array, "label": label, "path": rel}))
+      count += 1
+  writer.close()
+  record = {"count": count, "skipped": skipped}
+  _write_json(path.with_name(path.name + ".json"), record)
+  os.replace(tmp, path)  # the shard exists only once complete: resume trusts what it finds
+  return record
 
-    def decode(item):
-      path, label = item
-      try:
-        return path, label, images.load_image(path, o.image_size, o.channels), None
-      except images.ImageDecodeError as e:
-        return path, label, None, str(e)
 
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      it = iter(items)
-      while chunk := list(itertools.islice(it, _DECODE_CHUNK * workers)):
-        for path, label, array, error in pool.map(decode, chunk):
-          bar.update()
-          rel = str(path.relative_to(root))
-          if error is not None:
-            self.skipped.append((rel, error))
-            continue
-          yield rel, {"image": array, "label": label, "path": rel}
-    bar.close()
-    self.info.metadata["skipped"] = len(self.skipped)
+def _write_json(path: Path, obj) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(obj))
+  os.replace(tmp, path)
+
+
+def _write_dataset(path: Path, folders: images.ClassFolders, assignment, options: PrepareOptions, fp: str,
+                   progress: bool) -> list[tuple[str, str]]:
+  """Writes every split's shards (skipping finished ones) and the tfds metadata; returns skipped files."""
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+
+  features = _features(folders, options)
+  per_shard = max(1, _SHARD_BYTES // (options.image_size ** 2 * options.channels))
+  split_infos, skipped = [], []
+  workers = options.num_threads or os.cpu_count() or 1
+  total = sum(len(v) for v in assignment.values())
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
+      tqdm(total=total, desc="prepare", unit="img", disable=not progress, smoothing=0.1) as bar:
+    for split in SPLITS:
+      items = assignment[split]
+      if not items:
+        continue
+      n_shards = -(-len(items) // per_shard)
+      lengths = []
+      for i in range(n_shards):
+        shard = path / _shard_name(split, i, n_shards)
+        part = items[i * per_shard:(i + 1) * per_shard]
+        if shard.is_file() and shard.with_name(shard.name + ".json").is_file():
+          record = json.loads(shard.with_name(shard.name + ".json").read_text())
+          bar.update(len(part))
+        else:
+          record = _write_shard(shard, part, folders.root, features, options, pool, bar)
+        lengths.append(record["count"])
+        skipped += [tuple(x) for x in record["skipped"]]
+      if not sum(lengths):
+        raise UserError(f"every image of the {split} split was unreadable (listed in skipped_files.txt):"
+                        f" fix or remove the bad files in {folders.root}")
+      split_infos.append(tfds.core.SplitInfo(
+          name=split, shard_lengths=lengths, num_bytes=sum((path / _shard_name(split, i, n_shards)).stat().st_size
+                                                           for i in range(n_shards)),
+          filename_template=tfds.core.ShardedFileTemplate(
+              data_dir=path, template=_TEMPLATE, dataset_name=_DATASET_NAME, split=split,
+              filetype_suffix="array_record")))
+  metadata = tfds.core.MetadataDict(
+      source_dir=str(folders.root.resolve()), label_names=list(folders.class_names),
+      image_size=options.image_size, channels=options.channels, crop="center",
+      split=list(options.split), requested={s: len(v) for s, v in assignment.items()},
+      skipped=len(skipped), fingerprint=fp, format_version=_FORMAT_VERSION)
+  tfds.folder_dataset.write_metadata(
+      data_dir=path, features=features, split_infos=split_infos, filename_template=_TEMPLATE, check_data=False,
+      description="Class-folder images prepared by freqforensics.", metadata=metadata)
+  return skipped
 
 
 def _open(path: Path) -> PreparedDataset:
@@ -206,30 +247,21 @@ def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options:
             progress: bool = True) -> PreparedDataset:
   """Prepares `source_dir` (one folder per class) under `data_dir`, or reuses an identical one.
 
-  Unreadable images are skipped, counted and listed in `skipped_files.txt` beside the dataset.
+  Unreadable images are skipped, counted and listed in `skipped_files.txt` in the dataset folder.
   """
   folders = images.list_class_folders(source_dir)
   assignment = assign_splits(folders, options.split)
   fp = fingerprint(folders, options)
-  root = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fp[:12]}"
-  builder = FreqforensicsFolder(folders=folders, options=options, assignment=assignment, fp=fp,
-                                progress=progress, data_dir=str(root), file_format="array_record")
-  path = Path(builder.data_dir)
+  path = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fp[:12]}"
   if (path / "dataset_info.json").is_file():
     log.info("reusing prepared dataset %s", path)
     return _open(path)
-  tfds.disable_progress_bar()
-  try:
-    builder.download_and_prepare()
-  except AssertionError as e:  # tfds refuses to write a split that ended up empty
-    if "No examples were yielded" not in str(e):
-      raise
-    raise UserError(f"{e}: every image assigned to it was unreadable (see the errors logged above); fix or"
-                    f" remove the bad files in {folders.root}") from e
-  report = root / "skipped_files.txt"
-  lines = [f"{p}\t{why}" for p, why in builder.skipped]
+  path.mkdir(parents=True, exist_ok=True)
+  skipped = _write_dataset(path, folders, assignment, options, fp, progress)
+  lines = [f"{p}\t{why}" for p, why in skipped]
   lines += [f"{p.relative_to(folders.root)}\tnot an image file ({', '.join(images.IMAGE_EXTENSIONS)})"
             for p in folders.ignored]
+  report = path / "skipped_files.txt"
   report.write_text("".join(line + "\n" for line in lines))
   if lines:
     log.warning("skipped %d file(s) of %s; listed in %s", len(lines), folders.root, report)
