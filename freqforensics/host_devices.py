@@ -15,8 +15,17 @@ import sys
 _FLAG = "--xla_force_host_platform_device_count"
 
 
+def device_count_for(cores: int) -> int:
+  """The largest power of two not above `cores` (6 -> 4): the usual batch sizes split evenly."""
+  return 1 << (max(1, cores).bit_length() - 1)
+
+
 def use_all_cores(count: int | None = None) -> None:
-  """Asks XLA for `count` (default: all usable cores) CPU devices, unless XLA_FLAGS already says."""
+  """Asks XLA for `count` CPU devices, unless XLA_FLAGS already says.
+
+  The default is the largest power of two not above the usable cores (6 cores -> 4 devices), so
+  that the usual power-of-two batch sizes split evenly; devices still use intra-op threads.
+  """
   if "jax" in sys.modules and "jax._src.xla_bridge" in sys.modules:
     from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
 
@@ -26,6 +35,7 @@ def use_all_cores(count: int | None = None) -> None:
   if _FLAG in flags or os.environ.get("JAX_NUM_CPU_DEVICES"):
     return
   if count is None:
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = device_count_for(cores)
   n = count
   os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={n}".strip()

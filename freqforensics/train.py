@@ -97,6 +97,22 @@ def make_logits_fn(graphdef, kind: str, mesh: jax.sharding.Mesh):
   return logits_fn
 
 
+def _num_devices(config: ml_collections.ConfigDict) -> int:
+  """The mesh size: `num_devices`, or (0) the most devices that both batch sizes divide over."""
+  sizes = (config.train.batch_size, config.eval.batch_size)
+  if config.num_devices:
+    if config.num_devices > jax.device_count() or any(b % config.num_devices for b in sizes):
+      raise UserError(f"num_devices={config.num_devices} does not fit: {jax.device_count()} device(s) exist and"
+                      f" train.batch_size ({sizes[0]}) and eval.batch_size ({sizes[1]}) must be multiples of it")
+    return config.num_devices
+  n = jax.device_count()
+  while any(b % n for b in sizes):
+    n -= 1
+  if n < jax.device_count():
+    log.warning("using %d of %d devices: the batch sizes %s do not split over all", n, jax.device_count(), sizes)
+  return n
+
+
 # ----------------------------------------------------------------------------------------------
 # Work dir bookkeeping.
 # ----------------------------------------------------------------------------------------------
@@ -159,11 +175,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   progress = bool(config.progress)
   t = config.train
   kind = config.features
-  mesh = sharding.make_mesh(config.num_devices or None)
+  mesh = sharding.make_mesh(_num_devices(config))
   put = sharding.make_put(mesh)
-  if t.batch_size % mesh.size or config.eval.batch_size % mesh.size:
-    raise UserError(f"train.batch_size ({t.batch_size}) and eval.batch_size ({config.eval.batch_size}) must be"
-                    f" multiples of the {mesh.size} devices: change them or set --config.num_devices")
 
   # --- Data and feature statistics.
   prepared = dataset.prepare_from_config(config, progress=progress)
@@ -183,8 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   # --- Model, optimizer, checkpoints.
   graphdef, state, model = create_state(config, prepared.image_shape, len(labels))
   num_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-  log.info("model %s on %s features: %d parameters, %d device(s)", config.model.name, kind, num_params,
-               mesh.size)
+  log.info("model %s on %s features: %d parameters, %d device(s)", config.model.name, kind, num_params, mesh.size)
   state = jax.device_put(state, sharding.replicated(mesh))
   stats_dev = jax.device_put(feature_stats, sharding.replicated(mesh)) if feature_stats is not None else None
   train_step = make_train_step(graphdef, kind, mesh)
@@ -229,6 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     train_loss = sums["loss"] / sums["count"]
     if not math.isfinite(train_loss):
       ckpt.close()
+      writer.close()
       raise UserError(f"training loss became {train_loss} in epoch {epoch}: lower train.learning_rate; the last"
                       f" good checkpoint (epoch {record['epoch']}) is in {ckpt.directory}")
     val = run_eval(state, val_src, "val")
@@ -247,7 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         writer.add_scalar(k, v, epoch)
     writer.flush()
     log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f%s", epoch, train_loss,
-                 row["train_accuracy"], val["loss"], val["accuracy"], " (early stop)" if record["stopped"] else "")
+             row["train_accuracy"], val["loss"], val["accuracy"], " (early stop)" if record["stopped"] else "")
 
   # --- Restore the best epoch and evaluate it.
   if t.restore_best and record["best_epoch"] and record["best_epoch"] != record["epoch"]:

@@ -53,3 +53,25 @@ def test_workdir_of_another_config(tmp_path):
   (wd / "config.json").write_text('{"features": "pixel"}')
   line = _one_line_error(_run("--config=configs/folder.py:tiny", f"--workdir={wd}", tmp_path=tmp_path))
   assert "holds a run of another config" in line and "--overwrite" in line
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("empty", "holds no class folders"),
+    ("no_images", "holds no images"),
+    ("too_few", "fewer than the requested split"),
+])
+def test_bad_source_folders(case, needle, tmp_path):
+  src = tmp_path / "src"
+  (src / "A_real").mkdir(parents=True)
+  if case == "empty":
+    (src / "A_real").rmdir()
+  else:
+    from PIL import Image
+    for i in range(3):
+      Image.new("RGB", (8, 8)).save(src / "A_real" / f"{i}.png")
+    (src / "B_gan").mkdir()
+    if case == "too_few":
+      Image.new("RGB", (8, 8)).save(src / "B_gan" / "0.png")
+  line = _one_line_error(_run("--config=configs/folder.py:tiny", f"--workdir={tmp_path}/wd",
+                              f"--config.data.source_dir={src}", "--config.data.split=(1, 1, 1)", tmp_path=tmp_path))
+  assert needle in line

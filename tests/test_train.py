@@ -130,7 +130,12 @@ def test_non_finite_loss_stops_with_a_clear_message(config, tmp_path):
     train.train_and_evaluate(config, tmp_path / "wd")
 
 
-def test_batch_not_divisible_by_devices(config, tmp_path):
+def test_device_count_follows_the_batch_sizes(config):
   config.train.batch_size = 6
-  with pytest.raises(UserError, match="multiples of the 4 devices"):
-    train.train_and_evaluate(config, tmp_path / "wd")
+  config.eval.batch_size = 8
+  assert train._num_devices(config) == 2  # 4 devices exist; 6 and 8 both split over 2
+  config.num_devices = 4
+  with pytest.raises(UserError, match="num_devices=4 does not fit"):
+    train._num_devices(config)
+  config.train.batch_size = 8
+  assert train._num_devices(config) == 4
