@@ -1,8 +1,8 @@
 """One thin wrapper that owns orbax: save per epoch, keep the latest and the best, restore either.
 
 A checkpoint is a composite of the training state (a pure dict of arrays: model parameters,
-optimizer state, batch statistics) and a small JSON record of the loop (epoch, early-stopping
-counters). The preservation policy keeps the latest checkpoint (for resume) and the one with the
+optimizer state, batch statistics, RNG state) and a small JSON record of the loop (epoch, step in
+the epoch, partial epoch sums, early-stopping counters). Steps are global training steps. The preservation policy keeps the latest checkpoint (for resume) and the one with the
 lowest validation loss (for restore-best), nothing else.
 """
 
@@ -23,7 +23,8 @@ class Checkpointer:
     policy = checkpoint_managers.AnyPreservationPolicy([
         checkpoint_managers.LatestN(1),
         # reverse=True sorts descending, so the kept "best" is the lowest validation loss.
-        checkpoint_managers.BestN(get_metric_fn=lambda m: m["val_loss"], reverse=True, n=1),
+        checkpoint_managers.BestN(get_metric_fn=lambda m: m["val_loss"], reverse=True, n=1,
+                                  keep_checkpoints_without_metrics=False),
     ])
     options = ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=False)
     self.directory = Path(directory).absolute()
@@ -35,12 +36,16 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
-  def save(self, step: int, state: Any, record: dict[str, Any], val_loss: float) -> None:
-    """Writes the checkpoint of `step`; returns when it is on disk (so a crash cannot lose it)."""
+  def save(self, step: int, state: Any, record: dict[str, Any], val_loss: float | None) -> None:
+    """Writes the checkpoint of `step`; returns when it is on disk (so a crash cannot lose it).
+
+    `val_loss` is given at epoch ends (it ranks the best checkpoint); mid-epoch checkpoints have
+    none and are kept only while they are the latest.
+    """
     self._manager.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)),
-        metrics={"val_loss": float(val_loss)},
+        metrics=None if val_loss is None else {"val_loss": float(val_loss)},
     )
     self._manager.wait_until_finished()
 

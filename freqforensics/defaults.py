@@ -14,7 +14,11 @@ def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by all configs (the paper's training setup)."""
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, shuffling and the synthetic benchmark's sampling derive from it
-  c.num_devices = 0  # devices of the ('data',) mesh; 0 = all
+  c.num_devices = 0  # devices of the ('data',) mesh; 0 = all that the batch sizes divide over
+  c.distributed = False  # multi-host: call jax.distributed.initialize (SLURM/Open MPI detected)
+  c.coordinator_address = ""  # multi-host outside SLURM/MPI: host:port of process 0
+  c.num_processes = 0  # multi-host outside SLURM/MPI: number of processes
+  c.process_id = -1  # multi-host outside SLURM/MPI: this process's index
   c.progress = True  # progress bars on stderr
   c.features = "dct_log"  # pixel | dct | dct_log (DCT, log(|c|+1e-12), standardised)
 
@@ -32,20 +36,24 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic.seed = 0  # the benchmark's own seed (independent of training)
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "log2"  # log | log1 (L1) | log2 (L2, the paper's ridge) | log3 (L1+L2)
+  c.model.name = "log2"  # log | log1 (L1) | log2 (L2, the paper's ridge) | log3 (L1+L2) | nn | cnn | resnet
+  c.model.variant = "paper"  # paper (the layer lists of SPEC.md) | tiny (a few channels, for tests)
   c.model.l1 = 0.01  # Keras-style kernel penalty l1 * sum(|w|) (log1, log3)
   c.model.l2 = 0.01  # Keras-style kernel penalty l2 * sum(w**2) (log2, log3)
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 32  # global batch, split over devices
   c.train.epochs = 50  # maximum epochs over the whole training split
-  c.train.learning_rate = 1e-3  # Adam
+  c.train.learning_rate = 1e-3  # Adam (peak rate with a schedule)
+  c.train.schedule = "constant"  # constant (the paper) | warmup_cosine
+  c.train.warmup_epochs = 0.0  # warmup_cosine: linear warm-up length, in epochs
   c.train.b1 = 0.9  # Adam beta1
   c.train.b2 = 0.999  # Adam beta2
   c.train.eps = 1e-7  # Adam epsilon (Keras default)
   c.train.patience = 5  # early stopping: epochs without val-loss improvement
   c.train.min_delta = 0.0  # early stopping: the improvement that counts
   c.train.restore_best = True  # evaluate the epoch with the lowest val loss
+  c.train.checkpoint_every_steps = 0  # also checkpoint mid-epoch every N steps (long epochs); 0 = epoch ends
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 256  # padded and masked: every example counts once
@@ -58,6 +66,7 @@ def shrink_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.synthetic.image_size = 32
   c.data.image_size = 32
   c.train.epochs = 3
+  c.model.variant = "tiny"
   c.train.batch_size = 16
   c.eval.batch_size = 32
   return c

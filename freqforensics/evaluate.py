@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from freqforensics import losses
+from freqforensics import losses, sharding
 
 
 def batch_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array, num_labels: int) -> dict[str, jax.Array]:
@@ -50,20 +50,24 @@ def summarize(sums: dict[str, np.ndarray], label_names: tuple[str, ...]) -> dict
 
 def evaluate(logits_fn: Callable[[dict[str, Any]], jax.Array], batches: Iterable[dict[str, np.ndarray]],
              label_names: tuple[str, ...], *, put: Callable[[dict[str, np.ndarray]], Any] = lambda b: b,
-             progress: Callable[[], None] | None = None) -> dict[str, Any]:
-  """Runs `logits_fn` over padded, masked batches and summarises; sums stay on device until the end."""
+             progress: Callable[[], None] | None = None, settle: Callable[[Any], Any] = lambda x: x
+             ) -> dict[str, Any]:
+  """Runs `logits_fn` over padded, masked batches and summarises; sums stay on device until the end.
+
+  `settle` is applied to the running sums after each batch (`sharding.settle` on CPU meshes).
+  """
   num_labels = len(label_names)
   sums_fn = jax.jit(lambda logits, labels, mask: batch_sums(logits, labels, mask, num_labels))
   total = None
   for batch in batches:
     batch = put(batch)
     sums = sums_fn(logits_fn(batch), batch["label"], batch["mask"])
-    total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    total = settle(sums if total is None else jax.tree.map(jnp.add, total, sums))
     if progress is not None:
       progress()
   if total is None:
     raise ValueError("evaluation got no batches: the split is empty")
-  return summarize(jax.tree.map(np.asarray, total), label_names)
+  return summarize(sharding.to_host(total), label_names)
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:

@@ -5,6 +5,9 @@ device per core (through the same ('data',) mesh used for GPUs) measured ~1.8x t
 one device with intra-op threading (`launch/bench_spectral.py`). The flag must be set before JAX
 initialises its backends, so entry points call `use_all_cores()` before importing jax. On GPU
 machines it only adds host devices that nothing uses; a value the user set is left alone.
+
+With several CPU devices the loops wait for each step before dispatching the next
+(`sharding.settle`): see there why.
 """
 
 from __future__ import annotations
@@ -32,10 +35,8 @@ def use_all_cores(count: int | None = None) -> None:
     if xla_bridge.backends_are_initialized():
       return  # too late to change; keep what the process has
   flags = os.environ.get("XLA_FLAGS", "")
-  if _FLAG in flags or os.environ.get("JAX_NUM_CPU_DEVICES"):
-    return
-  if count is None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    count = device_count_for(cores)
-  n = count
-  os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={n}".strip()
+  if _FLAG not in flags and not os.environ.get("JAX_NUM_CPU_DEVICES"):
+    if count is None:
+      cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+      count = device_count_for(cores)
+    os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={count}".strip()

@@ -64,12 +64,15 @@ def main(argv: Sequence[str]) -> None:
   # Our progress at INFO; the libraries' (orbax, tfds, grain) chatter only from WARNING up.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("freqforensics").setLevel(logging.INFO)
-  from freqforensics import evaluate, train  # pylint: disable=g-import-not-at-top  (fast --help)
+  from freqforensics import distributed, evaluate, train  # pylint: disable=g-import-not-at-top  (fast --help)
 
   try:
+    distributed.initialize(config)
     metrics = train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
   except UserError as e:
     _fail(str(e))
+  if not distributed.is_main_process():
+    return
   split = metrics["split"]
   print(f"\n{metrics['model']} on {metrics['features']} features, {split} split (best epoch {metrics['epoch']}):")
   print(evaluate.format_summary(metrics))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics import checkpointing, defaults, sharding, train
+from freqforensics import bundle, checkpointing, defaults, sharding, steps, train, workdir
 from freqforensics.data import dataset
 from freqforensics.errors import UserError
 
@@ -46,7 +46,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(config, tmp_pa
 
   def save_then_crash(self, step, *args, **kwargs):
     original_save(self, step, *args, **kwargs)
-    if step == 2:
+    if step == 2 * 4:  # global step at the end of epoch 2 (4 steps per epoch)
       raise KeyboardInterrupt  # as if the job were killed right after epoch 2's checkpoint
 
   monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_crash)
@@ -56,7 +56,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(config, tmp_pa
   monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
   with caplog.at_level(logging.INFO, logger="freqforensics"):
     resumed = train.train_and_evaluate(config, tmp_path / "cut")
-  assert "resumed from epoch 2" in caplog.text
+  assert "resumed at epoch 2, step 0" in caplog.text
   rows_full, rows_cut = _rows(tmp_path / "full"), _rows(tmp_path / "cut")
   assert [r["epoch"] for r in rows_cut] == [1, 2, 3, 4]
   for a, b in zip(rows_full, rows_cut):
@@ -79,9 +79,9 @@ def test_training_learns_and_restores_the_best_epoch(config, tmp_path):
   val = json.loads((tmp_path / "wd" / "val_metrics.json").read_text())
   assert val["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
   assert m["accuracy"] == 1.0 and m["label_names"] == ["A_real", "B_gan"]
-  model = json.loads((tmp_path / "wd" / "model.json").read_text())
-  assert model["label_names"] == ["A_real", "B_gan"] and model["features"] == "dct_log"
-  assert (tmp_path / "wd" / "stats_dct_log.npz").is_file()
+  b = bundle.load(tmp_path / "wd" / "bundle")
+  assert b.label_names == ("A_real", "B_gan") and b.info["features"] == "dct_log"
+  assert b.feature_stats is not None and b.info["input_shape"] == [16, 16, 3]
 
 
 def test_same_train_step_on_1_and_4_devices(config):
@@ -94,9 +94,9 @@ def test_same_train_step_on_1_and_4_devices(config):
   results = []
   for n in (1, 4):
     mesh = sharding.make_mesh(n)
-    graphdef, state, _ = train.create_state(config, prepared.image_shape, 2)
+    graphdef, state, _ = steps.create_state(config, prepared.image_shape, 2)
     state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-    step = train.make_train_step(graphdef, "dct_log", mesh)
+    step = steps.make_train_step(graphdef, "dct_log", mesh)
     put = sharding.make_put(mesh)
     assert len(put(batch)["image"].sharding.device_set) == n
     for _ in range(3):
@@ -106,20 +106,20 @@ def test_same_train_step_on_1_and_4_devices(config):
   assert m1["loss"] == pytest.approx(m4["loss"], rel=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), s1, s4)
   # and training really moved the weights
-  _, fresh, _ = train.create_state(config, prepared.image_shape, 2)
+  _, fresh, _ = steps.create_state(config, prepared.image_shape, 2)
   assert not np.allclose(jax.tree.leaves(s1)[0], jax.tree.leaves(jax.tree.map(np.asarray, fresh))[0])
 
 
 def test_workdir_of_another_config_is_refused_unless_overwrite(config, tmp_path):
   wd = tmp_path / "wd"
-  train.check_workdir(config, wd, overwrite=False)
+  workdir.check(config, wd, overwrite=False)
   (wd / "metrics.jsonl").write_text("")
   (wd / "my_notes.txt").write_text("mine")
-  train.check_workdir(config, wd, overwrite=False)  # same config: resume is fine
+  workdir.check(config, wd, overwrite=False)  # same config: resume is fine
   config.model.name = "log1"
   with pytest.raises(UserError, match="holds a run of another config \\(model.name: 'log2' -> 'log1'\\)"):
-    train.check_workdir(config, wd, overwrite=False)
-  train.check_workdir(config, wd, overwrite=True)
+    workdir.check(config, wd, overwrite=False)
+  workdir.check(config, wd, overwrite=True)
   assert not (wd / "metrics.jsonl").exists() and (wd / "my_notes.txt").read_text() == "mine"
   assert json.loads((wd / "config.json").read_text())["model"]["name"] == "log1"
 
@@ -133,9 +133,52 @@ def test_non_finite_loss_stops_with_a_clear_message(config, tmp_path):
 def test_device_count_follows_the_batch_sizes(config):
   config.train.batch_size = 6
   config.eval.batch_size = 8
-  assert train._num_devices(config) == 2  # 4 devices exist; 6 and 8 both split over 2
+  assert steps.num_devices(config) == 2  # 4 devices exist; 6 and 8 both split over 2
   config.num_devices = 4
   with pytest.raises(UserError, match="num_devices=4 does not fit"):
-    train._num_devices(config)
+    steps.num_devices(config)
   config.train.batch_size = 8
-  assert train._num_devices(config) == 4
+  assert steps.num_devices(config) == 4
+
+
+def test_early_stopping_on_a_crafted_validation_curve():
+  curve = [1.0, 0.8, 0.79, 0.85, 0.9, 0.7, 0.75, 0.76, 0.77]
+  record = {"best_epoch": 0, "best_val_loss": float("inf"), "bad_epochs": 0}
+  history = []
+  for epoch, loss in enumerate(curve, start=1):
+    record = train.early_stopping(record, epoch, loss, patience=3, min_delta=0.02)
+    history.append((record["best_epoch"], record["bad_epochs"], record["stopped"]))
+    if record["stopped"]:
+      break
+  # 0.79 is not better than 0.8 by more than 0.02, so epochs 3-5 do not improve: stop after epoch 5.
+  assert history == [(1, 0, False), (2, 0, False), (2, 1, False), (2, 2, False), (2, 3, True)]
+  record = {"best_epoch": 0, "best_val_loss": float("inf"), "bad_epochs": 0}
+  for epoch, loss in enumerate(curve, start=1):
+    record = train.early_stopping(record, epoch, loss, patience=3, min_delta=0.0)
+  assert record["best_epoch"] == 6 and record["bad_epochs"] == 3 and record["stopped"]
+
+
+def test_mid_epoch_checkpoint_resumes_at_the_data_position(config, tmp_path, monkeypatch, caplog):
+  config.train.checkpoint_every_steps = 1
+  full = train.train_and_evaluate(config, tmp_path / "full")
+  original_save = checkpointing.Checkpointer.save
+
+  def save_then_crash(self, step, *args, **kwargs):
+    original_save(self, step, *args, **kwargs)
+    if step == 6:  # epoch 2, step 2 of 4: mid-epoch
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_crash)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, tmp_path / "cut")
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
+  with caplog.at_level(logging.INFO, logger="freqforensics"):
+    resumed = train.train_and_evaluate(config, tmp_path / "cut")
+  assert "resumed at epoch 2, step 2" in caplog.text
+  for a, b in zip(_rows(tmp_path / "full"), _rows(tmp_path / "cut")):
+    assert a["epoch"] == b["epoch"] and a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+  a = np.load(tmp_path / "full" / "bundle" / "params.npz")
+  b = np.load(tmp_path / "cut" / "bundle" / "params.npz")
+  for k in a.files:
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7)
+  assert resumed["confusion_matrix"] == full["confusion_matrix"]

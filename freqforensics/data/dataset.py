@@ -60,11 +60,13 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
 
 
 def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
-                  num_threads: int = 2, progress: bool = True) -> spectral.FeatureStats | None:
+                  num_threads: int = 2, progress: bool = True, write: bool = True) -> spectral.FeatureStats | None:
   """Per-coefficient mean/std of `kind` over the training split; cached as `stats_<kind>.npz`.
 
   Returns None for kinds without statistics (`pixel`). Features are computed on device exactly as
-  in training, and accumulated in float64 with masking, so each training example counts once.
+  in training, and accumulated in float64 with masking, so each training example counts once. In a
+  multi-host run every process reads its share and all compute the same result; `write` is for
+  process 0 only.
   """
   if not spectral.needs_stats(kind):
     return None
@@ -75,12 +77,15 @@ def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.shardi
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
   acc = stats.init(prepared.image_shape)
-  steps = pipeline.num_eval_steps(len(source), batch_size)
-  for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads), total=steps,
+  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
+  for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), total=steps,
                     desc=f"stats {kind}", unit="batch", disable=not progress):
     batch = put(batch)
-    acc = stats.update(acc, raw(batch["image"]), batch["mask"])
+    acc = sharding.settle(mesh, stats.update(acc, raw(batch["image"]), batch["mask"]))
+  acc = stats.Moments(*sharding.to_host(tuple(acc)))
   if int(acc.count) != len(source):
     raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
-  stats.save(path, acc, kind)
-  return stats.load(path, kind)
+  if write:
+    stats.save(path, acc, kind)
+  return stats.to_feature_stats(acc.mean, stats.variance(acc))

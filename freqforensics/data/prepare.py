@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from freqforensics.data import images
+from freqforensics.data import images, records
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _DECODE_CHUNK = 256  # images decoded (in threads) and held in memory at a time
 _SHARD_BYTES = 256 << 20  # raw image bytes per array_record shard
 _DATASET_NAME = "freqforensics"
@@ -65,13 +65,13 @@ class PreparedDataset:
   metadata: dict
 
   def source(self, split: str):
-    """A random-access data source (`len`, `[i]` -> dict of numpy arrays) for `split`.
+    """A random-access data source (`len`, `[i]` -> dict of numpy arrays, `read_batch`) for `split`.
 
     A split with no examples (e.g. `data.split` gives it 0) is an empty tuple.
     """
     if not self.num_examples.get(split):
       return ()
-    return tfds.builder_from_directory(str(self.path)).as_data_source(split)
+    return records.RecordSource(self.path, split)
 
 
 def split_counts(n: int, split: Sequence[float], class_name: str) -> tuple[int, int, int]:
@@ -128,8 +128,10 @@ def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
 
 def _features(folders: images.ClassFolders, options: PrepareOptions) -> tfds.features.FeaturesDict:
   return tfds.features.FeaturesDict({
+      # Raw bytes: decoding is one np.frombuffer (0.03 ms per 128x128x3 image); tfds' default
+      # encoding stores every pixel as an int64 varint and takes 16x longer to decode.
       "image": tfds.features.Tensor(shape=(options.image_size, options.image_size, options.channels),
-                                    dtype=np.uint8),
+                                    dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
       "label": tfds.features.ClassLabel(names=list(folders.class_names)),
       "path": tfds.features.Text(),
   })
@@ -152,7 +154,8 @@ def _write_shard(path: Path, items: Sequence[tuple[Path, int]], root: Path, feat
       return file, label, None, str(e)
 
   tmp = path.with_name(path.name + ".tmp")
-  writer = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1")
+  # One record per group (random access), uncompressed: reading is 2.4x faster than zstd.
+  writer = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1,uncompressed")
   count, skipped = 0, []
   it = iter(items)
   while chunk := list(itertools.islice(it, _DECODE_CHUNK)):
@@ -166,12 +169,18 @@ def _write_shard(path: Path, items: Sequence[tuple[Path, int]], root: Path, feat
       count += 1
   writer.close()
   record = {"count": count, "skipped": skipped}
-  _write_json(path.with_name(path.name + ".json"), record)
+  _write_json(_progress_file(path), record)
   os.replace(tmp, path)  # the shard exists only once complete: resume trusts what it finds
   return record
 
 
+def _progress_file(shard: Path) -> Path:
+  """Where a finished shard's count and skipped files are kept (outside the dataset's file pattern)."""
+  return shard.parent / ".progress" / (shard.name + ".json")
+
+
 def _write_json(path: Path, obj) -> None:
+  path.parent.mkdir(exist_ok=True)
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(json.dumps(obj))
   os.replace(tmp, path)
@@ -198,8 +207,8 @@ def _write_dataset(path: Path, folders: images.ClassFolders, assignment, options
       for i in range(n_shards):
         shard = path / _shard_name(split, i, n_shards)
         part = items[i * per_shard:(i + 1) * per_shard]
-        if shard.is_file() and shard.with_name(shard.name + ".json").is_file():
-          record = json.loads(shard.with_name(shard.name + ".json").read_text())
+        if shard.is_file() and _progress_file(shard).is_file():
+          record = json.loads(_progress_file(shard).read_text())
           bar.update(len(part))
         else:
           record = _write_shard(shard, part, folders.root, features, options, pool, bar)

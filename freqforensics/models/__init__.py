@@ -2,24 +2,47 @@
 
 Every model maps a feature batch `(B, H, W, C)` to logits `(B, classes)`, has a `penalty()` (the
 regularisation added to the loss) and takes `train=` for layers that behave differently in training.
+The linear models (`log`, `log1`, `log2`, `log3`), `nn`, `cnn` and `resnet` follow SPEC.md section 4;
+`variant="tiny"` gives a far smaller member of the same family for tests (linear models ignore it).
 """
 
 from __future__ import annotations
 
+import jax
 from flax import nnx
 
-from freqforensics.models import linear
+from freqforensics.models import cnn, linear, mlp, resnet
 
-MODEL_NAMES: tuple[str, ...] = tuple(linear.PENALTIES)
+MODEL_NAMES: tuple[str, ...] = (*linear.PENALTIES, "nn", "cnn", "resnet")
+VARIANTS: tuple[str, ...] = ("paper", "tiny")
 
 
 def create_model(name: str, input_shape: tuple[int, ...], classes: int, *, l1: float = 0.01,
-                 l2: float = 0.01, seed: int = 0) -> nnx.Module:
-  """Builds the model `name` for inputs of one example shaped `input_shape`."""
+                 l2: float = 0.01, seed: int = 0, variant: str = "paper") -> nnx.Module:
+  """Builds the model `name` for inputs of one example shaped `input_shape`.
+
+  `l1` / `l2` are the config's penalty factors: the linear models use them as their name says, `nn`
+  uses `l2` on its hidden kernel, `cnn` and `resnet` have no regulariser.
+  """
+  if name not in MODEL_NAMES:
+    raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
   rngs = nnx.Rngs(params=seed, dropout=seed + 1)
   if name in linear.PENALTIES:
     return linear.create(name, input_shape, classes, l1=l1, l2=l2, rngs=rngs)
-  raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+  if name == "nn":
+    return mlp.MLPClassifier(input_shape, classes, l2=l2, variant=variant, rngs=rngs)
+  if name == "cnn":
+    return cnn.CNNClassifier(input_shape, classes, variant=variant, rngs=rngs)
+  return resnet.ResNetClassifier(input_shape, classes, variant=variant, rngs=rngs)
+
+
+def count_params(model: nnx.Module) -> tuple[int, int]:
+  """(total, trainable) scalar counts: total adds BatchNorm running statistics, as Keras' summary does."""
+  trainable = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  stats = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.BatchStat)))
+  return trainable + stats, trainable
 
 
 def num_outputs(num_labels: int) -> int:
