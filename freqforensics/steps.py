@@ -72,15 +72,19 @@ def create_state(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]
 
 
 def parameter_overview(model: nnx.Module) -> str:
-  """A table of parameter and batch-statistic arrays: path, shape, count; then totals."""
-  rows, total, trainable = [], 0, 0
+  """A table of the model's parts (layers, residual blocks): parameter shapes and counts; then totals."""
+  groups: dict[str, list[str]] = {}
+  counts: dict[str, int] = {}
+  trainable = 0
   for path, value in jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))[0]:
-    name = "/".join(str(getattr(p, "key", p)) for p in path)
-    rows.append(f"  {name:<40} {str(tuple(value.shape)):<20} {value.size:>10,}")
+    names = [str(getattr(p, "key", p)) for p in path]
+    key = "/".join(names[:2] if len(names) > 2 and names[1].isdigit() else names[:-1]) or names[0]
+    groups.setdefault(key, []).append(f"{names[-1]}{tuple(value.shape)}" if len(names) <= 2 or not names[1].isdigit()
+                                      else "")
+    counts[key] = counts.get(key, 0) + value.size
     trainable += value.size
-  for leaf in jax.tree.leaves(nnx.state(model, nnx.BatchStat)):
-    total += leaf.size
-  total += trainable
+  total = trainable + sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.BatchStat)))
+  rows = [f"  {k:<24} {' '.join(x for x in groups[k] if x):<44} {counts[k]:>10,}" for k in groups]
   return "\n".join(rows + [f"  {total:,} parameters, {trainable:,} trainable"])
 
 

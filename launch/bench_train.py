@@ -6,8 +6,9 @@ For each model on `dct_log` features at SIZE x SIZE x 3 (the synthetic benchmark
 prepared once under $FREQFORENSICS_DATA): the full loop is exactly what `train.py` runs per step
 (grain reads and batches array_record records, the batch is placed on the ('data',) mesh, the
 jitted step runs); the bare step repeats the same jitted step on one batch already on the devices.
-Both are timed over `--steps` steps after a warm-up, to a finished result. The loop overlaps host
-work with device work (asynchronous dispatch), so the full loop should come close to the bare step.
+Both are timed over up to `--steps` steps (fewer where one step is slow) after a warm-up, to a
+finished result. The pipeline reads batches in background threads while the devices compute, so
+the full loop should come close to the bare step.
 """
 
 from __future__ import annotations
@@ -58,9 +59,14 @@ def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str
       yield from pipeline.train_batches(source, bs, seed=0, epoch=epoch, num_threads=2)
 
   it = batches()
-  for _ in range(3):  # warm-up: compilation, pipeline start
+  for _ in range(2):  # warm-up: compilation, pipeline start
     state, sums = sharding.settle(mesh, step(state, put(next(it)), fs))
   jax.block_until_ready(sums)
+  start = time.perf_counter()
+  state, sums = sharding.settle(mesh, step(state, put(next(it)), fs))
+  jax.block_until_ready(sums)
+  # at most `num_steps`, and no more than ~20 s per measurement (resnet at 128x128 on a CPU)
+  num_steps = max(3, min(num_steps, int(20 / (time.perf_counter() - start))))
   start = time.perf_counter()
   for _ in range(num_steps):
     state, sums = sharding.settle(mesh, step(state, put(next(it)), fs))
@@ -75,7 +81,7 @@ def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str
     state, sums = sharding.settle(mesh, step(state, batch, fs))
   jax.block_until_ready(sums)
   bare = num_steps * bs / (time.perf_counter() - start)
-  return {"full": full, "bare": bare}
+  return {"full": full, "bare": bare, "steps": num_steps}
 
 
 def main() -> None:
@@ -89,12 +95,13 @@ def main() -> None:
 
   os.environ.setdefault("FREQFORENSICS_DATA", os.path.join(tempfile.gettempdir(), "freqforensics_bench"))
   print(f"# {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__},"
-        f" batch 32, {args.size}x{args.size}x3, dct_log, {args.steps} timed steps")
-  print("| model | full loop samples/s | bare step samples/s | full / bare |")
-  print("|---|---|---|---|")
+        f" batch 32, {args.size}x{args.size}x3, dct_log")
+  print("| model | full loop samples/s | bare step samples/s | full / bare | timed steps |")
+  print("|---|---|---|---|---|")
   for model in args.models.split(","):
     r = bench(model, args.size, args.steps, args.num_per_class)
-    print(f"| {model} | {r['full']:,.0f} | {r['bare']:,.0f} | {r['full'] / r['bare']:.2f} |", flush=True)
+    print(f"| {model} | {r['full']:,.0f} | {r['bare']:,.0f} | {r['full'] / r['bare']:.2f} | {r['steps']} |",
+          flush=True)
 
 
 if __name__ == "__main__":

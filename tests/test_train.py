@@ -182,3 +182,51 @@ def test_mid_epoch_checkpoint_resumes_at_the_data_position(config, tmp_path, mon
   for k in a.files:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7)
   assert resumed["confusion_matrix"] == full["confusion_matrix"]
+
+
+def test_warmup_cosine_schedule_starts_at_zero_and_reaches_the_peak(config):
+  import optax
+
+  config.train.schedule = "warmup_cosine"
+  config.train.warmup_epochs = 1.0
+  config.train.epochs = 3
+  tx = steps.make_optimizer(config, steps_per_epoch=4)
+  params = {"w": np.ones(3, np.float32)}
+  opt_state = tx.init(params)
+  updates = []
+  for _ in range(12):
+    u, opt_state = tx.update({"w": np.ones(3, np.float32)}, opt_state, params)
+    updates.append(float(np.abs(u["w"]).max()))
+  # Adam's normalised step is ~lr: 0 at step 0, rising over the 4 warm-up steps to the peak 1e-3,
+  # then decaying by the cosine to 0 after 12 steps.
+  want = optax.warmup_cosine_decay_schedule(0.0, 1e-3, 4, 12)
+  np.testing.assert_allclose(updates, [float(want(i)) for i in range(12)], rtol=1e-3, atol=1e-9)
+  assert updates[0] == 0.0 and max(updates) == pytest.approx(1e-3, rel=1e-3)
+  config.train.schedule = "linear"
+  with pytest.raises(UserError, match="unknown train.schedule"):
+    steps.make_optimizer(config, 4)
+
+
+def test_resnet_resume_restores_batchnorm_and_dropout_state(config, tmp_path, monkeypatch):
+  """BatchNorm running statistics and the dropout RNG are part of the checkpoint: resume is exact."""
+  config.model.name = "resnet"
+  config.train.epochs = 3
+  config.train.checkpoint_every_steps = 1
+  train.train_and_evaluate(config, tmp_path / "full")
+  original_save = checkpointing.Checkpointer.save
+
+  def save_then_crash(self, step, *args, **kwargs):
+    original_save(self, step, *args, **kwargs)
+    if step == 5:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_crash)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, tmp_path / "cut")
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
+  train.train_and_evaluate(config, tmp_path / "cut")
+  a = np.load(tmp_path / "full" / "bundle" / "params.npz")
+  b = np.load(tmp_path / "cut" / "bundle" / "params.npz")
+  assert any("bn1" in k and "mean" in k for k in a.files)  # running statistics are in the bundle
+  for k in a.files:
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
