@@ -30,6 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.channels = 3  # 3 = RGB, 1 = grayscale
   c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions, integers = counts
   c.data.num_threads = 0  # decoding/reading threads; 0 = one per core
+  c.data.cache_gb = 2.0  # hold the training split decoded in memory when its images fit in this; 0 = never
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.num_per_class = 1000  # images per class of the synthetic benchmark
   c.data.synthetic.image_size = 64  # side of the generated images

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from freqforensics import bundle, checkpointing, distributed, evaluate, models, sharding, steps
 from freqforensics import workdir as wd
-from freqforensics.data import dataset, pipeline
+from freqforensics.data import dataset, pipeline, records
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                                         num_threads=threads, progress=progress, write=main)
   stats_path = prepared.path / f"stats_{kind}.npz" if feature_stats is not None else None
   train_src, val_src, test_src = (prepared.source(s) for s in ("train", "val", "test"))
+  train_src = records.maybe_in_memory(train_src, config.data.cache_gb)
   steps_per_epoch = pipeline.num_train_steps(len(train_src), t.batch_size)
   if steps_per_epoch == 0:
     raise UserError(f"the training split has {len(train_src)} images, fewer than train.batch_size={t.batch_size}:"

@@ -20,7 +20,7 @@ from freqforensics.errors import UserError
 RUN_FILES: tuple[str, ...] = ("config.json", "checkpoints", "metrics.jsonl", "tensorboard", "bundle",
                               "test_metrics.json", "val_metrics.json")
 # Config fields that do not change results: a resumed run may differ in these.
-RUNTIME_KEYS: tuple[str, ...] = ("data.num_threads", "data.data_dir", "progress", "distributed", "coordinator_address",
+RUNTIME_KEYS: tuple[str, ...] = ("data.num_threads", "data.data_dir", "data.cache_gb", "progress", "distributed", "coordinator_address",
                                  "num_processes", "process_id", "train.checkpoint_every_steps")
 
 

@@ -25,7 +25,7 @@ host_devices.use_all_cores()
 import jax  # noqa: E402  (after the XLA flag)
 
 from freqforensics import defaults, sharding, steps  # noqa: E402
-from freqforensics.data import dataset, pipeline  # noqa: E402
+from freqforensics.data import dataset, pipeline, records  # noqa: E402
 
 
 def _config(model: str, size: int, num_per_class: int):
@@ -45,7 +45,7 @@ def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str
   put = sharding.make_put(mesh)
   fs = dataset.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
   fs = jax.device_put(fs, sharding.replicated(mesh))
-  source = prepared.source("train")
+  source = records.maybe_in_memory(prepared.source("train"), config.data.cache_gb)  # as train.py does
   per_epoch = pipeline.num_train_steps(len(source), config.train.batch_size)
   graphdef, state, _ = steps.create_state(config, prepared.image_shape, len(prepared.label_names), per_epoch)
   state = jax.device_put(state, sharding.replicated(mesh))

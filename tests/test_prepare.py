@@ -189,3 +189,25 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypat
     tracemalloc.stop()
   # 360 more images are 4.4 MB of pixels; a pipeline that held them all would grow by at least that.
   assert peaks[200] - peaks[20] < 1.5e6, peaks
+
+
+def test_record_and_in_memory_sources_agree_with_tfds(make_folders, tmp_path):
+  import tensorflow_datasets as tfds
+
+  from freqforensics.data import records
+
+  src = make_folders({"A_real": 6, "B_gan": 6})
+  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (4, 1, 1)), progress=False)
+  reference = tfds.builder_from_directory(str(ds.path)).as_data_source("train")
+  source = ds.source("train")
+  memory = records.maybe_in_memory(source, budget_gb=1.0)
+  assert isinstance(source, records.RecordSource) and isinstance(memory, records.InMemorySource)
+  assert records.maybe_in_memory(source, budget_gb=0.0) is source  # over budget: stays on disk
+  for i in range(len(reference)):
+    for s in (source, memory):
+      assert np.array_equal(s[i]["image"], reference[i]["image"]) and int(s[i]["label"]) == int(reference[i]["label"])
+      assert s[i]["path"] == reference[i]["path"]
+  idx = [5, 0, 3]
+  a, b = source.read_batch(idx), memory.read_batch(idx)
+  assert a["image"].shape == (3, 8, 8, 3) and np.array_equal(a["image"], b["image"])
+  assert np.array_equal(a["label"], b["label"]) and a["label"].dtype == np.int32
