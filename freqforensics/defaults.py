@@ -13,6 +13,7 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by all configs (the paper's training setup)."""
   c = ml_collections.ConfigDict()
+  c.mode = "train"  # train (then evaluate) | eval (evaluate WORKDIR/bundle, see eval_run.py)
   c.seed = 0  # model init, shuffling and the synthetic benchmark's sampling derive from it
   c.num_devices = 0  # devices of the ('data',) mesh; 0 = all that the batch sizes divide over
   c.distributed = False  # multi-host: call jax.distributed.initialize (SLURM/Open MPI detected)
@@ -58,6 +59,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 256  # padded and masked: every example counts once
+  c.eval.splits = ("val", "test")  # mode=eval: the prepared splits to evaluate
+  c.eval.source_dir = ""  # mode=eval: class folders to evaluate instead (prepared with the bundle's preprocessing)
   return c
 
 

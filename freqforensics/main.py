@@ -68,10 +68,24 @@ def main(argv: Sequence[str]) -> None:
 
   try:
     distributed.initialize(config)
-    metrics = train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    if config.mode == "eval":
+      from freqforensics import eval_run  # pylint: disable=g-import-not-at-top
+
+      results = eval_run.evaluate_workdir(config, _WORKDIR.value)
+    elif config.mode == "train":
+      results = None
+      metrics = train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    else:
+      raise UserError(f"unknown mode {config.mode!r}: use --config.mode=train or --config.mode=eval")
   except UserError as e:
     _fail(str(e))
   if not distributed.is_main_process():
+    return
+  if results is not None:
+    for name, m in results.items():
+      print(f"\n{m['model']} on {m['features']} features, {name}:")
+      print(evaluate.format_summary(m))
+      print(f"metrics: {_WORKDIR.value}/eval_{name}.json (+ _confusion.png, _roc.png)")
     return
   split = metrics["split"]
   print(f"\n{metrics['model']} on {metrics['features']} features, {split} split (best epoch {metrics['epoch']}):")

@@ -77,3 +77,12 @@ def settle(mesh: jax.sharding.Mesh, tree):
   if mesh.size > 1 and mesh.devices.flat[0].platform == "cpu":
     jax.block_until_ready(tree)
   return tree
+
+
+def gather(x: jax.Array) -> np.ndarray:
+  """A batch-sharded global array as one numpy array on every host (per-example outputs)."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))

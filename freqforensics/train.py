@@ -111,12 +111,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     log.info("resumed at epoch %d, step %d, from %s", record["epoch"] + (record["step"] > 0), record["step"],
              ckpt.directory)
 
-  def run_eval(state, source, name):
+  def run_eval(state, source, name, scores=False):
     n = pipeline.num_eval_steps(len(source), config.eval.batch_size, jax.process_count())
     with tqdm(total=n, desc=f"eval {name}", unit="batch", leave=False, disable=not progress) as bar:
       return evaluate.evaluate(lambda b: sharding.settle(mesh, logits_fn(state, b, stats_dev)),
                                pipeline.eval_batches(source, config.eval.batch_size, num_threads=threads, **procs),
-                               labels, put=put, progress=bar.update, settle=lambda x: sharding.settle(mesh, x))
+                               labels, put=put, progress=bar.update, settle=lambda x: sharding.settle(mesh, x),
+                               scores=scores)
 
   def save_bundle(state):
     if main:
@@ -177,7 +178,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   results = {}
   for name, source in (("val", val_src), ("test", test_src)):
     if len(source):
-      m = run_eval(state, source, name)
+      m = run_eval(state, source, name, scores=True)
       m.update(epoch=record["best_epoch"] if t.restore_best else record["epoch"], split=name,
                model=config.model.name, features=kind, dataset=str(prepared.path))
       if main:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -60,3 +62,55 @@ def test_binary_head_metrics():
     return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
   m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), ("real", "fake"))
   assert m["confusion_matrix"] == [[1, 1], [1, 1]] and m["accuracy"] == 0.5
+
+
+def test_metrics_equal_scikit_learn_on_fixed_predictions(tmp_path):
+  from PIL import Image
+  from sklearn import metrics as skm
+
+  rng = np.random.default_rng(0)
+  true = rng.integers(0, 3, 50)
+  logits = rng.normal(size=(50, 3)) + 2.0 * np.eye(3)[true]
+
+  def logits_fn(batch):
+    return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
+
+  m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 8), LABELS, scores=True)
+  pred = logits.argmax(1)
+  p, r, f, s = skm.precision_recall_fscore_support(true, pred, labels=[0, 1, 2], zero_division=0)
+  for i, name in enumerate(LABELS):
+    assert m["per_class"][name]["precision"] == pytest.approx(p[i])
+    assert m["per_class"][name]["recall"] == pytest.approx(r[i])
+    assert m["per_class"][name]["f1"] == pytest.approx(f[i])
+    assert m["per_class"][name]["support"] == s[i]
+  probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+  want = skm.roc_auc_score(true, probs, multi_class="ovr", average=None)
+  got = [m["one_vs_rest"]["per_class"][n]["roc_auc"] for n in LABELS]
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  assert m["one_vs_rest"]["macro_roc_auc"] == pytest.approx(skm.roc_auc_score(true, probs, multi_class="ovr"))
+  assert m["confusion_matrix"] == skm.confusion_matrix(true, pred).tolist()
+  evaluate.write_metrics(tmp_path / "eval_test.json", dict(m, model="log2", features="dct_log", split="test"))
+  saved = json.loads((tmp_path / "eval_test.json").read_text())
+  assert saved["label_names"] == list(LABELS) and "_probs" not in saved
+  for png in ("eval_test_confusion.png", "eval_test_roc.png"):
+    with Image.open(tmp_path / png) as im:
+      im.load()
+      assert im.size[0] > 100
+
+
+def test_binary_ranking_metrics_equal_scikit_learn():
+  from sklearn import metrics as skm
+
+  rng = np.random.default_rng(1)
+  true = rng.integers(0, 2, 40)
+  logit = rng.normal(size=(40, 1)) + (2 * true - 1)[:, None]
+
+  def logits_fn(batch):
+    return jnp.asarray(logit[np.asarray(batch["image"])[:, 0, 0, 0]])
+
+  m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 16), ("real", "fake"), scores=True)
+  p = 1 / (1 + np.exp(-logit[:, 0]))
+  assert m["binary"]["roc_auc"] == pytest.approx(skm.roc_auc_score(true, p))
+  assert m["binary"]["average_precision"] == pytest.approx(skm.average_precision_score(true, p))
+  assert m["binary"]["accuracy_at_0.5"] == pytest.approx(np.mean((p >= 0.5) == (true == 1)))
+  assert "ROC-AUC" in evaluate.format_summary(m)

@@ -38,11 +38,11 @@ def _is_hidden(path: Path, root: Path) -> bool:
   return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def list_class_folders(source_dir: str | os.PathLike) -> ClassFolders:
+def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2) -> ClassFolders:
   """Lists the classes (sorted folder names) and their image files (sorted, recursive).
 
-  Raises `UserError` for a missing or empty directory, fewer than two classes, or a class folder
-  without images.
+  Raises `UserError` for a missing or empty directory, fewer than `min_classes` classes (training
+  needs two; evaluating a model on one class folder is fine), or a class folder without images.
   """
   root = Path(source_dir).expanduser()
   if not str(source_dir):
@@ -56,7 +56,7 @@ def list_class_folders(source_dir: str | os.PathLike) -> ClassFolders:
     raise UserError(
         f"source directory {root} holds no class folders: put the images of each class in its own"
         " folder (e.g. A_real/, B_gan/)")
-  if len(class_dirs) < 2:
+  if len(class_dirs) < min_classes:
     raise UserError(
         f"source directory {root} holds only one class folder ({class_dirs[0].name}): a detector needs"
         " at least two classes (real and one generator)")

@@ -253,12 +253,12 @@ def open_prepared(path: str | os.PathLike) -> PreparedDataset:
 
 
 def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,
-            progress: bool = True) -> PreparedDataset:
+            progress: bool = True, min_classes: int = 2) -> PreparedDataset:
   """Prepares `source_dir` (one folder per class) under `data_dir`, or reuses an identical one.
 
   Unreadable images are skipped, counted and listed in `skipped_files.txt` in the dataset folder.
   """
-  folders = images.list_class_folders(source_dir)
+  folders = images.list_class_folders(source_dir, min_classes=min_classes)
   assignment = assign_splits(folders, options.split)
   fp = fingerprint(folders, options)
   path = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fp[:12]}"

@@ -1,0 +1,378 @@
+r"""Classifying images with a trained model: a library API and a command line.
+
+  python -m freqforensics.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] PATH [PATH ...]
+
+PATHs are image files or folders (searched recursively, in sorted order). The model is the bundle of
+a finished run (`WORKDIR/bundle/`, or a bundle folder given directly), so nothing but plain arrays
+and JSON is read. Files are decoded with the preprocessing the model was trained with, in a thread
+pool, one batch ahead of the model: memory stays flat however many files there are. Broken files
+become rows with an `error` and never stop the run.
+
+Output: one row per image file (`path`, `predicted`, `p_<label>` per label, `error`), as CSV or
+JSON lines; by default in `WORKDIR/classify_<timestamp>.csv`, never overwriting a file. Exit code 0
+when every image was classified, 1 when some were skipped, 2 on usage errors (one `error:` line).
+
+In Python:
+
+  clf = classify.load("runs/mine")
+  probs = clf.predict(np.stack([clf.prepare_file(p) for p in paths]))  # (N, len(clf.label_names))
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import jax
+import numpy as np
+from absl import app, flags
+from absl import logging as absl_logging
+from flax import nnx
+from PIL import Image
+
+from freqforensics import bundle, losses, spectral
+from freqforensics.data import images
+from freqforensics.errors import UserError
+
+# --- Library ------------------------------------------------------------------------------------
+
+
+def _bundle_dir(workdir: str | os.PathLike) -> Path:
+  """`WORKDIR/bundle`, or `workdir` itself when it is a bundle folder."""
+  path = Path(workdir).expanduser()
+  if not path.exists():
+    raise UserError(f"work dir {path} does not exist: give --workdir=DIR of a finished training run")
+  if (path / "bundle.json").is_file():
+    return path
+  return path / "bundle"
+
+
+@dataclasses.dataclass
+class Classifier:
+  """A loaded model with its preprocessing: decode files, predict label probabilities."""
+
+  bundle: bundle.Bundle
+  _predict_fn: Callable[..., jax.Array]
+  _state: Any
+
+  @property
+  def label_names(self) -> tuple[str, ...]:
+    return self.bundle.label_names
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    """The shape of one image the model takes, `(H, W, C)`."""
+    return tuple(self.bundle.info["input_shape"])
+
+  @property
+  def image_size(self) -> int:
+    # Bundles written without preprocessing keys (older or hand-made ones) imply it by the input shape.
+    return int(self.bundle.info.get("image_size", self.input_shape[0]))
+
+  @property
+  def channels(self) -> int:
+    return int(self.bundle.info.get("channels", self.input_shape[-1]))
+
+  @property
+  def crop(self) -> str:
+    return str(self.bundle.info.get("crop", "center"))
+
+  def prepare_file(self, path: str | os.PathLike) -> np.ndarray:
+    """Decodes `path` to uint8 `(H, W, C)` as the model was trained; raises `ImageDecodeError`.
+
+    With `crop == "center"` any image is centre-cropped and resized; with `"none"` an image of
+    another size is an error (the model was trained on images that were never resized).
+    """
+    size = self.image_size
+    if self.crop == "none":
+      try:
+        with Image.open(path) as image:  # reads the header only: the size costs no decoding
+          w, h = image.size
+      except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise images.ImageDecodeError(f"cannot decode {path}: {type(e).__name__}: {e}") from e
+      if (w, h) != (size, size):
+        raise images.ImageDecodeError(
+            f"{path} is {w}x{h} pixels, the model takes {size}x{size} images and its bundle says crop"
+            " 'none' (it was trained on images that were not resized)")
+    elif self.crop != "center":
+      raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows 'center' and 'none'")
+    try:
+      return images.load_image(path, size, self.channels)
+    except images.ImageDecodeError as e:
+      raise images.ImageDecodeError(f"cannot decode {path}: {e}") from e
+
+  def predict(self, batch: np.ndarray) -> np.ndarray:
+    """Label probabilities `(N, len(label_names))` of uint8 images `(N, H, W, C)` at the input shape."""
+    batch = np.asarray(batch)
+    expected = (None,) + self.input_shape
+    if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
+      raise ValueError(f"expected images shaped (N, {', '.join(map(str, self.input_shape))}), got {batch.shape};"
+                       f" decode files with prepare_file (expected {expected})")
+    if batch.dtype != np.uint8:
+      # The features scale by the uint8 range: floats in 0..1 would silently give garbage.
+      raise ValueError(f"expected uint8 images, got {batch.dtype}")
+    if len(batch) == 0:
+      return np.zeros((0, len(self.label_names)), np.float32)
+    return np.asarray(self._predict_fn(self._state, self.bundle.feature_stats, batch))
+
+
+def _make_predict_fn(graphdef: nnx.GraphDef, kind: str) -> Callable[..., jax.Array]:
+  """One jitted `(state, stats, uint8 images) -> probabilities`: features, then the model in eval mode."""
+
+  @jax.jit
+  def predict(state, feature_stats, batch):
+    model = nnx.merge(graphdef, state)
+    return losses.probabilities(model(spectral.features(batch, kind, feature_stats), train=False))
+
+  return predict
+
+
+def load(workdir: str | os.PathLike) -> Classifier:
+  """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none."""
+  loaded = bundle.load(_bundle_dir(workdir))
+  # Split once: the jitted function merges inside the trace, so NNX's Python overhead is paid once.
+  graphdef, state = nnx.split(loaded.model)
+  return Classifier(bundle=loaded, _predict_fn=_make_predict_fn(graphdef, loaded.info["features"]),
+                    _state=jax.device_put(state))
+
+
+# --- Files and batches ----------------------------------------------------------------------------
+
+
+def collect_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
+  """Image files under `paths` (files as given, folders recursively and sorted) and ignored files.
+
+  A file named explicitly is always tried, whatever its extension: the user asked for it. In folders,
+  files without an image extension are ignored (and returned, to be counted in the summary).
+  """
+  files: list[Path] = []
+  ignored: list[Path] = []
+  for raw in paths:
+    path = Path(raw).expanduser()
+    if path.is_dir():
+      for p in sorted(path.rglob("*")):
+        if p.is_file():
+          (files if p.suffix.lower() in images.IMAGE_EXTENSIONS else ignored).append(p)
+    elif path.is_file():
+      files.append(path)
+    else:
+      raise UserError(f"{raw} does not exist: give image files or folders of images")
+  return files, ignored
+
+
+def _decode(prepare: Callable[[Path], np.ndarray], path: Path) -> np.ndarray | str:
+  """The decoded image, or the reason it cannot be decoded (the run goes on)."""
+  try:
+    return prepare(path)
+  except images.ImageDecodeError as e:
+    return str(e)
+
+
+def decoded_batches(files: Sequence[Path], prepare: Callable[[Path], np.ndarray], batch_size: int,
+                    workers: int | None = None,
+                    ) -> Iterator[tuple[list[Path], list[np.ndarray | str]]]:
+  """Yields `(paths, decoded images or error reasons)` per batch, decoded in a thread pool.
+
+  At most two batches are submitted ahead of the one the caller holds, so memory is bounded by a
+  few batches, not by the number of files; decoding (Pillow releases the GIL) overlaps the model.
+  """
+  workers = workers or min(8, os.cpu_count() or 1)
+  chunks = (list(files[i:i + batch_size]) for i in range(0, len(files), batch_size))
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    pending: collections.deque = collections.deque()
+    for chunk in chunks:
+      pending.append((chunk, [pool.submit(_decode, prepare, p) for p in chunk]))
+      if len(pending) > 1:
+        done, futures = pending.popleft()
+        yield done, [f.result() for f in futures]
+    while pending:
+      done, futures = pending.popleft()
+      yield done, [f.result() for f in futures]
+
+
+# --- Output ---------------------------------------------------------------------------------------
+
+
+class _Writer:
+  """Rows as CSV (`path, predicted, p_<label>..., error`) or JSON lines (the same keys, `error` only if any)."""
+
+  def __init__(self, stream: IO[str], fmt: str, label_names: Sequence[str]):
+    self._stream = stream
+    self._fmt = fmt
+    self._prob_keys = [f"p_{name}" for name in label_names]
+    self._csv = None
+    if fmt == "csv":
+      self._csv = csv.writer(stream)
+      self._csv.writerow(["path", "predicted", *self._prob_keys, "error"])
+
+  def row(self, path: Path, predicted: str | None = None, probs: np.ndarray | None = None,
+          error: str | None = None) -> None:
+    if self._csv is not None:
+      values = [f"{float(p):.8g}" for p in probs] if probs is not None else [""] * len(self._prob_keys)
+      self._csv.writerow([str(path), predicted or "", *values, error or ""])
+      return
+    record: dict[str, Any] = {"path": str(path)}
+    if error is None:
+      record["predicted"] = predicted
+      record.update({k: float(p) for k, p in zip(self._prob_keys, probs)})
+    else:
+      record["error"] = error
+    self._stream.write(json.dumps(record) + "\n")
+
+
+def _open_output(output: str | None, workdir: Path, fmt: str) -> tuple[IO[str], str]:
+  """The output stream and its name; never overwrites a file.
+
+  A named `--output` that exists is a usage error (the user may want that file); the default name
+  in the work dir gets a numbered suffix instead, so two runs in the same second both keep theirs.
+  """
+  if output == "-":
+    return sys.stdout, "stdout"
+  if output:
+    path = Path(output).expanduser()
+    if path.exists():
+      raise UserError(f"output file {path} exists: give another --output (results are never overwritten)")
+    if not path.parent.is_dir():
+      raise UserError(f"the folder of --output={path} does not exist")
+    return path.open("x", newline=""), str(path)
+  base = workdir / f"classify_{time.strftime('%Y%m%d-%H%M%S')}"
+  for n in range(1000):
+    path = base.with_name(base.name + (f"_{n}" if n else "") + f".{fmt}")
+    try:
+      return path.open("x", newline=""), str(path)  # "x": atomic, a file made meanwhile is never replaced
+    except FileExistsError:
+      continue
+  raise UserError(f"cannot find a free output name like {base}.{fmt}: give --output=FILE")
+
+
+def format_summary(counts: collections.Counter, label_names: Sequence[str]) -> str:
+  """Files per predicted label, with their share of the classified files."""
+  total = sum(counts.values())
+  width = max(len(n) for n in label_names)
+  lines = []
+  for name in label_names:
+    share = counts[name] / total if total else 0.0
+    lines.append(f"  {name:<{width}}  {counts[name]:>8d}  {share:7.1%}")
+  return "\n".join(lines)
+
+
+# --- Command line ---------------------------------------------------------------------------------
+
+_FLAGS: dict[str, Any] = {}
+
+
+def _define_flags() -> None:
+  """Defines the flags when the command line runs, not on import: `main` defines `--workdir` too,
+  and a process (a test session, a notebook) may import both modules."""
+  if _FLAGS:
+    return
+  _FLAGS["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished training run, or its bundle/ folder.")
+  _FLAGS["format"] = flags.DEFINE_enum("format", "csv", ["csv", "jsonl"], "Output format.")
+  _FLAGS["output"] = flags.DEFINE_string(
+      "output", None, "Output file ('-' = stdout); default WORKDIR/classify_<time>.<format>, never overwritten.")
+  _FLAGS["batch_size"] = flags.DEFINE_integer("batch_size", 64, "Images per model call.", lower_bound=1)
+
+
+def _fail(message: str) -> None:
+  print(f"error: {' '.join(message.split())}", file=sys.stderr)
+  sys.exit(UserError.exit_code)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  """absl flag parsing that turns flag mistakes into one clear line and exit code 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(f"{e} (see --helpfull)")
+  return []
+
+
+def classify_files(clf: Classifier, files: Sequence[Path], writer: _Writer, batch_size: int,
+                   progress: bool = True) -> tuple[collections.Counter, list[tuple[Path, str]]]:
+  """Classifies `files` in batches, writing one row each; returns counts per label and the failures."""
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+
+  counts: collections.Counter = collections.Counter()
+  failed: list[tuple[Path, str]] = []
+  names = clf.label_names
+  with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+    for paths, decoded in decoded_batches(files, clf.prepare_file, batch_size):
+      good = [x for x in decoded if not isinstance(x, str)]
+      probs = iter(())
+      if good:
+        batch = np.stack(good)
+        if len(batch) < batch_size:  # pad the last batch: one shape, one compilation; eval mode is per image
+          batch = np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], np.uint8)])
+        probs = iter(clf.predict(batch)[:len(good)])
+      for path, x in zip(paths, decoded):
+        if isinstance(x, str):
+          failed.append((path, x))
+          writer.row(path, error=x)
+          bar.write(f"skipped {path}: {x}", file=sys.stderr)
+        else:
+          p = next(probs)
+          label = names[int(np.argmax(p))]
+          counts[label] += 1
+          writer.row(path, label, p)
+      bar.update(len(paths))
+  return counts, failed
+
+
+def main(argv: Sequence[str]) -> None:
+  paths = list(argv[1:])
+  fmt, batch_size = _FLAGS["format"].value, _FLAGS["batch_size"].value
+  if not _FLAGS["workdir"].value:
+    _fail("no work dir given: pass --workdir=DIR of a finished training run (or its bundle/ folder)")
+  if not paths:
+    _fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
+  workdir = Path(_FLAGS["workdir"].value).expanduser()
+  absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
+  try:
+    bundle_dir = _bundle_dir(workdir)  # a missing work dir is reported before any file is listed
+    files, ignored = collect_files(paths)
+    if not files:
+      raise UserError(f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}")
+    clf = load(bundle_dir)
+    # Never into a bundle folder given directly: a retrain replaces that folder whole.
+    out_dir = bundle_dir.parent if bundle_dir == workdir else workdir
+    stream, where = _open_output(_FLAGS["output"].value, out_dir, fmt)
+  except UserError as e:
+    _fail(str(e))
+  try:
+    counts, failed = classify_files(clf, files, _Writer(stream, fmt, clf.label_names), batch_size)
+  finally:
+    if stream is sys.stdout:
+      stream.flush()
+    else:
+      stream.close()
+  # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
+  out = sys.stderr if stream is sys.stdout else sys.stdout
+  classified = sum(counts.values())
+  print(f"\nclassified {classified} of {len(files)} image files:", file=out)
+  print(format_summary(counts, clf.label_names), file=out)
+  if failed:
+    print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
+  if ignored:
+    print(f"ignored {len(ignored)} files without an image extension in the folders", file=out)
+  print(f"results: {where}", file=out)
+  sys.exit(1 if failed else 0)
+
+
+def run() -> None:
+  # No `host_devices.use_all_cores()` here: one jitted call on one device, which XLA already
+  # spreads over the cores with intra-op threads; extra fake devices would sit idle.
+  _define_flags()
+  app.run(main, flags_parser=_parse)
+
+
+if __name__ == "__main__":
+  run()

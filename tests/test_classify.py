@@ -1,0 +1,175 @@
+"""Classifying files with a trained bundle: the API, the command line, broken files, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_class_folders
+from PIL import Image
+
+from freqforensics import classify, defaults, train
+from freqforensics.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+  """A tiny model trained once for the module (two classes of 16x16 images, 2 epochs)."""
+  tmp = tmp_path_factory.mktemp("classify")
+  src = write_class_folders(tmp / "src", {"A_real": 24, "B_gan": 24}, size=(16, 16))
+  for p in sorted((src / "B_gan").glob("*.png")):  # upsampled noise: a spectral fingerprint to learn
+    a = np.asarray(Image.open(p))[::2, ::2]
+    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
+  c = defaults.shrink_tiny(defaults.base_config())
+  c.data.source = "folder"
+  c.data.source_dir = str(src)
+  c.data.data_dir = str(tmp / "data")
+  c.data.image_size = 16
+  c.data.split = (16, 4, 4)
+  c.train.batch_size = 8
+  c.eval.batch_size = 8
+  c.train.epochs = 2
+  c.progress = False
+  train.train_and_evaluate(c, tmp / "wd")
+  return tmp / "wd"
+
+
+@pytest.fixture(scope="module")
+def clf(workdir) -> classify.Classifier:
+  return classify.load(workdir)
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, "-m", "freqforensics.classify", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(r: subprocess.CompletedProcess) -> str:
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert "Traceback" not in r.stderr
+  lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+  assert len(lines) == 1, r.stderr[-2000:]
+  return lines[0]
+
+
+def _good_images(folder: Path, seed: int = 1) -> list[Path]:
+  """A PNG, a JPEG, a grayscale, an RGBA and a wrong-size (20x24) image, one in a subfolder."""
+  rng = np.random.default_rng(seed)
+  (folder / "sub").mkdir(parents=True, exist_ok=True)
+  rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+  paths = {"a.png": Image.fromarray(rgb(16, 16)), "b.jpg": Image.fromarray(rgb(16, 16)),
+           "gray.png": Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L"),
+           "rgba.png": Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA"),
+           "sub/big.png": Image.fromarray(rgb(24, 20))}
+  for name, image in paths.items():
+    image.save(folder / name)
+  return sorted(folder / name for name in paths)
+
+
+def _read_csv(path: Path) -> dict[str, dict[str, str]]:
+  return {row["path"]: row for row in csv.DictReader(io.StringIO(path.read_text()))}
+
+
+def test_predict_gives_probabilities_and_checks_the_shape(clf):
+  assert clf.label_names == ("A_real", "B_gan")
+  x = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+  p = clf.predict(x)
+  assert p.shape == (5, 2)
+  np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+  with pytest.raises(ValueError, match=r"\(N, 16, 16, 3\)"):
+    clf.predict(np.zeros((2, 8, 8, 3), np.uint8))
+  with pytest.raises(ValueError, match="uint8"):
+    clf.predict(x.astype(np.float32))
+
+
+def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
+  Image.new("RGB", (20, 24)).save(tmp_path / "big.png")
+  Image.new("RGB", (16, 16)).save(tmp_path / "ok.png")
+  clf.bundle.info["crop"] = "none"
+  try:
+    assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
+    with pytest.raises(classify.images.ImageDecodeError, match=r"big.png is 20x24 pixels.*16x16"):
+      clf.prepare_file(tmp_path / "big.png")
+  finally:
+    clf.bundle.info["crop"] = "center"
+  assert clf.prepare_file(tmp_path / "big.png").shape == (16, 16, 3)
+
+
+def test_cli_classifies_a_mixed_folder_and_reports_broken_files(workdir, clf, tmp_path):
+  folder = tmp_path / "in"
+  good = _good_images(folder)
+  (folder / "broken.png").write_bytes(np.random.default_rng(0).bytes(200))
+  (folder / "notes.txt").write_text("not an image")
+  r = _run(f"--workdir={workdir}", f"--output={tmp_path / 'out.csv'}", "--batch_size=4", str(folder), cwd=tmp_path)
+  assert r.returncode == 1, r.stderr[-2000:]
+  rows = _read_csv(tmp_path / "out.csv")
+  assert sorted(rows) == sorted(str(p) for p in good + [folder / "broken.png"])
+  broken = rows[str(folder / "broken.png")]
+  assert broken["error"] and not broken["predicted"] and "broken.png" in r.stderr
+  expected = clf.predict(np.stack([clf.prepare_file(p) for p in good]))
+  for path, probs in zip(good, expected):
+    row = rows[str(path)]
+    assert not row["error"]
+    got = [float(row["p_A_real"]), float(row["p_B_gan"])]
+    np.testing.assert_allclose(got, probs, atol=1e-5)
+    assert row["predicted"] == clf.label_names[int(np.argmax(probs))]
+  assert "ignored 1 files" in r.stdout and "skipped 1" in r.stdout and str(tmp_path / "out.csv") in r.stdout
+  assert "A_real" in r.stdout and "B_gan" in r.stdout
+
+
+def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
+  good = _good_images(tmp_path / "in")
+  r = _run(f"--workdir={workdir}/bundle", "--format=jsonl", "--output=-", str(tmp_path / "in"), str(good[0]),
+           cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-2000:]
+  records = [json.loads(line) for line in r.stdout.splitlines()]
+  assert [rec["path"] for rec in records] == [str(p) for p in good + [good[0]]]
+  for rec in records:
+    assert rec["predicted"] in ("A_real", "B_gan") and "error" not in rec
+    assert rec["p_A_real"] + rec["p_B_gan"] == pytest.approx(1.0, abs=1e-6)
+  assert "results: stdout" in r.stderr
+
+
+def test_default_output_is_never_overwritten(workdir, tmp_path):
+  _good_images(tmp_path / "in")
+  before = set(workdir.glob("classify_*.csv"))
+  stream, first = classify._open_output(None, workdir, "csv")
+  stream.write("keep me")
+  stream.close()
+  stream, second = classify._open_output(None, workdir, "csv")
+  stream.close()
+  assert first != second and Path(first).read_text() == "keep me"
+  with pytest.raises(UserError, match="exists"):
+    classify._open_output(first, workdir, "csv")
+  r = _run(f"--workdir={workdir}", str(tmp_path / "in"), cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-2000:]
+  new = set(workdir.glob("classify_*.csv")) - before - {Path(first), Path(second)}
+  assert len(new) == 1 and len(_read_csv(new.pop())) == 5
+  assert Path(first).read_text() == "keep me"
+  line = _one_line_error(_run(f"--workdir={workdir}", f"--output={first}", str(tmp_path / "in"), cwd=tmp_path))
+  assert "exists" in line
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing_workdir", "does not exist"),
+    ("no_path", "no images given"),
+    ("missing_path", "nowhere.png does not exist"),
+    ("bad_flag", "--batch_size"),
+])
+def test_usage_errors_are_one_line(case, needle, workdir, tmp_path):
+  Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+  args = {"missing_workdir": (f"--workdir={tmp_path}/nope", "a.png"),
+          "no_path": (f"--workdir={workdir}",),
+          "missing_path": (f"--workdir={workdir}", "nowhere.png"),
+          "bad_flag": (f"--workdir={workdir}", "--batch_size=0", "a.png")}[case]
+  assert needle in _one_line_error(_run(*args, cwd=tmp_path))

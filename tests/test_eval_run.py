@@ -1,0 +1,56 @@
+"""`--config.mode=eval`: a bundle evaluated on prepared splits and on class folders by label name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from freqforensics import defaults, eval_run, train
+from freqforensics.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  from conftest import write_class_folders
+
+  root = tmp_path_factory.mktemp("evalrun")
+  src = write_class_folders(root / "src", {"A_real": 16, "B_gan": 16}, size=(16, 16))
+  for p in sorted((src / "B_gan").glob("*.png")):
+    a = np.asarray(Image.open(p))[::2, ::2]
+    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
+  c = defaults.shrink_tiny(defaults.base_config())
+  c.data.source, c.data.source_dir, c.data.data_dir = "folder", str(src), str(root / "data")
+  c.data.image_size, c.data.split = 16, (8, 4, 4)
+  c.train.batch_size, c.eval.batch_size, c.train.epochs, c.progress = 8, 8, 3, False
+  train.train_and_evaluate(c, root / "wd")
+  return c, root
+
+
+def test_eval_mode_on_splits_reproduces_the_training_evaluation(trained):
+  config, root = trained
+  results = eval_run.evaluate_workdir(config, root / "wd")
+  after_training = json.loads((root / "wd" / "test_metrics.json").read_text())
+  saved = json.loads((root / "wd" / "eval_test.json").read_text())
+  assert saved["confusion_matrix"] == after_training["confusion_matrix"] == results["test"]["confusion_matrix"]
+  assert saved["loss"] == pytest.approx(after_training["loss"], rel=1e-5)
+  assert saved["label_names"] == ["A_real", "B_gan"] and "binary" in saved
+  assert (root / "wd" / "eval_val_roc.png").is_file() and (root / "wd" / "eval_test_confusion.png").is_file()
+
+
+def test_eval_mode_on_class_folders_maps_labels_by_name(trained, tmp_path):
+  config, root = trained
+  folder = tmp_path / "only_fakes"
+  shutil.copytree(root / "src" / "B_gan", folder / "B_gan")
+  config = config.copy_and_resolve_references()
+  config.eval.source_dir = str(folder)
+  m = eval_run.evaluate_workdir(config, root / "wd")["folder_only_fakes"]
+  assert m["num_examples"] == 16
+  assert m["per_class_count"] == {"A_real": 0, "B_gan": 16}  # index 0 of the folder is B_gan: remapped
+  (folder / "C_other").mkdir()
+  Image.new("RGB", (16, 16)).save(folder / "C_other" / "x.png")
+  with pytest.raises(UserError, match=r"class folders \['C_other'\] are not labels of this model"):
+    eval_run.evaluate_workdir(config, root / "wd")
