@@ -39,7 +39,7 @@ from absl import logging as absl_logging
 from flax import nnx
 from PIL import Image
 
-from freqforensics import bundle, losses, spectral
+from freqforensics import bundle, cli, losses, spectral
 from freqforensics.data import images
 from freqforensics.errors import UserError
 
@@ -282,18 +282,8 @@ def _define_flags() -> None:
   _FLAGS["batch_size"] = flags.DEFINE_integer("batch_size", 64, "Images per model call.", lower_bound=1)
 
 
-def _fail(message: str) -> None:
-  print(f"error: {' '.join(message.split())}", file=sys.stderr)
-  sys.exit(UserError.exit_code)
-
-
-def _parse(argv: list[str]) -> list[str]:
-  """absl flag parsing that turns flag mistakes into one clear line and exit code 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(f"{e} (see --helpfull)")
-  return []
+_fail = cli.fail
+_parse = cli.parse_flags
 
 
 def classify_files(clf: Classifier, files: Sequence[Path], writer: _Writer, batch_size: int,

@@ -10,14 +10,13 @@ line on stderr and exit code 2.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from freqforensics import host_devices
+from freqforensics import cli, host_devices
 from freqforensics.errors import UserError
 
 host_devices.use_all_cores()  # before JAX starts: one CPU device per core (no effect on GPUs)
@@ -28,22 +27,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run of another config in --workdir.")
 
 
-def _fail(message: str) -> None:
-  print(f"error: {' '.join(message.split())}", file=sys.stderr)
-  sys.exit(UserError.exit_code)
-
-
-def _parse(argv: list[str]) -> list[str]:
-  """absl flag parsing that turns config mistakes into one clear line and exit code 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(f"{e} (see --helpfull)")
-  except (AttributeError, KeyError) as e:
-    _fail(f"unknown config key: {e}; check the spelling against the config file")
-  except (FileNotFoundError, ValueError, TypeError) as e:
-    _fail(f"bad --config: {e}")
-  return []
+_fail = cli.fail
 
 
 def main(argv: Sequence[str]) -> None:
@@ -95,7 +79,7 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run() -> None:
-  app.run(main, flags_parser=_parse)
+  cli.run(main)
 
 
 if __name__ == "__main__":

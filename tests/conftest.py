@@ -38,3 +38,12 @@ def make_folders(tmp_path):
   def make(counts: dict[str, int], **kwargs) -> Path:
     return write_class_folders(tmp_path / "src", counts, **kwargs)
   return make
+
+
+def one_line_error(r) -> str:
+  """Asserts a command ended with exit code 2 and exactly one `error:` line, no traceback; returns it."""
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert "Traceback" not in r.stderr
+  lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+  assert len(lines) == 1, r.stderr[-2000:]
+  return lines[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error as _one_line_error
 from conftest import write_class_folders
 from PIL import Image
 
@@ -54,12 +55,6 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=300)
 
 
-def _one_line_error(r: subprocess.CompletedProcess) -> str:
-  assert r.returncode == 2, r.stderr[-2000:]
-  assert "Traceback" not in r.stderr
-  lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-  assert len(lines) == 1, r.stderr[-2000:]
-  return lines[0]
 
 
 def _good_images(folder: Path, seed: int = 1) -> list[Path]:

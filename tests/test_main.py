@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error as _one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,12 +19,6 @@ def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=300)
 
 
-def _one_line_error(r: subprocess.CompletedProcess) -> str:
-  assert r.returncode == 2, r.stderr[-2000:]
-  assert "Traceback" not in r.stderr
-  lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-  assert len(lines) == 1, r.stderr[-2000:]
-  return lines[0]
 
 
 def test_unknown_config_key(tmp_path):

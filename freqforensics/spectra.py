@@ -1,0 +1,340 @@
+r"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
+
+  python -m freqforensics.spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
+      FOLDER [FOLDER ...]
+
+Each FOLDER is one data set: every image below it (recursive, sorted, hidden files skipped), of
+which the first `--num` decodable ones are used; a class-folder root therefore counts as one data
+set of all its classes. The first FOLDER is the reference the others are compared with.
+
+Per data set, images are centre-cropped and resized to S x S (`images.load_image`) and streamed in
+batches, so memory does not grow with N:
+- the orthonormal 2-D DCT-II per channel (`spectral.dct2`, in float64): per-coefficient mean and
+  standard deviation of the raw coefficients, and mean / std of `log(|c| + EPS)` (`stats` moments);
+- the azimuthally averaged 1-D power spectrum (Durall et al., CVPR 2020): the centred 2-D FFT power
+  `|F|^2` of each image, averaged over channels, then over images, then over rings of integer
+  radius `floor(r)`, r = 0 .. S//2 - 1 (bin 0 is the DC term). Averaging is linear, so the radial
+  average of the mean power equals the mean of the per-image radial averages.
+
+Everything goes to `spectra.npz` (arrays stacked over data sets in the order given) and PNG figures
+(`--pdf` adds PDFs) in an output folder that never overwrites an earlier run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from freqforensics import cli, spectral, stats
+from freqforensics.data import images
+from freqforensics.errors import UserError
+
+# The figures floor `|mean|` at this before the log: the model's EPS (1e-12) would let a single
+# near-zero coefficient stretch a shared colour scale over 20 decades of nothing.
+PLOT_EPS = 1e-3
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+  """Image files below `folder`, recursive and sorted; hidden files and folders are skipped."""
+  root = Path(folder).expanduser()
+  if not root.is_dir():
+    raise UserError(f"image folder {root} does not exist: give folders of images (the first is the reference)")
+  files = [p for p in sorted(root.rglob("*"))
+           if p.is_file() and p.suffix.lower() in images.IMAGE_EXTENSIONS
+           and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+  if not files:
+    raise UserError(f"image folder {root} holds no images ({', '.join(images.IMAGE_EXTENSIONS)})")
+  return files
+
+
+def _batches(files: Sequence[Path], num: int, size: int, channels: int, batch_size: int,
+             skipped: list[int]) -> Iterator[np.ndarray]:
+  """Yields uint8 batches `(B, S, S, C)` of the first `num` decodable images; counts skips in `skipped[0]`.
+
+  Undecodable files are skipped rather than fatal, so one truncated download does not end a run
+  over thousands of images; the caller reports how many were skipped.
+  """
+  batch: list[np.ndarray] = []
+  taken = 0
+  for path in files:
+    if taken >= num:
+      break
+    try:
+      batch.append(images.load_image(path, size, channels))
+    except images.ImageDecodeError:
+      skipped[0] += 1
+      continue
+    taken += 1
+    if len(batch) == batch_size:
+      yield np.stack(batch)
+      batch = []
+  if batch:
+    yield np.stack(batch)
+
+
+@jax.jit
+def _dct_and_log(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  coeffs = spectral.dct2(x)
+  return coeffs, spectral.log_scale(coeffs)
+
+
+def radial_bins(size: int) -> np.ndarray:
+  """Ring index `floor(r)` of every pixel of a centred S x S spectrum; -1 beyond the last ring.
+
+  The centre is pixel (S//2, S//2), where `np.fft.fftshift` puts the zero frequency; rings past
+  S//2 - 1 reach only into the corners and would average ever fewer pixels, so they are dropped.
+  """
+  centre = size // 2
+  yy, xx = np.indices((size, size))
+  r = np.floor(np.hypot(yy - centre, xx - centre)).astype(np.int64)
+  return np.where(r < size // 2, r, -1)
+
+
+def radial_profile(power: np.ndarray) -> np.ndarray:
+  """Azimuthal average of a centred square spectrum `(S, S)` over `S // 2` integer-radius rings."""
+  size = power.shape[0]
+  bins = radial_bins(size).ravel()
+  keep = bins >= 0
+  sums = np.bincount(bins[keep], weights=power.ravel()[keep], minlength=size // 2)
+  counts = np.bincount(bins[keep], minlength=size // 2)
+  return sums / counts
+
+
+def power_spectrum(batch: np.ndarray) -> np.ndarray:
+  """Centred FFT power `|F|^2` per image of `(B, S, S, C)`, averaged over channels: `(B, S, S)`.
+
+  Pixels are scaled to [0, 1] so profiles do not depend on the bit depth convention.
+  """
+  f = np.fft.fftshift(np.fft.fft2(batch.astype(np.float64) / 255.0, axes=(1, 2)), axes=(1, 2))
+  return np.mean(np.abs(f) ** 2, axis=-1)
+
+
+def _one_set(folder: str | os.PathLike, num: int, size: int, channels: int, batch_size: int) -> dict[str, Any]:
+  files = list_images(folder)
+  shape = (size, size, channels)
+  raw, logs = stats.init(shape), stats.init(shape)
+  power_sum = np.zeros((size, size), np.float64)
+  count, skipped = 0, [0]  # a list: the generator counts undecodable files into it
+  for batch in _batches(files, num, size, channels, batch_size, skipped):
+    # float64 DCT under a scoped x64 switch (as `stats` does): the test compares with scipy in
+    # float64, and float32 rounding of coefficients near 0 would show up in the log spectrum.
+    with jax.enable_x64(True):
+      coeffs, log_coeffs = _dct_and_log(jnp.asarray(batch, jnp.float64))
+    raw = stats.update(raw, coeffs)
+    logs = stats.update(logs, log_coeffs)
+    power_sum += power_spectrum(batch).sum(axis=0)
+    count += batch.shape[0]
+  if count == 0:
+    raise UserError(f"no image in {folder} could be decoded ({skipped[0]} tried)")
+  return {
+      "count": count,
+      "skipped": skipped[0],
+      "mean": np.asarray(raw.mean, np.float64),
+      "std": np.sqrt(stats.variance(raw)),
+      "log_mean": np.asarray(logs.mean, np.float64),
+      "log_std": np.sqrt(stats.variance(logs)),
+      "radial": radial_profile(power_sum / count),
+  }
+
+
+def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
+  """Folder base names as data set names; a repeated name gets `_2`, `_3`, ... so legends stay apart."""
+  names: list[str] = []
+  for folder in folders:
+    base = Path(folder).expanduser().resolve().name or str(folder)
+    name, k = base, 2
+    while name in names:
+      name, k = f"{base}_{k}", k + 1
+    names.append(name)
+  return names
+
+
+def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channels: int,
+            batch_size: int = 64) -> dict[str, Any]:
+  """Spectrum statistics of each folder (the first is the reference), stacked over data sets.
+
+  Returns numpy arrays: `names` (K,), `folders` (K,), `count` and `skipped` (K,), `mean`, `std`,
+  `log_mean`, `log_std` (K, S, S, C) of the DCT coefficients, `radial` (K, S//2) and `frequency`
+  (S//2,) ring radii in cycles per image, plus `size` and `channels`.
+  """
+  if not folders:
+    raise UserError("no image folders given: pass one or more folders (the first is the reference)")
+  if num < 1 or size < 2 or batch_size < 1:
+    raise UserError(f"--num ({num}) and --batch_size ({batch_size}) must be positive and --size ({size}) at least 2")
+  sets = [_one_set(f, num, size, channels, batch_size) for f in folders]
+  out: dict[str, Any] = {key: np.stack([s[key] for s in sets]) for key in sets[0]}
+  out["names"] = np.asarray(_unique_names(folders))
+  out["folders"] = np.asarray([str(f) for f in folders])
+  out["frequency"] = np.arange(size // 2)
+  out["size"] = np.asarray(size)
+  out["channels"] = np.asarray(channels)
+  return out
+
+
+def fresh_out_dir(out_dir: str | os.PathLike) -> Path:
+  """`out_dir` if it is new or empty, else a new `out_dir/run_<timestamp>[_k]`: never overwrites a run."""
+  out = Path(out_dir).expanduser()
+  if out.exists() and not out.is_dir():
+    raise UserError(f"--out_dir {out} is a file: give a folder")
+  if not out.exists() or not any(out.iterdir()):
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  k = 1
+  while True:
+    candidate = out / (f"run_{stamp}" if k == 1 else f"run_{stamp}_{k}")
+    try:
+      candidate.mkdir()  # fails if it exists: two runs in the same second get different folders
+      return candidate
+    except FileExistsError:
+      k += 1
+
+
+def _channel_mean_log(x: np.ndarray) -> np.ndarray:
+  """`log(|x| + PLOT_EPS)` averaged over channels: one heat-map per data set."""
+  return np.mean(np.log(np.abs(x) + PLOT_EPS), axis=-1)
+
+
+def _shared_limits(maps: Sequence[np.ndarray], symmetric: bool = False) -> tuple[float, float]:
+  """One colour scale for all panels, from the 1st to 99th percentile so outliers do not wash it out."""
+  values = np.concatenate([np.ravel(m) for m in maps])
+  if symmetric:
+    v = float(np.percentile(np.abs(values), 99)) or 1.0
+    return -v, v
+  lo, hi = np.percentile(values, [1, 99])
+  return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def _panel_grid(plt, rows: int, cols: int):
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.0, 3.0 * rows), squeeze=False,
+                           constrained_layout=True)
+  return fig, axes
+
+
+def _label_axes(ax) -> None:
+  ax.set_xlabel("horizontal frequency")
+  ax.set_ylabel("vertical frequency")
+
+
+def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> list[Path]:
+  """Writes heat-maps, differences to the reference and radial profiles; returns the files written."""
+  import matplotlib  # pylint: disable=g-import-not-at-top  (only the CLI and tests plot)
+
+  matplotlib.use("Agg")  # no display on servers; must precede pyplot
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  names = [str(n) for n in result["names"]]
+  written: list[Path] = []
+
+  def save(fig, stem: str) -> None:
+    for ext in ("png", "pdf") if pdf else ("png",):
+      path = out / f"{stem}.{ext}"
+      fig.savefig(path, dpi=110)
+      written.append(path)
+    plt.close(fig)
+
+  # (a) log |mean DCT| per data set, one colour scale so panels compare directly.
+  maps = [_channel_mean_log(m) for m in result["mean"]]
+  vmin, vmax = _shared_limits(maps)
+  fig, axes = _panel_grid(plt, 1, len(maps))
+  for ax, name, m in zip(axes[0], names, maps):
+    im = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax)
+    ax.set_title(name)
+    _label_axes(ax)
+  fig.colorbar(im, ax=axes, shrink=0.8, label="log(|mean DCT| + eps)")
+  save(fig, "mean_spectra")
+
+  # (b) each data set against the reference: log ratio of |mean|, difference of mean log|c|, std ratio.
+  if len(names) > 1:
+    others = range(1, len(names))
+    rows = [
+        ("log(|mean| / |mean ref|)", [maps[i] - maps[0] for i in others], "RdBu_r"),
+        ("mean log|c| - ref", [np.mean(result["log_mean"][i] - result["log_mean"][0], -1) for i in others], "RdBu_r"),
+        ("log(std / std ref)", [np.mean(np.log((result["std"][i] + PLOT_EPS) / (result["std"][0] + PLOT_EPS)), -1)
+                                for i in others], "PuOr_r"),
+    ]
+    fig, axes = _panel_grid(plt, len(rows), len(others))
+    for r, (label, diffs, cmap) in enumerate(rows):
+      lo, hi = _shared_limits(diffs, symmetric=True)  # centred on 0: no difference is white
+      for c, (i, d) in enumerate(zip(others, diffs)):
+        im = axes[r, c].imshow(d, cmap=cmap, vmin=lo, vmax=hi)
+        axes[r, c].set_title(f"{names[i]} vs {names[0]}")
+        _label_axes(axes[r, c])
+      fig.colorbar(im, ax=axes[r, :], shrink=0.8, label=label)
+    save(fig, "differences")
+
+  # (c) azimuthal power spectra on one log plot; bin 0 (DC) dwarfs the rest, so start at 1.
+  fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+  freq = result["frequency"]
+  for name, profile in zip(names, result["radial"]):
+    ax.semilogy(freq[1:], profile[1:], label=name)
+  ax.set_xlabel("spatial frequency (cycles per image)")
+  ax.set_ylabel("mean power |F|^2 (azimuthal average)")
+  ax.set_title("1-D power spectrum")
+  ax.legend()
+  save(fig, "radial_power")
+  return written
+
+
+def run_spectra(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, num: int, size: int,
+                channels: int, batch_size: int = 64, pdf: bool = False) -> tuple[Path, list[Path]]:
+  """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
+  result = compute(folders, num=num, size=size, channels=channels, batch_size=batch_size)
+  out = fresh_out_dir(out_dir)
+  npz = out / "spectra.npz"
+  np.savez(npz, **result)
+  return out, [npz, *write_figures(result, out, pdf=pdf)]
+
+
+_fail = cli.fail
+
+
+def main(argv: Sequence[str]) -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+  absl_logging.set_verbosity(absl_logging.WARNING)  # as main.py: no backend-probe chatter
+
+  f = flags.FLAGS
+  if not f.out_dir:
+    _fail("no output folder given: pass --out_dir=DIR")
+  if len(argv) < 2:
+    _fail("no image folders given: pass one or more folders after the options (the first is the reference)")
+  try:
+    out, files = run_spectra(argv[1:], f.out_dir, num=f.num, size=f.size, channels=1 if f.grayscale else 3,
+                             batch_size=f.batch_size, pdf=f.pdf)
+  except UserError as e:
+    _fail(str(e))
+  print(f"spectra of {len(argv) - 1} data sets written to {out}:")
+  with np.load(out / "spectra.npz", allow_pickle=False) as r:
+    for name, count, skipped in zip(r["names"], r["count"], r["skipped"]):
+      note = f" ({skipped} undecodable files skipped)" if skipped else ""
+      print(f"  {name}: {count} images{note}")
+  for path in files:
+    print(f"  {path}")
+
+
+def _define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("out_dir", None, "Output folder; a new run_<timestamp> folder inside it if it is not empty.")
+  flags.DEFINE_integer("num", 1000, "Images per data set (the first N in sorted order).")
+  flags.DEFINE_integer("size", 128, "Centre-crop and resize images to size x size.")
+  flags.DEFINE_bool("grayscale", False, "Use luminance (one channel) instead of RGB.")
+  flags.DEFINE_bool("pdf", False, "Also write the figures as PDF.")
+  flags.DEFINE_integer("batch_size", 64, "Images per streamed batch (memory, not results).")
+
+
+if __name__ == "__main__":
+  # No `host_devices.use_all_cores()` here: this computation runs on one device, where a single CPU
+  # device with all intra-op threads is the faster choice.
+
+  _define_flags()
+  cli.run(main)
