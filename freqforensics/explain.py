@@ -1,6 +1,7 @@
-r"""What a linear detector looks at: its weights as a map over DCT frequencies.
+r"""What a detector looks at: a linear model's weights over DCT frequencies; one image's spectrum.
 
-  python -m freqforensics.explain --workdir=WORKDIR [--out=PNG]
+  python -m freqforensics.explain --workdir=WORKDIR [--out=PNG]                # weight map (log* models)
+  python -m freqforensics.explain --workdir=WORKDIR --image=FILE [--out=PNG]   # any model
 
 The `log*` models are one dense layer on the flattened (H, W, C) feature, so the absolute weight of
 each input coefficient is a direct measure of how much that frequency moves each logit (inputs are
@@ -103,12 +104,82 @@ def explain_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = 
   return plot_weight_map(wm, b.label_names, out or Path(workdir) / "weight_map.png")
 
 
+def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
+                       batch_size: int = 128) -> tuple[tuple[str, ...], np.ndarray]:
+  """Mean `log(|DCT| + eps)` per class over (up to `per_class` of each class of) the training split.
+
+  Returns the label names and `(classes, H, W, C)` float64 means; streamed in batches.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from freqforensics import spectral  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import prepare  # pylint: disable=g-import-not-at-top
+
+  prepared = prepare.open_prepared(dataset_dir)
+  source = prepared.source("train")
+  labels = np.asarray([source[i]["label"] for i in range(len(source))]) if len(source) else np.zeros(0, int)
+  chosen = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in range(len(prepared.label_names))])
+  log_dct = jax.jit(lambda x: spectral.log_scale(spectral.dct2(x)))
+  sums = np.zeros((len(prepared.label_names),) + prepared.image_shape, np.float64)
+  counts = np.zeros(len(prepared.label_names), np.int64)
+  for lo in range(0, len(chosen), batch_size):
+    batch = source.read_batch(chosen[lo:lo + batch_size])
+    spectra = np.asarray(log_dct(batch["image"]), np.float64)
+    np.add.at(sums, batch["label"], spectra)
+    counts += np.bincount(batch["label"], minlength=len(counts))
+  if not counts.all():
+    missing = [n for n, c in zip(prepared.label_names, counts) if not c]
+    raise UserError(f"the training split of {dataset_dir} has no images of {missing}")
+  return prepared.label_names, sums / counts[:, None, None, None]
+
+
+def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
+                     out: str | os.PathLike | None = None) -> Path:
+  """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
+  model's probability for each class in the panel titles (channel-averaged, one colour scale).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  from freqforensics import classify, spectral  # pylint: disable=g-import-not-at-top
+
+  clf = classify.load(workdir)
+  dataset_dir = clf.bundle.info.get("dataset")
+  if not dataset_dir or not Path(dataset_dir).is_dir():
+    raise UserError(f"the bundle of {workdir} names no training dataset that exists here ({dataset_dir}): the class"
+                    " spectra come from it; run where the run's data cache is")
+  image = clf.prepare_file(image_path)
+  probs = clf.predict(image[None])[0]
+  names, means = class_mean_spectra(dataset_dir)
+  own = np.asarray(jax.jit(lambda x: spectral.log_scale(spectral.dct2(x)))(image), np.float64)
+  panels = [(f"{Path(image_path).name}", own.mean(-1))]
+  panels += [(f"{n} (p = {probs[clf.label_names.index(n)]:.3f})", m.mean(-1)) for n, m in zip(names, means)]
+  vmin = min(np.percentile(p, 1) for _, p in panels)
+  vmax = max(np.percentile(p, 99) for _, p in panels)
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1, 3.4), squeeze=False)
+  for ax, (title, panel) in zip(axes[0], panels):
+    im = ax.imshow(panel, cmap="viridis", vmin=vmin, vmax=vmax)
+    ax.set_title(title, fontsize="small")
+    ax.set_xlabel("horizontal frequency")
+  axes[0][0].set_ylabel("vertical frequency")
+  fig.colorbar(im, ax=list(axes[0]), label="log |DCT| (mean over channels)")
+  path = Path(out) if out else Path(workdir) / f"spectrum_{Path(image_path).stem}.png"
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
 _fail = cli.fail
 
 
 def main(argv: Sequence[str]) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+  from freqforensics.data import images  # pylint: disable=g-import-not-at-top
 
   absl_logging.set_verbosity(absl_logging.WARNING)  # as main.py: no backend-probe chatter
 
@@ -117,15 +188,21 @@ def main(argv: Sequence[str]) -> None:
   if not flags.FLAGS.workdir:
     _fail("no work dir given: pass --workdir=DIR of a finished run (it holds bundle/)")
   try:
-    path = explain_workdir(flags.FLAGS.workdir, flags.FLAGS.out)
+    if flags.FLAGS.image:
+      path = image_vs_classes(flags.FLAGS.image, flags.FLAGS.workdir, flags.FLAGS.out)
+    else:
+      path = explain_workdir(flags.FLAGS.workdir, flags.FLAGS.out)
   except UserError as e:
     _fail(str(e))
-  print(f"weight map written to {path}")
+  except (OSError, images.ImageDecodeError) as e:  # an unreadable --image
+    _fail(f"{e}: give a readable image file")
+  print(f"{'spectrum comparison' if flags.FLAGS.image else 'weight map'} written to {path}")
 
 
 if __name__ == "__main__":
   from absl import flags
 
   flags.DEFINE_string("workdir", None, "Work dir of a finished run (reads WORKDIR/bundle).")
-  flags.DEFINE_string("out", None, "PNG to write (default WORKDIR/weight_map.png).")
+  flags.DEFINE_string("out", None, "PNG to write (default WORKDIR/weight_map.png or WORKDIR/spectrum_<image>.png).")
+  flags.DEFINE_string("image", None, "An image to show beside the mean spectra of the training classes.")
   cli.run(main)

@@ -48,3 +48,50 @@ def test_non_linear_model_is_refused():
   model = models.create_model("cnn", (8, 8, 3), 2, variant="tiny")
   with pytest.raises(UserError, match="linear model"):
     explain.weight_map(model)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+  from conftest import write_class_folders
+  from PIL import Image
+
+  from freqforensics import defaults, train
+
+  root = tmp_path_factory.mktemp("explain")
+  src = write_class_folders(root / "src", {"A_real": 10, "B_gan": 10}, size=(16, 16))
+  for p in sorted((src / "B_gan").glob("*.png")):
+    a = np.asarray(Image.open(p))[::2, ::2]
+    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
+  c = defaults.shrink_tiny(defaults.base_config())
+  c.data.source, c.data.source_dir, c.data.data_dir = "folder", str(src), str(root / "data")
+  c.data.image_size, c.data.split = 16, (6, 2, 2)
+  c.train.batch_size, c.eval.batch_size, c.train.epochs, c.progress = 4, 4, 1, False
+  train.train_and_evaluate(c, root / "wd")
+  return root
+
+
+def test_class_mean_spectra_equal_a_direct_computation(trained_workdir):
+  import json
+
+  import scipy.fft
+  from PIL import Image
+
+  info = json.loads((trained_workdir / "wd" / "bundle" / "bundle.json").read_text())
+  names, means = explain.class_mean_spectra(info["dataset"])
+  assert names == ("A_real", "B_gan") and means.shape == (2, 16, 16, 3)
+  for k, name in enumerate(names):  # the train split is the first 6 files of each class, by name
+    files = sorted((trained_workdir / "src" / name).glob("*.png"))[:6]
+    x = np.stack([np.asarray(Image.open(f), np.float64) for f in files])
+    want = np.log(np.abs(scipy.fft.dctn(x, type=2, norm="ortho", axes=(1, 2))) + 1e-12).mean(0)
+    big = np.abs(want) < 20  # float32 DCT: coefficients near 0 have a large log error, compare the rest
+    np.testing.assert_allclose(means[k][big], want[big], atol=2e-3)
+
+
+def test_image_vs_classes_figure(trained_workdir, tmp_path):
+  from PIL import Image
+
+  image = sorted((trained_workdir / "src" / "B_gan").glob("*.png"))[-1]
+  path = explain.image_vs_classes(image, trained_workdir / "wd", tmp_path / "cmp.png")
+  with Image.open(path) as im:
+    im.load()
+    assert im.size[0] > 300
