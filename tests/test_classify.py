@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import one_line_error as _one_line_error
-from conftest import write_class_folders
+from conftest import tiny_folder_config, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import classify, defaults, train
+from freqforensics import classify, train
 from freqforensics.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,20 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def workdir(tmp_path_factory) -> Path:
   """A tiny model trained once for the module (two classes of 16x16 images, 2 epochs)."""
   tmp = tmp_path_factory.mktemp("classify")
-  src = write_class_folders(tmp / "src", {"A_real": 24, "B_gan": 24}, size=(16, 16))
-  for p in sorted((src / "B_gan").glob("*.png")):  # upsampled noise: a spectral fingerprint to learn
-    a = np.asarray(Image.open(p))[::2, ::2]
-    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
-  c = defaults.shrink_tiny(defaults.base_config())
-  c.data.source = "folder"
-  c.data.source_dir = str(src)
-  c.data.data_dir = str(tmp / "data")
-  c.data.image_size = 16
-  c.data.split = (16, 4, 4)
-  c.train.batch_size = 8
-  c.eval.batch_size = 8
-  c.train.epochs = 2
-  c.progress = False
+  c = tiny_folder_config(write_fingerprinted_folders(tmp / "src", 24), tmp / "data", epochs=2)
   train.train_and_evaluate(c, tmp / "wd")
   return tmp / "wd"
 

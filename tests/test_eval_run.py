@@ -5,27 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
+from conftest import tiny_folder_config, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import defaults, eval_run, train
+from freqforensics import eval_run, train
 from freqforensics.errors import UserError
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  from conftest import write_class_folders
-
   root = tmp_path_factory.mktemp("evalrun")
-  src = write_class_folders(root / "src", {"A_real": 16, "B_gan": 16}, size=(16, 16))
-  for p in sorted((src / "B_gan").glob("*.png")):
-    a = np.asarray(Image.open(p))[::2, ::2]
-    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
-  c = defaults.shrink_tiny(defaults.base_config())
-  c.data.source, c.data.source_dir, c.data.data_dir = "folder", str(src), str(root / "data")
-  c.data.image_size, c.data.split = 16, (8, 4, 4)
-  c.train.batch_size, c.eval.batch_size, c.train.epochs, c.progress = 8, 8, 3, False
+  c = tiny_folder_config(write_fingerprinted_folders(root / "src", 16), root / "data", split=(8, 4, 4))
   train.train_and_evaluate(c, root / "wd")
   return c, root
 

@@ -52,20 +52,13 @@ def test_non_linear_model_is_refused():
 
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory):
-  from conftest import write_class_folders
-  from PIL import Image
+  from conftest import tiny_folder_config, write_fingerprinted_folders
 
-  from freqforensics import defaults, train
+  from freqforensics import train
 
   root = tmp_path_factory.mktemp("explain")
-  src = write_class_folders(root / "src", {"A_real": 10, "B_gan": 10}, size=(16, 16))
-  for p in sorted((src / "B_gan").glob("*.png")):
-    a = np.asarray(Image.open(p))[::2, ::2]
-    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
-  c = defaults.shrink_tiny(defaults.base_config())
-  c.data.source, c.data.source_dir, c.data.data_dir = "folder", str(src), str(root / "data")
-  c.data.image_size, c.data.split = 16, (6, 2, 2)
-  c.train.batch_size, c.eval.batch_size, c.train.epochs, c.progress = 4, 4, 1, False
+  c = tiny_folder_config(write_fingerprinted_folders(root / "src", 10), root / "data", split=(6, 2, 2), batch_size=4,
+                         epochs=1)
   train.train_and_evaluate(c, root / "wd")
   return root
 

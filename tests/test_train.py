@@ -8,31 +8,17 @@ import logging
 import jax
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import tiny_folder_config, write_fingerprinted_folders
 
-from freqforensics import bundle, checkpointing, defaults, sharding, steps, train, workdir
+from freqforensics import bundle, checkpointing, sharding, steps, train, workdir
 from freqforensics.data import dataset
 from freqforensics.errors import UserError
 
 
 @pytest.fixture
-def config(make_folders, tmp_path):
-  # B_gan is 2x nearest-neighbour upsampled noise: a strong spectral fingerprint, as GANs leave.
-  src = make_folders({"A_real": 24, "B_gan": 24}, size=(16, 16))
-  for p in sorted((src / "B_gan").glob("*.png")):
-    a = np.asarray(Image.open(p))[::2, ::2]
-    Image.fromarray(a.repeat(2, axis=0).repeat(2, axis=1)).save(p)
-  c = defaults.shrink_tiny(defaults.base_config())
-  c.data.source = "folder"
-  c.data.source_dir = str(src)
-  c.data.data_dir = str(tmp_path / "data")
-  c.data.image_size = 16
-  c.data.split = (16, 4, 4)
-  c.train.batch_size = 8
-  c.eval.batch_size = 8
-  c.train.epochs = 4
+def config(tmp_path):
+  c = tiny_folder_config(write_fingerprinted_folders(tmp_path / "src", 24), tmp_path / "data", epochs=4)
   c.train.patience = 10
-  c.progress = False
   return c
 
 
