@@ -65,6 +65,7 @@ class Classifier:
   _state: Any
   _mesh: jax.sharding.Mesh
   _stats: Any
+  _put: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]
 
   @property
   def label_names(self) -> tuple[str, ...]:
@@ -128,7 +129,7 @@ class Classifier:
     pad = -n % self._mesh.size  # the batch is split over the devices: pad it to a multiple of them
     if pad:
       batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], np.uint8)])
-    images_dev = sharding.make_put(self._mesh)({"image": batch})["image"]
+    images_dev = self._put({"image": batch})["image"]
     probs = sharding.settle(self._mesh, self._predict_fn(self._state, self._stats, images_dev))
     return np.asarray(probs)[:n]
 
@@ -154,7 +155,8 @@ def load(workdir: str | os.PathLike) -> Classifier:
   rep = sharding.replicated(mesh)
   stats = jax.device_put(loaded.feature_stats, rep) if loaded.feature_stats is not None else None
   return Classifier(bundle=loaded, _predict_fn=_make_predict_fn(graphdef, loaded.info["features"], mesh),
-                    _state=jax.device_put(state, rep), _mesh=mesh, _stats=stats)
+                    _state=jax.device_put(state, rep), _mesh=mesh, _stats=stats,
+                    _put=sharding.make_put(mesh))
 
 
 # --- Files and batches ----------------------------------------------------------------------------

@@ -117,16 +117,20 @@ def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
 
   prepared = prepare.open_prepared(dataset_dir)
   source = prepared.source("train")
-  labels = np.asarray([source[i]["label"] for i in range(len(source))]) if len(source) else np.zeros(0, int)
-  chosen = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in range(len(prepared.label_names))])
   log_dct = jax.jit(lambda x: spectral.log_scale(spectral.dct2(x)))
-  sums = np.zeros((len(prepared.label_names),) + prepared.image_shape, np.float64)
-  counts = np.zeros(len(prepared.label_names), np.int64)
-  for lo in range(0, len(chosen), batch_size):
-    batch = source.read_batch(chosen[lo:lo + batch_size])
-    spectra = np.asarray(log_dct(batch["image"]), np.float64)
-    np.add.at(sums, batch["label"], spectra)
-    counts += np.bincount(batch["label"], minlength=len(counts))
+  k = len(prepared.label_names)
+  sums = np.zeros((k,) + prepared.image_shape, np.float64)
+  counts = np.zeros(k, np.int64)
+  for lo in range(0, len(source), batch_size):  # one pass; stops once every class has `per_class`
+    batch = source.read_batch(np.arange(lo, min(len(source), lo + batch_size)))
+    rank = np.array([np.sum(batch["label"][:i] == y) for i, y in enumerate(batch["label"])])
+    keep = counts[batch["label"]] + rank < per_class
+    if keep.any():
+      labels = batch["label"][keep]
+      np.add.at(sums, labels, np.asarray(log_dct(batch["image"][keep]), np.float64))
+      counts += np.bincount(labels, minlength=k)
+    if (counts >= per_class).all():
+      break
   if not counts.all():
     missing = [n for n, c in zip(prepared.label_names, counts) if not c]
     raise UserError(f"the training split of {dataset_dir} has no images of {missing}")
