@@ -37,10 +37,9 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 from flax import nnx
-from PIL import Image
 
 from freqforensics import bundle, cli, host_devices, losses, sharding
-from freqforensics.data import images
+from freqforensics.data import crops, images
 from freqforensics.errors import UserError
 
 # --- Library ------------------------------------------------------------------------------------
@@ -92,26 +91,16 @@ class Classifier:
   def prepare_file(self, path: str | os.PathLike) -> np.ndarray:
     """Decodes `path` to uint8 `(H, W, C)` as the model was trained; raises `ImageDecodeError`.
 
-    With `crop == "center"` any image is centre-cropped and resized; with `"none"` an image of
-    another size is an error (the model was trained on images that were never resized).
+    The bundle's crop rule applies (`crops`): with `center` any image at least the model's size is
+    centre-cropped and resized; with `none` an image of another size is refused (the model was
+    trained on images that were never resized).
     """
-    size = self.image_size
-    if self.crop == "none":
-      try:
-        with Image.open(path) as image:  # reads the header only: the size costs no decoding
-          w, h = image.size
-      except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
-        raise images.ImageDecodeError(f"cannot decode {path}: {type(e).__name__}: {e}") from e
-      if (w, h) != (size, size):
-        raise images.ImageDecodeError(
-            f"{path} is {w}x{h} pixels, the model takes {size}x{size} images and its bundle says crop"
-            " 'none' (it was trained on images that were not resized)")
-    elif self.crop != "center":
-      raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows 'center' and 'none'")
+    if self.crop not in crops.CROPS:
+      raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows {', '.join(crops.CROPS)}")
     try:
-      return images.load_image(path, size, self.channels)
+      return images.load_image(path, self.image_size, self.channels, crop=self.crop)
     except images.ImageDecodeError as e:
-      raise images.ImageDecodeError(f"cannot decode {path}: {e}") from e
+      raise images.ImageDecodeError(f"cannot use {path}: {e}", reason=e.reason) from e
 
   def predict(self, batch: np.ndarray) -> np.ndarray:
     """Label probabilities `(N, len(label_names))` of uint8 images `(N, H, W, C)` at the input shape."""

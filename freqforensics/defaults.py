@@ -27,10 +27,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)
   c.data.source_dir = ""  # one sub-folder per class; label = index of the sorted folder name
   c.data.data_dir = ""  # where generated/prepared data are cached; '' = $FREQFORENSICS_DATA or ~/.cache/freqforensics
-  c.data.image_size = 64  # images are centre-cropped to a square and resized to this side
+  c.data.image_size = 64  # side of the model's square input images
+  c.data.crop = "center"  # center (square centre crop + resize) | celeba (the 128x128 face window) | none | resize
+  c.data.max_pixels = 50_000_000  # images with more pixels are skipped unread (decompression bombs)
   c.data.channels = 3  # 3 = RGB, 1 = grayscale
-  c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions, integers = counts
-  c.data.num_threads = 0  # decoding/reading threads; 0 = one per core
+  c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions of usable images, ints = counts
+  c.data.prepared_dir = ""  # a dataset written by `python -m freqforensics.prepare`; '' = prepare source_dir
+  c.data.num_threads = 0  # decoding (worker processes) and reading threads; 0 = one per core
   c.data.cache_gb = 2.0  # hold the training split decoded in memory when its images fit in this; 0 = never
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.num_per_class = 1000  # images per class of the synthetic benchmark

@@ -51,15 +51,16 @@ def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, A
   """name -> source with labels in the model's order."""
   if config.eval.source_dir:
     options = prepare.PrepareOptions(image_size=b.info["image_size"], channels=b.info["channels"],
-                                     split=(0.0, 0.0, 1.0), num_threads=config.data.num_threads)
+                                     split=(0.0, 0.0, 1.0), crop=b.info.get("crop", "center"),
+                                     max_pixels=config.data.max_pixels, num_threads=config.data.num_threads)
     prepared = prepare.prepare(config.eval.source_dir, dataset.data_root(config) / "prepared", options,
                                progress=bool(config.progress), min_classes=1)
     splits = {"folder_" + Path(config.eval.source_dir).resolve().name: "test"}
   else:
-    if tuple(b.info["input_shape"][:2]) != (config.data.image_size, config.data.image_size):
-      raise UserError(f"the model takes {b.info['input_shape']} inputs but data.image_size is {config.data.image_size}:"
-                      " evaluate with the config it was trained with")
     prepared = dataset.prepare_from_config(config, progress=bool(config.progress))
+    if tuple(b.info["input_shape"]) != tuple(prepared.image_shape):
+      raise UserError(f"the model takes {tuple(b.info['input_shape'])} inputs but the data set {prepared.path} holds"
+                      f" {tuple(prepared.image_shape)} images: evaluate with the config it was trained with")
     splits = {s: s for s in config.eval.splits}
   unknown = [n for n in prepared.label_names if n not in b.label_names]
   if unknown:

@@ -198,8 +198,8 @@ def _add(sums: dict[str, float], device_sums) -> dict[str, float]:
 def _bundle_info(config: ml_collections.ConfigDict, prepared, labels) -> dict[str, Any]:
   return {"model": config.model.name, "variant": config.model.variant, "features": config.features,
           "input_shape": list(prepared.image_shape), "outputs": models.num_outputs(len(labels)),
-          "label_names": list(labels), "image_size": config.data.image_size, "channels": config.data.channels,
-          "crop": "center", "dataset": str(prepared.path)}
+          "label_names": list(labels), "image_size": prepared.image_shape[0], "channels": prepared.image_shape[-1],
+          "crop": prepared.metadata.get("crop", "center"), "dataset": str(prepared.path)}
 
 
 def _into(state, pure: dict):

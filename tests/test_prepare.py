@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics.data import images, pipeline, prepare
+from freqforensics.data import images, pipeline, prepare, shards
 from freqforensics.errors import UserError
 
 OPTS = prepare.PrepareOptions(image_size=16, channels=3, split=(0.6, 0.2, 0.2))
@@ -69,18 +70,32 @@ def test_rerun_reuses_and_changed_inputs_give_a_new_dataset(make_folders, tmp_pa
   assert c.path != a.path and a.path.exists()
 
 
-def test_unreadable_and_truncated_images_are_skipped_counted_and_listed(make_folders, tmp_path):
-  src = make_folders({"A_real": 6, "B_gan": 6})
+def test_unreadable_and_truncated_images_are_skipped_counted_listed_and_replaced(make_folders, tmp_path):
+  src = make_folders({"A_real": 7, "B_gan": 7})
   (src / "A_real" / "img_0000.png").write_bytes(b"not an image at all")
   data = (src / "B_gan" / "img_0001.png").read_bytes()
   (src / "B_gan" / "img_0001.png").write_bytes(data[: len(data) // 2])
   (src / "B_gan" / "notes.txt").write_text("hello")
   ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
-  assert ds.num_examples == {"train": 6, "val": 2, "test": 2}
-  assert ds.metadata["skipped"] == 2
+  # The counts are met from the next usable files in sorted order: the bad ones do not shrink a split.
+  assert ds.num_examples == {"train": 8, "val": 2, "test": 2}
+  train = ds.source("train")
+  got = sorted(train[i]["path"].decode() for i in range(len(train)))
+  assert got == [f"A_real/img_{i:04d}.png" for i in (1, 2, 3, 4)] + [f"B_gan/img_{i:04d}.png" for i in (0, 2, 3, 4)]
+  assert ds.metadata["skipped"] == 3
+  assert ds.metadata["skipped_by_reason"] == {"not an image": 2, "truncated": 1}
   report = (ds.path / "skipped_files.txt").read_text().splitlines()
   assert sorted(line.split("\t")[0] for line in report) == ["A_real/img_0000.png", "B_gan/img_0001.png",
                                                              "B_gan/notes.txt"]
+
+
+def test_a_class_short_of_usable_images_names_itself_and_both_numbers(make_folders, tmp_path):
+  src = make_folders({"A_real": 6, "B_gan": 6})
+  (src / "B_gan" / "img_0003.png").write_bytes(b"")
+  with pytest.raises(UserError, match=r"class B_gan has 5 usable images \(1 of its 6 files skipped, listed in .*"
+                     r"skipped_files.txt\), fewer than the requested split 4\+1\+1=6") as e:
+    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+  assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("case,match", [
@@ -141,37 +156,59 @@ def test_train_batches_reshuffle_per_epoch_deterministically(make_folders, tmp_p
   json.dumps(ds.metadata)  # metadata is plain JSON
 
 
-def test_interrupted_preparation_resumes_at_the_first_missing_shard(make_folders, tmp_path, monkeypatch):
+def _record_work(monkeypatch, name: str, calls: list, crash_at: int = 0):
+  """Wraps `shards.<name>`: records the tasks that do work, raises KeyboardInterrupt once, at the `crash_at`-th."""
+  original = getattr(shards, name)
+  armed = [crash_at > 0]
+
+  def wrapped(task, *args, **kwargs):
+    if shards.read_record(task.out) is None:
+      calls.append(Path(task.out).name)
+      if armed[0] and len(calls) == crash_at:
+        armed[0] = False
+        raise KeyboardInterrupt
+    return original(task, *args, **kwargs)
+
+  monkeypatch.setattr(shards, name, wrapped)
+
+
+def test_interrupted_preparation_resumes_at_the_first_unfinished_task(make_folders, tmp_path, monkeypatch):
   src = make_folders({"A_real": 12, "B_gan": 12}, size=(8, 8))
   monkeypatch.setattr(prepare, "_SHARD_BYTES", 5 * 8 * 8 * 3)  # 5 images per shard: train has 4 shards
-  opts = prepare.PrepareOptions(8, 3, (10, 1, 1))
-  original = prepare._write_shard
-  calls = []
-
-  def crash_on_third(path, *args, **kwargs):
-    calls.append(path.name)
-    if len(calls) == 3:
-      raise KeyboardInterrupt
-    return original(path, *args, **kwargs)
-
-  monkeypatch.setattr(prepare, "_write_shard", crash_on_third)
+  monkeypatch.setattr(prepare, "_CHUNK_FILES", (4, 4))  # 4 files per decoding task: 3 per class
+  opts = prepare.PrepareOptions(8, 3, (10, 1, 1), num_threads=1, parallel="thread")
+  chunk_names = [f"class{c:04d}-{j:06d}.array_record" for c in (0, 1) for j in (0, 1, 2)]
+  shard_names = [f"freqforensics-train.array_record-{i:05d}-of-00004" for i in range(4)] + [
+      "freqforensics-val.array_record-00000-of-00001", "freqforensics-test.array_record-00000-of-00001"]
+  decoded, packed = [], []
+  _record_work(monkeypatch, "write_chunk", decoded, crash_at=3)
   with pytest.raises(KeyboardInterrupt):
     prepare.prepare(src, tmp_path / "data", opts, progress=False)
-  calls.clear()
-  monkeypatch.setattr(prepare, "_write_shard", lambda path, *a, **k: calls.append(path.name) or original(path, *a, **k))
+  out = next((tmp_path / "data").glob("*"))
+  finished = [n for n in chunk_names if shards.read_record(out / ".chunks" / n) is not None]
+  assert finished[:2] == chunk_names[:2] and chunk_names[2] not in finished  # the third task crashed
+  decoded.clear()
+  _record_work(monkeypatch, "pack_shard", packed, crash_at=2)
+  with pytest.raises(KeyboardInterrupt):
+    prepare.prepare(src, tmp_path / "data", opts, progress=False)
+  assert decoded == [n for n in chunk_names if n not in finished]  # only the unfinished decoding tasks ran again
+  done_shards = [n for n in shard_names if shards.read_record(out / n) is not None]
+  assert shard_names[0] in done_shards and shard_names[1] not in done_shards
+  decoded.clear(), packed.clear()
   ds = prepare.prepare(src, tmp_path / "data", opts, progress=False)
-  assert calls[0] == "freqforensics-train.array_record-00002-of-00004"  # shards 0 and 1 were kept
+  assert decoded == [] and packed == [n for n in shard_names if n not in done_shards]
   assert ds.num_examples == {"train": 20, "val": 2, "test": 2}
   paths = sorted(ds.source("train")[i]["path"].decode() for i in range(20))
   assert paths == sorted(f"{c}/img_{i:04d}.png" for c in ("A_real", "B_gan") for i in range(10))
+  assert not (ds.path / ".chunks").exists()  # temporary chunk files are gone once the dataset is complete
 
 
-def test_a_split_with_only_unreadable_images_is_a_clear_error(make_folders, tmp_path):
-  src = make_folders({"A_real": 3, "B_gan": 3})
-  for c in ("A_real", "B_gan"):
-    (src / c / "img_0002.png").write_bytes(b"broken")
-  with pytest.raises(UserError, match="every image of the test split was unreadable"):
-    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (1, 1, 1)), progress=False)
+def test_a_class_whose_images_are_all_unreadable_is_a_clear_error(make_folders, tmp_path):
+  src = make_folders({"A_real": 4, "B_gan": 4})
+  for i in range(4):
+    (src / "B_gan" / f"img_{i:04d}.png").write_bytes(b"broken")
+  with pytest.raises(UserError, match="class B_gan has 0 images: too few for split fractions"):
+    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (0.5, 0.25, 0.25)), progress=False)
 
 
 def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypatch):
@@ -179,12 +216,13 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypat
 
   from conftest import write_class_folders
 
-  monkeypatch.setattr(prepare, "_DECODE_CHUNK", 8)
+  monkeypatch.setattr(prepare, "_CHUNK_FILES", (8, 8))
   peaks = {}
   for n in (20, 200):
     src = write_class_folders(tmp_path / f"src{n}", {"A_real": n, "B_gan": n}, size=(64, 64))
     tracemalloc.start()
-    prepare.prepare(src, tmp_path / f"data{n}", prepare.PrepareOptions(64, 3, (0.8, 0.1, 0.1)), progress=False,)
+    prepare.prepare(src, tmp_path / f"data{n}", prepare.PrepareOptions(64, 3, (0.8, 0.1, 0.1), parallel="thread"),
+                    progress=False)
     peaks[n] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
   # 360 more images are 4.4 MB of pixels; a pipeline that held them all would grow by at least that.

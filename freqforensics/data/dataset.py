@@ -51,10 +51,15 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
 
 
 def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = True) -> prepare.PreparedDataset:
-  """Generates (if synthetic) and prepares the config's data set, reusing cached results."""
+  """The config's prepared dataset: `data.prepared_dir`, or its source generated (if synthetic) and prepared.
+
+  Prepared data are cached: a dataset prepared earlier from the same files and options is reused.
+  """
   d = config.data
+  if d.prepared_dir:
+    return prepare.open_prepared(d.prepared_dir)
   options = prepare.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
-                                   num_threads=d.num_threads)
+                                   crop=d.crop, max_pixels=d.max_pixels, num_threads=d.num_threads)
   return prepare.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,
                          progress=progress)
 

@@ -3,25 +3,35 @@
 A source directory holds one folder per class (`A_real/`, `B_progan/`, ...); the label of a class is
 the index of its folder name in sorted order (SPEC.md section 2). Images of any common format are
 decoded with Pillow, converted to RGB or grayscale, centre-cropped to a square and resized with an
-anti-aliased filter; nothing is ever re-encoded lossily.
+anti-aliased filter (or by another rule of `crops`); nothing is ever re-encoded lossily.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from freqforensics.data import crops
 from freqforensics.errors import UserError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+DEFAULT_MAX_PIXELS = 50_000_000  # larger images are refused unread (decompression bombs)
+
+
 class ImageDecodeError(Exception):
-  """An image file that cannot be decoded (unreadable, truncated, not an image)."""
+  """An image file that cannot become a model input; `reason` is a short category for reports."""
+
+  def __init__(self, message: str, *, reason: str = "unreadable"):
+    super().__init__(message)
+    self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,34 +93,85 @@ def center_crop_resize(image: Image.Image, size: int) -> Image.Image:
   """Square centre crop of the short side, then an anti-aliased resize to `size` x `size`.
 
   Unlike the release's LSUN crop, the crop is square for any aspect ratio, so images are never
-  distorted. An image already at the target size is returned unchanged.
+  distorted. An image already at the target size is returned unchanged; smaller ones are upsampled
+  (figures only: preparation and classification refuse them, see `crops`).
   """
   w, h = image.size
   if (w, h) == (size, size):
     return image
-  side = min(w, h)
-  left, top = (w - side) // 2, (h - side) // 2
-  image = image.crop((left, top, left + side, top + side))
-  if side != size:
+  image = image.crop(crops.center_box(w, h))
+  if image.size != (size, size):
     image = image.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=None)
   return image
 
 
-def load_image(path: str | os.PathLike, size: int, channels: int) -> np.ndarray:
-  """Decodes `path` to uint8 `(size, size, channels)`; raises `ImageDecodeError` on bad files.
+def to_uint8(image: Image.Image, channels: int) -> Image.Image:
+  """The one documented conversion of every image kind to RGB (`channels=3`) or luminance (`1`).
 
-  Grayscale, palette, RGBA and 16-bit images are converted to RGB (`channels=3`) or luminance
-  (`channels=1`).
+  EXIF orientation is applied first (a phone photo stored sideways is turned upright). 16- and
+  32-bit integer images are scaled to 8 bits by `round(v / 257)`; palette images are expanded;
+  an alpha channel is dropped (the stored colour values are kept, no compositing); CMYK and YCbCr
+  use Pillow's conversions; luminance is ITU-R 601-2 (`L = 0.299 R + 0.587 G + 0.114 B`).
+  """
+  image = ImageOps.exif_transpose(image)
+  if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    image = Image.fromarray(np.clip(np.asarray(image, np.float64) / 257.0, 0, 255).round().astype(np.uint8))
+  return image.convert("RGB" if channels == 3 else "L")
+
+
+def _reason(e: BaseException) -> str:
+  text = str(e).lower()
+  if isinstance(e, UnidentifiedImageError):
+    return "not an image"
+  if "truncated" in text or "broken data stream" in text or "incomplete" in text:
+    return "truncated"
+  return "unreadable"
+
+
+def decode_image(data: bytes, size: int, channels: int, *, crop: str = "center",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """Decodes encoded image bytes to uint8 `(size, size, channels)` by crop rule `crop`.
+
+  Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
+  pixel limit, too small, wrong size, not square) for anything that cannot become a model input.
+  Images above `max_pixels` are refused from their header, before any decoding (decompression
+  bombs).
   """
   if channels not in (1, 3):
     raise ValueError(f"channels must be 1 or 3, got {channels}")
+  crops.check_crop(crop)
+  if not data:
+    raise ImageDecodeError("zero-byte file", reason="empty file")
   try:
-    with Image.open(path) as image:
-      image.load()
-      if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        image = Image.fromarray((np.asarray(image, np.float64) / 257.0).round().astype(np.uint8))
-      image = image.convert("RGB" if channels == 3 else "L")
-  except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
-    raise ImageDecodeError(f"{type(e).__name__}: {e}") from e
-  array = np.asarray(center_crop_resize(image, size), np.uint8)
-  return array.reshape(size, size, channels)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      with Image.open(io.BytesIO(data)) as image:
+        w, h = image.size
+        if w * h > max_pixels:
+          raise ImageDecodeError(f"{w}x{h} pixels, above the limit of {max_pixels:,} (raise data.max_pixels"
+                                 " if the image is genuine)", reason="pixel limit")
+        image.load()
+        image = to_uint8(image, channels)
+  except Image.DecompressionBombError as e:
+    raise ImageDecodeError(f"{e}", reason="pixel limit") from e
+  except (OSError, ValueError, SyntaxError, EOFError) as e:
+    raise ImageDecodeError(f"{type(e).__name__}: {e}", reason=_reason(e)) from e
+  try:
+    image = crops.apply_crop(image, crop, size)
+  except crops.CropError as e:
+    raise ImageDecodeError(str(e), reason=e.reason) from e
+  return np.asarray(image, np.uint8).reshape(size, size, channels)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+  """The bytes of `path`; raises `ImageDecodeError` (reason `unreadable`) when it cannot be read."""
+  try:
+    return Path(path).read_bytes()
+  except OSError as e:
+    raise ImageDecodeError(f"{type(e).__name__}: {e.strerror or e}", reason="unreadable") from e
+
+
+def load_image(path: str | os.PathLike, size: int, channels: int, *, crop: str = "center",
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """Decodes the file `path` to uint8 `(size, size, channels)`; see `decode_image`."""
+  return decode_image(read_bytes(path), size, channels, crop=crop, max_pixels=max_pixels)

@@ -1,47 +1,62 @@
 """Class folders -> a tensorflow-datasets dataset in `array_record` format (no TensorFlow).
 
-Each class is split on its own into train/val/test by sorted file name, so membership is
-reproducible and every class is represented in every split. Images are decoded once (in threads:
-Pillow releases the GIL), centre-cropped and resized to the configured size, and stored as uint8
-tensors: no lossy re-encode, no decoding at training time.
+Each class is split on its own into train/val/test: the first usable images in sorted file-name
+order go to train, the next to val, the next to test, so membership is reproducible and every
+class is in every split. Split sizes are per class, integers as counts (the paper's 100k/20k/30k)
+or floats as fractions of the class's usable images. Images are decoded once, brought to size by a
+crop rule (`crops`), and stored as raw uint8 tensors: no lossy re-encode, no decoding at training
+time.
 
-Examples are serialised with the tfds feature spec and streamed straight into sharded
-`array_record` files (one decoded chunk in memory at a time, so memory does not grow with the
-number of images); `tfds.folder_dataset.write_metadata` then makes the directory a tfds dataset
-that `tfds.builder_from_directory(...).as_data_source(split)` and grain read with random access.
-Shards are finished atomically, so an interrupted preparation resumes at the first missing shard.
+Preparation runs in two stages of independent tasks (`shards`): chunks of each class's files are
+decoded and written in parallel (worker processes on all cores, or the workers of an Apache Beam
+runner, see `prepare_beam`), then the records are packed into the split shards. Memory is bounded
+by one image per worker, whatever the number of images. Every task's output is atomic, so an
+interrupted run resumes at the first unfinished task; `tfds.folder_dataset.write_metadata` then
+makes the directory a tfds dataset that `tfds.builder_from_directory(path).as_data_source(split)`
+and grain read with random access.
 
-A prepared dataset lives in a directory named after the source and a fingerprint of the source's
-file list and the preparation arguments: a re-run with the same inputs reuses it, changed inputs
-give a new one, and nothing a user wrote is overwritten.
+Files that cannot become model inputs (empty, not an image, truncated, above the pixel limit,
+smaller than the crop window, wrong size for crop `none`) are skipped, counted per reason and listed
+in `skipped_files.txt`. A dataset directory records the fingerprint of its inputs: a re-run with the
+same files and arguments is a no-op, and a directory prepared from other inputs is never
+overwritten without `overwrite=True`.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import hashlib
-import itertools
 import json
 import logging
+import multiprocessing
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from freqforensics.data import images, records
+from freqforensics.data import crops, images, records, shards
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-_FORMAT_VERSION = 2
-_DECODE_CHUNK = 256  # images decoded (in threads) and held in memory at a time
-_SHARD_BYTES = 256 << 20  # raw image bytes per array_record shard
+_FORMAT_VERSION = 3
+_SHARD_BYTES = 256 << 20  # raw image bytes per output shard
+_CHUNK_BYTES = 16 << 20  # raw image bytes per decoding task ...
+_CHUNK_FILES = (16, 256)  # ... and its bounds in files (progress and resume granularity)
+_PROCESS_MIN_FILES = 1024  # parallel="auto": below this, threads (starting processes costs more)
 _DATASET_NAME = "freqforensics"
 _TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+_MARKER = ".freqforensics_prepare.json"  # what a directory is being prepared from (for resume/refusal)
+
+# A runner executes a list of tasks with a function (all of them; order does not matter) and calls
+# `done(weight)` as tasks finish. Local processes/threads here; Beam in `prepare_beam`.
+Runner = Callable[[Callable, Sequence, Sequence[int], Callable[[int], None]], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +65,11 @@ class PrepareOptions:
 
   image_size: int
   channels: int
-  split: tuple[float, ...]  # per class (train, val, test): fractions <= 1 or counts
-  num_threads: int = 0  # 0: one per core
+  split: tuple[float, ...]  # per class (train, val, test): floats = fractions of usable images, ints = counts
+  crop: str = "center"  # center | celeba | none | resize (see `crops`)
+  max_pixels: int = images.DEFAULT_MAX_PIXELS  # larger images are refused unread
+  num_threads: int = 0  # parallel workers; 0 = one per core
+  parallel: str = "auto"  # auto | process | thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,23 +120,16 @@ def split_counts(n: int, split: Sequence[float], class_name: str) -> tuple[int, 
   return counts
 
 
-def assign_splits(folders: images.ClassFolders, split: Sequence[float]) -> dict[str, list[tuple[Path, int]]]:
-  """Assigns each class's sorted files to train, then val, then test; returns (path, label) lists."""
-  out: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}
-  for label, name in enumerate(folders.class_names):
-    files = folders.files[name]
-    n_train, n_val, n_test = split_counts(len(files), split, name)
-    bounds = np.cumsum([0, n_train, n_val, n_test])
-    for s, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:]):
-      out[s].extend((path, label) for path in files[lo:hi])
-  return out
+def is_counts(split: Sequence[float]) -> bool:
+  """Whether a split gives counts (all integers) rather than fractions (any float)."""
+  return not any(isinstance(x, float) for x in split)
 
 
 def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
   """A hash of every file's relative path, size and mtime, and of the options that shape the data."""
   h = hashlib.sha256()
   h.update(json.dumps({"v": _FORMAT_VERSION, "size": options.image_size, "channels": options.channels,
-                       "split": list(options.split)}).encode())
+                       "split": list(options.split), "crop": options.crop, "max_pixels": options.max_pixels}).encode())
   for name in folders.class_names:
     for path in folders.files[name]:
       st = path.stat()
@@ -126,112 +137,204 @@ def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
   return h.hexdigest()
 
 
-def _features(folders: images.ClassFolders, options: PrepareOptions) -> tfds.features.FeaturesDict:
-  return tfds.features.FeaturesDict({
-      # Raw bytes: decoding is one np.frombuffer (0.03 ms per 128x128x3 image); tfds' default
-      # encoding stores every pixel as an int64 varint and takes 16x longer to decode.
-      "image": tfds.features.Tensor(shape=(options.image_size, options.image_size, options.channels),
-                                    dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
-      "label": tfds.features.ClassLabel(names=list(folders.class_names)),
-      "path": tfds.features.Text(),
-  })
-
-
 def _shard_name(split: str, index: int, count: int) -> str:
   return f"{_DATASET_NAME}-{split}.array_record-{index:05d}-of-{count:05d}"
 
 
-def _write_shard(path: Path, items: Sequence[tuple[Path, int]], root: Path, features, options: PrepareOptions,
-                 pool: concurrent.futures.Executor, bar) -> dict:
-  """Decodes `items` (in threads) and streams them into one array_record file; returns its record."""
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-
-  def decode(item):
-    file, label = item
-    try:
-      return file, label, images.load_image(file, options.image_size, options.channels), None
-    except images.ImageDecodeError as e:
-      return file, label, None, str(e)
-
-  tmp = path.with_name(path.name + ".tmp")
-  # One record per group (random access), uncompressed: reading is 2.4x faster than zstd.
-  writer = array_record_module.ArrayRecordWriter(str(tmp), "group_size:1,uncompressed")
-  count, skipped = 0, []
-  it = iter(items)
-  while chunk := list(itertools.islice(it, _DECODE_CHUNK)):
-    for file, label, array, error in pool.map(decode, chunk):
-      bar.update()
-      rel = str(file.relative_to(root))
-      if error is not None:
-        skipped.append((rel, error))
-        continue
-      writer.write(features.serialize_example({"image": array, "label": label, "path": rel}))
-      count += 1
-  writer.close()
-  record = {"count": count, "skipped": skipped}
-  _write_json(_progress_file(path), record)
-  os.replace(tmp, path)  # the shard exists only once complete: resume trusts what it finds
-  return record
+def _image_bytes(options: PrepareOptions) -> int:
+  return options.image_size ** 2 * options.channels
 
 
-def _progress_file(shard: Path) -> Path:
-  """Where a finished shard's count and skipped files are kept (outside the dataset's file pattern)."""
-  return shard.parent / ".progress" / (shard.name + ".json")
+def chunk_files(options: PrepareOptions) -> int:
+  """Files per decoding task: about `_CHUNK_BYTES` of decoded images, within `_CHUNK_FILES`."""
+  return int(np.clip(_CHUNK_BYTES // _image_bytes(options), *_CHUNK_FILES))
 
 
-def _write_json(path: Path, obj) -> None:
-  path.parent.mkdir(exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(obj))
-  os.replace(tmp, path)
+def _chunk_task(path: Path, folders: images.ClassFolders, label: int, j: int, k: int,
+                options: PrepareOptions) -> shards.ChunkTask:
+  files = folders.files[folders.class_names[label]][j * k:(j + 1) * k]
+  return shards.ChunkTask(
+      out=str(path / ".chunks" / f"class{label:04d}-{j:06d}.array_record"), root=str(folders.root),
+      files=tuple(str(f) for f in files), label=label, label_names=folders.class_names,
+      image_size=options.image_size, channels=options.channels, crop=options.crop, max_pixels=options.max_pixels)
 
 
-def _write_dataset(path: Path, folders: images.ClassFolders, assignment, options: PrepareOptions, fp: str,
-                   progress: bool) -> list[tuple[str, str]]:
-  """Writes every split's shards (skipping finished ones) and the tfds metadata; returns skipped files."""
+def _needed(n_files: int, split: Sequence[float]) -> int:
+  """How many of a class's files to decode first: all of them for fractions, the counts' sum else."""
+  return n_files if not is_counts(split) else min(n_files, int(sum(split)))
+
+
+def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOptions, run: Runner,
+                    bar) -> dict[int, list[tuple[shards.ChunkTask, dict]]]:
+  """Runs the decoding stage; returns, per label, its chunk tasks and records in file order.
+
+  With count splits only the files needed are decoded; when bad files leave a class short, the
+  next files are decoded in further rounds until the counts are met or the files run out.
+  """
+  k = chunk_files(options)
+  done: dict[int, list[tuple[shards.ChunkTask, dict]]] = {label: [] for label in range(len(folders.class_names))}
+  want = {label: _needed(len(folders.files[name]), options.split) for label, name in enumerate(folders.class_names)}
+  while True:
+    tasks = []
+    for label, name in enumerate(folders.class_names):
+      n_files = len(folders.files[name])
+      usable = sum(r["count"] for _, r in done[label])
+      covered = len(done[label]) * k
+      missing = want[label] - usable
+      first = len(done[label])
+      last = min(-(-n_files // k), -(-(covered + missing) // k)) if missing > 0 else first
+      tasks += [_chunk_task(path, folders, label, j, k, options) for j in range(first, last)]
+    if not tasks:
+      return done
+    run(shards.write_chunk, tasks, [len(t.files) for t in tasks], bar.update)
+    for t in tasks:
+      done[t.label].append((t, shards.read_record(t.out)))
+
+
+def class_requests(usable: int, split: Sequence[float], class_name: str, n_files: int, n_skipped: int,
+                   report: Path) -> tuple[int, int, int]:
+  """Per-class (train, val, test) sizes from its usable images; a shortfall names the class and numbers."""
+  if is_counts(split) and usable < sum(split):
+    raise UserError(
+        f"class {class_name} has {usable} usable images ({n_skipped} of its {n_files} files skipped, listed in"
+        f" {report}), fewer than the requested split {'+'.join(str(int(x)) for x in split)}={int(sum(split))}:"
+        " lower data.split or add images")
+  return split_counts(usable, split, class_name)
+
+
+def assign_records(counts: Sequence[int], requests: Sequence[int]) -> list[list[tuple[int, int, int]]]:
+  """Splits a class's records, `counts[j]` in chunk j, into consecutive runs of `requests[s]`.
+
+  Returns, per split, `(chunk, start, stop)` ranges: the first `requests[0]` records (in chunk order)
+  for train, the next `requests[1]` for val, and so on.
+  """
+  out: list[list[tuple[int, int, int]]] = [[] for _ in requests]
+  j, pos = 0, 0  # the next record: chunk j, offset pos
+  for s, want in enumerate(requests):
+    while want > 0:
+      while j < len(counts) and pos >= counts[j]:
+        j, pos = j + 1, 0
+      if j >= len(counts):
+        raise ValueError("fewer records than requested")
+      take = min(want, counts[j] - pos)
+      out[s].append((j, pos, pos + take))
+      pos, want = pos + take, want - take
+  return out
+
+
+def cut(ranges: Sequence[tuple[str, int, int]], per_shard: int) -> list[tuple[tuple[str, int, int], ...]]:
+  """Cuts consecutive record ranges into shards of `per_shard` records (the last may be smaller)."""
+  shard_list, current, size = [], [], 0
+  for chunk, start, stop in ranges:
+    while start < stop:
+      take = min(stop - start, per_shard - size)
+      current.append((chunk, start, start + take))
+      start, size = start + take, size + take
+      if size == per_shard:
+        shard_list.append(tuple(current))
+        current, size = [], 0
+  if current:
+    shard_list.append(tuple(current))
+  return shard_list
+
+
+def _write_report(path: Path, folders: images.ClassFolders, skipped: Sequence[Sequence[str]]) -> Path:
+  lines = [f"{rel}\t{reason}: {message}" for rel, reason, message in skipped]
+  lines += [f"{p.relative_to(folders.root)}\tnot an image file: its extension is not one of"
+            f" {', '.join(images.IMAGE_EXTENSIONS)}" for p in folders.ignored]
+  report = path / "skipped_files.txt"
+  report.write_text("".join(line + "\n" for line in lines))
+  return report
+
+
+def skip_reasons(skipped: Sequence[Sequence[str]], ignored: int = 0) -> dict[str, int]:
+  """Skipped files counted per reason (`ignored` files without an image extension count as `not an image`)."""
+  counter = collections.Counter(reason for _, reason, _ in skipped)
+  if ignored:
+    counter["not an image"] += ignored
+  return dict(sorted(counter.items()))
+
+
+def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOptions, fp: str, run: Runner,
+                   progress: bool) -> None:
+  """Decodes, assigns, packs, and writes the tfds metadata and the skip report."""
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
-  features = _features(folders, options)
-  per_shard = max(1, _SHARD_BYTES // (options.image_size ** 2 * options.channels))
-  split_infos, skipped = [], []
-  workers = options.num_threads or os.cpu_count() or 1
-  total = sum(len(v) for v in assignment.values())
-  with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
-      tqdm(total=total, desc="prepare", unit="img", disable=not progress, smoothing=0.1) as bar:
-    for split in SPLITS:
-      items = assignment[split]
-      if not items:
-        continue
-      n_shards = -(-len(items) // per_shard)
-      lengths = []
-      for i in range(n_shards):
-        shard = path / _shard_name(split, i, n_shards)
-        part = items[i * per_shard:(i + 1) * per_shard]
-        if shard.is_file() and _progress_file(shard).is_file():
-          record = json.loads(_progress_file(shard).read_text())
-          bar.update(len(part))
-        else:
-          record = _write_shard(shard, part, folders.root, features, options, pool, bar)
-        lengths.append(record["count"])
-        skipped += [tuple(x) for x in record["skipped"]]
-      if not sum(lengths):
-        raise UserError(f"every image of the {split} split was unreadable (listed in skipped_files.txt):"
-                        f" fix or remove the bad files in {folders.root}")
-      split_infos.append(tfds.core.SplitInfo(
-          name=split, shard_lengths=lengths, num_bytes=sum((path / _shard_name(split, i, n_shards)).stat().st_size
-                                                           for i in range(n_shards)),
-          filename_template=tfds.core.ShardedFileTemplate(
-              data_dir=path, template=_TEMPLATE, dataset_name=_DATASET_NAME, split=split,
-              filetype_suffix="array_record")))
+  total = sum(_needed(len(folders.files[n]), options.split) for n in folders.class_names)
+  with tqdm(total=total, desc="decode", unit="img", disable=not progress, smoothing=0.1) as bar:
+    decoded = _decode_classes(path, folders, options, run, bar)
+  skipped = [x for label in sorted(decoded) for _, r in decoded[label] for x in r["skipped"]]
+  report = _write_report(path, folders, skipped)
+  per_split: dict[str, list[tuple[str, int, int]]] = {s: [] for s in SPLITS}
+  per_class: dict[str, dict[str, int]] = {}
+  content = hashlib.sha256()
+  for label, name in enumerate(folders.class_names):
+    chunks = decoded[label]
+    counts = [r["count"] for _, r in chunks]
+    requests = class_requests(sum(counts), options.split, name, len(folders.files[name]),
+                              sum(len(r["skipped"]) for _, r in chunks), report)
+    per_class[name] = dict(zip(SPLITS, requests))
+    for s, ranges in zip(SPLITS, assign_records(counts, requests)):
+      for j, start, stop in ranges:
+        task, record = chunks[j]
+        per_split[s].append((task.out, start, stop))
+        content.update("".join(f"{s}\0{label}\0{d}\n" for d in record["digests"][start:stop]).encode())
+  per_shard = max(1, _SHARD_BYTES // _image_bytes(options))
+  tasks, names = [], {}
+  for s in SPLITS:
+    pieces = cut(per_split[s], per_shard)
+    names[s] = [_shard_name(s, i, len(pieces)) for i in range(len(pieces))]
+    tasks += [shards.PackTask(out=str(path / name), sources=piece) for name, piece in zip(names[s], pieces)]
+  with tqdm(total=sum(len(t.sources) for t in tasks), desc="pack", unit="range", disable=not progress) as bar:
+    run(shards.pack_shard, tasks, [len(t.sources) for t in tasks], bar.update)
+  split_infos = []
+  for s in SPLITS:
+    if not names[s]:
+      continue
+    lengths = [shards.read_record(path / n)["count"] for n in names[s]]
+    split_infos.append(tfds.core.SplitInfo(
+        name=s, shard_lengths=lengths, num_bytes=sum((path / n).stat().st_size for n in names[s]),
+        filename_template=tfds.core.ShardedFileTemplate(
+            data_dir=path, template=_TEMPLATE, dataset_name=_DATASET_NAME, split=s, filetype_suffix="array_record")))
+  reasons = skip_reasons(skipped, len(folders.ignored))
   metadata = tfds.core.MetadataDict(
       source_dir=str(folders.root.resolve()), label_names=list(folders.class_names),
-      image_size=options.image_size, channels=options.channels, crop="center",
-      split=list(options.split), requested={s: len(v) for s, v in assignment.items()},
-      skipped=len(skipped), fingerprint=fp, format_version=_FORMAT_VERSION)
+      image_size=options.image_size, channels=options.channels, crop=options.crop, max_pixels=options.max_pixels,
+      split=list(options.split), counts=per_class, skipped=sum(reasons.values()), skipped_by_reason=reasons,
+      fingerprint=fp, content_fingerprint=content.hexdigest(), format_version=_FORMAT_VERSION)
   tfds.folder_dataset.write_metadata(
-      data_dir=path, features=features, split_infos=split_infos, filename_template=_TEMPLATE, check_data=False,
+      data_dir=path, features=shards.features(options.image_size, options.channels, folders.class_names),
+      split_infos=split_infos, filename_template=_TEMPLATE, check_data=False,
       description="Class-folder images prepared by freqforensics.", metadata=metadata)
-  return skipped
+  shutil.rmtree(path / ".chunks", ignore_errors=True)
+  if reasons:
+    log.warning("skipped %d file(s) of %s (%s); listed in %s", sum(reasons.values()), folders.root,
+                ", ".join(f"{r}: {n}" for r, n in reasons.items()), report)
+
+
+def local_runner(options: PrepareOptions) -> Runner:
+  """Runs tasks on this machine: worker processes on all cores (threads for small jobs)."""
+  workers = options.num_threads or os.cpu_count() or 1
+
+  def run(fn, tasks, weights, done) -> None:
+    if not tasks:
+      return
+    processes = options.parallel == "process" or (
+        options.parallel == "auto" and workers > 1 and sum(weights) >= _PROCESS_MIN_FILES)
+    # spawn, not fork: the parent may hold JAX's threads, which a forked child would deadlock on.
+    pool = (concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)), multiprocessing.get_context("spawn"))
+            if processes else concurrent.futures.ThreadPoolExecutor(min(workers, len(tasks))))
+    with pool:
+      futures = {pool.submit(fn, t): w for t, w in zip(tasks, weights)}
+      try:
+        for f in concurrent.futures.as_completed(futures):
+          f.result()
+          done(futures[f])
+      except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+
+  return run
 
 
 def _open(path: Path) -> PreparedDataset:
@@ -252,26 +355,67 @@ def open_prepared(path: str | os.PathLike) -> PreparedDataset:
   return _open(path)
 
 
-def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,
-            progress: bool = True, min_classes: int = 2) -> PreparedDataset:
-  """Prepares `source_dir` (one folder per class) under `data_dir`, or reuses an identical one.
+def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOptions, overwrite: bool) -> bool:
+  """Makes `path` ours for fingerprint `fp`; True when it already holds the finished dataset.
 
-  Unreadable images are skipped, counted and listed in `skipped_files.txt` in the dataset folder.
+  An empty or missing directory is claimed; one being prepared from the same inputs is resumed; one
+  prepared from other inputs is replaced only with `overwrite`; anything else is refused.
   """
-  folders = images.list_class_folders(source_dir, min_classes=min_classes)
-  assignment = assign_splits(folders, options.split)
+  marker = path / _MARKER
+  if marker.is_file():
+    theirs = json.loads(marker.read_text())
+    if theirs.get("fingerprint") == fp:
+      return (path / "dataset_info.json").is_file()
+    if not overwrite:
+      raise UserError(
+          f"{path} holds a dataset prepared from {theirs.get('source_dir')} with other files or arguments"
+          f" ({theirs.get('options')}): pass --overwrite to replace it, or choose another output directory")
+    shutil.rmtree(path)
+  elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+    raise UserError(f"{path} exists and is not a dataset prepared by freqforensics: choose another output directory"
+                    " (nothing in it is overwritten)")
+  path.mkdir(parents=True, exist_ok=True)
+  options_json = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("num_threads", "parallel")}
+  shards.write_json(marker, {"fingerprint": fp, "source_dir": str(folders.root.resolve()),
+                             "options": options_json})
+  return False
+
+
+def _check(folders: images.ClassFolders, options: PrepareOptions) -> None:
+  """Refuses bad options, and classes with too few files for count splits, before any decoding."""
+  if options.crop not in crops.CROPS:
+    raise UserError(f"unknown crop rule {options.crop!r}: use one of {', '.join(crops.CROPS)} (--crop, data.crop)")
+  if options.image_size < 1 or options.channels not in (1, 3):
+    raise UserError(f"image size {options.image_size} / channels {options.channels}: need a size >= 1 and"
+                    " channels 1 (grayscale) or 3 (RGB)")
+  for name in folders.class_names:
+    n = len(folders.files[name]) if is_counts(options.split) else 10**9  # fractions: checks the split itself
+    split_counts(n, options.split, name)
+
+
+def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str | os.PathLike,
+               options: PrepareOptions, *, overwrite: bool = False, progress: bool = True, min_classes: int = 2,
+               runner: Runner | None = None) -> PreparedDataset:
+  """Prepares `source_dir` (one folder per class, or its listing) into `out_dir`; see the module docstring.
+
+  A re-run with the same files and options returns the existing dataset; an interrupted one
+  resumes; `runner` (default: `local_runner`) runs the tasks, e.g. on Beam (`prepare_beam`).
+  """
+  folders = (source_dir if isinstance(source_dir, images.ClassFolders)
+             else images.list_class_folders(source_dir, min_classes=min_classes))
+  _check(folders, options)
   fp = fingerprint(folders, options)
-  path = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fp[:12]}"
-  if (path / "dataset_info.json").is_file():
+  path = Path(out_dir).expanduser()
+  if _claim(path, fp, folders, options, overwrite):
     log.info("reusing prepared dataset %s", path)
     return _open(path)
-  path.mkdir(parents=True, exist_ok=True)
-  skipped = _write_dataset(path, folders, assignment, options, fp, progress)
-  lines = [f"{p}\t{why}" for p, why in skipped]
-  lines += [f"{p.relative_to(folders.root)}\tnot an image file ({', '.join(images.IMAGE_EXTENSIONS)})"
-            for p in folders.ignored]
-  report = path / "skipped_files.txt"
-  report.write_text("".join(line + "\n" for line in lines))
-  if lines:
-    log.warning("skipped %d file(s) of %s; listed in %s", len(lines), folders.root, report)
+  _write_dataset(path, folders, options, fp, runner or local_runner(options), progress)
   return _open(path)
+
+
+def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,
+            progress: bool = True, min_classes: int = 2) -> PreparedDataset:
+  """Prepares `source_dir` into the cache `data_dir`, in a folder named after it and its fingerprint."""
+  folders = images.list_class_folders(source_dir, min_classes=min_classes)
+  out = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fingerprint(folders, options)[:12]}"
+  return prepare_to(folders, out, options, progress=progress)

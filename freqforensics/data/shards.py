@@ -1,0 +1,153 @@
+"""The two stages of preparation, as pure tasks that any runner (processes, threads, Beam) can run.
+
+1. `write_chunk`: decode a run of one class's files (in sorted order), crop them, and write every
+   usable image as a serialised tfds example into a temporary array_record "chunk" file. Unusable
+   files are recorded with their reason. This is where all the decoding time goes, so chunks run in
+   parallel: worker processes locally, workers of a Beam runner elsewhere.
+2. `pack_shard`: copy ranges of serialised records from chunk files into one output shard of a
+   split. No decoding, just bytes: which records go where is decided between the stages, once the
+   usable images of each class are known, so the split membership is "the first usable images in
+   sorted file order" whatever the bad files.
+
+Each task writes its output atomically (a temporary name, then a rename) and a small JSON record of
+what it did beside it; a task whose record exists is not run again, so an interrupted preparation
+resumes where it stopped, whichever runner ran it. Tasks are plain frozen dataclasses of strings and
+numbers (picklable, for process pools and Beam).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from freqforensics.data import images
+
+_OPTIONS = "group_size:1,uncompressed"  # one record per group (random access); uncompressed reads 2.4x faster
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkTask:
+  """Decode `files` (absolute paths of class `label`, sorted) into the chunk file `out`."""
+
+  out: str
+  root: str  # the source directory; records store paths relative to it
+  files: tuple[str, ...]
+  label: int
+  label_names: tuple[str, ...]
+  image_size: int
+  channels: int
+  crop: str
+  max_pixels: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PackTask:
+  """Copy records `[start, stop)` of each chunk file in `sources`, in order, into the shard `out`."""
+
+  out: str
+  sources: tuple[tuple[str, int, int], ...]
+
+
+@functools.lru_cache(maxsize=8)
+def features(image_size: int, channels: int, label_names: tuple[str, ...]):
+  """The tfds feature spec of a prepared example: raw uint8 image bytes, class label, relative path."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  return tfds.features.FeaturesDict({
+      # Raw bytes: decoding is one np.frombuffer (0.03 ms per 128x128x3 image); tfds' default
+      # encoding stores every pixel as an int64 varint and takes 16x longer to decode.
+      "image": tfds.features.Tensor(shape=(image_size, image_size, channels), dtype=np.uint8,
+                                    encoding=tfds.features.Encoding.BYTES),
+      "label": tfds.features.ClassLabel(names=list(label_names)),
+      "path": tfds.features.Text(),
+  })
+
+
+def record_file(out: str | os.PathLike) -> Path:
+  """Where the JSON record of a finished task's output `out` is kept (beside it, in `.progress/`)."""
+  out = Path(out)
+  return out.parent / ".progress" / (out.name + ".json")
+
+
+def read_record(out: str | os.PathLike) -> dict | None:
+  """The record of a finished task, or None when its output is missing or unfinished."""
+  rec = record_file(out)
+  if Path(out).is_file() and rec.is_file():
+    return json.loads(rec.read_text())
+  return None
+
+
+def write_json(path: Path, obj) -> None:
+  """Writes `obj` as JSON to `path` atomically (a temporary name, then a rename)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+  tmp.write_text(json.dumps(obj))
+  os.replace(tmp, path)
+
+
+def _writer(path: Path):
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
+  path.parent.mkdir(parents=True, exist_ok=True)
+  return array_record_module.ArrayRecordWriter(str(path), _OPTIONS)
+
+
+def _finish(out: Path, tmp: Path, record: dict) -> dict:
+  write_json(record_file(out), record)
+  os.replace(tmp, out)  # the output exists only once complete: resume trusts what it finds
+  return record
+
+
+def write_chunk(task: ChunkTask) -> dict:
+  """Runs a `ChunkTask` (or returns its existing record).
+
+  The record: `count` (usable images written), `digests` (SHA-256 of each written file's bytes, in
+  order: the dataset's content fingerprint is built from them) and `skipped` (`[relative path,
+  reason, message]` for each unusable file).
+  """
+  out = Path(task.out)
+  if (done := read_record(out)) is not None:
+    return done
+  spec = features(task.image_size, task.channels, task.label_names)
+  tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+  writer = _writer(tmp)
+  digests, skipped = [], []
+  for file in task.files:
+    rel = os.path.relpath(file, task.root)
+    try:
+      data = images.read_bytes(file)
+      array = images.decode_image(data, task.image_size, task.channels, crop=task.crop, max_pixels=task.max_pixels)
+    except images.ImageDecodeError as e:
+      skipped.append([rel, e.reason, str(e)])
+      continue
+    writer.write(spec.serialize_example({"image": array, "label": task.label, "path": rel}))
+    digests.append(hashlib.sha256(data).hexdigest())
+  writer.close()
+  return _finish(out, tmp, {"count": len(digests), "digests": digests, "skipped": skipped})
+
+
+def pack_shard(task: PackTask, batch: int = 64) -> dict:
+  """Runs a `PackTask` (or returns its existing record): `{"count": records written}`."""
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
+  out = Path(task.out)
+  if (done := read_record(out)) is not None:
+    return done
+  tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+  writer = _writer(tmp)
+  count = 0
+  for chunk, start, stop in task.sources:
+    reader = array_record_module.ArrayRecordReader(chunk, "readahead_buffer_size:0")
+    for lo in range(start, stop, batch):
+      for record in reader.read(lo, min(lo + batch, stop)):
+        writer.write(record)
+        count += 1
+    reader.close()
+  writer.close()
+  return _finish(out, tmp, {"count": count})
