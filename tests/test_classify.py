@@ -80,7 +80,7 @@ def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
   clf.bundle.info["crop"] = "none"
   try:
     assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
-    with pytest.raises(classify.images.ImageDecodeError, match=r"big.png is 20x24 pixels.*16x16"):
+    with pytest.raises(classify.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
       clf.prepare_file(tmp_path / "big.png")
   finally:
     clf.bundle.info["crop"] = "center"

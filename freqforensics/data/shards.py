@@ -69,6 +69,20 @@ def features(image_size: int, channels: int, label_names: tuple[str, ...]):
   })
 
 
+def serialize(image: np.ndarray, label: int, path: str) -> bytes:
+  """One example in tfds' on-disk format for `features(...)`: a `tf.train.Example` of the raw image
+  bytes, the label and the path, serialised deterministically (map entries sorted), so the same
+  inputs give the same bytes in any process: local and Beam runs write identical files."""
+  from tensorflow_datasets.core import example_parser  # pylint: disable=g-import-not-at-top
+
+  example = example_parser.tf_example_pb2.Example()
+  feature = example.features.feature
+  feature["image"].bytes_list.value.append(np.ascontiguousarray(image, np.uint8).tobytes())
+  feature["label"].int64_list.value.append(int(label))
+  feature["path"].bytes_list.value.append(path.encode("utf-8"))
+  return example.SerializeToString(deterministic=True)
+
+
 def record_file(out: str | os.PathLike) -> Path:
   """Where the JSON record of a finished task's output `out` is kept (beside it, in `.progress/`)."""
   out = Path(out)
@@ -114,7 +128,6 @@ def write_chunk(task: ChunkTask) -> dict:
   out = Path(task.out)
   if (done := read_record(out)) is not None:
     return done
-  spec = features(task.image_size, task.channels, task.label_names)
   tmp = out.with_name(out.name + f".tmp{os.getpid()}")
   writer = _writer(tmp)
   digests, skipped = [], []
@@ -126,7 +139,7 @@ def write_chunk(task: ChunkTask) -> dict:
     except images.ImageDecodeError as e:
       skipped.append([rel, e.reason, str(e)])
       continue
-    writer.write(spec.serialize_example({"image": array, "label": task.label, "path": rel}))
+    writer.write(serialize(array, task.label, rel))
     digests.append(hashlib.sha256(data).hexdigest())
   writer.close()
   return _finish(out, tmp, {"count": len(digests), "digests": digests, "skipped": skipped})

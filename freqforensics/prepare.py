@@ -1,0 +1,95 @@
+r"""Prepare a class-folder directory once: `python -m freqforensics.prepare`.
+
+  python -m freqforensics.prepare --source_dir=DIR --out_dir=OUT [--image_size=128] \
+      [--crop=center|celeba|none|resize] [--split=0.7,0.1,0.2] [--channels=3] [--overwrite] \
+      [--num_workers=0] [--runner=local|beam --beam_args="--runner=DirectRunner ..."]
+
+DIR holds one folder per class (label = index of the sorted folder name); OUT becomes a
+tensorflow-datasets dataset in array_record format (`data.prepared_dir` of a config trains on it).
+`--split` is per class: integers are counts (`100000,20000,30000`, the paper's), floats fractions
+of the usable images. Re-running the same command is a no-op; an interrupted one resumes; an OUT
+prepared from other files or options is refused unless `--overwrite`. Unusable files are skipped,
+counted per reason in the summary and listed in OUT/skipped_files.txt. Exit code 0 when the dataset
+is complete (skips included), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from absl import flags
+from absl import logging as absl_logging
+
+from freqforensics import cli
+from freqforensics.data import crops, images, prepare
+from freqforensics.errors import UserError
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+  """`"0.7,0.1,0.2"` -> floats (fractions); `"100,20,30"` -> ints (counts); anything else is a UserError."""
+  parts = [p.strip() for p in text.split(",")]
+  try:
+    if any(("." in p or "e" in p.lower()) for p in parts):
+      return tuple(float(p) for p in parts)
+    return tuple(int(p) for p in parts)
+  except ValueError:
+    raise UserError(f"--split={text!r} is not three numbers: use e.g. 0.7,0.1,0.2 or 100000,20000,30000") from None
+
+
+def summary(ds: prepare.PreparedDataset) -> str:
+  """The lines printed after preparation: sizes per split, classes, and skips per reason."""
+  m = ds.metadata
+  sizes = ", ".join(f"{s} {ds.num_examples.get(s, 0):,}" for s in prepare.SPLITS)
+  h, w, c = ds.image_shape
+  lines = [f"prepared {ds.path}: {sizes} images of {len(ds.label_names)} classes"
+           f" ({', '.join(ds.label_names)}), {h}x{w}x{c}, crop {m.get('crop')}"]
+  reasons = m.get("skipped_by_reason") or {}
+  if reasons:
+    lines.append(f"skipped {sum(reasons.values()):,} files (" + ", ".join(f"{r}: {n}" for r, n in reasons.items())
+                 + f"), listed in {ds.path / 'skipped_files.txt'}")
+  return "\n".join(lines)
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("source_dir", None, "Class-folder directory: one folder of images per class.")
+  flags.DEFINE_string("out_dir", None, "Where the prepared dataset goes (a new or empty folder, or one to resume).")
+  flags.DEFINE_integer("image_size", 128, "Side of the square images stored.")
+  flags.DEFINE_enum("crop", "center", list(crops.CROPS), "How images are brought to size (see data/crops.py).")
+  flags.DEFINE_enum("channels", "3", ["1", "3"], "3 = RGB, 1 = grayscale.")
+  flags.DEFINE_string("split", "0.7,0.1,0.2", "Per class train,val,test: integers = counts, floats = fractions.")
+  flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS, "Skip images with more pixels, unread.")
+  flags.DEFINE_integer("num_workers", 0, "Parallel decoding workers; 0 = one per core.")
+  flags.DEFINE_bool("overwrite", False, "Replace an OUT prepared from other files or options.")
+  flags.DEFINE_enum("runner", "local", ["local", "beam"], "Run the tasks here, or as Apache Beam pipelines.")
+  flags.DEFINE_string("beam_args", "", "Beam pipeline options, e.g. '--runner=DataflowRunner ...'.")
+  flags.DEFINE_bool("progress", True, "Progress bars (images/s, ETA) on stderr.")
+
+
+def main(argv: Sequence[str]) -> None:
+  absl_logging.set_verbosity(absl_logging.WARNING)  # the summary below says what matters; no tfds chatter
+  f = flags.FLAGS
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: this command takes only --flags")
+  if not f.source_dir or not f.out_dir:
+    cli.fail("pass --source_dir=DIR (one folder of images per class) and --out_dir=OUT (where the dataset goes)")
+  try:
+    options = prepare.PrepareOptions(
+        image_size=f.image_size, channels=int(f.channels), split=parse_split(f.split), crop=f.crop,
+        max_pixels=f.max_pixels, num_threads=f.num_workers)
+    runner = None
+    if f.runner == "beam":
+      from freqforensics.data import prepare_beam  # pylint: disable=g-import-not-at-top
+
+      runner = prepare_beam.beam_runner(f.beam_args)
+    ds = prepare.prepare_to(f.source_dir, f.out_dir, options, overwrite=f.overwrite,
+                            progress=f.progress, runner=runner)
+  except UserError as e:
+    cli.fail(str(e))
+  print(summary(ds))
+  sys.stdout.flush()
+
+
+if __name__ == "__main__":
+  _define_flags()
+  cli.run(main)

@@ -1,0 +1,118 @@
+"""Images as they come: every odd kind becomes RGB (or grayscale) uint8 one documented way; bad files
+are skipped with their reason, counted and reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from freqforensics.data import images, prepare
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+  """ITU-R 601-2 luma as Pillow computes it (fixed point, rounded): the documented grayscale."""
+  r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+  return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def test_rgba_drops_alpha_keeping_the_stored_colours(tmp_path):
+  rgba = np.concatenate([RGB, RNG.integers(0, 256, (16, 16, 1), dtype=np.uint8)], -1)
+  Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+  np.testing.assert_array_equal(images.load_image(tmp_path / "a.png", 16, 3), RGB)
+  np.testing.assert_array_equal(images.load_image(tmp_path / "a.png", 16, 1)[..., 0], luma(RGB))
+
+
+def test_grayscale_and_palette_images_expand_to_rgb(tmp_path):
+  gray = RGB[..., 0]
+  Image.fromarray(gray, "L").save(tmp_path / "g.png")
+  np.testing.assert_array_equal(images.load_image(tmp_path / "g.png", 16, 3), np.stack([gray] * 3, -1))
+  palette = RNG.integers(0, 256, (256, 3), dtype=np.uint8)
+  index = RNG.integers(0, 256, (16, 16), dtype=np.uint8)
+  p = Image.fromarray(index, "P")
+  p.putpalette(palette.ravel().tolist())
+  p.save(tmp_path / "p.png")
+  np.testing.assert_array_equal(images.load_image(tmp_path / "p.png", 16, 3), palette[index])
+
+
+def test_sixteen_bit_images_scale_to_eight_bits(tmp_path):
+  deep = RNG.integers(0, 65536, (16, 16), dtype=np.uint16)
+  Image.fromarray(deep, "I;16").save(tmp_path / "d.png")
+  want = np.round(deep / 257.0).astype(np.uint8)
+  np.testing.assert_array_equal(images.load_image(tmp_path / "d.png", 16, 1)[..., 0], want)
+  np.testing.assert_array_equal(images.load_image(tmp_path / "d.png", 16, 3), np.stack([want] * 3, -1))
+
+
+def test_cmyk_uses_the_multiplicative_conversion(tmp_path):
+  cmyk = RNG.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+  Image.fromarray(cmyk, "CMYK").save(tmp_path / "c.tif")
+  want = (255 - cmyk[..., :3].astype(float)) * (255 - cmyk[..., 3:].astype(float)) / 255
+  got = images.load_image(tmp_path / "c.tif", 16, 3)
+  assert np.abs(got - want).max() <= 1.0
+
+
+def test_exif_orientation_is_applied_before_cropping(tmp_path):
+  stored = RNG.integers(0, 256, (16, 24, 3), dtype=np.uint8)  # 24 wide, 16 high as stored
+  exif = Image.Exif()
+  exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+  Image.fromarray(stored).save(tmp_path / "e.png", exif=exif)
+  upright = np.rot90(stored, k=-1)  # 16 wide, 24 high
+  np.testing.assert_array_equal(images.load_image(tmp_path / "e.png", 16, 3), upright[4:20])
+
+
+def test_every_listed_format_decodes_in_one_folder(tmp_path):
+  src = tmp_path / "src"
+  for cls in ("A_real", "B_gan"):
+    (src / cls).mkdir(parents=True)
+    for ext, kwargs in ((".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True}),
+                        (".jpg", {"quality": 95}), (".jpeg", {"quality": 95})):
+      Image.fromarray(RGB).save(src / cls / f"img{ext}", **kwargs)
+  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+  assert ds.num_examples == {"train": 8, "val": 2, "test": 2} and ds.metadata["skipped"] == 0
+  train = ds.source("train")
+  for i in range(len(train)):
+    ex = train[i]
+    want = np.asarray(Image.open(src / ex["path"].decode()).convert("RGB"))  # lossless ones equal RGB exactly
+    np.testing.assert_array_equal(ex["image"], want)
+
+
+def test_bad_files_are_skipped_per_reason_and_reported(tmp_path):
+  src = tmp_path / "src"
+  for cls in ("A_real", "B_gan"):
+    (src / cls).mkdir(parents=True)
+    for i in range(4):
+      Image.fromarray(RGB).save(src / cls / f"ok_{i}.png")
+  bad = src / "B_gan"
+  (bad / "empty.png").write_bytes(b"")
+  (bad / "text.png").write_text("this is not an image")
+  full = (src / "A_real" / "ok_0.png").read_bytes()
+  (bad / "truncated.png").write_bytes(full[: len(full) // 2])
+  Image.fromarray(RGB[:8, :8]).save(bad / "small.png")
+  Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(bad / "huge.png")  # above the test's pixel limit
+  (bad / "notes.txt").write_text("x")
+  opts = prepare.PrepareOptions(16, 3, (0.5, 0.25, 0.25), max_pixels=1000)
+  ds = prepare.prepare(src, tmp_path / "data", opts, progress=False)
+  assert ds.num_examples == {"train": 4, "val": 2, "test": 2}
+  assert ds.metadata["skipped_by_reason"] == {"empty file": 1, "not an image": 2, "pixel limit": 1,
+                                              "too small": 1, "truncated": 1}
+  report = dict(line.split("\t", 1) for line in (ds.path / "skipped_files.txt").read_text().splitlines())
+  assert set(report) == {f"B_gan/{n}" for n in ("empty.png", "text.png", "truncated.png", "small.png", "huge.png",
+                                                "notes.txt")}
+  assert report["B_gan/huge.png"].startswith("pixel limit: 40x40 pixels, above the limit of 1,000")
+  assert report["B_gan/small.png"].startswith("too small:")
+
+
+def test_decompression_bombs_are_refused_from_the_header(tmp_path, monkeypatch):
+  Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "b.png")
+
+  def no_decoding(self, *a, **k):
+    raise AssertionError("the pixels of an image above the limit must not be decoded")
+
+  monkeypatch.setattr(Image.Image, "load", no_decoding)
+  monkeypatch.setattr("PIL.ImageFile.ImageFile.load", no_decoding)
+  with pytest.raises(images.ImageDecodeError, match="above the limit") as e:
+    images.load_image(tmp_path / "b.png", 16, 3, max_pixels=1599)
+  assert e.value.reason == "pixel limit"
