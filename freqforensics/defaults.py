@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic.num_per_class = 1000  # images per class of the synthetic benchmark
   c.data.synthetic.image_size = 64  # side of the generated images
   c.data.synthetic.seed = 0  # the benchmark's own seed (independent of training)
+  c.data.synthetic.layout = "benchmark"  # benchmark | celeba | lsun | ffhq (a paper data set's stand-in, standins.py)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "log2"  # log | log1 (L1) | log2 (L2, the paper's ridge) | log3 (L1+L2) | nn | cnn | resnet
@@ -64,6 +65,43 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 256  # padded and masked: every example counts once
   c.eval.splits = ("val", "test")  # mode=eval: the prepared splits to evaluate
   c.eval.source_dir = ""  # mode=eval: class folders to evaluate instead (prepared with the bundle's preprocessing)
+  return c
+
+
+PAPER_DATASETS: dict[str, dict] = {
+    # The paper's setups (SPEC.md section 5): attribution among real + ProGAN, SNGAN, CramerGAN and
+    # MMDGAN at 128x128 with 100k/20k/30k images per class; FFHQ vs StyleGAN, binary, at 1024x1024
+    # with 10k/1k/5k per class.
+    "celeba": {"crop": "celeba", "image_size": 128, "split": (100000, 20000, 30000)},
+    "lsun": {"crop": "center", "image_size": 128, "split": (100000, 20000, 30000)},
+    "ffhq": {"crop": "none", "image_size": 1024, "split": (10000, 1000, 5000)},
+}
+
+
+def paper_config(dataset: str, model: str, arg: str | None) -> ml_collections.ConfigDict:
+  """A paper experiment: `dataset` of `PAPER_DATASETS`, model `model`; `arg` is a comma list of
+  `pixel` (pixel features instead of `dct_log`) and `tiny` (the synthetic stand-in, seconds on a CPU)."""
+  tokens = [t for t in (arg or "").split(",") if t]
+  bad = [t for t in tokens if t not in ("pixel", "tiny")]
+  if bad:
+    raise ValueError(f"unknown config argument {bad[0]!r}; use 'pixel', 'tiny' or 'pixel,tiny'")
+  c = base_config()
+  spec = PAPER_DATASETS[dataset]
+  c.model.name = model
+  c.features = "pixel" if "pixel" in tokens else "dct_log"
+  c.data.source = "folder"
+  c.data.crop, c.data.image_size, c.data.split = spec["crop"], spec["image_size"], spec["split"]
+  if "tiny" in tokens:
+    shrink_tiny(c)
+    c.data.source = "synthetic"
+    c.data.synthetic.layout = dataset
+    c.data.synthetic.num_per_class = 30
+    # The CelebA window is 128x128 of a 218x178 image: the stand-in holds 128x128 synthetic images
+    # there, resized to 64 by the crop; the others are generated at their final size.
+    c.data.synthetic.image_size = 128 if dataset == "celeba" else 64
+    c.data.image_size = 64
+    c.data.split = (0.6, 0.2, 0.2)
+    c.train.epochs = 2
   return c
 
 

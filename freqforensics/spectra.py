@@ -1,14 +1,19 @@
 r"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
 
   python -m freqforensics.spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
-      FOLDER [FOLDER ...]
+      SET [SET ...]
 
-Each FOLDER is one data set: every image below it (recursive, sorted, hidden files skipped), of
-which the first `--num` decodable ones are used; a class-folder root therefore counts as one data
-set of all its classes. The first FOLDER is the reference the others are compared with.
+Each SET is an image folder or a prepared dataset:
+- an image folder is one data set: every image below it (recursive, sorted, hidden files skipped),
+  of which the first `--num` decodable ones are used, centre-cropped and resized to S x S
+  (`images.load_image`); a class-folder root therefore counts as one data set of all its classes;
+- a prepared dataset (`python -m freqforensics.prepare`), given as `DIR` or `DIR:SPLIT` (default
+  train), is one data set per class, in label order: the first `--num` images of the class in that
+  split, exactly as the models see them (its crop rule already applied; S is its size).
+The first data set is the reference the others are compared with (for a prepared dataset: the
+class with label 0, the real images by the usual naming).
 
-Per data set, images are centre-cropped and resized to S x S (`images.load_image`) and streamed in
-batches, so memory does not grow with N:
+Per data set, images are streamed in batches, so memory does not grow with N:
 - the orthonormal 2-D DCT-II per channel (`spectral.dct2`, in float64): per-coefficient mean and
   standard deviation of the raw coefficients, and mean / std of `log(|c| + EPS)` (`stats` moments);
 - the azimuthally averaged 1-D power spectrum (Durall et al., CVPR 2020): the centred 2-D FFT power
@@ -33,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from freqforensics import cli, spectral, stats
-from freqforensics.data import images
+from freqforensics.data import images, prepare
 from freqforensics.errors import UserError
 
 # The figures floor `|mean|` at this before the log: the model's EPS (1e-12) would let a single
@@ -116,13 +121,76 @@ def power_spectrum(batch: np.ndarray) -> np.ndarray:
   return np.mean(np.abs(f) ** 2, axis=-1)
 
 
-def _one_set(folder: str | os.PathLike, num: int, size: int, channels: int, batch_size: int) -> dict[str, Any]:
-  files = list_images(folder)
+def prepared_split(arg: str | os.PathLike) -> tuple[Path, str] | None:
+  """`DIR` or `DIR:SPLIT` naming a prepared dataset -> (DIR, SPLIT, default train); None for other paths."""
+  text = str(arg)
+  base, _, split = text.rpartition(":") if ":" in text and not Path(text).exists() else (text, "", "")
+  path = Path(base).expanduser()
+  if not (path / "dataset_info.json").is_file():
+    return None
+  return path, split or "train"
+
+
+def luma(batch: np.ndarray) -> np.ndarray:
+  """RGB uint8 `(..., 3)` -> luminance `(..., 1)` exactly as Pillow's `convert("L")` (ITU-R 601-2)."""
+  r, g, b = (batch[..., i].astype(np.int64) for i in range(3))
+  return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
+
+
+def class_range(ds: prepare.PreparedDataset, split: str, label: int) -> range:
+  """Record indices of class `label` in `split`: prepared splits hold each class's records contiguously,
+  in label order, with the per-class counts in the metadata."""
+  counts = ds.metadata.get("counts")
+  if ds.metadata.get("format_version", 0) < 3 or not counts:
+    raise UserError(f"{ds.path} was prepared by an older freqforensics without per-class counts: prepare it again")
+  sizes = [int(counts[name][split]) for name in ds.label_names]
+  start = sum(sizes[:label])
+  return range(start, start + sizes[label])
+
+
+def _prepared_batches(ds: prepare.PreparedDataset, split: str, label: int, num: int, channels: int,
+                      batch_size: int) -> Iterator[np.ndarray]:
+  """The first `num` images of class `label` in a prepared split, in batches (read from disk as needed)."""
+  if split not in ds.num_examples:
+    raise UserError(f"{ds.path} has no split {split!r}: use one of {', '.join(ds.num_examples)} (DIR:SPLIT)")
+  indices = list(class_range(ds, split, label))[:num]
+  source = ds.source(split)
+  for lo in range(0, len(indices), batch_size):
+    batch = source.read_batch(indices[lo:lo + batch_size])["image"]
+    yield luma(batch) if channels == 1 and batch.shape[-1] == 3 else batch
+
+
+def _datasets(args: Sequence[str | os.PathLike], num: int, size: int, channels: int, batch_size: int):
+  """(name, source, batches, skipped counter) per data set: a folder is one; a prepared dataset is one per class."""
+  out = []
+  folders = [a for a in args if prepared_split(a) is None]
+  names = iter(_unique_names(folders))
+  for arg in args:
+    found = prepared_split(arg)
+    if found is None:
+      skipped = [0]
+      out.append((next(names), str(arg), _batches(list_images(arg), num, size, channels, batch_size, skipped),
+                  skipped))
+      continue
+    ds = prepare.open_prepared(found[0])
+    h, _, c = ds.image_shape
+    if h != size:
+      raise UserError(f"{ds.path} holds {h}x{h} images but --size is {size}: pass --size={h}")
+    if c < channels:
+      raise UserError(f"{ds.path} holds grayscale images: pass --grayscale")
+    for label, name in enumerate(ds.label_names):
+      out.append((name, f"{ds.path}:{found[1]}:{name}",
+                  _prepared_batches(ds, found[1], label, num, channels, batch_size), [0]))
+  return out
+
+
+def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], size: int,
+             channels: int) -> dict[str, Any]:
   shape = (size, size, channels)
   raw, logs = stats.init(shape), stats.init(shape)
   power_sum = np.zeros((size, size), np.float64)
-  count, skipped = 0, [0]  # a list: the generator counts undecodable files into it
-  for batch in _batches(files, num, size, channels, batch_size, skipped):
+  count = 0  # `skipped` is a list: the folder generator counts undecodable files into it
+  for batch in batches:
     # float64 DCT under a scoped x64 switch (as `stats` does): the test compares with scipy in
     # float64, and float32 rounding of coefficients near 0 would show up in the log spectrum.
     with jax.enable_x64(True):
@@ -132,7 +200,7 @@ def _one_set(folder: str | os.PathLike, num: int, size: int, channels: int, batc
     power_sum += power_spectrum(batch).sum(axis=0)
     count += batch.shape[0]
   if count == 0:
-    raise UserError(f"no image in {folder} could be decoded ({skipped[0]} tried)")
+    raise UserError(f"no image in {source} could be decoded ({skipped[0]} tried)")
   return {
       "count": count,
       "skipped": skipped[0],
@@ -158,7 +226,10 @@ def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
 
 def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channels: int,
             batch_size: int = 64) -> dict[str, Any]:
-  """Spectrum statistics of each folder (the first is the reference), stacked over data sets.
+  """Spectrum statistics of each data set (the first is the reference), stacked over data sets.
+
+  `folders` are image folders (one data set each) or prepared datasets (`DIR` or `DIR:SPLIT`, one
+  data set per class, in label order).
 
   Returns numpy arrays: `names` (K,), `folders` (K,), `count` and `skipped` (K,), `mean`, `std`,
   `log_mean`, `log_std` (K, S, S, C) of the DCT coefficients, `radial` (K, S//2) and `frequency`
@@ -166,12 +237,16 @@ def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channe
   """
   if not folders:
     raise UserError("no image folders given: pass one or more folders (the first is the reference)")
+  if not size:  # the size of the first prepared dataset given, else 128
+    found = next((p for p in map(prepared_split, folders) if p is not None), None)
+    size = prepare.open_prepared(found[0]).image_shape[0] if found else 128
   if num < 1 or size < 2 or batch_size < 1:
     raise UserError(f"--num ({num}) and --batch_size ({batch_size}) must be positive and --size ({size}) at least 2")
-  sets = [_one_set(f, num, size, channels, batch_size) for f in folders]
-  out: dict[str, Any] = {key: np.stack([s[key] for s in sets]) for key in sets[0]}
-  out["names"] = np.asarray(_unique_names(folders))
-  out["folders"] = np.asarray([str(f) for f in folders])
+  sets = _datasets(folders, num, size, channels, batch_size)
+  results = [_one_set(source, batches, skipped, size, channels) for _, source, batches, skipped in sets]
+  out: dict[str, Any] = {key: np.stack([s[key] for s in results]) for key in results[0]}
+  out["names"] = np.asarray([name for name, *_ in sets])
+  out["folders"] = np.asarray([source for _, source, *_ in sets])
   out["frequency"] = np.arange(size // 2)
   out["size"] = np.asarray(size)
   out["channels"] = np.asarray(channels)
@@ -326,7 +401,8 @@ def _define_flags() -> None:
 
   flags.DEFINE_string("out_dir", None, "Output folder; a new run_<timestamp> folder inside it if it is not empty.")
   flags.DEFINE_integer("num", 1000, "Images per data set (the first N in sorted order).")
-  flags.DEFINE_integer("size", 128, "Centre-crop and resize images to size x size.")
+  flags.DEFINE_integer("size", 0, "Centre-crop and resize folder images to size x size; 0 = the size of the first"
+                       " prepared dataset given, else 128.")
   flags.DEFINE_bool("grayscale", False, "Use luminance (one channel) instead of RGB.")
   flags.DEFINE_bool("pdf", False, "Also write the figures as PDF.")
   flags.DEFINE_integer("batch_size", 64, "Images per streamed batch (memory, not results).")

@@ -106,3 +106,25 @@ def test_undecodable_files_are_skipped(two_sets):
   out = spectra.compute([root / "real"], num=3, size=SIZE, channels=3)
   assert int(out["count"][0]) == 3 and int(out["skipped"][0]) == 1
   np.testing.assert_allclose(out["mean"][0], _expected(real[:3])["mean"], rtol=1e-9, atol=1e-8)
+
+
+def test_a_prepared_dataset_is_one_data_set_per_class_read_as_the_models_see_it(two_sets, tmp_path):
+  from freqforensics.data import prepare
+
+  root, real, fake = two_sets
+  src = tmp_path / "classes"
+  _write(src / "A_real", real)
+  _write(src / "B_gan", fake)
+  ds = prepare.prepare_to(src, tmp_path / "prepared", prepare.PrepareOptions(SIZE, 3, (3, 1, 1)), progress=False)
+  out = spectra.compute([f"{ds.path}:train"], num=100, size=0, channels=3)  # size 0: the dataset's
+  assert list(out["names"]) == ["A_real", "B_gan"] and list(out["count"]) == [3, 3] and int(out["size"]) == SIZE
+  for k, arrays in enumerate((real[:3], fake[:3])):  # the train split: the first 3 files of each class
+    for key, want in _expected(arrays).items():
+      np.testing.assert_allclose(out[key][k], want, rtol=1e-9, atol=1e-9)
+  val = spectra.compute([f"{ds.path}:val"], num=100, size=0, channels=3)
+  np.testing.assert_allclose(val["mean"][1], _expected(fake[3:4])["mean"], atol=1e-9)
+  gray = spectra.compute([ds.path], num=2, size=SIZE, channels=1)  # DIR alone: the train split
+  lum = np.stack([np.asarray(Image.fromarray(a).convert("L")) for a in real[:2]])[..., None]
+  np.testing.assert_allclose(gray["mean"][0], _expected(lum)["mean"], atol=1e-9)
+  with pytest.raises(UserError, match="pass --size=16"):
+    spectra.compute([ds.path], num=2, size=32, channels=3)

@@ -40,6 +40,12 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
     from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
 
     s = d.synthetic
+    if s.layout != "benchmark":
+      from freqforensics.data import standins  # pylint: disable=g-import-not-at-top
+
+      out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}"
+      return standins.write(s.layout, out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
+                            progress=progress)
     out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}"
     report = synthetic.generate(out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
                                 progress=progress)

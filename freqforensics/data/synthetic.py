@@ -57,7 +57,11 @@ _MIN_STD = 4.0
 # there changes that phase's gain (the checkerboard) and colour, not just the high frequencies.
 _KERNEL_EPS = {"nearest": 0.08, "bilinear": 0.08, "transposed": 0.03}
 _TEXTURE_STD = 0.02
-_WEIGHT_SEEDS = {"B_nearest": 101, "C_bilinear": 202, "D_transposed": 303}
+# Generator classes: (upsampling mode, weight seed). The benchmark uses the first three; `E_nearest`
+# is another network of B's architecture with other weights (as two GANs of one family), for data
+# sets with four generators (the paper's CelebA/LSUN stand-ins, `standins.py`).
+GENERATOR_SPECS = {"B_nearest": ("nearest", 101), "C_bilinear": ("bilinear", 202),
+                   "D_transposed": ("transposed", 303), "E_nearest": ("nearest", 404)}
 _PNG_NAME = re.compile(r"^\d{5,}\.png$")
 
 
@@ -158,7 +162,8 @@ class Upsampler(nnx.Module):
 @functools.cache
 def _generator_fn(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
   """jit-compiled uint8 crops (B,S,S,3) + texture noise (B,S/2,S/2,3) -> uint8 fakes."""
-  model = Upsampler(name.split("_", 1)[1], rngs=nnx.Rngs(_WEIGHT_SEEDS[name]))
+  mode, weight_seed = GENERATOR_SPECS[name]
+  model = Upsampler(mode, rngs=nnx.Rngs(weight_seed))
   graphdef, state = nnx.split(model)  # Functional form: plain jax.jit, no nnx.jit overhead.
 
   @jax.jit
@@ -182,14 +187,15 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
 
 
-def _params(num_per_class: int, image_size: int, seed: int) -> dict:
+def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...]) -> dict:
   return {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
-          "image_size": image_size, "seed": seed, "classes": list(CLASSES)}
+          "image_size": image_size, "seed": seed, "classes": list(classes)}
 
 
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
   """Returns the stored metadata if it can be reused; otherwise clears our own folders."""
   marker = out / MARKER
+  classes = tuple(params["classes"])
   if marker.exists():
     try:
       meta = json.loads(marker.read_text())
@@ -203,18 +209,18 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
           f"{k}={stored[k]!r} (asked {v!r})" for k, v in params.items() if stored[k] != v))
       raise UserError(f"{out} holds a synthetic benchmark with other parameters ({diff}); use a "
                       "new --out_dir or pass overwrite=True (--overwrite) to replace it.")
-    owned = set(CLASSES) | {c for c in meta.get("classes", []) if re.fullmatch(r"\w+", str(c))}
+    owned = set(classes) | {c for c in meta.get("classes", []) if re.fullmatch(r"\w+", str(c))}
   else:
     # An interrupted run left only our class folders: regenerating them is safe (deterministic).
     # Anything else may be user data: refuse rather than delete it.
-    foreign = [p.name for p in out.iterdir() if p.name not in CLASSES + (MARKER + ".tmp",)]
-    for cls in CLASSES:
+    foreign = [p.name for p in out.iterdir() if p.name not in classes + (MARKER + ".tmp",)]
+    for cls in classes:
       if (out / cls).is_dir():
         foreign += [f"{cls}/{p.name}" for p in (out / cls).iterdir() if not _PNG_NAME.match(p.name)]
     if foreign:
       raise UserError(f"{out} exists without {MARKER} and holds files that are not the synthetic "
                       f"benchmark's ({', '.join(sorted(foreign)[:3])}); use a new --out_dir.")
-    owned = set(CLASSES)
+    owned = set(classes)
   for cls in owned:
     if (out / cls).is_dir():
       shutil.rmtree(out / cls)
@@ -224,8 +230,16 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
 
 
 def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int = 64,
-             seed: int = 0, overwrite: bool = False, progress: bool = True) -> SyntheticReport:
-  """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`."""
+             seed: int = 0, overwrite: bool = False, progress: bool = True,
+             generators: tuple[str, ...] = GENERATORS) -> SyntheticReport:
+  """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
+
+  `generators` (keys of `GENERATOR_SPECS`) are the fake classes beside `A_real`.
+  """
+  unknown = [g for g in generators if g not in GENERATOR_SPECS]
+  if unknown:
+    raise UserError(f"unknown synthetic generators {unknown}: use {', '.join(GENERATOR_SPECS)}")
+  classes = (REAL_CLASS,) + tuple(generators)
   if num_per_class < 1:
     raise UserError(f"num_per_class must be >= 1, got {num_per_class}.")
   if image_size < 8 or image_size % 2:
@@ -233,22 +247,22 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   out = pathlib.Path(out_dir)
   if out.exists() and not out.is_dir():
     raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
-  params = _params(num_per_class, image_size, seed)
+  params = _params(num_per_class, image_size, seed, classes)
   out.mkdir(parents=True, exist_ok=True)
   meta = _prepare_dir(out, params, overwrite)
   if meta is not None:
-    return SyntheticReport(out, num_per_class, image_size, seed, CLASSES,
+    return SyntheticReport(out, num_per_class, image_size, seed, classes,
                            {k: float(v) for k, v in meta["psnr_db"].items()}, reused=True)
 
-  for cls in CLASSES:
+  for cls in classes:
     (out / cls).mkdir()
   width = max(5, len(str(num_per_class - 1)))
   batch = min(_BATCH, num_per_class)
-  psnr_sum = {g: 0.0 for g in GENERATORS}
-  bar = tqdm(total=num_per_class * len(CLASSES), desc="synthetic", unit="img", disable=not progress)
+  psnr_sum = {g: 0.0 for g in generators}
+  bar = tqdm(total=num_per_class * len(classes), desc="synthetic", unit="img", disable=not progress)
   for start in range(0, num_per_class, batch):
     idx = range(start, min(start + batch, num_per_class))
-    for k, cls in enumerate(CLASSES):
+    for k, cls in enumerate(classes):
       # One RNG per (seed, class, image): crops do not depend on batching, and the source crops of
       # the fakes are other crops than the real ones (other streams), from the same distribution.
       rngs = [np.random.default_rng([seed, k, i]) for i in idx]
@@ -266,12 +280,12 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
       bar.update(len(idx))
   bar.close()
 
-  psnr = {g: round(psnr_sum[g] / num_per_class, 4) for g in GENERATORS}
-  meta = dict(params, generators=list(GENERATORS), psnr_db=psnr)
+  psnr = {g: round(psnr_sum[g] / num_per_class, 4) for g in generators}
+  meta = dict(params, generators=list(generators), psnr_db=psnr)
   tmp = out / (MARKER + ".tmp")
   tmp.write_text(json.dumps(meta, indent=2) + "\n")
   os.replace(tmp, out / MARKER)  # Atomic: the marker exists only once every image is written.
-  return SyntheticReport(out, num_per_class, image_size, seed, CLASSES, psnr, reused=False)
+  return SyntheticReport(out, num_per_class, image_size, seed, classes, psnr, reused=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,88 @@
+"""Synthetic stand-ins for the paper's data sets: their folder layout and image geometry, our pixels.
+
+CelebA, LSUN and FFHQ (and the GAN images beside them) cannot be downloaded here, so each paper
+config's `:tiny` form runs on a stand-in with the same layout: one folder per class named as the
+paper's classes, raw images of the data set's geometry, so the config's crop rule does the same
+work it does on the real files.
+
+- `celeba`: 218x178 images (the aligned CelebA size); the synthetic image sits exactly in the
+  128x128 window that crop `celeba` cuts (reflection-padded around it).
+- `lsun`: non-square images (side x 4/3 side, as LSUN bedrooms); the synthetic image is their centred
+  square (reflection-padded left and right), what crop `center` cuts.
+- `ffhq`: square images at the target size, used as they are (crop `none`).
+
+The pixels come from the synthetic benchmark (`synthetic.py`): the real class from photo crops, the
+generator classes from simulated GAN upsamplers (CelebA/LSUN have four generators: nearest,
+bilinear, transposed convolution and a second nearest-upsampling network with other weights; FFHQ's
+StyleGAN upsamples bilinearly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from freqforensics.data import synthetic
+from freqforensics.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """A paper data set's class folders (real first) and the synthetic classes that stand in for them."""
+
+  classes: tuple[str, ...]
+  sources: tuple[str, ...]  # synthetic class per folder
+  crop: str
+
+
+LAYOUTS: dict[str, Layout] = {
+    "celeba": Layout(("0_celeba", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan"),
+                     (synthetic.REAL_CLASS, "B_nearest", "C_bilinear", "D_transposed", "E_nearest"), "celeba"),
+    "lsun": Layout(("0_lsun_bedroom", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan"),
+                   (synthetic.REAL_CLASS, "B_nearest", "C_bilinear", "D_transposed", "E_nearest"), "center"),
+    "ffhq": Layout(("0_ffhq", "1_stylegan"), (synthetic.REAL_CLASS, "C_bilinear"), "none"),
+}
+
+
+def _place(image: np.ndarray, layout: str) -> np.ndarray:
+  """The raw stand-in image holding `image` where the layout's crop rule finds it."""
+  s = image.shape[0]
+  if layout == "celeba":
+    if s != 128:
+      raise UserError(f"the CelebA stand-in needs 128x128 synthetic images (its crop window), got {s}")
+    return np.pad(image, ((185 - 128, 218 - 185), (153 - 128, 178 - 153), (0, 0)), mode="reflect")
+  if layout == "lsun":
+    extra = s // 3
+    return np.pad(image, ((0, 0), (extra // 2, extra - extra // 2), (0, 0)), mode="reflect")
+  return image
+
+
+def write(layout: str, out_dir: str | os.PathLike, *, num_per_class: int, image_size: int, seed: int = 0,
+          progress: bool = True) -> Path:
+  """Writes (or reuses) the stand-in of `layout` in `out_dir` (synthetic images of `image_size`)."""
+  if layout not in LAYOUTS:
+    raise UserError(f"unknown stand-in layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+  spec = LAYOUTS[layout]
+  out = Path(out_dir)
+  marker = out / "standin.json"
+  params = {"layout": layout, "num_per_class": num_per_class, "image_size": image_size, "seed": seed}
+  if marker.is_file() and json.loads(marker.read_text()) == params:
+    return out
+  if out.exists() and any(out.iterdir()) and not marker.is_file():
+    raise UserError(f"{out} exists and is not a stand-in written by freqforensics: choose another directory")
+  bench = synthetic.generate(out / ".synthetic", num_per_class=num_per_class, image_size=image_size, seed=seed,
+                             generators=tuple(s for s in spec.sources if s != synthetic.REAL_CLASS),
+                             progress=progress)
+  marker.unlink(missing_ok=True)
+  for folder, source in zip(spec.classes, spec.sources):
+    (out / folder).mkdir(parents=True, exist_ok=True)
+    for png in sorted((bench.out_dir / source).glob("*.png")):
+      raw = _place(np.asarray(Image.open(png).convert("RGB")), layout)
+      Image.fromarray(raw).save(out / folder / png.name)
+  marker.write_text(json.dumps(params))
+  return out
