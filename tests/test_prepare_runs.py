@@ -83,7 +83,6 @@ def test_worker_processes_and_beam_write_the_same_bytes_as_threads(make_folders,
   src = make_folders({"A_real": 14, "B_gan": 14, "C_gan": 14}, size=(20, 20))
   (src / "B_gan" / "img_0003.png").write_bytes(b"broken")
   monkeypatch.setattr(prepare, "_CHUNK_FILES", (4, 4))  # several decoding tasks per class
-  monkeypatch.setattr(prepare, "_SHARD_BYTES", 7 * 16 * 16 * 3)  # several shards per split
   base = dict(image_size=16, channels=3, split=(8, 2, 3))
   threads = prepare.prepare_to(src, tmp_path / "threads", prepare.PrepareOptions(**base, parallel="thread"),
                                progress=False)

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from freqforensics.data import crops
 from freqforensics.errors import UserError
@@ -113,10 +113,12 @@ def to_uint8(image: Image.Image, channels: int) -> Image.Image:
   an alpha channel is dropped (the stored colour values are kept, no compositing); CMYK and YCbCr
   use Pillow's conversions; luminance is ITU-R 601-2 (`L = 0.299 R + 0.587 G + 0.114 B`).
   """
-  image = ImageOps.exif_transpose(image)
+  if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+    image = ImageOps.exif_transpose(image)
   if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
     image = Image.fromarray(np.clip(np.asarray(image, np.float64) / 257.0, 0, 255).round().astype(np.uint8))
-  return image.convert("RGB" if channels == 3 else "L")
+  mode = "RGB" if channels == 3 else "L"
+  return image if image.mode == mode else image.convert(mode)  # (convert would copy an image already in mode)
 
 
 def _reason(e: BaseException) -> str:
@@ -128,9 +130,9 @@ def _reason(e: BaseException) -> str:
   return "unreadable"
 
 
-def decode_image(data: bytes, size: int, channels: int, *, crop: str = "center",
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-  """Decodes encoded image bytes to uint8 `(size, size, channels)` by crop rule `crop`.
+def decode_pil(data: bytes, size: int, channels: int, *, crop: str = "center",
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+  """Decodes encoded image bytes to an RGB (or `L`) image of `size` x `size` by crop rule `crop`.
 
   Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
   pixel limit, too small, wrong size, not square) for anything that cannot become a model input.
@@ -160,6 +162,13 @@ def decode_image(data: bytes, size: int, channels: int, *, crop: str = "center",
     image = crops.apply_crop(image, crop, size)
   except crops.CropError as e:
     raise ImageDecodeError(str(e), reason=e.reason) from e
+  return image
+
+
+def decode_image(data: bytes, size: int, channels: int, *, crop: str = "center",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """`decode_pil` as a uint8 array `(size, size, channels)`."""
+  image = decode_pil(data, size, channels, crop=crop, max_pixels=max_pixels)
   return np.asarray(image, np.uint8).reshape(size, size, channels)
 
 

@@ -46,9 +46,8 @@ log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _FORMAT_VERSION = 3
-_SHARD_BYTES = 256 << 20  # raw image bytes per output shard
-_CHUNK_BYTES = 16 << 20  # raw image bytes per decoding task ...
-_CHUNK_FILES = (16, 256)  # ... and its bounds in files (progress and resume granularity)
+_CHUNK_BYTES = 64 << 20  # raw image bytes per decoding task (and so per output shard) ...
+_CHUNK_FILES = (16, 4096)  # ... within these bounds in files (progress and resume granularity)
 _PROCESS_MIN_FILES = 1024  # parallel="auto": below this, threads (starting processes costs more)
 _DATASET_NAME = "freqforensics"
 _TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
@@ -150,9 +149,21 @@ def chunk_files(options: PrepareOptions) -> int:
   return int(np.clip(_CHUNK_BYTES // _image_bytes(options), *_CHUNK_FILES))
 
 
-def _chunk_task(path: Path, folders: images.ClassFolders, label: int, j: int, k: int,
+def planned(n_files: int, split: Sequence[float]) -> tuple[int, int, int]:
+  """A class's split sizes if every file is usable: the counts, or the fractions of its files."""
+  return split_counts(n_files, split, "") if not is_counts(split) else tuple(int(x) for x in split)  # type: ignore
+
+
+def chunk_bounds(n_files: int, plan: Sequence[int], k: int) -> list[tuple[int, int]]:
+  """File ranges of a class's decoding tasks: at most `k` files, never across a planned split
+  boundary, so that with no bad file every task's output is a whole shard (moved, not copied)."""
+  edges = sorted({0, n_files, *(min(n_files, int(e)) for e in np.cumsum(plan))})
+  return [(lo, min(lo + k, hi)) for a, hi in zip(edges[:-1], edges[1:]) for lo in range(a, hi, k)]
+
+
+def _chunk_task(path: Path, folders: images.ClassFolders, label: int, j: int, bounds: tuple[int, int],
                 options: PrepareOptions) -> shards.ChunkTask:
-  files = folders.files[folders.class_names[label]][j * k:(j + 1) * k]
+  files = folders.files[folders.class_names[label]][bounds[0]:bounds[1]]
   return shards.ChunkTask(
       out=str(path / ".chunks" / f"class{label:04d}-{j:06d}.array_record"), root=str(folders.root),
       files=tuple(str(f) for f in files), label=label, label_names=folders.class_names,
@@ -173,17 +184,16 @@ def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOp
   """
   k = chunk_files(options)
   done: dict[int, list[tuple[shards.ChunkTask, dict]]] = {label: [] for label in range(len(folders.class_names))}
+  bounds = {label: chunk_bounds(len(folders.files[name]), planned(len(folders.files[name]), options.split), k)
+            for label, name in enumerate(folders.class_names)}
   want = {label: _needed(len(folders.files[name]), options.split) for label, name in enumerate(folders.class_names)}
   while True:
     tasks = []
-    for label, name in enumerate(folders.class_names):
-      n_files = len(folders.files[name])
-      usable = sum(r["count"] for _, r in done[label])
-      covered = len(done[label]) * k
-      missing = want[label] - usable
-      first = len(done[label])
-      last = min(-(-n_files // k), -(-(covered + missing) // k)) if missing > 0 else first
-      tasks += [_chunk_task(path, folders, label, j, k, options) for j in range(first, last)]
+    for label in bounds:
+      covered = bounds[label][len(done[label]) - 1][1] if done[label] else 0  # files decoded so far
+      reach = covered + want[label] - sum(r["count"] for _, r in done[label])  # ... and to cover now
+      tasks += [_chunk_task(path, folders, label, j, bounds[label][j], options)
+                for j in range(len(done[label]), len(bounds[label])) if bounds[label][j][0] < reach]
     if not tasks:
       return done
     run(shards.write_chunk, tasks, [len(t.files) for t in tasks], bar.update)
@@ -220,22 +230,6 @@ def assign_records(counts: Sequence[int], requests: Sequence[int]) -> list[list[
       out[s].append((j, pos, pos + take))
       pos, want = pos + take, want - take
   return out
-
-
-def cut(ranges: Sequence[tuple[str, int, int]], per_shard: int) -> list[tuple[tuple[str, int, int], ...]]:
-  """Cuts consecutive record ranges into shards of `per_shard` records (the last may be smaller)."""
-  shard_list, current, size = [], [], 0
-  for chunk, start, stop in ranges:
-    while start < stop:
-      take = min(stop - start, per_shard - size)
-      current.append((chunk, start, start + take))
-      start, size = start + take, size + take
-      if size == per_shard:
-        shard_list.append(tuple(current))
-        current, size = [], 0
-  if current:
-    shard_list.append(tuple(current))
-  return shard_list
 
 
 def _write_report(path: Path, folders: images.ClassFolders, skipped: Sequence[Sequence[str]]) -> Path:
@@ -279,14 +273,13 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
         task, record = chunks[j]
         per_split[s].append((task.out, start, stop))
         content.update("".join(f"{s}\0{label}\0{d}\n" for d in record["digests"][start:stop]).encode())
-  per_shard = max(1, _SHARD_BYTES // _image_bytes(options))
   tasks, names = [], {}
-  for s in SPLITS:
-    pieces = cut(per_split[s], per_shard)
-    names[s] = [_shard_name(s, i, len(pieces)) for i in range(len(pieces))]
-    tasks += [shards.PackTask(out=str(path / name), sources=piece) for name, piece in zip(names[s], pieces)]
-  with tqdm(total=sum(len(t.sources) for t in tasks), desc="pack", unit="range", disable=not progress) as bar:
-    run(shards.pack_shard, tasks, [len(t.sources) for t in tasks], bar.update)
+  for s in SPLITS:  # one shard per run of records: a whole chunk is moved into place, a part copied
+    names[s] = [_shard_name(s, i, len(per_split[s])) for i in range(len(per_split[s]))]
+    tasks += [shards.PackTask(out=str(path / name), sources=(piece,)) for name, piece in zip(names[s], per_split[s])]
+  with tqdm(total=sum(stop - start for t in tasks for _, start, stop in t.sources), desc="pack", unit="img",
+            disable=not progress) as bar:
+    run(shards.pack_shard, tasks, [sum(stop - start for _, start, stop in t.sources) for t in tasks], bar.update)
   split_infos = []
   for s in SPLITS:
     if not names[s]:
@@ -312,29 +305,53 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
                 ", ".join(f"{r}: {n}" for r, n in reasons.items()), report)
 
 
-def local_runner(options: PrepareOptions) -> Runner:
-  """Runs tasks on this machine: worker processes on all cores (threads for small jobs)."""
-  workers = options.num_threads or os.cpu_count() or 1
+class LocalRunner:
+  """Runs tasks on this machine: worker processes on all cores (threads for small jobs).
 
-  def run(fn, tasks, weights, done) -> None:
+  One pool serves every stage (processes start once). Tasks are submitted largest first, so the
+  last ones to finish are small and no core idles while one big task ends. Use as a context
+  manager, or call `close()`.
+  """
+
+  def __init__(self, options: PrepareOptions):
+    self._options = options
+    self._workers = options.num_threads or os.cpu_count() or 1
+    self._pool: concurrent.futures.Executor | None = None
+
+  def _get_pool(self, total: int) -> concurrent.futures.Executor:
+    if self._pool is None:
+      processes = self._options.parallel == "process" or (
+          self._options.parallel == "auto" and self._workers > 1 and total >= _PROCESS_MIN_FILES)
+      # spawn, not fork: the parent may hold JAX's threads, which a forked child would deadlock on.
+      self._pool = (concurrent.futures.ProcessPoolExecutor(self._workers, multiprocessing.get_context("spawn"))
+                    if processes else concurrent.futures.ThreadPoolExecutor(self._workers))
+    return self._pool
+
+  def __call__(self, fn: Callable, tasks: Sequence, weights: Sequence[int], done: Callable[[int], None]) -> None:
     if not tasks:
       return
-    processes = options.parallel == "process" or (
-        options.parallel == "auto" and workers > 1 and sum(weights) >= _PROCESS_MIN_FILES)
-    # spawn, not fork: the parent may hold JAX's threads, which a forked child would deadlock on.
-    pool = (concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)), multiprocessing.get_context("spawn"))
-            if processes else concurrent.futures.ThreadPoolExecutor(min(workers, len(tasks))))
-    with pool:
-      futures = {pool.submit(fn, t): w for t, w in zip(tasks, weights)}
-      try:
-        for f in concurrent.futures.as_completed(futures):
-          f.result()
-          done(futures[f])
-      except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+    pool = self._get_pool(sum(weights))
+    order = sorted(range(len(tasks)), key=lambda i: -weights[i])
+    futures = {pool.submit(fn, tasks[i]): weights[i] for i in order}
+    try:
+      for f in concurrent.futures.as_completed(futures):
+        f.result()
+        done(futures[f])
+    except BaseException:
+      for f in futures:
+        f.cancel()
+      raise
 
-  return run
+  def close(self) -> None:
+    if self._pool is not None:
+      self._pool.shutdown(wait=True, cancel_futures=True)
+      self._pool = None
+
+  def __enter__(self) -> LocalRunner:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def _open(path: Path) -> PreparedDataset:
@@ -399,7 +416,7 @@ def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str
   """Prepares `source_dir` (one folder per class, or its listing) into `out_dir`; see the module docstring.
 
   A re-run with the same files and options returns the existing dataset; an interrupted one
-  resumes; `runner` (default: `local_runner`) runs the tasks, e.g. on Beam (`prepare_beam`).
+  resumes; `runner` (default: a `LocalRunner`) runs the tasks, e.g. on Beam (`prepare_beam`).
   """
   folders = (source_dir if isinstance(source_dir, images.ClassFolders)
              else images.list_class_folders(source_dir, min_classes=min_classes))
@@ -409,7 +426,11 @@ def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str
   if _claim(path, fp, folders, options, overwrite):
     log.info("reusing prepared dataset %s", path)
     return _open(path)
-  _write_dataset(path, folders, options, fp, runner or local_runner(options), progress)
+  if runner is not None:
+    _write_dataset(path, folders, options, fp, runner, progress)
+  else:
+    with LocalRunner(options) as local:
+      _write_dataset(path, folders, options, fp, local, progress)
   return _open(path)
 
 

@@ -69,7 +69,7 @@ def features(image_size: int, channels: int, label_names: tuple[str, ...]):
   })
 
 
-def serialize(image: np.ndarray, label: int, path: str) -> bytes:
+def serialize(image: np.ndarray | bytes, label: int, path: str) -> bytes:
   """One example in tfds' on-disk format for `features(...)`: a `tf.train.Example` of the raw image
   bytes, the label and the path, serialised deterministically (map entries sorted), so the same
   inputs give the same bytes in any process: local and Beam runs write identical files."""
@@ -77,7 +77,8 @@ def serialize(image: np.ndarray, label: int, path: str) -> bytes:
 
   example = example_parser.tf_example_pb2.Example()
   feature = example.features.feature
-  feature["image"].bytes_list.value.append(np.ascontiguousarray(image, np.uint8).tobytes())
+  raw = image if isinstance(image, bytes) else np.ascontiguousarray(image, np.uint8).tobytes()
+  feature["image"].bytes_list.value.append(raw)
   feature["label"].int64_list.value.append(int(label))
   feature["path"].bytes_list.value.append(path.encode("utf-8"))
   return example.SerializeToString(deterministic=True)
@@ -90,10 +91,16 @@ def record_file(out: str | os.PathLike) -> Path:
 
 
 def read_record(out: str | os.PathLike) -> dict | None:
-  """The record of a finished task, or None when its output is missing or unfinished."""
+  """The record of a finished task, or None when its output is missing or unfinished.
+
+  A chunk that became a shard whole (`pack_shard` moved it) stays finished: its record says where.
+  """
   rec = record_file(out)
-  if Path(out).is_file() and rec.is_file():
-    return json.loads(rec.read_text())
+  if not rec.is_file():
+    return None
+  record = json.loads(rec.read_text())
+  if Path(out).is_file() or ("moved_to" in record and Path(record["moved_to"]).is_file()):
+    return record
   return None
 
 
@@ -135,23 +142,39 @@ def write_chunk(task: ChunkTask) -> dict:
     rel = os.path.relpath(file, task.root)
     try:
       data = images.read_bytes(file)
-      array = images.decode_image(data, task.image_size, task.channels, crop=task.crop, max_pixels=task.max_pixels)
+      image = images.decode_pil(data, task.image_size, task.channels, crop=task.crop, max_pixels=task.max_pixels)
     except images.ImageDecodeError as e:
       skipped.append([rel, e.reason, str(e)])
       continue
-    writer.write(serialize(array, task.label, rel))
+    writer.write(serialize(image.tobytes(), task.label, rel))  # the raw HWC bytes np.asarray would hold
     digests.append(hashlib.sha256(data).hexdigest())
   writer.close()
   return _finish(out, tmp, {"count": len(digests), "digests": digests, "skipped": skipped})
 
 
 def pack_shard(task: PackTask, batch: int = 64) -> dict:
-  """Runs a `PackTask` (or returns its existing record): `{"count": records written}`."""
+  """Runs a `PackTask` (or returns its existing record): `{"count": records written}`.
+
+  A shard that is one whole chunk file (the usual case: no bad file moved a split boundary) is that
+  file, renamed: no copy. Otherwise the records are copied, a batch at a time.
+  """
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
   out = Path(task.out)
   if (done := read_record(out)) is not None:
     return done
+  if len(task.sources) == 1:
+    chunk, start, stop = task.sources[0]
+    chunk_record = read_record(chunk)
+    whole = chunk_record is not None and start == 0 and stop == chunk_record["count"]
+    if whole and chunk_record.get("moved_to") == str(out) and out.is_file():  # moved before an interruption
+      write_json(record_file(out), {"count": stop})
+      return {"count": stop}
+    if whole and Path(chunk).is_file():
+      os.replace(chunk, out)
+      write_json(record_file(chunk), dict(chunk_record, moved_to=str(out)))
+      write_json(record_file(out), {"count": stop})
+      return {"count": stop}
   tmp = out.with_name(out.name + f".tmp{os.getpid()}")
   writer = _writer(tmp)
   count = 0
