@@ -14,6 +14,7 @@ from typing import Any
 
 import ml_collections
 
+from freqforensics import defaults
 from freqforensics.errors import UserError
 
 # Files a run writes in its work dir; `--overwrite` removes exactly these, nothing else.
@@ -47,6 +48,10 @@ def check(config: ml_collections.ConfigDict, workdir: Path, overwrite: bool, *, 
   current = json.loads(config.to_json())
   if path.exists():
     old, new = _flatten(json.loads(path.read_text())), _flatten(current)
+    # A field added by a newer version is absent from an older run's config: at its default it
+    # describes what that run did, so the run may resume.
+    base = _flatten(json.loads(defaults.base_config().to_json()))
+    old.update({k: base[k] for k in new if k not in old and k in base})
     diff = sorted(k for k in set(old) | set(new)
                   if old.get(k) != new.get(k) and not any(k == r or k.startswith(r + ".") for r in RUNTIME_KEYS))
     if diff:

@@ -216,3 +216,18 @@ def test_resnet_resume_restores_batchnorm_and_dropout_state(config, tmp_path, mo
   assert any("bn1" in k and "mean" in k for k in a.files)  # running statistics are in the bundle
   for k in a.files:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_a_run_of_an_older_version_without_newer_fields_resumes_only_at_their_defaults(config, tmp_path):
+  wd = tmp_path / "wd"
+  workdir.check(config, wd, overwrite=False)
+  stored = json.loads((wd / "config.json").read_text())
+  del stored["data"]["crop"], stored["data"]["max_pixels"]  # fields an older version did not have
+  (wd / "config.json").write_text(json.dumps(stored))
+  workdir.check(config, wd, overwrite=False)  # at their defaults: the same run
+  stored = json.loads((wd / "config.json").read_text())
+  del stored["data"]["crop"]
+  (wd / "config.json").write_text(json.dumps(stored))
+  config.data.crop = "resize"
+  with pytest.raises(UserError, match="data.crop: 'center' -> 'resize'"):
+    workdir.check(config, wd, overwrite=False)
