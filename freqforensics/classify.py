@@ -24,6 +24,7 @@ import collections
 import concurrent.futures
 import csv
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -32,15 +33,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import jax
 import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
-from flax import nnx
 
-from freqforensics import bundle, cli, host_devices, losses, sharding
+from freqforensics import cli, host_devices
 from freqforensics.data import crops, images
 from freqforensics.errors import UserError
+
+# JAX, Flax and the model modules are imported where a model is loaded, not here: importing this
+# module (for `collect_files`, `decode_file`, the output writers) costs no JAX start-up.
 
 # --- Library ------------------------------------------------------------------------------------
 
@@ -59,12 +61,12 @@ def _bundle_dir(workdir: str | os.PathLike) -> Path:
 class Classifier:
   """A loaded model with its preprocessing: decode files, predict label probabilities."""
 
-  bundle: bundle.Bundle
-  _predict_fn: Callable[..., jax.Array]
+  bundle: Any  # bundle.Bundle
+  _predict_fn: Callable[..., Any]
   _state: Any
-  _mesh: jax.sharding.Mesh
+  _mesh: Any  # jax.sharding.Mesh
   _stats: Any
-  _put: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]]
+  _put: Callable[[dict[str, np.ndarray]], dict[str, Any]]
 
   @property
   def label_names(self) -> tuple[str, ...]:
@@ -95,12 +97,16 @@ class Classifier:
     centre-cropped and resized; with `none` an image of another size is refused (the model was
     trained on images that were never resized).
     """
+    x = self.decoder()(path)
+    if isinstance(x, str):
+      raise images.ImageDecodeError(x)
+    return x
+
+  def decoder(self) -> Callable[[str | os.PathLike], np.ndarray | str]:
+    """`path -> uint8 image or the reason it cannot be used`, with the bundle's preprocessing."""
     if self.crop not in crops.CROPS:
       raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows {', '.join(crops.CROPS)}")
-    try:
-      return images.load_image(path, self.image_size, self.channels, crop=self.crop)
-    except images.ImageDecodeError as e:
-      raise images.ImageDecodeError(f"cannot use {path}: {e}", reason=e.reason) from e
+    return functools.partial(decode_file, size=self.image_size, channels=self.channels, crop=self.crop)
 
   def predict(self, batch: np.ndarray) -> np.ndarray:
     """Label probabilities `(N, len(label_names))` of uint8 images `(N, H, W, C)` at the input shape."""
@@ -118,13 +124,28 @@ class Classifier:
     pad = -n % self._mesh.size  # the batch is split over the devices: pad it to a multiple of them
     if pad:
       batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], np.uint8)])
+    from freqforensics import sharding  # pylint: disable=g-import-not-at-top
+
     images_dev = self._put({"image": batch})["image"]
     probs = sharding.settle(self._mesh, self._predict_fn(self._state, self._stats, images_dev))
     return np.asarray(probs)[:n]
 
 
-def _make_predict_fn(graphdef: nnx.GraphDef, kind: str, mesh: jax.sharding.Mesh) -> Callable[..., jax.Array]:
+def decode_file(path: str | os.PathLike, *, size: int, channels: int, crop: str) -> np.ndarray | str:
+  """The uint8 image `(size, size, channels)` of `path` by crop rule `crop`, or why it cannot be used."""
+  try:
+    return images.load_image(path, size, channels, crop=crop)
+  except images.ImageDecodeError as e:
+    return f"cannot use {path}: {e}"
+
+
+def _make_predict_fn(graphdef, kind: str, mesh) -> Callable[..., Any]:
   """One jitted `(state, stats, uint8 images) -> probabilities`: features per device, then the model."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  from freqforensics import losses, sharding  # pylint: disable=g-import-not-at-top
+
   feature_fn = sharding.features_fn(mesh, kind)
 
   @jax.jit
@@ -137,6 +158,11 @@ def _make_predict_fn(graphdef: nnx.GraphDef, kind: str, mesh: jax.sharding.Mesh)
 
 def load(workdir: str | os.PathLike) -> Classifier:
   """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  from freqforensics import bundle, sharding  # pylint: disable=g-import-not-at-top
+
   loaded = bundle.load(_bundle_dir(workdir))
   # Split once: the jitted function merges inside the trace, so NNX's Python overhead is paid once.
   graphdef, state = nnx.split(loaded.model)
@@ -172,28 +198,22 @@ def collect_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[
   return files, ignored
 
 
-def _decode(prepare: Callable[[Path], np.ndarray], path: Path) -> np.ndarray | str:
-  """The decoded image, or the reason it cannot be decoded (the run goes on)."""
-  try:
-    return prepare(path)
-  except images.ImageDecodeError as e:
-    return str(e)
-
-
-def decoded_batches(files: Sequence[Path], prepare: Callable[[Path], np.ndarray], batch_size: int,
+def decoded_batches(files: Sequence[Path], decode: Callable[[Path], np.ndarray | str], batch_size: int,
                     workers: int | None = None,
                     ) -> Iterator[tuple[list[Path], list[np.ndarray | str]]]:
   """Yields `(paths, decoded images or error reasons)` per batch, decoded in a thread pool.
 
   At most two batches are submitted ahead of the one the caller holds, so memory is bounded by a
   few batches, not by the number of files; decoding (Pillow releases the GIL) overlaps the model.
+  (Worker processes were measured too: on 2 cores they were no faster, since decoding and the
+  model then compete for the same cores, and they cost a start-up.)
   """
   workers = workers or min(8, os.cpu_count() or 1)
   chunks = (list(files[i:i + batch_size]) for i in range(0, len(files), batch_size))
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     pending: collections.deque = collections.deque()
     for chunk in chunks:
-      pending.append((chunk, [pool.submit(_decode, prepare, p) for p in chunk]))
+      pending.append((chunk, [pool.submit(decode, p) for p in chunk]))
       if len(pending) > 1:
         done, futures = pending.popleft()
         yield done, [f.result() for f in futures]
@@ -298,7 +318,7 @@ def classify_files(clf: Classifier, files: Sequence[Path], writer: _Writer, batc
   failed: list[tuple[Path, str]] = []
   names = clf.label_names
   with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-    for paths, decoded in decoded_batches(files, clf.prepare_file, batch_size):
+    for paths, decoded in decoded_batches(files, clf.decoder(), batch_size):
       good = [x for x in decoded if not isinstance(x, str)]
       probs = iter(())
       if good:

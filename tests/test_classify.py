@@ -155,3 +155,4 @@ def test_usage_errors_are_one_line(case, needle, workdir, tmp_path):
           "missing_path": (f"--workdir={workdir}", "nowhere.png"),
           "bad_flag": (f"--workdir={workdir}", "--batch_size=0", "a.png")}[case]
   assert needle in _one_line_error(_run(*args, cwd=tmp_path))
+

@@ -156,6 +156,8 @@ def decode_pil(data: bytes, size: int, channels: int, *, crop: str = "center",
         image = to_uint8(image, channels)
   except Image.DecompressionBombError as e:
     raise ImageDecodeError(f"{e}", reason="pixel limit") from e
+  except UnidentifiedImageError as e:
+    raise ImageDecodeError("not an image file Pillow can read (unknown or damaged format)", reason="not an image") from e
   except (OSError, ValueError, SyntaxError, EOFError) as e:
     raise ImageDecodeError(f"{type(e).__name__}: {e}", reason=_reason(e)) from e
   try:
