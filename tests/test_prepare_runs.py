@@ -96,12 +96,36 @@ def test_worker_processes_and_beam_write_the_same_bytes_as_threads(make_folders,
   assert beam.metadata["skipped_by_reason"] == {"not an image": 1}
 
 
+def test_kill_9_during_prepare_then_rerun_gives_the_uninterrupted_bytes(tmp_path):
+  import signal
+  import time
+
+  from conftest import write_class_folders
+
+  src = write_class_folders(tmp_path / "src", {"A_real": 400, "B_gan": 400}, size=(24, 24))
+  args = [f"--source_dir={src}", "--image_size=16", "--split=0.7,0.1,0.2", "--num_workers=2"]
+  assert _cli(*args, f"--out_dir={tmp_path / 'clean'}").returncode == 0
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.prepare", "--progress=false", *args,
+                           f"--out_dir={tmp_path / 'killed'}"], cwd=ROOT, env=env, start_new_session=True)
+  while not (tmp_path / "killed" / ".chunks").exists() and proc.poll() is None:
+    time.sleep(0.02)
+  os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, mid-run
+  proc.wait()
+  r = _cli(*args, f"--out_dir={tmp_path / 'killed'}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  _same_dataset(tmp_path / "clean", tmp_path / "killed")
+
+
 def test_grayscale_end_to_end_from_folders_to_classify(tmp_path):
   from freqforensics import classify, train
 
   src = write_fingerprinted_folders(tmp_path / "src", 24)
+  out = tmp_path / "prepared"
+  assert _cli(f"--source_dir={src}", f"--out_dir={out}", "--image_size=16", "--channels=1",
+              "--split=16,4,4").returncode == 0
   c = tiny_folder_config(src, tmp_path / "data", epochs=1)
-  c.data.channels = 1
+  c.data.source_dir, c.data.prepared_dir = "", str(out)  # train on the dataset the command prepared
   metrics = train.train_and_evaluate(c, tmp_path / "wd")  # the release crashed here on grayscale
   assert metrics["label_names"] == ["A_real", "B_gan"] and sum(map(sum, metrics["confusion_matrix"])) == 8
   clf = classify.load(tmp_path / "wd")
