@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.channels = 3  # 3 = RGB, 1 = grayscale
   c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions of usable images, ints = counts
   c.data.prepared_dir = ""  # a dataset written by `python -m freqforensics.prepare`; '' = prepare source_dir
+  c.data.train_subset = 1.0  # few-sample runs: per class, a fraction in (0, 1] or a count > 1 of the training split
   c.data.num_threads = 0  # decoding (worker processes) and reading threads; 0 = one per core
   c.data.cache_gb = 2.0  # hold the training split decoded in memory when its images fit in this; 0 = never
   c.data.synthetic = ml_collections.ConfigDict()

@@ -137,23 +137,12 @@ def luma(batch: np.ndarray) -> np.ndarray:
   return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
 
 
-def class_range(ds: prepare.PreparedDataset, split: str, label: int) -> range:
-  """Record indices of class `label` in `split`: prepared splits hold each class's records contiguously,
-  in label order, with the per-class counts in the metadata."""
-  counts = ds.metadata.get("counts")
-  if ds.metadata.get("format_version", 0) < 3 or not counts:
-    raise UserError(f"{ds.path} was prepared by an older freqforensics without per-class counts: prepare it again")
-  sizes = [int(counts[name][split]) for name in ds.label_names]
-  start = sum(sizes[:label])
-  return range(start, start + sizes[label])
-
-
 def _prepared_batches(ds: prepare.PreparedDataset, split: str, label: int, num: int, channels: int,
                       batch_size: int) -> Iterator[np.ndarray]:
   """The first `num` images of class `label` in a prepared split, in batches (read from disk as needed)."""
   if split not in ds.num_examples:
     raise UserError(f"{ds.path} has no split {split!r}: use one of {', '.join(ds.num_examples)} (DIR:SPLIT)")
-  indices = list(class_range(ds, split, label))[:num]
+  indices = list(ds.class_range(split, label))[:num]
   source = ds.source(split)
   for lo in range(0, len(indices), batch_size):
     batch = source.read_batch(indices[lo:lo + batch_size])["image"]

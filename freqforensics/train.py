@@ -80,10 +80,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   prepared = _synced(lambda: dataset.prepare_from_config(config, progress=progress), "prepared")
   labels = prepared.label_names
   log.info("dataset %s: %s, labels %s", prepared.path, prepared.num_examples, dict(enumerate(labels)))
+  train_src, tag = dataset.train_subset(prepared, config.data.train_subset, config.seed)
   feature_stats = dataset.feature_stats(prepared, kind, mesh, batch_size=config.eval.batch_size,
-                                        num_threads=threads, progress=progress, write=main)
-  stats_path = prepared.path / f"stats_{kind}.npz" if feature_stats is not None else None
-  train_src, val_src, test_src = (prepared.source(s) for s in ("train", "val", "test"))
+                                        num_threads=threads, progress=progress, write=main, source=train_src, tag=tag)
+  stats_path = prepared.path / f"stats_{kind}{tag}.npz" if feature_stats is not None else None
+  val_src, test_src = prepared.source("val"), prepared.source("test")
   train_src = records.maybe_in_memory(train_src, config.data.cache_gb)
   steps_per_epoch = pipeline.num_train_steps(len(train_src), t.batch_size)
   if steps_per_epoch == 0:

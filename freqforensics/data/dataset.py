@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 from tqdm.auto import tqdm
 
 from freqforensics import sharding, spectral, stats
-from freqforensics.data import pipeline, prepare
+from freqforensics.data import pipeline, prepare, records
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,34 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
                          progress=progress)
 
 
+def train_subset(prepared: prepare.PreparedDataset, subset: float, seed: int) -> tuple[Any, str]:
+  """The training split, or a class-balanced part of it for few-sample runs; returns (source, tag).
+
+  `subset` per class: a fraction in (0, 1] (1 = everything) or a count above 1 (config values are
+  floats, so 100 and 100.0 both mean 100 images per class). Which examples is drawn with `seed` per
+  class, so a run is reproducible. The tag names the subset in cache files ('' for the whole split).
+  """
+  source = prepared.source("train")
+  if subset == 1:
+    return source, ""
+  if subset <= 0 or (subset > 1 and subset != int(subset)):
+    raise UserError(f"data.train_subset={subset}: give a fraction in (0, 1] or a whole count above 1 per class")
+  chosen = []
+  for label, name in enumerate(prepared.label_names):
+    span = prepared.class_range("train", label)
+    k = max(1, round(subset * len(span))) if subset < 1 else int(subset)
+    if k > len(span):
+      raise UserError(f"data.train_subset={subset}: class {name} has only {len(span)} training images")
+    rng = np.random.default_rng([seed, label])
+    chosen.append(np.sort(rng.choice(np.asarray(span), size=k, replace=False)))
+  return records.SubsetSource(source, np.concatenate(chosen)), f"_subset{subset}_seed{seed}"
+
+
 def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
-                  num_threads: int = 2, progress: bool = True, write: bool = True) -> spectral.FeatureStats | None:
-  """Per-coefficient mean/std of `kind` over the training split; cached as `stats_<kind>.npz`.
+                  num_threads: int = 2, progress: bool = True, write: bool = True, source: Any = None,
+                  tag: str = "") -> spectral.FeatureStats | None:
+  """Per-coefficient mean/std of `kind` over the training split (or `source`, a subset of it named by
+  `tag`); cached as `stats_<kind><tag>.npz`.
 
   Returns None for kinds without statistics (`pixel`). Features are computed on device exactly as
   in training, and accumulated in float64 with masking, so each training example counts once. In a
@@ -81,10 +108,10 @@ def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.shardi
   """
   if not spectral.needs_stats(kind):
     return None
-  path = prepared.path / f"stats_{kind}.npz"
+  path = prepared.path / f"stats_{kind}{tag}.npz"
   if path.is_file():
     return stats.load(path, kind)
-  source = prepared.source("train")
+  source = prepared.source("train") if source is None else source
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
   acc = stats.init(prepared.image_shape)

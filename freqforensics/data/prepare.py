@@ -90,6 +90,17 @@ class PreparedDataset:
       return ()
     return records.RecordSource(self.path, split)
 
+  def class_range(self, split: str, label: int) -> range:
+    """Record indices of class `label` in `split`: a split holds its classes one after the other, in
+    label order, with the per-class counts in the metadata."""
+    counts = self.metadata.get("counts")
+    if self.metadata.get("format_version", 0) < 3 or not counts:
+      raise UserError(f"{self.path} was prepared by an older freqforensics without per-class counts: prepare it"
+                      " again")
+    sizes = [int(counts[name][split]) for name in self.label_names]
+    start = sum(sizes[:label])
+    return range(start, start + sizes[label])
+
 
 def split_counts(n: int, split: Sequence[float], class_name: str) -> tuple[int, int, int]:
   """Per-class (train, val, test) sizes: integers are counts, floats are fractions of the class.

@@ -103,6 +103,23 @@ class InMemorySource:
     return {"image": self.images[indices], "label": self.labels[indices]}
 
 
+class SubsetSource:
+  """The examples of `source` at `indices`, in that order, as a source of their own."""
+
+  def __init__(self, source, indices: Sequence[int]):
+    self._source = source
+    self.indices = np.asarray(indices, np.int64)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    return self._source[int(self.indices[int(index)])]
+
+  def read_batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    return self._source.read_batch(self.indices[np.asarray(indices, np.int64)])
+
+
 def nbytes(source) -> int:
   """Bytes the decoded images of a split take in memory."""
   if not len(source):
@@ -112,6 +129,6 @@ def nbytes(source) -> int:
 
 def maybe_in_memory(source, budget_gb: float):
   """`source` decoded into memory when its images fit in `budget_gb` (0 disables), else unchanged."""
-  if isinstance(source, RecordSource) and len(source) and nbytes(source) <= budget_gb * (1 << 30):
+  if isinstance(source, (RecordSource, SubsetSource)) and len(source) and nbytes(source) <= budget_gb * (1 << 30):
     return InMemorySource(source)
   return source
