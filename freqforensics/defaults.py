@@ -26,6 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)
   c.data.source_dir = ""  # one sub-folder per class; label = index of the sorted folder name
+  c.data.classes = ()  # only these class folders (e.g. ('A_real', 'D_transposed') for a binary task); () = all
   c.data.data_dir = ""  # where generated/prepared data are cached; '' = $FREQFORENSICS_DATA or ~/.cache/freqforensics
   c.data.image_size = 64  # side of the model's square input images
   c.data.crop = "center"  # center (square centre crop + resize) | celeba (the 128x128 face window) | none | resize

@@ -250,3 +250,17 @@ def test_record_and_in_memory_sources_agree_with_tfds(make_folders, tmp_path):
   a, b = source.read_batch(idx), memory.read_batch(idx)
   assert a["image"].shape == (3, 8, 8, 3) and np.array_equal(a["image"], b["image"])
   assert np.array_equal(a["label"], b["label"]) and a["label"].dtype == np.int32
+
+
+def test_a_subset_of_the_class_folders_makes_its_own_dataset(make_folders, tmp_path):
+  src = make_folders({"A_real": 5, "B_nearest": 5, "C_bilinear": 5})
+  both = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
+                         classes=("A_real", "C_bilinear"))
+  assert both.label_names == ("A_real", "C_bilinear") and both.num_examples == {"train": 6, "val": 2, "test": 2}
+  test = both.source("test")
+  assert sorted(test[i]["path"].decode().split("/")[0] for i in range(len(test))) == ["A_real", "C_bilinear"]
+  every = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (3, 1, 1)), progress=False)
+  assert every.path != both.path and len(every.label_names) == 3
+  with pytest.raises(UserError, match="data.classes names folders that .* does not have \\(D_gan\\)"):
+    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
+                    classes=("A_real", "D_gan"))

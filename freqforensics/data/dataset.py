@@ -69,7 +69,7 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
   options = prepare.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
                                    crop=d.crop, max_pixels=d.max_pixels, num_threads=d.num_threads)
   return prepare.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,
-                         progress=progress)
+                         progress=progress, classes=tuple(d.classes))
 
 
 def train_subset(prepared: prepare.PreparedDataset, subset: float, seed: int) -> tuple[Any, str]:

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,12 @@ def _is_hidden(path: Path, root: Path) -> bool:
   return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2) -> ClassFolders:
+def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2,
+                       classes: Sequence[str] = ()) -> ClassFolders:
   """Lists the classes (sorted folder names) and their image files (sorted, recursive).
+
+  `classes` keeps only these class folders (e.g. a binary real-vs-one-generator data set from a
+  multi-class directory); empty keeps all.
 
   Raises `UserError` for a missing or empty directory, fewer than `min_classes` classes (training
   needs two; evaluating a model on one class folder is fine), or a class folder without images.
@@ -62,6 +67,12 @@ def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2) -
         f"source directory {root} does not exist: set --config.data.source_dir to a folder holding one"
         " folder of images per class")
   class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+  if classes:
+    missing = sorted(set(classes) - {p.name for p in class_dirs})
+    if missing:
+      raise UserError(f"data.classes names folders that {root} does not have ({', '.join(missing)}); it has"
+                      f" {', '.join(p.name for p in class_dirs)}")
+    class_dirs = [p for p in class_dirs if p.name in set(classes)]
   if not class_dirs:
     raise UserError(
         f"source directory {root} holds no class folders: put the images of each class in its own"

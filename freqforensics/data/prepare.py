@@ -446,8 +446,9 @@ def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str
 
 
 def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,
-            progress: bool = True, min_classes: int = 2) -> PreparedDataset:
-  """Prepares `source_dir` into the cache `data_dir`, in a folder named after it and its fingerprint."""
-  folders = images.list_class_folders(source_dir, min_classes=min_classes)
+            progress: bool = True, min_classes: int = 2, classes: Sequence[str] = ()) -> PreparedDataset:
+  """Prepares `source_dir` (only its folders `classes`, if given) into the cache `data_dir`, in a
+  folder named after it and its fingerprint."""
+  folders = images.list_class_folders(source_dir, min_classes=min_classes, classes=classes)
   out = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fingerprint(folders, options)[:12]}"
   return prepare_to(folders, out, options, progress=progress)
