@@ -41,6 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic.num_per_class = 1000  # images per class of the synthetic benchmark
   c.data.synthetic.image_size = 64  # side of the generated images
   c.data.synthetic.seed = 0  # the benchmark's own seed (independent of training)
+  c.data.synthetic.lowpass = 0.0  # > 0: generated images are blurred (Gaussian, this sigma) before saving
   c.data.synthetic.layout = "benchmark"  # benchmark | celeba | lsun | ffhq (a paper data set's stand-in, standins.py)
 
   c.model = ml_collections.ConfigDict()

@@ -128,3 +128,17 @@ def test_each_generator_leaves_a_spectral_fingerprint(bench):
   # The transposed conv's unequal phase gains put a checkerboard at the Nyquist frequency.
   assert nyquist["D_transposed"] > 3 * nyquist["A_real"]
   assert nyquist["D_transposed"] > 3 * nyquist["B_nearest"]
+
+
+def test_lowpass_blurs_only_the_generated_images(bench, tmp_path):
+  from PIL import ImageFilter
+
+  blurred = synthetic.generate(tmp_path / "lp", num_per_class=bench.num_per_class, image_size=bench.image_size,
+                               seed=bench.seed, progress=False, lowpass=1.0)
+  for cls in synthetic.CLASSES:
+    for name in ("00000.png", "00001.png"):
+      plain = Image.open(bench.out_dir / cls / name)
+      got = np.asarray(Image.open(blurred.out_dir / cls / name))
+      want = np.asarray(plain if cls == synthetic.REAL_CLASS else plain.filter(ImageFilter.GaussianBlur(1.0)))
+      np.testing.assert_array_equal(got, want)
+  assert json.loads((blurred.out_dir / synthetic.MARKER).read_text())["lowpass"] == 1.0

@@ -48,9 +48,10 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
       out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}"
       return standins.write(s.layout, out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
                             progress=progress)
-    out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}"
+    lowpass = f"-lowpass{s.lowpass}" if s.lowpass else ""
+    out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}{lowpass}"
     report = synthetic.generate(out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
-                                progress=progress)
+                                progress=progress, lowpass=s.lowpass)
     if not report.reused:
       for name, psnr in report.psnr_db.items():
         log.info("synthetic class %s: mean PSNR %.2f dB against its source crop", name, psnr)

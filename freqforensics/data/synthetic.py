@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from PIL import Image
+from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from freqforensics.errors import UserError
@@ -187,9 +187,12 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
 
 
-def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...]) -> dict:
-  return {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
-          "image_size": image_size, "seed": seed, "classes": list(classes)}
+def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...], lowpass: float) -> dict:
+  params = {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
+            "image_size": image_size, "seed": seed, "classes": list(classes)}
+  if lowpass:  # only when used: benchmarks written before the option keep their parameters
+    params["lowpass"] = lowpass
+  return params
 
 
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
@@ -231,10 +234,12 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
 
 def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int = 64,
              seed: int = 0, overwrite: bool = False, progress: bool = True,
-             generators: tuple[str, ...] = GENERATORS) -> SyntheticReport:
+             generators: tuple[str, ...] = GENERATORS, lowpass: float = 0.0) -> SyntheticReport:
   """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
 
-  `generators` (keys of `GENERATOR_SPECS`) are the fake classes beside `A_real`.
+  `generators` (keys of `GENERATOR_SPECS`) are the fake classes beside `A_real`. `lowpass` > 0
+  blurs every generated image (Gaussian, this sigma in pixels) before it is saved: the upsampling
+  ablation's "low-pass filtered generator output".
   """
   unknown = [g for g in generators if g not in GENERATOR_SPECS]
   if unknown:
@@ -247,7 +252,7 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   out = pathlib.Path(out_dir)
   if out.exists() and not out.is_dir():
     raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
-  params = _params(num_per_class, image_size, seed, classes)
+  params = _params(num_per_class, image_size, seed, classes, lowpass)
   out.mkdir(parents=True, exist_ok=True)
   meta = _prepare_dir(out, params, overwrite)
   if meta is not None:
@@ -274,6 +279,8 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
         noise = np.stack([r.normal(0, _TEXTURE_STD, (half, half, 3)) for r in rngs])
         images = _generator_fn(cls)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
         images = images[:len(idx)]
+        if lowpass:
+          images = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass))) for im in images])
         psnr_sum[cls] += float(_psnr(images, crops).sum())
       for i, img in zip(idx, images):
         Image.fromarray(img).save(out / cls / f"{i:0{width}d}.png", format="PNG")
