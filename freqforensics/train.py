@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from freqforensics import bundle, checkpointing, distributed, evaluate, models, sharding, steps
 from freqforensics import workdir as wd
-from freqforensics.data import dataset, pipeline, records
+from freqforensics.data import augment, dataset, pipeline, records
+from freqforensics.data.perturb import Perturbation
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   put = sharding.make_put(mesh)
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   threads = config.data.num_threads or 2
+  augmentation = Perturbation.from_config(config.augment)  # checked before any work
 
   # --- Data and feature statistics (written by process 0, reused by the others).
   prepared = _synced(lambda: dataset.prepare_from_config(config, progress=progress), "prepared")
@@ -130,7 +132,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     epoch, start_step = record["epoch"] + 1, record["step"]
     epoch_start = time.time()
     sums = record["sums"] or {"loss": 0.0, "correct": 0.0, "count": 0.0}
-    batches = pipeline.train_batches(train_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step,
+    # Augmentation draws depend on (seed, epoch, example) only: a resumed epoch gets the same images.
+    epoch_src = augment.augmented(train_src, augmentation, seed=config.seed, epoch=epoch)
+    batches = pipeline.train_batches(epoch_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step,
                                      num_threads=threads, **procs)
     bar = tqdm(total=steps_per_epoch * t.batch_size, initial=start_step * t.batch_size, unit="img",
                desc=f"epoch {epoch}/{t.epochs}", leave=False, disable=not progress, smoothing=0.05, mininterval=1.0)
@@ -199,7 +203,7 @@ def _bundle_info(config: ml_collections.ConfigDict, prepared, labels) -> dict[st
   return {"model": config.model.name, "variant": config.model.variant, "features": config.features,
           "input_shape": list(prepared.image_shape), "outputs": models.num_outputs(len(labels)),
           "label_names": list(labels), "image_size": config.data.image_size, "channels": config.data.channels,
-          "crop": "center", "dataset": str(prepared.path)}
+          "crop": "center", "dataset": str(prepared.path), "augment": config.augment.to_dict()}
 
 
 def _into(state, pure: dict):
