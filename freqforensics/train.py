@@ -87,6 +87,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   stats_path = prepared.path / f"stats_{kind}.npz" if feature_stats is not None else None
   train_src, val_src, test_src = (prepared.source(s) for s in ("train", "val", "test"))
   train_src = records.maybe_in_memory(train_src, config.data.cache_gb)
+  # With augmentation, validation (early stopping) sees the same perturbations, drawn once per image, as
+  # in the paper's perturbed data sets; test stays clean (the robustness report perturbs it).
+  if len(val_src):
+    val_src = augment.perturbed_for_eval(val_src, augmentation, seed=config.seed)
   steps_per_epoch = pipeline.num_train_steps(len(train_src), t.batch_size)
   if steps_per_epoch == 0:
     raise UserError(f"the training split has {len(train_src)} images, fewer than train.batch_size={t.batch_size}:"
