@@ -66,13 +66,21 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
   os.replace(tmp, path)
 
 
+def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str, num_examples: int) -> dict[str, Any]:
+  """What a report is about (a bundle and a split): part of the settings a report resumes with."""
+  return {"bundle": str((Path(workdir).expanduser() / "bundle").resolve()), "model": b.info["model"],
+          "features": b.info["features"], "augment": b.info.get("augment"), "data": str(data), "split": split,
+          "num_examples": num_examples}
+
+
 def run_report(evaluate_fn: Callable[[Any, str], dict[str, Any]], source, out_dir: str | os.PathLike,
                about: Mapping[str, Any], *, sweeps: Mapping[str, Sequence[float]] | None = None, seed: int = 0,
-               overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+               overwrite: bool = False, progress: bool = True, label: str = "") -> dict[str, Any]:
   """Evaluates `source` clean and under every perturbation of `sweeps`; writes the JSON and the figure.
 
   `evaluate_fn(source, name)` returns evaluation metrics (`eval_run.bundle_evaluator`); `about`
-  (model, split, ...) goes into the settings, which must match for a report to resume.
+  (`describe`: bundle, split, ...) goes into the settings, which must match for a report to resume.
+  `label` names the line in the figure.
   """
   from freqforensics.data import augment  # pylint: disable=g-import-not-at-top
 
@@ -102,7 +110,8 @@ def run_report(evaluate_fn: Callable[[Any, str], dict[str, Any]], source, out_di
     if progress:
       print(f"[{i + 1}/{len(points)}] {kind} {settings['parameters'][kind]} {value:g}: accuracy"
             f" {m['accuracy']:.4f}", flush=True)
-  plot({about.get("name", "model"): report}, out_dir / "robustness.png")
+  plot({label or f"{about.get('model', 'model')} {about.get('features', '')}".strip(): report},
+       out_dir / "robustness.png")
   return report
 
 
@@ -224,14 +233,12 @@ def main(argv: Sequence[str]) -> None:
     devices = max(d for d in range(1, jax.device_count() + 1) if batch_size % d == 0)
     evaluate_fn = eval_run.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
     out_dir = Path(_FLAGS["out_dir"].value or workdir / f"robustness_{name}").expanduser()
-    about = {"name": f"{b.info['model']} {b.info['features']}", "bundle": str((workdir / "bundle").resolve()),
-             "model": b.info["model"], "features": b.info["features"], "augment": b.info.get("augment"),
-             "data": str(prepared.path), "split": split, "num_examples": len(source)}
+    about = describe(b, workdir, prepared.path, split, len(source))
     report = run_report(evaluate_fn, source, out_dir, about, sweeps=sweeps, seed=_FLAGS["seed"].value,
                         overwrite=_FLAGS["overwrite"].value, progress=progress)
   except UserError as e:
     cli.fail(str(e))
-  print(table({about["name"]: report}))
+  print(table({f"{about['model']} {about['features']}": report}))
   print(f"report: {out_dir / 'robustness.json'}  figure: {out_dir / 'robustness.png'}")
 
 

@@ -42,9 +42,10 @@ def _config(model: str, augmented: bool):
   return c
 
 
-def run(model: str, augmented: bool, out: Path) -> tuple[dict, float, float]:
+def run(model: str, augmented: bool, out: Path) -> tuple[str, dict, float, float]:
   """Trains (or resumes) one run and writes its robustness report; returns it with the two wall times."""
-  workdir = out / f"{model}_{'augmented' if augmented else 'clean'}"
+  label = f"{model} {'augmented' if augmented else 'clean'}"
+  workdir = out / label.replace(" ", "_")
   start = time.perf_counter()
   train.train_and_evaluate(_config(model, augmented), workdir)
   trained = time.perf_counter()
@@ -52,10 +53,9 @@ def run(model: str, augmented: bool, out: Path) -> tuple[dict, float, float]:
   prepared = prepare.open_prepared(b.info["dataset"])
   source = eval_run.relabelled_split(prepared, b, "test")
   evaluate_fn = eval_run.bundle_evaluator(b, num_devices=jax.device_count(), batch_size=256, progress=False)
-  about = {"name": f"{model} {'augmented' if augmented else 'clean'}", "model": model, "features": "dct_log",
-           "augment": b.info.get("augment"), "data": str(prepared.path), "split": "test", "num_examples": len(source)}
-  report = robustness.run_report(evaluate_fn, source, workdir / "robustness_test", about, progress=False)
-  return report, trained - start, time.perf_counter() - trained
+  about = robustness.describe(b, workdir, prepared.path, "test", len(source))  # as the command: it can resume it
+  report = robustness.run_report(evaluate_fn, source, workdir / "robustness_test", about, progress=False, label=label)
+  return label, report, trained - start, time.perf_counter() - trained
 
 
 def drops(report: dict) -> dict[str, float]:
@@ -78,8 +78,7 @@ def main() -> None:
   started = time.perf_counter()
   for j, model in enumerate(args.models.split(",")):
     for augmented in (False, True):
-      report, t_train, t_eval = run(model, augmented, out)
-      name = report["settings"]["name"]
+      name, report, t_train, t_eval = run(model, augmented, out)
       reports[name] = report
       styles[name] = {"color": f"C{j}", "linestyle": "-" if augmented else "--"}
       print(f"{name}: clean accuracy {report['clean']['accuracy']:.3f}; training {t_train:.0f} s, robustness"

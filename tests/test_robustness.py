@@ -58,7 +58,7 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
     return evaluate(src, name)
 
   sweeps = {"jpeg": [90, 10], "noise": [40.0]}
-  report = robustness.run_report(counted, source, tmp_path / "r", {"name": "tiny"}, sweeps=sweeps, progress=False)
+  report = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
   assert len(calls) == 4
   saved = json.loads((tmp_path / "r" / "robustness.json").read_text())
   assert saved == json.loads(json.dumps(report)) and (tmp_path / "r" / "robustness.png").is_file()
@@ -76,10 +76,10 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
   saved["results"]["noise"] = []
   (tmp_path / "r" / "robustness.json").write_text(json.dumps(saved))
   calls.clear()
-  again = robustness.run_report(counted, source, tmp_path / "r", {"name": "tiny"}, sweeps=sweeps, progress=False)
+  again = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
   assert calls == ["noise 40"] and again["results"]["noise"] == report["results"]["noise"]
   with pytest.raises(UserError, match="holds a report of other settings"):
-    robustness.run_report(counted, source, tmp_path / "r", {"name": "tiny"}, sweeps={"jpeg": [50]}, progress=False)
+    robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

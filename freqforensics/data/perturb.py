@@ -184,9 +184,6 @@ class Perturbation:
     except UserError as e:
       raise UserError(f"--config.{name}: {e}") from None
 
-  def with_kind(self, kind: str, probability: float | None = None) -> Perturbation:
-    return dataclasses.replace(self, kind=kind, probability=self.probability if probability is None else probability)
-
   @property
   def active(self) -> bool:
     return self.kind != "none" and self.probability > 0
