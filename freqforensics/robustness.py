@@ -205,6 +205,10 @@ def main(argv: Sequence[str]) -> None:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
   if not _FLAGS["workdir"].value:
     cli.fail("no work dir given: pass --workdir=DIR of a finished training run")
+  try:
+    sweeps = _sweeps()  # before JAX starts: a typo fails at once
+  except UserError as e:
+    cli.fail(str(e))
   absl_logging.set_verbosity(absl_logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -215,7 +219,6 @@ def main(argv: Sequence[str]) -> None:
   workdir = Path(_FLAGS["workdir"].value).expanduser()
   progress, batch_size = _FLAGS["progress"].value, _FLAGS["batch_size"].value
   try:
-    sweeps = _sweeps()
     b = bundle.load(workdir / "bundle")
     if _FLAGS["source_dir"].value:
       root = dataset.data_root(ml_collections.ConfigDict({"data": {"data_dir": _FLAGS["data_dir"].value}}))
