@@ -68,6 +68,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 256  # padded and masked: every example counts once
   c.eval.splits = ("val", "test")  # mode=eval: the prepared splits to evaluate
   c.eval.source_dir = ""  # mode=eval: class folders to evaluate instead (prepared with the bundle's preprocessing)
+  c.eval.perturb = perturbation_config(probability=1.0)  # mode=eval: evaluate a perturbed copy (never written)
+
+  c.augment = perturbation_config()  # training augmentation, on the fly (data/perturb.py); kind none = off
   return c
 
 
@@ -106,6 +109,19 @@ def paper_config(dataset: str, model: str, arg: str | None) -> ml_collections.Co
     c.data.split = (0.6, 0.2, 0.2)
     c.train.epochs = 2
   return c
+
+
+def perturbation_config(kind: str = "none", probability: float = 0.5) -> ml_collections.ConfigDict:
+  """A perturbation block (`augment`, `eval.perturb`): one value = fixed strength, (low, high) = uniform."""
+  p = ml_collections.ConfigDict()
+  p.kind = kind  # none | jpeg | blur | noise | crop | combined (one of the four per image) | all (each in turn)
+  p.probability = probability  # chance that an image is perturbed (the paper: 0.5)
+  p.jpeg_quality = (10, 74)  # Pillow JPEG quality, integers low..high (the paper: U[10, 75))
+  p.blur_kernel = (3, 5, 7, 9)  # Gaussian kernel sizes, one drawn per image (the paper's)
+  p.blur_sigma = ()  # () = OpenCV's sigma of the kernel size (0.8 / 1.1 / 1.4 / 1.7); or (s,) / (low, high)
+  p.noise_std = (5.0, 20.0)  # additive Gaussian noise std in pixel units (the paper: U[5, 20])
+  p.crop_fraction = (0.05, 0.20)  # share of height and width cut away before resizing back (the paper's 5-20%)
+  return p
 
 
 def shrink_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from freqforensics import bundle, checkpointing, distributed, evaluate, models, sharding, steps
 from freqforensics import workdir as wd
-from freqforensics.data import dataset, pipeline, records
+from freqforensics.data import augment, dataset, pipeline, records
+from freqforensics.data.perturb import Perturbation
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   put = sharding.make_put(mesh)
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   threads = config.data.num_threads or 2
+  augmentation = Perturbation.from_config(config.augment)  # checked before any work
 
   # --- Data and feature statistics (written by process 0, reused by the others).
   prepared = _synced(lambda: dataset.prepare_from_config(config, progress=progress), "prepared")
@@ -86,6 +88,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   stats_path = prepared.path / f"stats_{kind}{tag}.npz" if feature_stats is not None else None
   val_src, test_src = prepared.source("val"), prepared.source("test")
   train_src = records.maybe_in_memory(train_src, config.data.cache_gb)
+  # With augmentation, validation (early stopping) sees the same perturbations, drawn once per image, as
+  # in the paper's perturbed data sets; test stays clean (the robustness report perturbs it).
+  if len(val_src):
+    val_src = augment.perturbed_for_eval(val_src, augmentation, seed=config.seed)
   steps_per_epoch = pipeline.num_train_steps(len(train_src), t.batch_size)
   if steps_per_epoch == 0:
     raise UserError(f"the training split has {len(train_src)} images, fewer than train.batch_size={t.batch_size}:"
@@ -131,7 +137,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     epoch, start_step = record["epoch"] + 1, record["step"]
     epoch_start = time.time()
     sums = record["sums"] or {"loss": 0.0, "correct": 0.0, "count": 0.0}
-    batches = pipeline.train_batches(train_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step,
+    # Augmentation draws depend on (seed, epoch, example) only: a resumed epoch gets the same images.
+    epoch_src = augment.augmented(train_src, augmentation, seed=config.seed, epoch=epoch)
+    batches = pipeline.train_batches(epoch_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step,
                                      num_threads=threads, **procs)
     bar = tqdm(total=steps_per_epoch * t.batch_size, initial=start_step * t.batch_size, unit="img",
                desc=f"epoch {epoch}/{t.epochs}", leave=False, disable=not progress, smoothing=0.05, mininterval=1.0)
@@ -200,7 +208,8 @@ def _bundle_info(config: ml_collections.ConfigDict, prepared, labels) -> dict[st
   return {"model": config.model.name, "variant": config.model.variant, "features": config.features,
           "input_shape": list(prepared.image_shape), "outputs": models.num_outputs(len(labels)),
           "label_names": list(labels), "image_size": prepared.image_shape[0], "channels": prepared.image_shape[-1],
-          "crop": prepared.metadata.get("crop", "center"), "dataset": str(prepared.path)}
+          "crop": prepared.metadata.get("crop", "center"), "dataset": str(prepared.path),
+          "augment": config.augment.to_dict()}
 
 
 def _into(state, pure: dict):

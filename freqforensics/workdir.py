@@ -23,7 +23,7 @@ RUN_FILES: tuple[str, ...] = ("config.json", "checkpoints", "metrics.jsonl", "te
 # Config fields that do not change results: a resumed run may differ in these.
 RUNTIME_KEYS: tuple[str, ...] = ("data.num_threads", "data.data_dir", "data.cache_gb", "progress", "distributed", "coordinator_address",
                                  "num_processes", "process_id", "train.checkpoint_every_steps", "mode", "eval.splits",
-                                 "eval.source_dir", "eval.batch_size")
+                                 "eval.source_dir", "eval.batch_size", "eval.perturb")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,255 @@
+r"""Robustness report: a trained model's accuracy under each perturbation, at a sweep of strengths.
+
+  python -m freqforensics.robustness --workdir=runs/demo [--split=test | --source_dir=DIR] \
+      [--jpeg_quality=90,80,...,10] [--blur_sigma=0.5,...] [--noise_std=2,...] [--crop_fraction=0.05,...] \
+      [--seed=0] [--batch_size=256] [--out_dir=DIR] [--overwrite]
+
+The model is the work dir's bundle; the data are a split of the dataset it was trained on
+(`--split`, the path recorded in the bundle) or class folders prepared with the bundle's
+preprocessing (`--source_dir`). Every image of the split is perturbed (probability 1) at each
+strength, on the fly with a fixed seed (`data/augment.py`), and evaluated with the masked loop of
+`eval_run`; nothing perturbed is written to disk.
+
+Writes `robustness.json` (settings, the clean metrics, and per perturbation the strengths with
+accuracy, loss, per-class accuracy and ROC-AUC) and `robustness.png` (accuracy against strength,
+one panel per perturbation, the clean accuracy dashed) to `--out_dir` (default
+`WORKDIR/robustness_<split>`). The JSON is rewritten after every point: an interrupted report
+resumes where it stopped; a report of other settings there is kept unless `--overwrite`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from freqforensics import cli, host_devices
+from freqforensics.data.perturb import Perturbation, blur_kernel_for
+from freqforensics.errors import UserError
+
+# perturbation -> (parameter, strengths from mild to strong)
+DEFAULT_SWEEPS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "jpeg": ("quality", (90, 80, 70, 60, 50, 40, 30, 20, 10)),
+    "blur": ("sigma", (0.5, 1.0, 1.5, 2.0, 3.0)),
+    "noise": ("std", (2.0, 5.0, 10.0, 20.0, 30.0)),
+    "crop": ("fraction", (0.05, 0.1, 0.2, 0.3)),
+}
+
+
+def at_strength(kind: str, value: float) -> Perturbation:
+  """Every image perturbed by `kind` at exactly `value` (blur: a kernel holding +-3 sigma)."""
+  if kind == "jpeg":
+    if value != int(value):
+      raise UserError(f"JPEG quality {value} is not an integer: give qualities such as 90,50,10")
+    return Perturbation("jpeg", 1.0, jpeg_quality=(int(value),))
+  if kind == "blur":
+    return Perturbation("blur", 1.0, blur_kernel=(blur_kernel_for(value),), blur_sigma=(value,))
+  if kind == "noise":
+    return Perturbation("noise", 1.0, noise_std=(value,))
+  if kind == "crop":
+    return Perturbation("crop", 1.0, crop_fraction=(value,))
+  raise UserError(f"unknown perturbation {kind!r} in the sweep: use {', '.join(DEFAULT_SWEEPS)}")
+
+
+def summary(m: dict[str, Any]) -> dict[str, Any]:
+  """The numbers of one evaluation a report keeps."""
+  auc = m["binary"]["roc_auc"] if "binary" in m else m.get("one_vs_rest", {}).get("macro_roc_auc")
+  return {"accuracy": m["accuracy"], "loss": m["loss"], "roc_auc": auc, "num_examples": m["num_examples"],
+          "per_class_accuracy": m["per_class_accuracy"]}
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2) + "\n")
+  os.replace(tmp, path)
+
+
+def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str, num_examples: int) -> dict[str, Any]:
+  """What a report is about (a bundle and a split): part of the settings a report resumes with."""
+  return {"bundle": str((Path(workdir).expanduser() / "bundle").resolve()), "model": b.info["model"],
+          "features": b.info["features"], "augment": b.info.get("augment"), "data": str(data), "split": split,
+          "num_examples": num_examples}
+
+
+def run_report(evaluate_fn: Callable[[Any, str], dict[str, Any]], source, out_dir: str | os.PathLike,
+               about: Mapping[str, Any], *, sweeps: Mapping[str, Sequence[float]] | None = None, seed: int = 0,
+               overwrite: bool = False, progress: bool = True, label: str = "") -> dict[str, Any]:
+  """Evaluates `source` clean and under every perturbation of `sweeps`; writes the JSON and the figure.
+
+  `evaluate_fn(source, name)` returns evaluation metrics (`eval_run.bundle_evaluator`); `about`
+  (`describe`: bundle, split, ...) goes into the settings, which must match for a report to resume.
+  `label` names the line in the figure.
+  """
+  from freqforensics.data import augment  # pylint: disable=g-import-not-at-top
+
+  sweeps = {k: [float(v) for v in vs] for k, vs in (sweeps or {k: v[1] for k, v in DEFAULT_SWEEPS.items()}).items()}
+  points = [(kind, v, at_strength(kind, v)) for kind, values in sweeps.items() for v in values]  # checks first
+  out_dir = Path(out_dir).expanduser()
+  out_dir.mkdir(parents=True, exist_ok=True)
+  path = out_dir / "robustness.json"
+  settings = {**about, "seed": seed, "sweeps": sweeps, "parameters": {k: DEFAULT_SWEEPS[k][0] for k in sweeps}}
+  report = {"settings": settings, "clean": None, "results": {k: [] for k in sweeps}}
+  if path.is_file():
+    old = json.loads(path.read_text())
+    if old.get("settings") == json.loads(json.dumps(settings)):
+      report = old
+    elif not overwrite:
+      raise UserError(f"{path} holds a report of other settings: use another --out_dir, or --overwrite to replace it")
+  if report["clean"] is None:
+    report["clean"] = summary(evaluate_fn(source, "clean"))
+    _write_json(path, report)
+  done = {(k, r["strength"]) for k, rows in report["results"].items() for r in rows}
+  for i, (kind, value, perturbation) in enumerate(points):
+    if (kind, value) in done:
+      continue
+    m = evaluate_fn(augment.perturbed_for_eval(source, perturbation, seed=seed), f"{kind} {value:g}")
+    report["results"][kind].append({"strength": value, **summary(m)})
+    _write_json(path, report)
+    if progress:
+      print(f"[{i + 1}/{len(points)}] {kind} {settings['parameters'][kind]} {value:g}: accuracy"
+            f" {m['accuracy']:.4f}", flush=True)
+  plot({label or f"{about.get('model', 'model')} {about.get('features', '')}".strip(): report},
+       out_dir / "robustness.png")
+  return report
+
+
+def plot(reports: Mapping[str, dict[str, Any]], path: str | os.PathLike, *, styles: Mapping[str, dict] | None = None,
+         title: str = "") -> None:
+  """Accuracy against strength, one panel per perturbation, one line per report; clean accuracy dashed."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  kinds = [k for k in DEFAULT_SWEEPS if any(r["results"].get(k) for r in reports.values())]
+  fig, axes = plt.subplots(1, len(kinds), figsize=(3.4 * len(kinds) + 0.6, 3.4), sharey=True, squeeze=False)
+  for ax, kind in zip(axes[0], kinds):
+    for j, (name, r) in enumerate(reports.items()):
+      style = {"color": f"C{j}", "marker": "o", "markersize": 3, **(styles or {}).get(name, {})}
+      rows = sorted(r["results"].get(kind, []), key=lambda row: row["strength"])
+      ax.plot([row["strength"] for row in rows], [row["accuracy"] for row in rows], label=name, **style)
+      ax.axhline(r["clean"]["accuracy"], color=style["color"], linestyle=":", linewidth=1)
+    ax.set_xlabel(f"{kind}: {DEFAULT_SWEEPS[kind][0]}")
+    if kind == "jpeg":
+      ax.invert_xaxis()  # stronger to the right, as in the other panels
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel("accuracy (dotted: clean)")
+  axes[0][0].set_ylim(0, 1.02)
+  axes[0][-1].legend(fontsize="small", loc="lower left")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(Path(path), dpi=90)
+  plt.close(fig)
+
+
+def table(reports: Mapping[str, dict[str, Any]]) -> str:
+  """A markdown table: one row per perturbation strength, one accuracy column per report."""
+  names = list(reports)
+  lines = ["| perturbation | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+  lines.append("| none (clean) | " + " | ".join(f"{reports[n]['clean']['accuracy']:.3f}" for n in names) + " |")
+  for kind, (param, _) in DEFAULT_SWEEPS.items():
+    strengths = sorted({row["strength"] for r in reports.values() for row in r["results"].get(kind, [])},
+                       reverse=kind == "jpeg")
+    for s in strengths:
+      cells = []
+      for n in names:
+        acc = [row["accuracy"] for row in reports[n]["results"].get(kind, []) if row["strength"] == s]
+        cells.append(f"{acc[0]:.3f}" if acc else "")
+      lines.append(f"| {kind} {param} {s:g} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+# --- Command line ---------------------------------------------------------------------------------
+
+_FLAGS: dict[str, Any] = {}
+
+
+def _define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  _FLAGS["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished training run (reads WORKDIR/bundle).")
+  _FLAGS["split"] = flags.DEFINE_string("split", "test", "Split of the dataset the model was trained on.")
+  _FLAGS["source_dir"] = flags.DEFINE_string("source_dir", "", "Class folders to use instead of a split.")
+  _FLAGS["data_dir"] = flags.DEFINE_string("data_dir", "", "Where --source_dir is prepared (default as training).")
+  _FLAGS["out_dir"] = flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/robustness_<split>).")
+  for kind, (param, values) in DEFAULT_SWEEPS.items():
+    _FLAGS[kind] = flags.DEFINE_list(f"{kind}_{param}", [f"{v:g}" for v in values],
+                                     f"{kind} strengths ({param}); empty = skip {kind}.")
+  _FLAGS["seed"] = flags.DEFINE_integer("seed", 0, "Seed of the perturbations' random draws.")
+  _FLAGS["batch_size"] = flags.DEFINE_integer("batch_size", 256, "Evaluation batch (global).", lower_bound=1)
+  _FLAGS["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a report of other settings in --out_dir.")
+  _FLAGS["progress"] = flags.DEFINE_bool("progress", True, "Progress bars on stderr.")
+
+
+def _sweeps() -> dict[str, list[float]]:
+  out = {}
+  for kind in DEFAULT_SWEEPS:
+    try:
+      values = [float(v) for v in _FLAGS[kind].value]
+    except ValueError:
+      raise UserError(f"--{_FLAGS[kind].name} must be a comma-separated list of numbers") from None
+    if values:
+      out[kind] = values
+  if not out:
+    raise UserError("every sweep is empty: give strengths, e.g. --jpeg_quality=90,50,10")
+  return out
+
+
+def main(argv: Sequence[str]) -> None:
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  if not _FLAGS["workdir"].value:
+    cli.fail("no work dir given: pass --workdir=DIR of a finished training run")
+  try:
+    sweeps = _sweeps()  # before JAX starts: a typo fails at once
+  except UserError as e:
+    cli.fail(str(e))
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  import jax  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+
+  from freqforensics import bundle, eval_run  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import dataset, prepare  # pylint: disable=g-import-not-at-top
+
+  workdir = Path(_FLAGS["workdir"].value).expanduser()
+  progress, batch_size = _FLAGS["progress"].value, _FLAGS["batch_size"].value
+  try:
+    b = bundle.load(workdir / "bundle")
+    if _FLAGS["source_dir"].value:
+      root = dataset.data_root(ml_collections.ConfigDict({"data": {"data_dir": _FLAGS["data_dir"].value}}))
+      prepared = eval_run.folder_dataset(b, _FLAGS["source_dir"].value, root, progress=progress)
+      split, name = "test", "folder_" + Path(_FLAGS["source_dir"].value).resolve().name
+    else:
+      if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
+        raise UserError(f"the dataset this model was trained on ({b.info.get('dataset')}) is not here: pass"
+                        " --source_dir=DIR with class folders to evaluate")
+      prepared = prepare.open_prepared(b.info["dataset"])
+      split = name = _FLAGS["split"].value
+      if split not in prepared.num_examples:
+        raise UserError(f"--split={split} is not a split of {prepared.path}: use one of {list(prepared.num_examples)}")
+    source = eval_run.relabelled_split(prepared, b, split)
+    devices = max(d for d in range(1, jax.device_count() + 1) if batch_size % d == 0)
+    evaluate_fn = eval_run.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
+    out_dir = Path(_FLAGS["out_dir"].value or workdir / f"robustness_{name}").expanduser()
+    about = describe(b, workdir, prepared.path, split, len(source))
+    report = run_report(evaluate_fn, source, out_dir, about, sweeps=sweeps, seed=_FLAGS["seed"].value,
+                        overwrite=_FLAGS["overwrite"].value, progress=progress)
+  except UserError as e:
+    cli.fail(str(e))
+  print(table({f"{about['model']} {about['features']}": report}))
+  print(f"report: {out_dir / 'robustness.json'}  figure: {out_dir / 'robustness.png'}")
+
+
+def run() -> None:
+  host_devices.use_all_cores()  # before JAX starts: batches split over one CPU device per core
+  _define_flags()
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

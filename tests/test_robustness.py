@@ -1,0 +1,143 @@
+"""Robustness: training with augmentation, perturbed evaluation, the report and the perturb command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import one_line_error, tiny_folder_config, write_class_folders, write_fingerprinted_folders
+from PIL import Image
+
+from freqforensics import bundle, eval_run, robustness, train
+from freqforensics.data import perturb as P
+from freqforensics.data import prepare
+from freqforensics.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A tiny model trained with augmentation (every image perturbed by one of the four)."""
+  root = tmp_path_factory.mktemp("robust")
+  c = tiny_folder_config(write_fingerprinted_folders(root / "src", 16), root / "data", split=(8, 4, 4), epochs=2)
+  c.augment.kind, c.augment.probability = "combined", 1.0
+  train.train_and_evaluate(c, root / "wd")
+  return c, root
+
+
+def test_training_with_augmentation_records_it_and_rejects_bad_settings(trained, tmp_path):
+  config, root = trained
+  assert bundle.load(root / "wd" / "bundle").info["augment"]["kind"] == "combined"
+  bad = config.copy_and_resolve_references()
+  bad.augment.jpeg_quality = (0, 50)
+  with pytest.raises(UserError, match=r"--config\.augment: perturbation jpeg_quality"):
+    train.train_and_evaluate(bad, tmp_path / "wd")
+  assert not (tmp_path / "wd" / "checkpoints").exists()  # refused before any work
+
+
+def _sources(root: Path):
+  b = bundle.load(root / "wd" / "bundle")
+  source = eval_run.relabelled_split(prepare.open_prepared(b.info["dataset"]), b, "test")
+  return b, source
+
+
+def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
+  config, root = trained
+  b, source = _sources(root)
+  evaluate = eval_run.bundle_evaluator(b, num_devices=4, batch_size=8, progress=False)
+  calls = []
+
+  def counted(src, name):
+    calls.append(name)
+    return evaluate(src, name)
+
+  sweeps = {"jpeg": [90, 10], "noise": [40.0]}
+  report = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
+  assert len(calls) == 4
+  saved = json.loads((tmp_path / "r" / "robustness.json").read_text())
+  assert saved == json.loads(json.dumps(report)) and (tmp_path / "r" / "robustness.png").is_file()
+  test_metrics = json.loads((root / "wd" / "test_metrics.json").read_text())
+  assert saved["clean"]["accuracy"] == test_metrics["accuracy"] and saved["clean"]["num_examples"] == 8
+  assert [r["strength"] for r in saved["results"]["jpeg"]] == [90, 10] and "blur" not in saved["results"]
+  # The JPEG q=10 point is what eval mode gives on a perturbed copy of the test split.
+  c = config.copy_and_resolve_references()
+  c.eval.splits, c.eval.perturb.kind, c.eval.perturb.jpeg_quality = ("test",), "jpeg", (10, 10)
+  m = eval_run.evaluate_workdir(c, root / "wd")["test_jpeg"]
+  assert m["accuracy"] == saved["results"]["jpeg"][1]["accuracy"] and m["num_examples"] == 8
+  written = json.loads((root / "wd" / "eval_test_jpeg.json").read_text())
+  assert written["perturbation"]["kind"] == "jpeg" and written["perturbation"]["jpeg_quality"] == [10, 10]
+  # Resume: an interrupted report (last point missing) evaluates only that point.
+  saved["results"]["noise"] = []
+  (tmp_path / "r" / "robustness.json").write_text(json.dumps(saved))
+  calls.clear()
+  again = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
+  assert calls == ["noise 40"] and again["results"]["noise"] == report["results"]["noise"]
+  with pytest.raises(UserError, match="holds a report of other settings"):
+    robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False)
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", FREQFORENSICS_DATA=str(tmp_path / "data"))
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  return env
+
+
+def test_robustness_command_writes_the_report_and_fails_in_one_line(trained, tmp_path):
+  _, root = trained
+  cmd = [sys.executable, "-m", "freqforensics.robustness", f"--workdir={root / 'wd'}", "--batch_size=8",
+         "--jpeg_quality=50", "--blur_sigma=1", "--noise_std=", "--crop_fraction=0.1", "--progress=false",
+         f"--out_dir={tmp_path / 'out'}"]
+  r = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr[-2000:]
+  saved = json.loads((tmp_path / "out" / "robustness.json").read_text())
+  assert sorted(saved["results"]) == ["blur", "crop", "jpeg"] and saved["settings"]["split"] == "test"
+  assert "| jpeg quality 50 |" in r.stdout and "| blur sigma 1 |" in r.stdout
+  r = subprocess.run(cmd[:4] + ["--jpeg_quality=fifty"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
+                     timeout=120)
+  assert "--jpeg_quality must be a comma-separated list of numbers" in one_line_error(r)
+
+
+def _perturb(tmp_path: Path, src: Path, out: Path, *extra: str):
+  cmd = [sys.executable, "-m", "freqforensics.perturb", f"--source_dir={src}", f"--out_dir={out}", "--progress=false",
+         *extra]
+  return subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+
+
+def test_perturb_command_writes_png_or_the_jpeg_itself_and_resumes(tmp_path):
+  src = write_class_folders(tmp_path / "src", {"A_real": 4, "B_gan": 4}, size=(20, 28))
+  r = _perturb(tmp_path, src, tmp_path / "jpeg", "--kind=jpeg", "--probability=1", "--jpeg_quality=30")
+  assert r.returncode == 0, r.stderr[-2000:]
+  for p in sorted(src.rglob("*.png")):
+    out = tmp_path / "jpeg" / p.relative_to(src).with_suffix(".jpg")
+    with Image.open(out) as im:
+      assert im.format == "JPEG"
+      np.testing.assert_array_equal(np.asarray(im), P.jpeg(np.asarray(Image.open(p)), 30))
+  out = tmp_path / "mixed"
+  r = _perturb(tmp_path, src, out, "--kind=combined", "--probability=0.5", "--seed=4")
+  assert r.returncode == 0, r.stderr[-2000:]
+  rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+  assert len(rows) == 8 and {r["output"][-4:] for r in rows} <= {".png", ".jpg"}
+  first = {r["output"]: (out / r["output"]).read_bytes() for r in rows}
+  for r_ in rows:  # non-JPEG outputs are lossless PNGs of the perturbed (or untouched) image
+    if not r_["perturbations"]:
+      np.testing.assert_array_equal(np.asarray(Image.open(out / r_["output"])), np.asarray(Image.open(src / r_["source"])))
+  # Interrupted: two images lost, the manifest cut short. The same command completes it identically.
+  (out / rows[-1]["output"]).unlink()
+  (out / rows[0]["output"]).unlink()
+  (out / "manifest.jsonl").write_text("".join(json.dumps(r_) + "\n" for r_ in rows[:-1]))
+  r = _perturb(tmp_path, src, out, "--kind=combined", "--probability=0.5", "--seed=4")
+  assert r.returncode == 0 and "2 from an earlier" not in r.stdout and "6 from an earlier" in r.stdout, r.stdout
+  assert {p: (out / p).read_bytes() for p in first} == first
+  # Other settings are refused (nothing overwritten) unless --overwrite; a folder of other files always.
+  assert "holds a perturbed copy of other settings" in one_line_error(_perturb(tmp_path, src, out, "--seed=5"))
+  assert _perturb(tmp_path, src, out, "--seed=5", "--overwrite").returncode == 0
+  (tmp_path / "mine").mkdir()
+  (tmp_path / "mine" / "notes.txt").write_text("mine")
+  assert "is not empty" in one_line_error(_perturb(tmp_path, src, tmp_path / "mine", "--overwrite"))
+  assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
