@@ -9,21 +9,31 @@
 #
 # FF_IMAGE picks the image (default freqforensics:cpu; a cuda12/cuda13 tag adds --gpus all).
 # ./runs is mounted at /runs (work dirs) and the data cache ($FREQFORENSICS_DATA, default
-# ~/.cache/freqforensics) at /data; the container runs as your user, so files it writes are yours.
+# ~/.cache/freqforensics) at /data, and FF_IMAGES (a folder of your images, if set) read-only at
+# /images; the container runs as your user, so files it writes are yours.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 image="${FF_IMAGE:-freqforensics:cpu}"
 data="${FREQFORENSICS_DATA:-$HOME/.cache/freqforensics}"
+images=""
+if [[ -n "${FF_IMAGES:-}" ]]; then  # resolved before the cd below: relative to where you are
+  images="$(cd "$FF_IMAGES" && pwd)"
+fi
+mkdir -p "$data" && data="$(cd "$data" && pwd)"
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$self")/.."
 
 usage() {
-  sed -n '3,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '3,8p' "$self" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
 run_args() {
-  mkdir -p runs "$data"
+  mkdir -p runs
   args=(--rm -v "$PWD/runs:/runs" -v "$data:/data" --user "$(id -u):$(id -g)" -e HOME=/tmp)
+  if [[ -n "$images" ]]; then
+    args+=(-v "$images:/images:ro")
+  fi
   if [[ "$image" == *cuda* ]]; then
     args+=(--gpus all)
   fi

@@ -94,12 +94,16 @@ def fake_docker(tmp_path):
   script.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "{log}/$(date +%s%N)"\n')
   script.chmod(0o755)
 
-  def run(*args: str, image: str | None = None) -> tuple[subprocess.CompletedProcess, list[str] | None]:
+  def run(*args: str, image: str | None = None, images: str | None = None,
+          ) -> tuple[subprocess.CompletedProcess, list[str] | None]:
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FREQFORENSICS_DATA=str(tmp_path / "d"),
                HOME=str(tmp_path))
     env.pop("FF_IMAGE", None)
+    env.pop("FF_IMAGES", None)
     if image:
       env["FF_IMAGE"] = image
+    if images:
+      env["FF_IMAGES"] = images
     for f in log.iterdir():
       f.unlink()
     r = subprocess.run(["bash", str(ROOT / "launch" / "docker.sh"), *args], cwd=tmp_path, env=env,
@@ -130,6 +134,10 @@ def test_docker_sh_runs_demo_tests_and_shell(fake_docker, tmp_path):
   r, argv = fake_docker("demo", "--config=configs/demo.py:tiny", "--workdir=/runs/tiny", image="freqforensics:cuda12")
   assert argv[argv.index("--gpus") + 1] == "all" and argv[-3:] == ["freqforensics:cuda12",
                                                                   "--config=configs/demo.py:tiny", "--workdir=/runs/tiny"]
+  (tmp_path / "mine").mkdir()
+  r, argv = fake_docker("run", "--config=configs/folder.py", "--workdir=/runs/mine", images="mine")
+  assert f"{tmp_path / 'mine'}:/images:ro" in argv and argv[-3:] == ["freqforensics:cpu", "--config=configs/folder.py",
+                                                                     "--workdir=/runs/mine"]
   r, argv = fake_docker("test", "-x")
   assert argv[-8:] == ["--entrypoint", "python", "freqforensics:cpu", "-m", "pytest", "-p", "no:cacheprovider", "-x"]
   assert "-v" not in argv  # the tests mount nothing
