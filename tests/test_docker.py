@@ -76,7 +76,8 @@ def test_dockerfile_runs_what_the_readme_runs():
   assert "jax[cuda12]" in readme and "jax[cuda13]" in readme
   args = dict(ins)
   assert args["USER"].split(":")[0] not in ("0", "root")
-  assert "FREQFORENSICS_DATA=/data" in args["ENV"] and '"/runs", "/data"' in args["VOLUME"]
+  env = " ".join(rest for word, rest in ins if word == "ENV")
+  assert "FREQFORENSICS_DATA=/data" in env and '"/runs", "/data"' in args["VOLUME"]
   # Entry point + default command = the README's demo command, with the work dir on the volume.
   entry = json.loads(args["ENTRYPOINT"]) + json.loads(args["CMD"])
   assert entry == ["python", "-m", "freqforensics.main", "--config=configs/demo.py", "--workdir=/runs/demo"]
