@@ -309,6 +309,61 @@ _fail = cli.fail
 _parse = cli.parse_flags
 
 
+def predicted(clf: Classifier, files: Sequence[Path], batch_size: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
+  """Per batch of `files`, in order: `(path, label probabilities or the reason it could not be used)`.
+
+  Decoding runs a batch ahead in threads (`decoded_batches`); a short last batch is padded to
+  `batch_size`, so the model compiles for one shape.
+  """
+  for paths, decoded in decoded_batches(files, clf.decoder(), batch_size):
+    good = [x for x in decoded if not isinstance(x, str)]
+    probs = iter(())
+    if good:
+      batch = np.stack(good)
+      if len(batch) < batch_size:  # pad the last batch: one shape, one compilation; eval mode is per image
+        batch = np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], np.uint8)])
+      probs = iter(clf.predict(batch)[:len(good)])
+    yield [(path, x if isinstance(x, str) else next(probs)) for path, x in zip(paths, decoded)]
+
+
+@dataclasses.dataclass
+class FilePredictions:
+  """What `predict_files` found: the classified files with their probabilities, and the failures."""
+
+  label_names: tuple[str, ...]
+  paths: list[Path]  # classified files, in the order found
+  probs: np.ndarray  # (len(paths), len(label_names))
+  failed: list[tuple[Path, str]]  # files that could not be used, with the reason
+  ignored: list[Path]  # files in the folders without an image extension
+
+  @property
+  def predicted(self) -> list[str]:
+    """The most probable label of each classified file."""
+    return [self.label_names[int(k)] for k in np.argmax(self.probs, axis=-1)] if len(self.paths) else []
+
+  def counts(self) -> collections.Counter:
+    """Classified files per predicted label (for `format_summary`)."""
+    return collections.Counter(self.predicted)
+
+
+def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_size: int = 64) -> FilePredictions:
+  """Classifies image files and folders (recursively, as the command line does) in memory."""
+  files, ignored = collect_files(paths)
+  done: list[Path] = []
+  probs: list[np.ndarray] = []
+  failed: list[tuple[Path, str]] = []
+  for rows in predicted(clf, files, batch_size):
+    for path, p in rows:
+      if isinstance(p, str):
+        failed.append((path, p))
+      else:
+        done.append(path)
+        probs.append(p)
+  k = len(clf.label_names)
+  return FilePredictions(clf.label_names, done, np.stack(probs) if probs else np.zeros((0, k), np.float32), failed,
+                         ignored)
+
+
 def classify_files(clf: Classifier, files: Sequence[Path], writer: _Writer, batch_size: int,
                    progress: bool = True) -> tuple[collections.Counter, list[tuple[Path, str]]]:
   """Classifies `files` in batches, writing one row each; returns counts per label and the failures."""
@@ -318,25 +373,17 @@ def classify_files(clf: Classifier, files: Sequence[Path], writer: _Writer, batc
   failed: list[tuple[Path, str]] = []
   names = clf.label_names
   with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-    for paths, decoded in decoded_batches(files, clf.decoder(), batch_size):
-      good = [x for x in decoded if not isinstance(x, str)]
-      probs = iter(())
-      if good:
-        batch = np.stack(good)
-        if len(batch) < batch_size:  # pad the last batch: one shape, one compilation; eval mode is per image
-          batch = np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], np.uint8)])
-        probs = iter(clf.predict(batch)[:len(good)])
-      for path, x in zip(paths, decoded):
+    for rows in predicted(clf, files, batch_size):
+      for path, x in rows:
         if isinstance(x, str):
           failed.append((path, x))
           writer.row(path, error=x)
           bar.write(f"skipped {path}: {x}", file=sys.stderr)
         else:
-          p = next(probs)
-          label = names[int(np.argmax(p))]
+          label = names[int(np.argmax(x))]
           counts[label] += 1
-          writer.row(path, label, p)
-      bar.update(len(paths))
+          writer.row(path, label, x)
+      bar.update(len(rows))
   return counts, failed
 
 

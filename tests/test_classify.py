@@ -109,6 +109,21 @@ def test_cli_classifies_a_mixed_folder_and_reports_broken_files(workdir, clf, tm
   assert "A_real" in r.stdout and "B_gan" in r.stdout
 
 
+def test_predict_files_in_memory(clf, tmp_path):
+  folder = tmp_path / "in"
+  good = _good_images(folder)
+  (folder / "broken.png").write_bytes(np.random.default_rng(1).bytes(200))
+  (folder / "notes.txt").write_text("not an image")
+  got = classify.predict_files(clf, [folder], batch_size=2)  # several batches, the last one short
+  assert got.paths == good and [p for p, _ in got.failed] == [folder / "broken.png"]
+  assert got.ignored == [folder / "notes.txt"]
+  want = clf.predict(np.stack([clf.prepare_file(p) for p in good]))
+  np.testing.assert_allclose(got.probs, want, atol=1e-6)
+  names = [clf.label_names[k] for k in np.argmax(want, axis=1)]
+  assert got.predicted == names
+  assert dict(got.counts()) == {n: names.count(n) for n in set(names)}
+
+
 def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
   good = _good_images(tmp_path / "in")
   r = _run(f"--workdir={workdir}/bundle", "--format=jsonl", "--output=-", str(tmp_path / "in"), str(good[0]),
