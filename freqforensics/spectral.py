@@ -249,8 +249,8 @@ def radial_bins(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
 
   The radius is measured in cycles per pixel, `r = hypot((i - H//2) / H, (j - W//2) / W)`, so the
   bins mean the same frequencies at any image size (and for non-square images); bin b holds
-  `b <= r / R_MAX * bins < b + 1`, with R_MAX = sqrt(0.5) the corner, so every coefficient counts
-  (the highest frequencies sit in the corners). Raises ValueError when a bin would hold no pixel:
+  `b <= r / R_MAX * bins < b + 1` (a radius exactly on an edge goes up), with R_MAX = sqrt(0.5) the
+  corner, so every coefficient counts (the highest frequencies sit in the corners). Raises ValueError when a bin would hold no pixel:
   `bins` must not exceed about `min(H, W) // 2`.
   """
   if bins < 1:
@@ -258,7 +258,9 @@ def radial_bins(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
   fy = (np.arange(h) - h // 2) / h
   fx = (np.arange(w) - w // 2) / w
   r = np.hypot(fy[:, None], fx[None, :]).ravel()
-  index = np.minimum((r / R_MAX * bins).astype(np.int64), bins - 1)
+  # Radii on a bin edge are common (a diagonal frequency of a square image); the tolerance sends them
+  # to the upper bin rather than leaving the choice to float rounding.
+  index = np.minimum(np.floor(r / R_MAX * bins + 1e-11).astype(np.int64), bins - 1)
   counts = np.bincount(index, minlength=bins)
   if not counts.all():
     raise ValueError(f"{bins} azimuthal bins are too many for {h}x{w} images (bin {int(np.argmin(counts > 0))}"

@@ -68,9 +68,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   started = time.time()
   workdir = Path(workdir).expanduser()
   main = distributed.is_main_process()
+  kind = dataset.feature_kind(config)  # e.g. "dct_log", "wpt_log-haar-l3"; checked before anything is written
   wd.check(config, workdir, overwrite, write=main)
   progress = bool(config.progress) and main
-  t, kind = config.train, dataset.feature_kind(config)  # e.g. "dct_log", "wpt_log-haar-l3"
+  t = config.train
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}

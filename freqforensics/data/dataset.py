@@ -72,8 +72,9 @@ def feature_kind(config: ml_collections.ConfigDict) -> str:
     name = spectral.feature_name(kind, wavelet=o.wavelet, level=o.level, bins=o.bins)
     shape = spectral.feature_shape(name, (d.image_size, d.image_size, d.channels))
   except ValueError as e:
-    raise UserError(f"features={kind} with data.image_size={d.image_size}: {e} (set --config.feature_options.*)"
-                    ) from e
+    options = {"wpt_log": ("wavelet", "level"), "azimuthal": ("bins",)}.get(kind, ())
+    named = ", ".join(f"--config.feature_options.{k}={o[k]}" for k in options)
+    raise UserError(f"features={kind} with data.image_size={d.image_size}: {e} ({named})") from e
   if len(shape) != 3 and config.model.name in ("cnn", "resnet"):
     raise UserError(f"model {config.model.name} needs image-shaped features, but features={kind} is a 1-D profile"
                     f" of shape {shape}: use --config.model.name=log2 (or log, log1, log3, nn)")
