@@ -24,13 +24,18 @@ PyWavelets is used only for the filter coefficients (`pywt.Wavelet(name).dec_lo 
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pywt
+
+if TYPE_CHECKING:
+  import pywt
 
 
 def check_wavelet(name: str) -> pywt.Wavelet:
   """The PyWavelets wavelet `name`; raises ValueError unless it is a known orthogonal wavelet."""
+  import pywt  # pylint: disable=g-import-not-at-top  (only wpt_log needs it: keep it out of every start-up)
+
   try:
     wavelet = pywt.Wavelet(name)
   except ValueError as e:

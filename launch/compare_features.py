@@ -1,7 +1,7 @@
 r"""Compares the frequency views as model input: pixel, dct_log, fft_log, azimuthal, wpt_log.
 
   python launch/compare_features.py [--out_dir=runs/compare_features] [--plot=docs/feature_views.png] \
-      [--per_class=8,32,128,full] [--models=log2,cnn] [--features=pixel,dct_log,fft_log,azimuthal,wpt_log]
+      [--per_class=8,32,full] [--models=log2,cnn] [--features=pixel,dct_log,fft_log,azimuthal,wpt_log]
 
 On the synthetic benchmark of `configs/demo.py` (4 classes x 1,000 images at 64x64), trains every
 model on every feature kind (`cnn` only on image-shaped features: `azimuthal` is a 1-D profile)
@@ -64,7 +64,8 @@ def run_one(feature: str, model: str, per_class: str, out_dir: Path, data_dir: s
   config = _config(feature, model, per_class, data_dir)
   done = workdir / "test_metrics.json"
   started = time.time()
-  if done.is_file():
+  trained = not done.is_file()
+  if not trained:
     metrics = json.loads(done.read_text())
   else:
     metrics = train.train_and_evaluate(config, workdir)
@@ -77,7 +78,7 @@ def run_one(feature: str, model: str, per_class: str, out_dir: Path, data_dir: s
           "recall": {name: m["recall"] for name, m in metrics["per_class"].items()},
           "epochs": len(rows), "best_epoch": metrics["epoch"],
           "seconds_per_epoch": statistics.median(r["seconds"] for r in rows) if rows else None,
-          "wall_seconds": round(time.time() - started, 1), "workdir": str(workdir)}
+          "wall_seconds": round(time.time() - started, 1), "trained": trained, "workdir": str(workdir)}
 
 
 def table(results: list[dict], sizes: list[str]) -> str:
@@ -110,12 +111,14 @@ def plot(results: list[dict], sizes: list[str], path: Path) -> None:
   fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False, sharey=True,
                            constrained_layout=True)
   xs = {s: (700 if s == FULL else int(s)) for s in sizes}
+  features = list(dict.fromkeys(r["feature"] for r in results))
+  colours = {f: plt.get_cmap("tab10")(i) for i, f in enumerate(features)}  # one colour per feature in every panel
   for ax, model in zip(axes[0], models):
-    for feature in dict.fromkeys(r["feature"] for r in results):
+    for feature in features:
       cells = sorted((xs[r["per_class"]], r["accuracy"]) for r in results
                      if r["model"] == model and r["feature"] == feature and r["per_class"] in xs)
       if cells:
-        ax.plot(*zip(*cells), marker="o", label=feature)
+        ax.plot(*zip(*cells), marker="o", label=feature, color=colours[feature])
     ax.axhline(0.25, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xticks(sorted(xs.values()), [str(v) for v in sorted(xs.values())])
@@ -123,7 +126,8 @@ def plot(results: list[dict], sizes: list[str], path: Path) -> None:
     ax.set_title(model)
     ax.grid(alpha=0.3)
   axes[0, 0].set_ylabel("test accuracy (4 classes, 800 images)")
-  axes[0, -1].legend(loc="lower right")
+  for ax in axes[0]:
+    ax.legend(loc="center right", fontsize=9)
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -133,7 +137,7 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--out_dir", default="runs/compare_features")
   p.add_argument("--plot", default="docs/feature_views.png")
-  p.add_argument("--per_class", default=f"8,32,128,{FULL}")
+  p.add_argument("--per_class", default=f"8,32,{FULL}", help="training images per class, comma-separated")
   p.add_argument("--models", default="log2,cnn")
   p.add_argument("--features", default="pixel,dct_log,fft_log,azimuthal,wpt_log")
   p.add_argument("--data_dir", default="", help="data cache (default: $FREQFORENSICS_DATA or ~/.cache/freqforensics)")
@@ -158,6 +162,7 @@ def main() -> None:
   (out_dir / "table.md").write_text(md + "\n")
   plot(results, sizes, Path(args.plot))
   print(f"\n# {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__},"
+        f" {sum(r['trained'] for r in results)} runs trained, {sum(not r['trained'] for r in results)} read back,"
         f" {time.time() - started:.0f} s in all")
   print(md)
   print(f"\nfigure: {args.plot}; per-run work dirs, results.json, table.md: {out_dir}")
