@@ -25,7 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.feature_options = ml_collections.ConfigDict()
   c.feature_options.wavelet = "haar"  # wpt_log: an orthogonal PyWavelets wavelet (haar, db2, sym4, coif1, ...)
   c.feature_options.level = 3  # wpt_log: packet tree depth (4**level packets); image sides must divide by 2**level
-  c.feature_options.bins = 32  # azimuthal: radial bins of the 1-D power spectrum; at most data.image_size // 2
+  c.feature_options.bins = 32  # azimuthal: radial bins of the 1-D power spectrum; up to data.image_size // 2 always fits
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)

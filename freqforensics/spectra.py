@@ -16,9 +16,10 @@ batches, so memory does not grow with N:
   radius `floor(r)`, r = 0 .. S//2 - 1 (bin 0 is the DC term). Averaging is linear, so the radial
   average of the mean power equals the mean of the per-image radial averages;
 - the mean of every other frequency view a model can read (`spectral.FEATURE_KINDS`), exactly as
-  training computes it before standardisation: `fft_log` (log |centred FFT|), `wpt_log` (log |wavelet
-  packets| at `--wavelet` / `--level`, tiled in frequency order) and `azimuthal` (log of the
-  azimuthally averaged power in `--bins` bins, default S // 2), beside the DCT's `log_mean`.
+  training computes it before standardisation: `fft_log` (log |centred FFT|), `wpt_log` (log
+  |wavelet packets| at `--wavelet` / `--level`, default 3 where S allows, tiled in frequency order)
+  and `azimuthal` (log of the azimuthally averaged power in `--bins` bins, default S // 2), beside
+  the DCT's `log_mean`.
 
 Everything goes to `spectra.npz` (arrays stacked over data sets in the order given) and PNG figures
 (`--pdf` adds PDFs) in an output folder that never overwrites an earlier run.
@@ -121,11 +122,19 @@ def power_spectrum(batch: np.ndarray) -> np.ndarray:
   return np.mean(np.abs(f) ** 2, axis=-1)
 
 
-def view_names(size: int, *, wavelet: str = "haar", level: int = 3, bins: int = 0) -> list[str]:
-  """The feature names of the views besides the DCT, checked against the image size (`UserError`)."""
+def view_names(size: int, *, wavelet: str = "haar", level: int = 0, bins: int = 0) -> list[str]:
+  """The feature names of the views besides the DCT, checked against the image size (`UserError`).
+
+  `level` 0 is 3, or as many levels as halve `size` evenly if fewer (an odd size has no packet
+  view); `bins` 0 is `size // 2`.
+  """
+  if not level:
+    level = min(3, (size & -size).bit_length() - 1)  # how often 2 divides size, at most 3
   try:
-    names = [spectral.feature_name("fft_log"), spectral.feature_name("wpt_log", wavelet=wavelet, level=level),
-             spectral.feature_name("azimuthal", bins=bins or size // 2)]
+    names = [spectral.feature_name("fft_log")]
+    if level:
+      names.append(spectral.feature_name("wpt_log", wavelet=wavelet, level=level))
+    names.append(spectral.feature_name("azimuthal", bins=bins or max(1, size // 2)))
     for name in names:
       spectral.feature_shape(name, (size, size, 1))
   except ValueError as e:
@@ -185,14 +194,15 @@ def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channels: int,
-            batch_size: int = 64, wavelet: str = "haar", level: int = 3, bins: int = 0) -> dict[str, Any]:
+            batch_size: int = 64, wavelet: str = "haar", level: int = 0, bins: int = 0) -> dict[str, Any]:
   """Spectrum statistics of each folder (the first is the reference), stacked over data sets.
 
   Returns numpy arrays: `names` (K,), `folders` (K,), `count` and `skipped` (K,), `mean`, `std`,
   `log_mean`, `log_std` (K, S, S, C) of the DCT coefficients, `radial` (K, S//2) and `frequency`
   (S//2,) ring radii in cycles per image, plus `size` and `channels`; per other view, its mean
-  raw feature: `view_fft_log` and `view_wpt_log` (K, S, S, C), `view_azimuthal` (K, bins, C), and
-  their feature names in `views` (e.g. `wpt_log-haar-l3`, `azimuthal-b32`).
+  raw feature: `view_fft_log` and `view_wpt_log` (K, S, S, C; no packets for an odd S),
+  `view_azimuthal` (K, bins, C), and their feature names in `views` (e.g. `wpt_log-haar-l3`,
+  `azimuthal-b32`). `level` and `bins` as in `view_names`.
   """
   if not folders:
     raise UserError("no image folders given: pass one or more folders (the first is the reference)")
@@ -316,7 +326,8 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   # (d) every view a model can read, mean raw feature per data set (channels averaged): one row per view.
   if "views" in result:
     view_names_ = {spectral.parse_feature(str(v)).kind: str(v) for v in result["views"]}
-    rows = [("dct_log", result["log_mean"]), ("fft_log", result["view_fft_log"]), ("wpt_log", result["view_wpt_log"])]
+    rows = [("dct_log", result["log_mean"])] + [(k, result[f"view_{k}"]) for k in ("fft_log", "wpt_log")
+                                                 if f"view_{k}" in result]
     fig = plt.figure(figsize=(3.0 * len(names) + 1.2, 2.9 * (len(rows) + 1)), constrained_layout=True)
     grid = fig.add_gridspec(len(rows) + 1, len(names))
     for r, (kind, means) in enumerate(rows):
@@ -344,7 +355,7 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
 
 
 def run_spectra(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, num: int, size: int,
-                channels: int, batch_size: int = 64, pdf: bool = False, wavelet: str = "haar", level: int = 3,
+                channels: int, batch_size: int = 64, pdf: bool = False, wavelet: str = "haar", level: int = 0,
                 bins: int = 0) -> tuple[Path, list[Path]]:
   """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
   result = compute(folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet,
@@ -393,7 +404,8 @@ def _define_flags() -> None:
   flags.DEFINE_bool("pdf", False, "Also write the figures as PDF.")
   flags.DEFINE_integer("batch_size", 64, "Images per streamed batch (memory, not results).")
   flags.DEFINE_string("wavelet", "haar", "Orthogonal wavelet of the wavelet-packet view (haar, db2, sym4, ...).")
-  flags.DEFINE_integer("level", 3, "Wavelet packet level; --size must be divisible by 2**level.")
+  flags.DEFINE_integer("level", 0, "Wavelet packet level (--size divisible by 2**level); 0 = 3, or fewer if the"
+                       " size does not halve 3 times.")
   flags.DEFINE_integer("bins", 0, "Radial bins of the azimuthal view; 0 = size // 2.")
 
 

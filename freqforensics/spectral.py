@@ -14,7 +14,7 @@ On CPUs, `features` walks a large batch in cache-sized chunks of images (`lax.ma
 nearly doubles throughput at 128x128 over one pass through a 256-image batch; run per device
 (`sharding.per_device`), every core then transforms its own chunks.
 
-Besides the DCT, two more frequency views of later work (Durall et al. 2020, Wolter et al. 2022):
+Besides the DCT, the frequency views of later work (Durall et al. 2020, Wolter et al. 2022):
 the centred, orthonormal 2-D FFT (`fft_log_magnitude`), its azimuthally averaged power spectrum
 (`azimuthal_average`: a fixed number of radial bins at any image size) and the 2-D wavelet packet
 transform (`wavelet_packets`, matrices in `wavelets.py`). Feature kinds with parameters (the

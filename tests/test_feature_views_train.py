@@ -13,7 +13,7 @@ import pytest
 from conftest import one_line_error, tiny_folder_config, write_fingerprinted_folders
 from test_feature_views import _np_azimuthal, _np_fft_centred, _pywt_tiled
 
-from freqforensics import classify, defaults, train
+from freqforensics import classify, defaults, explain, models, train
 from freqforensics.data import dataset, prepare
 from freqforensics.errors import UserError
 
@@ -31,7 +31,7 @@ def _np_view(images: np.ndarray, name: str) -> np.ndarray:
   return np.log(np.abs(np.stack([np.stack(p, -1) for p in planes])) + 1e-12)
 
 
-@pytest.mark.parametrize("features,model,name", [("fft_log", "log2", "fft_log"), ("azimuthal", "nn", "azimuthal-b8"),
+@pytest.mark.parametrize("features,model,name", [("fft_log", "log2", "fft_log"), ("azimuthal", "log2", "azimuthal-b8"),
                                                  ("wpt_log", "log2", "wpt_log-db2-l2")])
 def test_each_view_trains_and_classifies(features, model, name, tmp_path):
   src = write_fingerprinted_folders(tmp_path / "src", 24)
@@ -59,6 +59,11 @@ def test_each_view_trains_and_classifies(features, model, name, tmp_path):
   probs = classify.load(tmp_path / "run").predict(images[:5])
   assert probs.shape == (5, 2)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+  if features == "azimuthal":  # a profile has no 2-D weight map
+    with pytest.raises(UserError, match="weight maps need image-shaped features"):
+      explain.explain_workdir(tmp_path / "run")
+  else:
+    assert explain.explain_workdir(tmp_path / "run").is_file()
 
 
 def test_feature_options_are_checked_with_the_option_named():
@@ -79,6 +84,8 @@ def test_feature_options_are_checked_with_the_option_named():
       dataset.feature_kind(c2)
   c.features = "wpt_log"
   assert dataset.feature_kind(c) == "wpt_log-haar-l3"
+  with pytest.raises(ValueError, match="cnn needs image-shaped input"):  # e.g. from a hand-edited bundle
+    models.create_model("cnn", (8, 3), 2)
 
 
 def test_cnn_on_azimuthal_is_one_line_from_the_cli(tmp_path):
@@ -114,3 +121,5 @@ def test_spectra_command_gives_each_views_mean(tmp_path):
       np.testing.assert_allclose(r["view_wpt_log"][k], _np_view(arrays, "wpt_log-db2-l2").mean(0), atol=1e-6)
   with pytest.raises(UserError, match="--level=5"):
     spectra.compute([tmp_path / "real"], num=1, size=16, channels=3, level=5)
+  odd = spectra.compute([tmp_path / "real"], num=1, size=15, channels=3)  # no packets of an odd size; defaults
+  assert list(odd["views"]) == ["fft_log", "azimuthal-b7"] and "view_wpt_log" not in odd
