@@ -13,7 +13,7 @@ import pytest
 from conftest import one_line_error, tiny_folder_config, write_fingerprinted_folders
 from test_feature_views import _np_azimuthal, _np_fft_centred, _pywt_tiled
 
-from freqforensics import classify, defaults, explain, models, train
+from freqforensics import classify, defaults, eval_run, explain, models, train
 from freqforensics.data import dataset, prepare
 from freqforensics.errors import UserError
 
@@ -55,6 +55,12 @@ def test_each_view_trains_and_classifies(features, model, name, tmp_path):
     np.testing.assert_allclose(f["std"], ref.std(axis=0), rtol=0.05, atol=2e-2)
   if features != "azimuthal":  # 2x nearest upsampling is a strong 2-D fingerprint; learnt in 3 epochs
     assert metrics["accuracy"] >= 0.75
+
+  # mode=eval reads the kind from the bundle alone and gives the training run's test result.
+  c.mode = "eval"
+  again = eval_run.evaluate_workdir(c, tmp_path / "run")["test"]
+  assert again["accuracy"] == metrics["accuracy"] and again["features"] == name
+  np.testing.assert_allclose(again["loss"], metrics["loss"], rtol=1e-5)
 
   probs = classify.load(tmp_path / "run").predict(images[:5])
   assert probs.shape == (5, 2)
