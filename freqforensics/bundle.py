@@ -96,8 +96,9 @@ def load(directory: str | os.PathLike) -> Bundle:
   info = json.loads(path.read_text())
   if info.get("format_version") != _FORMAT_VERSION:
     raise UserError(f"{path} has bundle format {info.get('format_version')}, this version reads {_FORMAT_VERSION}")
-  model = models.create_model(info["model"], tuple(info["input_shape"]), info["outputs"], l1=0.0, l2=0.0,
-                              variant=info.get("variant", "paper"))
+  # Bundles from before `feature_shape` existed had image-shaped features only.
+  model = models.create_model(info["model"], tuple(info.get("feature_shape", info["input_shape"])), info["outputs"],
+                              l1=0.0, l2=0.0, variant=info.get("variant", "paper"))
   with np.load(directory / "params.npz", allow_pickle=False) as f:
     arrays = dict(f)
   params = nnx.state(model, (nnx.Param, nnx.BatchStat))

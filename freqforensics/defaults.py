@@ -21,7 +21,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_processes = 0  # multi-host outside SLURM/MPI: number of processes
   c.process_id = -1  # multi-host outside SLURM/MPI: this process's index
   c.progress = True  # progress bars on stderr
-  c.features = "dct_log"  # pixel | dct | dct_log (DCT, log(|c|+1e-12), standardised)
+  c.features = "dct_log"  # pixel | dct | dct_log (DCT, log(|c|+1e-12), standardised) | fft_log | azimuthal | wpt_log
+  c.feature_options = ml_collections.ConfigDict()
+  c.feature_options.wavelet = "haar"  # wpt_log: an orthogonal PyWavelets wavelet (haar, db2, sym4, coif1, ...)
+  c.feature_options.level = 3  # wpt_log: packet tree depth (4**level packets); image sides must divide by 2**level
+  c.feature_options.bins = 32  # azimuthal: radial bins of the 1-D power spectrum; up to data.image_size // 2 always fits
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)
@@ -129,6 +133,7 @@ def shrink_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.synthetic.num_per_class = 60
   c.data.synthetic.image_size = 32
   c.data.image_size = 32
+  c.feature_options.bins = 16  # the most a 32x32 image fills
   c.train.epochs = 3
   c.model.variant = "tiny"
   c.train.batch_size = 16

@@ -100,7 +100,11 @@ def explain_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = 
   if not isinstance(b.model, linear.LinearClassifier):
     raise UserError(f"the model of {workdir} is {b.info.get('model')!r}: weight maps need a linear model"
                     " (log, log1, log2 or log3)")
-  wm = weight_map(b.model, tuple(b.info["input_shape"]))
+  shape = tuple(b.info.get("feature_shape", b.info["input_shape"]))
+  if len(shape) != 3:
+    raise UserError(f"the model of {workdir} reads {b.info.get('features')} features of shape {shape}, not a 2-D"
+                    " spectrum: weight maps need image-shaped features (dct_log, fft_log, wpt_log, ...)")
+  wm = weight_map(b.model, shape)
   return plot_weight_map(wm, b.label_names, out or Path(workdir) / "weight_map.png")
 
 

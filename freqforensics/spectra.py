@@ -1,7 +1,7 @@
 r"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
 
   python -m freqforensics.spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
-      SET [SET ...]
+      [--wavelet=haar] [--level=0] [--bins=0] SET [SET ...]
 
 Each SET is an image folder or a prepared dataset:
 - an image folder is one data set: every image below it (recursive, sorted, hidden files skipped),
@@ -19,7 +19,12 @@ Per data set, images are streamed in batches, so memory does not grow with N:
 - the azimuthally averaged 1-D power spectrum (Durall et al., CVPR 2020): the centred 2-D FFT power
   `|F|^2` of each image, averaged over channels, then over images, then over rings of integer
   radius `floor(r)`, r = 0 .. S//2 - 1 (bin 0 is the DC term). Averaging is linear, so the radial
-  average of the mean power equals the mean of the per-image radial averages.
+  average of the mean power equals the mean of the per-image radial averages;
+- the mean of every other frequency view a model can read (`spectral.FEATURE_KINDS`), exactly as
+  training computes it before standardisation: `fft_log` (log |centred FFT|), `wpt_log` (log
+  |wavelet packets| at `--wavelet` / `--level`, default 3 where S allows, tiled in frequency order)
+  and `azimuthal` (log of the azimuthally averaged power in `--bins` bins, default S // 2), beside
+  the DCT's `log_mean`.
 
 Everything goes to `spectra.npz` (arrays stacked over data sets in the order given) and PNG figures
 (`--pdf` adds PDFs) in an output folder that never overwrites an earlier run.
@@ -28,6 +33,7 @@ Everything goes to `spectra.npz` (arrays stacked over data sets in the order giv
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -173,10 +179,31 @@ def _datasets(args: Sequence[str | os.PathLike], num: int, size: int, channels: 
   return out
 
 
+def view_names(size: int, *, wavelet: str = "haar", level: int = 0, bins: int = 0) -> list[str]:
+  """The feature names of the views besides the DCT, checked against the image size (`UserError`).
+
+  `level` 0 is 3, or as many levels as halve `size` evenly if fewer (an odd size has no packet
+  view); `bins` 0 is `size // 2`.
+  """
+  if not level:
+    level = min(3, (size & -size).bit_length() - 1)  # how often 2 divides size, at most 3
+  try:
+    names = [spectral.feature_name("fft_log")]
+    if level:
+      names.append(spectral.feature_name("wpt_log", wavelet=wavelet, level=level))
+    names.append(spectral.feature_name("azimuthal", bins=bins or max(1, size // 2)))
+    for name in names:
+      spectral.feature_shape(name, (size, size, 1))
+  except ValueError as e:
+    raise UserError(f"--size={size}, --wavelet={wavelet}, --level={level}, --bins={bins}: {e}") from e
+  return names
+
+
 def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], size: int,
-             channels: int) -> dict[str, Any]:
+             channels: int, views: Sequence[str] = ()) -> dict[str, Any]:
   shape = (size, size, channels)
   raw, logs = stats.init(shape), stats.init(shape)
+  view_acc = {name: stats.init(spectral.feature_shape(name, shape)) for name in views}
   power_sum = np.zeros((size, size), np.float64)
   count = 0  # `skipped` is a list: the folder generator counts undecodable files into it
   for batch in batches:
@@ -186,6 +213,9 @@ def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], siz
       coeffs, log_coeffs = _dct_and_log(jnp.asarray(batch, jnp.float64))
     raw = stats.update(raw, coeffs)
     logs = stats.update(logs, log_coeffs)
+    for name in views:
+      with jax.enable_x64(True):
+        view_acc[name] = stats.update(view_acc[name], _view(jnp.asarray(batch, jnp.float64), name))
     power_sum += power_spectrum(batch).sum(axis=0)
     count += batch.shape[0]
   if count == 0:
@@ -198,7 +228,13 @@ def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], siz
       "log_mean": np.asarray(logs.mean, np.float64),
       "log_std": np.sqrt(stats.variance(logs)),
       "radial": radial_profile(power_sum / count),
+      **{"view_" + spectral.parse_feature(name).kind: np.asarray(view_acc[name].mean, np.float64) for name in views},
   }
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _view(x: jax.Array, name: str) -> jax.Array:
+  return spectral.raw_features(x, name, chunk=0)
 
 
 def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
@@ -214,7 +250,7 @@ def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channels: int,
-            batch_size: int = 64) -> dict[str, Any]:
+            batch_size: int = 64, wavelet: str = "haar", level: int = 0, bins: int = 0) -> dict[str, Any]:
   """Spectrum statistics of each data set (the first is the reference), stacked over data sets.
 
   `folders` are image folders (one data set each) or prepared datasets (`DIR` or `DIR:SPLIT`, one
@@ -222,7 +258,10 @@ def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channe
 
   Returns numpy arrays: `names` (K,), `folders` (K,), `count` and `skipped` (K,), `mean`, `std`,
   `log_mean`, `log_std` (K, S, S, C) of the DCT coefficients, `radial` (K, S//2) and `frequency`
-  (S//2,) ring radii in cycles per image, plus `size` and `channels`.
+  (S//2,) ring radii in cycles per image, plus `size` and `channels`; per other view, its mean
+  raw feature: `view_fft_log` and `view_wpt_log` (K, S, S, C; no packets for an odd S),
+  `view_azimuthal` (K, bins, C), and their feature names in `views` (e.g. `wpt_log-haar-l3`,
+  `azimuthal-b32`). `level` and `bins` as in `view_names`.
   """
   if not folders:
     raise UserError("no image folders given: pass one or more folders (the first is the reference)")
@@ -231,14 +270,16 @@ def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channe
     size = prepare.open_prepared(found[0]).image_shape[0] if found else 128
   if num < 1 or size < 2 or batch_size < 1:
     raise UserError(f"--num ({num}) and --batch_size ({batch_size}) must be positive and --size ({size}) at least 2")
+  views = view_names(size, wavelet=wavelet, level=level, bins=bins)
   sets = _datasets(folders, num, size, channels, batch_size)
-  results = [_one_set(source, batches, skipped, size, channels) for _, source, batches, skipped in sets]
+  results = [_one_set(source, batches, skipped, size, channels, views) for _, source, batches, skipped in sets]
   out: dict[str, Any] = {key: np.stack([s[key] for s in results]) for key in results[0]}
   out["names"] = np.asarray([name for name, *_ in sets])
   out["folders"] = np.asarray([source for _, source, *_ in sets])
   out["frequency"] = np.arange(size // 2)
   out["size"] = np.asarray(size)
   out["channels"] = np.asarray(channels)
+  out["views"] = np.asarray(views)
   return out
 
 
@@ -344,13 +385,44 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   ax.set_title("1-D power spectrum")
   ax.legend()
   save(fig, "radial_power")
+
+  # (d) every view a model can read, mean raw feature per data set (channels averaged): one row per view.
+  if "views" in result:
+    view_names_ = {spectral.parse_feature(str(v)).kind: str(v) for v in result["views"]}
+    rows = [("dct_log", result["log_mean"])] + [(k, result[f"view_{k}"]) for k in ("fft_log", "wpt_log")
+                                                 if f"view_{k}" in result]
+    fig = plt.figure(figsize=(3.0 * len(names) + 1.2, 2.9 * (len(rows) + 1)), constrained_layout=True)
+    grid = fig.add_gridspec(len(rows) + 1, len(names))
+    for r, (kind, means) in enumerate(rows):
+      maps = [np.mean(m, axis=-1) for m in means]
+      lo, hi = _shared_limits(maps)
+      for c, (name, m) in enumerate(zip(names, maps)):
+        ax = fig.add_subplot(grid[r, c])
+        im = ax.imshow(m, cmap="viridis", vmin=lo, vmax=hi)
+        ax.set_title(name if r == 0 else "", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if c == 0:
+          ax.set_ylabel(view_names_.get(kind, kind))
+      fig.colorbar(im, ax=fig.axes[-len(names):], shrink=0.8, label="mean feature")
+    ax = fig.add_subplot(grid[len(rows), :])
+    azimuthal = result["view_azimuthal"]
+    centres = (np.arange(azimuthal.shape[1]) + 0.5) / azimuthal.shape[1] * spectral.R_MAX
+    for name, profile in zip(names, azimuthal):
+      ax.plot(centres, profile.mean(axis=-1), label=name)
+    ax.set_xlabel("radius (cycles per pixel; 0.5 = Nyquist along an axis)")
+    ax.set_ylabel(view_names_.get("azimuthal", "azimuthal"))
+    ax.legend(fontsize=8)
+    save(fig, "views")
   return written
 
 
 def run_spectra(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, num: int, size: int,
-                channels: int, batch_size: int = 64, pdf: bool = False) -> tuple[Path, list[Path]]:
+                channels: int, batch_size: int = 64, pdf: bool = False, wavelet: str = "haar", level: int = 0,
+                bins: int = 0) -> tuple[Path, list[Path]]:
   """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
-  result = compute(folders, num=num, size=size, channels=channels, batch_size=batch_size)
+  result = compute(folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet,
+                   level=level, bins=bins)
   out = fresh_out_dir(out_dir)
   npz = out / "spectra.npz"
   np.savez(npz, **result)
@@ -373,7 +445,7 @@ def main(argv: Sequence[str]) -> None:
     _fail("no image folders given: pass one or more folders after the options (the first is the reference)")
   try:
     out, files = run_spectra(argv[1:], f.out_dir, num=f.num, size=f.size, channels=1 if f.grayscale else 3,
-                             batch_size=f.batch_size, pdf=f.pdf)
+                             batch_size=f.batch_size, pdf=f.pdf, wavelet=f.wavelet, level=f.level, bins=f.bins)
   except UserError as e:
     _fail(str(e))
   print(f"spectra of {len(argv) - 1} data sets written to {out}:")
@@ -395,6 +467,10 @@ def _define_flags() -> None:
   flags.DEFINE_bool("grayscale", False, "Use luminance (one channel) instead of RGB.")
   flags.DEFINE_bool("pdf", False, "Also write the figures as PDF.")
   flags.DEFINE_integer("batch_size", 64, "Images per streamed batch (memory, not results).")
+  flags.DEFINE_string("wavelet", "haar", "Orthogonal wavelet of the wavelet-packet view (haar, db2, sym4, ...).")
+  flags.DEFINE_integer("level", 0, "Wavelet packet level (--size divisible by 2**level); 0 = 3, or fewer if the"
+                       " size does not halve 3 times.")
+  flags.DEFINE_integer("bins", 0, "Radial bins of the azimuthal view; 0 = size // 2.")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ Two implementations (both exact to float32 rounding), chosen by backend and size
 On CPUs, `features` walks a large batch in cache-sized chunks of images (`lax.map`), which
 nearly doubles throughput at 128x128 over one pass through a 256-image batch; run per device
 (`sharding.per_device`), every core then transforms its own chunks.
+
+Besides the DCT, the frequency views of later work (Durall et al. 2020, Wolter et al. 2022):
+the centred, orthonormal 2-D FFT (`fft_log_magnitude`), its azimuthally averaged power spectrum
+(`azimuthal_average`: a fixed number of radial bins at any image size) and the 2-D wavelet packet
+transform (`wavelet_packets`, matrices in `wavelets.py`). Feature kinds with parameters (the
+wavelet and level of `wpt_log`, the bins of `azimuthal`) are named by a string that carries them,
+e.g. `wpt_log-haar-l3` (`feature_name`, `parse_feature`): statistics files and bundles record it.
 """
 
 from __future__ import annotations
@@ -24,11 +31,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from freqforensics import wavelets
+
 EPS = 1e-12
 """The one epsilon of the log feature (the release mixed 1e-12 and 1e-13)."""
 
-FeatureKind = Literal["pixel", "dct", "dct_log"]
-FEATURE_KINDS: tuple[str, ...] = ("pixel", "dct", "dct_log")
+FeatureKind = Literal["pixel", "dct", "dct_log", "fft_log", "azimuthal", "wpt_log"]
+FEATURE_KINDS: tuple[str, ...] = ("pixel", "dct", "dct_log", "fft_log", "azimuthal", "wpt_log")
+IMAGE_SHAPED_KINDS: tuple[str, ...] = ("pixel", "dct", "dct_log", "fft_log", "wpt_log")
+"""Kinds whose feature has the image's (H, W, C) shape; `azimuthal` is (bins, C)."""
+R_MAX = float(np.sqrt(0.5))
+"""The largest radius of the spectrum in cycles per pixel (the corner: 0.5 along each axis)."""
 _MATMUL_MAX_SIDE = 512
 _CHUNK_ELEMENTS = 16 * 128 * 128 * 3  # ~3 MB of float32 per chunk: fits in a CPU's L2/L3 cache
 Method = Literal["auto", "fft", "matmul"]
@@ -39,6 +52,62 @@ class FeatureStats(NamedTuple):
 
   mean: jax.Array
   std: jax.Array
+
+
+class FeatureSpec(NamedTuple):
+  """A feature kind with its parameters; `name` is the string that statistics files and bundles record."""
+
+  kind: str
+  wavelet: str = "haar"  # wpt_log only
+  level: int = 3  # wpt_log only
+  bins: int = 32  # azimuthal only
+
+  @property
+  def name(self) -> str:
+    if self.kind == "wpt_log":
+      return f"wpt_log-{self.wavelet}-l{self.level}"
+    if self.kind == "azimuthal":
+      return f"azimuthal-b{self.bins}"
+    return self.kind
+
+
+def feature_name(kind: str, *, wavelet: str = "haar", level: int = 3, bins: int = 32) -> str:
+  """The full name of a feature kind with its parameters (only those it uses), validated.
+
+  `feature_name("wpt_log", wavelet="db2", level=2) == "wpt_log-db2-l2"`,
+  `feature_name("azimuthal", bins=16) == "azimuthal-b16"`, `feature_name("dct_log") == "dct_log"`.
+  """
+  if kind not in FEATURE_KINDS:
+    raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
+  if kind == "wpt_log":
+    wavelets.check_wavelet(wavelet)
+    if level < 1:
+      raise ValueError(f"wavelet packet level must be at least 1, got {level}")
+  if kind == "azimuthal" and bins < 1:
+    raise ValueError(f"azimuthal bins must be at least 1, got {bins}")
+  return FeatureSpec(kind, wavelet, level, bins).name
+
+
+def parse_feature(name: str) -> FeatureSpec:
+  """Inverse of `feature_name`: `"wpt_log-db2-l2"` -> FeatureSpec("wpt_log", "db2", 2, ...)."""
+  kind, _, rest = str(name).partition("-")
+  try:
+    if kind == "wpt_log" and rest:
+      wavelet, _, level = rest.rpartition("-l")
+      spec = FeatureSpec(kind, wavelet=wavelet, level=int(level))
+    elif kind == "azimuthal" and rest:
+      spec = FeatureSpec(kind, bins=int(rest.removeprefix("b")))
+    elif not rest:
+      spec = FeatureSpec(kind)
+    else:
+      raise ValueError
+  except ValueError:
+    spec = None
+  if spec is None or kind not in FEATURE_KINDS:
+    raise ValueError(f"unknown feature kind {name!r}; expected one of {FEATURE_KINDS} (with parameters:"
+                     " wpt_log-<wavelet>-l<level>, azimuthal-b<bins>)")
+  feature_name(spec.kind, wavelet=spec.wavelet, level=spec.level, bins=spec.bins)  # validates the parameters
+  return spec
 
 
 @functools.lru_cache(maxsize=32)
@@ -56,7 +125,7 @@ def dct_matrix(n: int) -> np.ndarray:
   return c
 
 
-def _transform_hw(x: jax.Array, mat_h: jax.Array, mat_w: jax.Array) -> jax.Array:
+def transform_hw(x: jax.Array, mat_h: jax.Array, mat_w: jax.Array) -> jax.Array:
   """Applies `mat_h` along H and `mat_w` along W of `(..., H, W, C)` as two large GEMMs.
 
   Channels are moved in front of H first, so each pass is one `(rows, n) @ (n, n)` product over the
@@ -124,7 +193,7 @@ def dct2(x: jax.Array, method: Method = "auto") -> jax.Array:
   x = _float(x)
   h, w = x.shape[-3], x.shape[-2]
   if _use_matmul(h, w, method):
-    return _transform_hw(x, jnp.asarray(dct_matrix(h), x.dtype), jnp.asarray(dct_matrix(w), x.dtype))
+    return transform_hw(x, jnp.asarray(dct_matrix(h), x.dtype), jnp.asarray(dct_matrix(w), x.dtype))
   return jnp.moveaxis(_dct2_fft_last2(jnp.moveaxis(x, -1, -3)), -3, -1)
 
 
@@ -133,7 +202,7 @@ def idct2(x: jax.Array, method: Method = "auto") -> jax.Array:
   x = _float(x)
   h, w = x.shape[-3], x.shape[-2]
   if _use_matmul(h, w, method):
-    return _transform_hw(x, jnp.asarray(dct_matrix(h), x.dtype).T, jnp.asarray(dct_matrix(w), x.dtype).T)
+    return transform_hw(x, jnp.asarray(dct_matrix(h), x.dtype).T, jnp.asarray(dct_matrix(w), x.dtype).T)
   return jax.scipy.fft.idctn(x, type=2, norm="ortho", axes=(-3, -2))
 
 
@@ -152,11 +221,99 @@ def scale_pixels(x: jax.Array) -> jax.Array:
   return jnp.asarray(x).astype(jnp.float32) / 127.5 - 1.0
 
 
+def fft2_centred(x: jax.Array) -> jax.Array:
+  """Orthonormal 2-D DFT over H, W of `(..., H, W, C)`, per channel, zero frequency centred.
+
+  Equal to `np.fft.fftshift(np.fft.fft2(x, axes=(-3, -2), norm="ortho"), axes=(-3, -2))`: the zero
+  frequency sits at (H // 2, W // 2). Orthonormal, so `sum |F|^2 == sum |x|^2` (Parseval).
+  """
+  x = _float(x)
+  f = jnp.fft.fft2(jnp.moveaxis(x, -1, -3), norm="ortho")  # channels first: one 2-D FFT per plane
+  return jnp.moveaxis(jnp.fft.fftshift(f, axes=(-2, -1)), -3, -1)
+
+
+def fft_log_magnitude(x: jax.Array, eps: float = EPS) -> jax.Array:
+  """`log(|F| + eps)` of the centred orthonormal 2-D FFT `F` (`fft2_centred`), shaped like `x`."""
+  return log_scale(fft2_centred(x), eps)
+
+
+def power_spectrum(x: jax.Array) -> jax.Array:
+  """`|F|^2` of the centred orthonormal 2-D FFT, per channel, shaped like `x`."""
+  f = fft2_centred(x)
+  return jnp.real(f) ** 2 + jnp.imag(f) ** 2
+
+
+@functools.lru_cache(maxsize=32)
+def radial_bins(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+  """Ring index of every pixel of a centred H x W spectrum (flattened, C order) and each ring's size.
+
+  The radius is measured in cycles per pixel, `r = hypot((i - H//2) / H, (j - W//2) / W)`, so the
+  bins mean the same frequencies at any image size (and for non-square images); bin b holds
+  `b <= r / R_MAX * bins < b + 1` (a radius exactly on an edge goes up), with R_MAX = sqrt(0.5) the
+  corner, so every coefficient counts (the highest frequencies sit in the corners). Raises ValueError when a bin would hold no pixel:
+  `bins` must not exceed about `min(H, W) // 2`.
+  """
+  if bins < 1:
+    raise ValueError(f"azimuthal bins must be at least 1, got {bins}")
+  fy = (np.arange(h) - h // 2) / h
+  fx = (np.arange(w) - w // 2) / w
+  r = np.hypot(fy[:, None], fx[None, :]).ravel()
+  # Radii on a bin edge are common (a diagonal frequency of a square image); the tolerance sends them
+  # to the upper bin rather than leaving the choice to float rounding.
+  index = np.minimum(np.floor(r / R_MAX * bins + 1e-11).astype(np.int64), bins - 1)
+  counts = np.bincount(index, minlength=bins)
+  if not counts.all():
+    raise ValueError(f"{bins} azimuthal bins are too many for {h}x{w} images (bin {int(np.argmin(counts > 0))}"
+                     f" holds no frequency): use at most {min(h, w) // 2} bins")
+  index.setflags(write=False)
+  counts.setflags(write=False)
+  return index, counts
+
+
+def azimuthal_average(spectrum: jax.Array, bins: int) -> jax.Array:
+  """Mean of a centred spectrum `(..., H, W, C)` over `bins` rings (`radial_bins`): `(..., bins, C)`.
+
+  Bin 0 holds the zero frequency; each channel is averaged on its own.
+  """
+  spectrum = jnp.asarray(spectrum)
+  h, w, c = spectrum.shape[-3:]
+  index, counts = radial_bins(h, w, bins)
+  flat = jnp.moveaxis(spectrum.reshape(spectrum.shape[:-3] + (h * w, c)), -2, 0)  # (H*W, ..., C)
+  sums = jax.ops.segment_sum(flat, jnp.asarray(index), num_segments=bins)
+  return jnp.moveaxis(sums, 0, -2) / jnp.asarray(counts, spectrum.dtype)[:, None]
+
+
+def azimuthal_log_power(x: jax.Array, bins: int, eps: float = EPS) -> jax.Array:
+  """`log(azimuthal_average(|F|^2) + eps)`: the 1-D power spectrum of Durall et al., `(..., bins, C)`."""
+  return jnp.log(azimuthal_average(power_spectrum(x), bins) + eps)
+
+
+def wavelet_packets(x: jax.Array, wavelet: str = "haar", level: int = 3) -> jax.Array:
+  """Level-`level` 2-D wavelet packet coefficients over H, W of `(..., H, W, C)`, per channel.
+
+  Periodized, orthonormal for an orthogonal wavelet, and tiled into (H, W) in frequency order
+  (`wavelets.py` holds the conventions). Integer input is converted to float32.
+  """
+  x = _float(x)
+  h, w = x.shape[-3], x.shape[-2]
+  mat_h = jnp.asarray(wavelets.packet_matrix(h, wavelet, level), x.dtype)
+  mat_w = jnp.asarray(wavelets.packet_matrix(w, wavelet, level), x.dtype)
+  return transform_hw(x, mat_h, mat_w)
+
+
 def needs_stats(kind: str) -> bool:
-  """Whether a feature kind is standardised with training-set statistics."""
-  if kind not in FEATURE_KINDS:
-    raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
-  return kind != "pixel"
+  """Whether a feature kind (a name from `feature_name`) is standardised with training-set statistics."""
+  return parse_feature(kind).kind != "pixel"
+
+
+def feature_shape(kind: str, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+  """The shape of one example's feature of `kind` for images shaped `(H, W, C)`.
+
+  The image's shape, except `azimuthal`: (bins, C). Raises ValueError when the kind's parameters
+  do not fit the image size (a packet level too deep, too many bins).
+  """
+  out = jax.eval_shape(lambda x: _raw(x, kind), jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8))
+  return tuple(out.shape[1:])
 
 
 def default_chunk(batch_shape: tuple[int, ...]) -> int:
@@ -188,13 +345,18 @@ def _map_chunks(fn, images: jax.Array, chunk: int | None) -> jax.Array:
 
 
 def _raw(images: jax.Array, kind: str) -> jax.Array:
-  if kind == "pixel":
+  spec = parse_feature(kind)
+  if spec.kind == "pixel":
     return scale_pixels(images)
-  if kind == "dct":
+  if spec.kind == "dct":
     return dct2(images)
-  if kind == "dct_log":
+  if spec.kind == "dct_log":
     return log_scale(dct2(images))
-  raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
+  if spec.kind == "fft_log":
+    return fft_log_magnitude(images)
+  if spec.kind == "azimuthal":
+    return azimuthal_log_power(images, spec.bins)
+  return log_scale(wavelet_packets(images, spec.wavelet, spec.level))  # wpt_log
 
 
 def raw_features(images: jax.Array, kind: str, *, chunk: int | None = None) -> jax.Array:
@@ -202,7 +364,7 @@ def raw_features(images: jax.Array, kind: str, *, chunk: int | None = None) -> j
 
   `pixel` has no statistics (it is scaled by a fixed rule), so its raw feature is the scaled pixels.
   """
-  needs_stats(kind)
+  parse_feature(kind)
   return _map_chunks(lambda x: _raw(x, kind), images, chunk)
 
 
@@ -213,6 +375,9 @@ def features(images: jax.Array, kind: str, stats: FeatureStats | None = None, *,
   - `pixel`: `x / 127.5 - 1`.
   - `dct`: DCT coefficients, standardised per coefficient.
   - `dct_log`: the paper's representation: DCT, `log(|c| + eps)`, standardised per coefficient.
+  - `fft_log`: `log(|F| + eps)` of the centred orthonormal 2-D FFT, standardised per coefficient.
+  - `azimuthal-b<bins>`: log of the azimuthally averaged FFT power, `(bins, C)`, standardised per bin.
+  - `wpt_log-<wavelet>-l<level>`: `log(|c| + eps)` of the 2-D wavelet packets, standardised.
 
   `chunk` (images per step, 0 = none) defaults to `default_chunk` of the batch.
   """

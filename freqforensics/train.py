@@ -27,7 +27,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, checkpointing, distributed, evaluate, models, sharding, steps
+from freqforensics import bundle, checkpointing, distributed, evaluate, models, sharding, spectral, steps
 from freqforensics import workdir as wd
 from freqforensics.data import augment, dataset, pipeline, records
 from freqforensics.data.perturb import Perturbation
@@ -69,9 +69,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   started = time.time()
   workdir = Path(workdir).expanduser()
   main = distributed.is_main_process()
+  kind = dataset.feature_kind(config)  # e.g. "dct_log", "wpt_log-haar-l3"; checked before anything is written
   wd.check(config, workdir, overwrite, write=main)
   progress = bool(config.progress) and main
-  t, kind = config.train, config.features
+  t = config.train
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
@@ -100,7 +101,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     raise UserError("the validation split is empty: early stopping needs one; give data.split a val part")
 
   # --- Model, optimizer, checkpoints.
-  graphdef, state, model = steps.create_state(config, prepared.image_shape, len(labels), steps_per_epoch)
+  feature_shape = spectral.feature_shape(kind, prepared.image_shape)
+  graphdef, state, model = steps.create_state(config, feature_shape, len(labels), steps_per_epoch)
   log.info("model %s (%s) on %s features, %d device(s) on %d process(es):\n%s", config.model.name,
            config.model.variant, kind, mesh.size, jax.process_count(), steps.parameter_overview(model))
   state = jax.device_put(state, sharding.replicated(mesh))
@@ -129,7 +131,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   def save_bundle(state):
     if main:
       best_model, _ = nnx.merge(graphdef, state)
-      bundle.save(workdir / "bundle", best_model, _bundle_info(config, prepared, labels), stats_path)
+      bundle.save(workdir / "bundle", best_model, _bundle_info(config, prepared, labels, kind), stats_path)
 
   # --- Epochs, with early stopping on validation loss.
   every = t.checkpoint_every_steps
@@ -204,9 +206,12 @@ def _add(sums: dict[str, float], device_sums) -> dict[str, float]:
   return {k: sums[k] + float(host[k]) for k in sums}
 
 
-def _bundle_info(config: ml_collections.ConfigDict, prepared, labels) -> dict[str, Any]:
-  return {"model": config.model.name, "variant": config.model.variant, "features": config.features,
-          "input_shape": list(prepared.image_shape), "outputs": models.num_outputs(len(labels)),
+def _bundle_info(config: ml_collections.ConfigDict, prepared, labels, kind: str) -> dict[str, Any]:
+  # input_shape: the images the bundle takes; feature_shape: what its model takes (they differ for azimuthal).
+  return {"model": config.model.name, "variant": config.model.variant, "features": kind,
+          "input_shape": list(prepared.image_shape),
+          "feature_shape": list(spectral.feature_shape(kind, prepared.image_shape)),
+          "outputs": models.num_outputs(len(labels)),
           "label_names": list(labels), "image_size": prepared.image_shape[0], "channels": prepared.image_shape[-1],
           "crop": prepared.metadata.get("crop", "center"), "dataset": str(prepared.path),
           "augment": config.augment.to_dict()}

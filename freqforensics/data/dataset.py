@@ -96,6 +96,28 @@ def train_subset(prepared: prepare.PreparedDataset, subset: float, seed: int) ->
   return records.SubsetSource(source, np.concatenate(chosen)), f"_subset{subset}_seed{seed}"
 
 
+def feature_kind(config: ml_collections.ConfigDict) -> str:
+  """The config's feature name (`spectral.feature_name`: kind and parameters), checked before any work.
+
+  Raises `UserError` naming the option when the kind is unknown, its parameters do not fit
+  `data.image_size`, or the model needs image-shaped input and the feature is 1-D (`azimuthal`).
+  """
+  kind, o, d = config.features, config.feature_options, config.data
+  if kind not in spectral.FEATURE_KINDS:
+    raise UserError(f"unknown features {kind!r}: use --config.features= one of {', '.join(spectral.FEATURE_KINDS)}")
+  try:
+    name = spectral.feature_name(kind, wavelet=o.wavelet, level=o.level, bins=o.bins)
+    shape = spectral.feature_shape(name, (d.image_size, d.image_size, d.channels))
+  except ValueError as e:
+    options = {"wpt_log": ("wavelet", "level"), "azimuthal": ("bins",)}.get(kind, ())
+    named = ", ".join(f"--config.feature_options.{k}={o[k]}" for k in options)
+    raise UserError(f"features={kind} with data.image_size={d.image_size}: {e} ({named})") from e
+  if len(shape) != 3 and config.model.name in ("cnn", "resnet"):
+    raise UserError(f"model {config.model.name} needs image-shaped features, but features={kind} is a 1-D profile"
+                    f" of shape {shape}: use --config.model.name=log2 (or log, log1, log3, nn)")
+  return name
+
+
 def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
                   num_threads: int = 2, progress: bool = True, write: bool = True, source: Any = None,
                   tag: str = "") -> spectral.FeatureStats | None:
@@ -115,7 +137,7 @@ def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.shardi
   source = prepared.source("train") if source is None else source
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
-  acc = stats.init(prepared.image_shape)
+  acc = stats.init(spectral.feature_shape(kind, prepared.image_shape))
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), total=steps,

@@ -28,6 +28,9 @@ def create_model(name: str, input_shape: tuple[int, ...], classes: int, *, l1: f
     raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
   if variant not in VARIANTS:
     raise ValueError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
+  if name in ("cnn", "resnet") and len(input_shape) != 3:
+    raise ValueError(f"{name} needs image-shaped input (H, W, C), got {tuple(input_shape)} (a 1-D feature such as"
+                     " azimuthal): use a linear model (log, log1, log2, log3) or nn")
   rngs = nnx.Rngs(params=seed, dropout=seed + 1)
   if name in linear.PENALTIES:
     return linear.create(name, input_shape, classes, l1=l1, l2=l2, rngs=rngs)
