@@ -71,9 +71,11 @@ def main(argv: list[str] | None = None) -> Path:
           c = experiments.load_config(args.config, "tiny" if args.tiny else None)
           c.model.name, c.features, c.seed, c.progress = model, features, seed, False
           c.data.train_subset = fraction
+          per_class, classes = _per_class(c)
+          # A subset smaller than a batch trains on all of it per step (a multiple of 4: any device count).
+          c.train.batch_size = min(c.train.batch_size, max(4, per_class * classes // 4 * 4))
           m = experiments.run(c, out / "runs" / f"{model}_{features}_{fraction:g}_seed{seed}")
           accs.append(m["accuracy"])
-          per_class = _per_class(c)
         rows.append({"model": model, "features": features, "fraction": fraction, "per_class": per_class,
                      "mean": float(np.mean(accs)), "std": float(np.std(accs)), "seeds": len(seeds)})
   _plot(rows, out / "few_samples.png")
@@ -83,13 +85,13 @@ def main(argv: list[str] | None = None) -> Path:
   return out
 
 
-def _per_class(config) -> int:
-  """Training images per class of the config's subset (the smallest class)."""
+def _per_class(config) -> tuple[int, int]:
+  """(training images per class of the config's subset, number of classes)."""
   from freqforensics.data import dataset  # pylint: disable=g-import-not-at-top
 
   prepared = dataset.prepare_from_config(config, progress=False)
   source, _ = dataset.train_subset(prepared, config.data.train_subset, config.seed)
-  return len(source) // len(prepared.label_names)
+  return len(source) // len(prepared.label_names), len(prepared.label_names)
 
 
 if __name__ == "__main__":
