@@ -147,6 +147,7 @@ def test_knn_grid_search_resumes_after_an_interruption(folders, tmp_path, monkey
   monkeypatch.setattr(results.Progress, "save", save_then_die)
   with pytest.raises(KeyboardInterrupt):
     brun.run(c, tmp_path / "wd", "grid_search")
+  assert (tmp_path / "wd" / "knn_work" / "grid_val.npz").is_file()
   monkeypatch.setattr(results.Progress, "save", original)
   starts = []
   batches = data.FeatureMaker.batches

@@ -175,7 +175,11 @@ def load_feature_stats(kind: str, directory: Path) -> spectral.FeatureStats | No
 
 
 def peak_rss_mib() -> dict[str, float]:
-  """Peak resident memory of this process and of its largest finished child process, in MiB."""
+  """Peak resident memory of this process and of its largest finished child process, in MiB.
+
+  Children are PRNU's worker processes, and short helper processes that libraries fork (a forked
+  child's peak includes the pages it shares with the parent at the fork).
+  """
   own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
   children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-  return {"process": round(own, 1), "largest_worker": round(children, 1)}
+  return {"process": round(own, 1), "largest_child": round(children, 1)}

@@ -4,8 +4,9 @@
 grid point, then the `train` and `test` sections. It also records the settings the numbers depend
 on (prepared data, features, subset, grid); a later command with other settings is refused unless
 `--overwrite`, which removes exactly this baseline's files. Long passes save their accumulators to
-`WORKDIR/<name>_progress/` every few batches (atomically, .npz without pickle), so an interrupted
-grid search resumes at the last saved batch.
+`WORKDIR/<name>_work/` every few batches (atomically, .npz without pickle), so an interrupted
+grid search resumes at the last saved batch; caches that later commands reuse (Eigenfaces' PCA and
+projections) live there too.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Results:
   def __init__(self, workdir: Path, name: str, settings: dict[str, Any], *, overwrite: bool = False):
     self.workdir, self.name, self.settings = workdir, name, settings
     self.path = workdir / f"{name}.json"
-    self.progress_dir = workdir / f"{name}_progress"
+    self.work_dir = workdir / f"{name}_work"
     self.model_dir = workdir / f"{name}_model"
     if overwrite:
       self.remove()
@@ -51,7 +52,7 @@ class Results:
 
   def remove(self) -> None:
     """Removes this baseline's files (and only those)."""
-    for p in (self.path, self.progress_dir, self.model_dir):
+    for p in (self.path, self.work_dir, self.model_dir):
       if p.is_dir():
         shutil.rmtree(p)
       elif p.exists():
@@ -87,10 +88,10 @@ class Results:
 
 
 class Progress:
-  """Checkpoints of one long pass: named arrays and a position, in `<name>_progress/<pass>.npz`."""
+  """Checkpoints of one long pass: named arrays and a position, in `<name>_work/<pass>.npz`."""
 
   def __init__(self, results: Results, name: str):
-    self.path = results.progress_dir / f"{name}.npz"
+    self.path = results.work_dir / f"{name}.npz"
 
   def load(self) -> tuple[int, dict[str, np.ndarray]] | None:
     """(position, arrays) of the last save, or None to start from the beginning."""

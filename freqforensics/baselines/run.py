@@ -93,6 +93,6 @@ def format_summary(config: ml_collections.ConfigDict, command: str, out: dict[st
     lines.append("  per class: " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -"
                                              for k, v in m["per_class_accuracy"].items()))
   rss = out["peak_rss_mib"]
-  lines.append(f"peak RSS: {rss['process']:.0f} MiB (largest worker process {rss['largest_worker']:.0f} MiB);"
-               f" {out['seconds']:.1f} s")
+  workers = f" (largest worker process {rss['largest_child']:.0f} MiB)" if name == "prnu" else ""
+  lines.append(f"peak RSS: {rss['process']:.0f} MiB{workers}; {out['seconds']:.1f} s")
   return "\n".join(lines)
