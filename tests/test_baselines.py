@@ -98,6 +98,20 @@ def test_eigenfaces_grid_train_test_match_scikit_learn(folders, tmp_path):
   assert brun.run(c, tmp_path, "test")["accuracy"] == trained["test"]["accuracy"]
 
 
+def test_eigenfaces_trains_a_variance_above_the_grid(folders, tmp_path):
+  c = _config(folders, "eigenfaces", **{"eigenfaces.variance_grid": (0.25,), "eigenfaces.c_grid": (1.0,)})
+  brun.run(c, tmp_path, "grid_search")
+  c.baseline.eigenfaces.variance, c.baseline.eigenfaces.C = 0.99, 1.0  # needs more components than cached
+  trained = brun.run(c, tmp_path, "train")
+  path = json.loads((tmp_path / "eigenfaces.json").read_text())["settings"]["prepared"]
+  x_train, y_train = _pixels(path, "train")
+  x_test, y_test = _pixels(path, "test")
+  pca = PCA(n_components=0.99, svd_solver="full").fit(x_train)
+  svm = LinearSVC(C=1.0, max_iter=2000, random_state=0).fit(pca.transform(x_train), y_train)
+  assert trained["n_components"] == pca.n_components_ > 1
+  assert trained["test"]["accuracy"] == pytest.approx(svm.score(pca.transform(x_test), y_test))
+
+
 def test_eigenfaces_incremental_pca_over_the_memory_budget(folders, tmp_path):
   c = _config(folders, "eigenfaces", memory_gb=2e-4, **{"eigenfaces.variance_grid": (0.5,), "eigenfaces.c_grid": (1.0,),
                                                       "eigenfaces.incremental_components": 6})

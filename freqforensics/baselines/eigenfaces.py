@@ -76,7 +76,7 @@ def pca_from(a: dict[str, np.ndarray], k: int | None = None) -> PCA:
   pca = PCA(n_components=k, svd_solver="full")
   pca.mean_ = a["mean_"]
   for key in _PCA_KEYS[1:]:
-    setattr(pca, key, a[key][:k])
+    setattr(pca, key, a[key][:k])  # the ratios of the kept components only, as a fit with k would hold
   pca.n_components_, pca.n_features_in_, pca.n_samples_ = k, a["mean_"].shape[0], int(a["n_samples"])
   pca.noise_variance_ = 0.0  # not used by transform; kept for a complete fitted estimator
   return pca
@@ -107,11 +107,18 @@ def _prepared(ctx: Context) -> dict[str, np.ndarray]:
                     "lower --config.baseline.train_per_class")
   z_train, y_train = _project(fm, pca, train, k, "eigenfaces project train")
   z_val, y_val = _project(fm, pca, ctx.source("val"), k, "eigenfaces project val")
-  arrays = {key: np.asarray(getattr(pca, key)) for key in _PCA_KEYS}
-  arrays.update(z_train=z_train, y_train=y_train, z_val=z_val, y_val=y_val, pca_kind=np.asarray(kind),
-                n_samples=np.asarray(getattr(pca, "n_samples_seen_", getattr(pca, "n_samples_", 0))))
+  arrays = _arrays(pca, k)
+  arrays.update(z_train=z_train, y_train=y_train, z_val=z_val, y_val=y_val, pca_kind=np.asarray(kind))
   cache.save(0, arrays)
   return arrays
+
+
+def _arrays(pca: PCA | IncrementalPCA, k: int) -> dict[str, np.ndarray]:
+  """The fitted PCA as arrays, keeping the first `k` components (all ratios: `components_for` needs them)."""
+  out = {key: np.asarray(getattr(pca, key))[:k] for key in _PCA_KEYS if key != "mean_"}
+  out.update(mean_=np.asarray(pca.mean_), explained_variance_ratio_=np.asarray(pca.explained_variance_ratio_),
+             n_samples=np.asarray(getattr(pca, "n_samples_seen_", getattr(pca, "n_samples_", 0))))
+  return out
 
 
 def _svm(config, c: float) -> LinearSVC:
@@ -157,7 +164,8 @@ def train(ctx: Context) -> dict[str, Any]:
   a = _prepared(ctx)
   fm = data.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
   k = components_for(a["explained_variance_ratio_"], v)
-  if k > a["z_train"].shape[1]:  # a variance above the grid's: project again with more components
+  if k > a["z_train"].shape[1]:  # a variance above the grid's: fit again, keep and project more components
+    a = _arrays(_fit_pca(ctx, fm)[0], k)
     z, y = _project(fm, pca_from(a), ctx.train_subset(), k, "eigenfaces project train")
   else:
     z, y = a["z_train"][:, :k], a["y_train"]
