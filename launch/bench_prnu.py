@@ -3,8 +3,8 @@ r"""Benchmark: PRNU residual throughput in one process and over worker processes
   python launch/bench_prnu.py [--images=768] [--chunk=64]
 
 On the synthetic benchmark's prepared training split (64x64x3; generated and prepared if missing),
-times the two passes of PRNU (`prnu_tasks.accumulate_chunk`: residuals plus fingerprint sums;
-`prnu_tasks.score_chunk`: residuals, DFT Wiener and correlation) for the whole default grid (4 levels
+times the two passes of PRNU (`prnu.accumulate`: residuals plus fingerprint sums; `prnu.predict`:
+residuals, DFT Wiener and correlation) on chunks read beforehand, for the whole default grid (4 levels
 x 10 sigmas = 40 residuals per image) and for one grid point, with `n_jobs` = 1 and one worker
 process per core (`parallel.ordered_map`, spawn; start-up included). Images/s counts images, not
 residuals. Machine load from other users shows up directly in these numbers.
@@ -21,7 +21,7 @@ import numpy as np
 
 from freqforensics import defaults
 from freqforensics.baselines import config as bconfig
-from freqforensics.baselines import parallel, prnu_tasks
+from freqforensics.baselines import parallel, prnu
 from freqforensics.data import dataset
 
 
@@ -49,10 +49,11 @@ def main() -> None:
   print(f"# {platform.machine()}, {cores} cores, {n} images {prepared.image_shape}, chunks of {args.chunk}")
   print(f"| pass | grid points | images/s, 1 process | images/s, {cores} worker processes | speed-up |")
   print("|---|---|---|---|---|")
-  for name, fn, extra in (("fingerprint sums", prnu_tasks.accumulate_chunk, lambda g: (c, g, windows)),
-                          ("scoring", prnu_tasks.score_chunk, lambda g: (g, windows, prints[:len(g)]))):
+  batches = [source.read_batch(ch) for ch in chunks]
+  for name, fn, extra in (("fingerprint sums", prnu.accumulate, lambda b, g: (b["image"], b["label"], c, g, windows)),
+                          ("scoring", prnu.predict, lambda b, g: (b["image"], g, windows, prints[:len(g)]))):
     for grid in (full, full[:1]):
-      tasks = [(source, ch, *extra(grid)) for ch in chunks]
+      tasks = [extra(b, grid) for b in batches]
       one = _time(fn, tasks, 1)
       many = _time(fn, tasks, cores)
       print(f"| {name} | {len(grid)} | {n / one:,.0f} | {n / many:,.0f} | {one / many:.2f} |")

@@ -157,6 +157,6 @@ def test_prnu_grid_search_resumes_after_an_interruption(patterned, tmp_path, mon
 
   monkeypatch.setattr(prnu_run.parallel, "ordered_map", spy)
   rows = brun.run(c, tmp_path / "wd", "grid_search")["rows"]
-  assert tasks.count("accumulate_chunk") == 4  # 60 training images in chunks of 12: the first was kept
+  assert tasks.count("accumulate") == 4  # 60 training images in chunks of 12: the first was kept
   assert [{k: r[k] for k in ("levels", "sigma", "accuracy")} for r in rows] == \
       [{k: r[k] for k in ("levels", "sigma", "accuracy")} for r in reference]

@@ -2,7 +2,8 @@
 
 PRNU residuals are NumPy/PyWavelets work that holds the GIL, so they scale over processes, not
 threads. Workers are started with `spawn` (the parent runs JAX, which is multithreaded and must
-not be forked) and import only NumPy, SciPy, PyWavelets and the record reader. Results come back
+not be forked) and import only NumPy, SciPy and PyWavelets: the parent reads the images and sends
+them (a chunk of 256 images at 64x64x3 is 3 MB), so workers start fast. Results come back
 in task order, so a pass can checkpoint "the first n tasks are done" and resume after them.
 """
 

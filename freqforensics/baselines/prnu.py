@@ -184,3 +184,17 @@ def normalised_correlation(x: np.ndarray, k: np.ndarray) -> np.ndarray:
   nx, nk = np.linalg.norm(x, axis=1), np.linalg.norm(k, axis=1)
   denom = np.outer(nx, nk)
   return np.divide(x @ k.T, denom, out=np.zeros(denom.shape), where=denom > 0)
+
+
+def predict(images: np.ndarray, grid: Sequence[tuple[int, float]], windows: Sequence[int],
+            fingerprints: np.ndarray) -> np.ndarray:
+  """Predicted classes `(G, B)` of a batch for every grid point (highest normalised correlation).
+
+  `fingerprints` is `(G, num_classes, H, W)`: the classes' fingerprints for each grid point.
+  """
+  preds = []
+  for g, residual in enumerate(residuals(images, grid, windows)):
+    stat = test_statistic(residual, windows).reshape(len(residual), -1)
+    k = fingerprints[g].reshape(len(fingerprints[g]), -1)
+    preds.append(np.argmax(normalised_correlation(stat, k), axis=1))
+  return np.stack(preds)

@@ -1,8 +1,8 @@
 """PRNU's grid search, train and test commands: streaming passes over prepared splits.
 
-Fingerprints need only running sums, so no split is ever held: chunks of `baseline.batch_size`
-images go to worker processes (`baseline.n_jobs`), which read their own records and return their
-sums (train) or predictions (validation / test), in order. One pass serves the whole (levels,
+Fingerprints need only running sums, so no split is ever held: this process reads chunks of
+`baseline.batch_size` images and hands them to worker processes (`baseline.n_jobs`), which return
+their sums (train) or predictions (validation / test), in order, a few chunks in flight at a time. One pass serves the whole (levels,
 sigma) grid (see `prnu.residuals`). Each pass checkpoints its sums every `baseline.checkpoint_every`
 chunks, so an interrupted grid search resumes at the last saved chunk. The saved model is an .npz
 of plain arrays (fingerprints, levels, sigma, windows).
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics.baselines import data, parallel, prnu, prnu_tasks, results
+from freqforensics.baselines import data, parallel, prnu, results
 from freqforensics.baselines.context import Context
 from freqforensics.errors import UserError
 
@@ -28,6 +28,11 @@ def settings(config) -> dict[str, Any]:
 
 def _chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
   return [indices[i:i + size] for i in range(0, len(indices), size)]
+
+
+def _read(source, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  batch = source.read_batch(indices)
+  return batch["image"], batch["label"]
 
 
 def _grid_array(grid: list[tuple[int, float]]) -> np.ndarray:
@@ -59,9 +64,9 @@ def fingerprints(ctx: Context, grid: list[tuple[int, float]], *, pass_name: str)
     sum_wt = np.zeros((len(grid), ctx.num_classes, h, w, ch))
     sum_tt = np.zeros((ctx.num_classes, h, w, ch))
   source = ctx.source("train")
-  tasks = ((source, c, ctx.num_classes, grid, windows) for c in chunks[start:])
+  tasks = ((*_read(source, c), ctx.num_classes, grid, windows) for c in chunks[start:])
   done = start
-  for wt, tt in tqdm(parallel.ordered_map(prnu_tasks.accumulate_chunk, tasks, ctx.n_jobs), total=len(chunks) - start,
+  for wt, tt in tqdm(parallel.ordered_map(prnu.accumulate, tasks, ctx.n_jobs), total=len(chunks) - start,
                      desc="prnu fingerprints", unit="chunk", disable=not ctx.progress):
     sum_wt += wt
     sum_tt += tt
@@ -82,10 +87,18 @@ def _score(ctx: Context, split: str, grid: list[tuple[int, float]], prints: np.n
   state = _resume(prog, grid) if prog else None
   start, conf = (state[0], state[1]["confusion"]) if state else (
       0, np.zeros((len(grid), ctx.num_classes, ctx.num_classes), np.int64))
-  tasks = ((source, c, grid, windows, prints) for c in chunks[start:])
+  labels: list[np.ndarray] = []
+
+  def tasks():
+    for c in chunks[start:]:
+      images, y = _read(source, c)
+      labels.append(y)  # consumed in the same order as the results come back
+      yield images, grid, windows, prints
+
   done = start
-  for y, preds in tqdm(parallel.ordered_map(prnu_tasks.score_chunk, tasks, ctx.n_jobs), total=len(chunks) - start,
-                       desc=f"prnu {split}", unit="chunk", disable=not ctx.progress):
+  for preds in tqdm(parallel.ordered_map(prnu.predict, tasks(), ctx.n_jobs), total=len(chunks) - start,
+                    desc=f"prnu {split}", unit="chunk", disable=not ctx.progress):
+    y = labels.pop(0)
     for g, pred in enumerate(preds):
       conf[g] += results.confusion(y, pred, ctx.num_classes)
     done += 1
