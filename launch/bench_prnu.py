@@ -19,10 +19,8 @@ import time
 
 import numpy as np
 
-from freqforensics import defaults
 from freqforensics.baselines import config as bconfig
 from freqforensics.baselines import parallel, prnu
-from freqforensics.data import dataset
 
 
 def _time(fn, tasks, n_jobs: int) -> float:
@@ -37,6 +35,11 @@ def main() -> None:
   parser.add_argument("--images", type=int, default=768)
   parser.add_argument("--chunk", type=int, default=64)
   args = parser.parse_args()
+  # Imported here, not at the top: spawned workers import this script as their main module, and
+  # should load only what the baselines' command line loads (NumPy, SciPy, PyWavelets), not JAX.
+  from freqforensics import defaults  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import dataset  # pylint: disable=g-import-not-at-top
+
   prepared = dataset.prepare_from_config(defaults.base_config(), progress=False)
   source = prepared.source("train")
   n = min(args.images, len(source))
