@@ -7,10 +7,10 @@ Runs, each as its own command line (as a user would, so every peak RSS is that c
   paper's ridge model, log2);
 - `python -m freqforensics.baselines grid_search` then `train` (the best grid point, scored on the
   test split) for knn, eigenfaces and prnu with `configs/baselines.py` (pixels, the paper's setting).
-Then prints a markdown table and writes it to OUT/table.md: wall time and peak RSS are those of the
-whole commands (grid search + train for a baseline; start-up, statistics, training and evaluation for
-log2), PRNU's worker processes not included in its RSS. Finished commands are not run again
-(their results are read), so an interrupted run picks up where it stopped. The data cache is
+Then prints a markdown table and writes it to OUT/table.md. Wall time covers the whole commands
+(grid search + train for a baseline; start-up, statistics, training and evaluation for log2); peak
+RSS is that of the largest single process of a command (PRNU's workers included). Finished commands
+are not run again (their results are read), so an interrupted run picks up where it stopped. The data cache is
 `$FREQFORENSICS_DATA` (default `~/.cache/freqforensics`), shared with the demo.
 """
 

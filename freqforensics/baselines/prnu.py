@@ -94,8 +94,8 @@ def noise_residual(image: np.ndarray, levels: int, sigma: float, windows: Sequen
 
 def to_gray(x: np.ndarray) -> np.ndarray:
   """`(B, H, W, C)` -> `(B, H, W)`: luma weights for RGB, the channel itself for grayscale."""
-  if x.shape[-1] == 3:
-    return np.tensordot(x, GRAY_WEIGHTS, axes=([-1], [0]))
+  if x.shape[-1] == 3:  # a weighted sum, not a BLAS product: no threads to oversubscribe in workers
+    return x[..., 0] * GRAY_WEIGHTS[0] + x[..., 1] * GRAY_WEIGHTS[1] + x[..., 2] * GRAY_WEIGHTS[2]
   return x[..., 0]
 
 
