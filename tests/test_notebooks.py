@@ -64,7 +64,7 @@ def test_notebooks_run_in_order(tmp_path, monkeypatch):
   spectra_text = _text(executed["01_spectra"])
   for cls in ("A_real", "B_nearest", "C_bilinear", "D_transposed"):
     assert cls in spectra_text
-  assert len(_pngs(executed["01_spectra"])) == 4  # examples, mean spectra, differences, radial power
+  assert len(_pngs(executed["01_spectra"])) == 5  # examples, mean spectra, differences, radial power, other views
   train_text = _text(executed["02_train_and_explain"])
   assert "accuracy" in train_text and "test: " in train_text and "misclassified" in train_text
   assert (tmp_path / "runs/notebook_log2_tiny/bundle/bundle.json").is_file()
