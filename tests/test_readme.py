@@ -256,3 +256,15 @@ def test_checker_finds_each_mistake(command, problem):
   inline, _ = problems(f"Run `{command}` now.")
   if command.startswith("python -m freqforensics"):  # inline spans of commands are checked too
     assert len(inline) == 1 and problem in inline[0], inline
+
+
+def test_links_in_the_readme_and_docs_point_to_files_that_exist():
+  pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+  checked = 0
+  for page in pages:
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+      if target.startswith(("http://", "https://")):
+        continue
+      assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+      checked += 1
+  assert checked >= 10  # the README links its figures and the pages under docs/
