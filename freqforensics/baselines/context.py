@@ -12,7 +12,7 @@ import numpy as np
 
 from freqforensics.baselines import data
 from freqforensics.baselines.results import Results
-from freqforensics.data import prepare
+from freqforensics.data import prepare, records
 from freqforensics.errors import UserError
 
 
@@ -52,7 +52,7 @@ class Context:
 
   def train_subset(self):
     """The training examples every baseline fits on: `baseline.train_per_class` per class."""
-    return data.Subset(self.source("train"), self.balanced("train", self.b.train_per_class))
+    return records.SubsetSource(self.source("train"), self.balanced("train", self.b.train_per_class))
 
   def model_info(self, params: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"baseline": self.b.name, "params": params, "label_names": list(self.label_names),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -20,24 +20,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from freqforensics import sharding, spectral
-from freqforensics.data import dataset, pipeline, prepare
+from freqforensics.data import dataset, pipeline, prepare, records
 from freqforensics.errors import UserError
-
-
-class Subset:
-  """The examples of `source` at `indices` (in that order), as a random-access source."""
-
-  def __init__(self, source, indices: Sequence[int]):
-    self.source, self.indices = source, np.asarray(indices, np.int64)
-
-  def __len__(self) -> int:
-    return len(self.indices)
-
-  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-    return self.source[int(self.indices[int(i)])]
-
-  def read_batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-    return self.source.read_batch(self.indices[np.asarray(indices, np.int64)])
 
 
 def num_jobs(config: ml_collections.ConfigDict) -> int:
@@ -99,7 +83,7 @@ def image_batches(source, batch_size: int, *, num_threads: int = 2, desc: str = 
                   start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """uint8 images `(n, H, W, C)` and int32 labels of `source`, in order, from batch `start` on."""
   steps = pipeline.num_eval_steps(len(source), batch_size)
-  it = pipeline.eval_batches(Subset(source, np.arange(start * batch_size, len(source))), batch_size,
+  it = pipeline.eval_batches(records.SubsetSource(source, np.arange(start * batch_size, len(source))), batch_size,
                              num_threads=num_threads)
   for batch in tqdm(it, total=steps - start, desc=desc, unit="batch", disable=not progress):
     keep = batch["mask"] > 0
@@ -138,7 +122,7 @@ class FeatureMaker:
   def batches(self, source, *, desc: str = "", start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """`(features (n, D) float32, labels (n,))` per batch of `source`, in order, from batch `start` on."""
     steps = pipeline.num_eval_steps(len(source), self.batch_size)
-    it = pipeline.eval_batches(Subset(source, np.arange(start * self.batch_size, len(source))), self.batch_size,
+    it = pipeline.eval_batches(records.SubsetSource(source, np.arange(start * self.batch_size, len(source))), self.batch_size,
                                num_threads=self.num_threads)
     for batch in tqdm(it, total=steps - start, desc=desc, unit="batch", disable=not self.progress):
       keep = batch["mask"] > 0
@@ -161,6 +145,26 @@ def save_feature_stats(stats: spectral.FeatureStats | None, kind: str, directory
   """Writes the feature statistics a saved model needs (`stats_<kind>.npz`; nothing for pixels)."""
   if stats is not None:
     np.savez(directory / f"stats_{kind}.npz", mean=np.asarray(stats.mean), std=np.asarray(stats.std))
+
+
+def saved_estimator_confusion(ctx, name: str, split: str, *, n_jobs: int | None = None) -> tuple[np.ndarray, dict]:
+  """The confusion matrix on `split` of the scikit-learn estimator a baseline saved (kNN, Eigenfaces),
+  on the features it was trained on (its saved statistics); returns (confusion, model info)."""
+  from freqforensics.baselines import results, safe_io  # pylint: disable=g-import-not-at-top
+
+  info = ctx.load_model_info()
+  estimator = safe_io.load(ctx.results.model_dir / "estimator.skops")
+  if n_jobs is not None:
+    estimator.set_params(n_jobs=n_jobs)  # this machine's cores, not those of the machine that trained it
+  config = ctx.config.copy_and_resolve_references()
+  with config.unlocked():
+    config.features = info["features"]
+  fm = FeatureMaker(config, ctx.prepared, progress=ctx.progress,
+                    feature_stats=load_feature_stats(info["features"], ctx.results.model_dir))
+  conf = np.zeros((ctx.num_classes, ctx.num_classes), np.int64)
+  for xb, yb in fm.batches(ctx.source(split), desc=f"{name} {split}"):
+    conf += results.confusion(yb, estimator.predict(xb), ctx.num_classes)
+  return conf, info
 
 
 def load_feature_stats(kind: str, directory: Path) -> spectral.FeatureStats | None:

@@ -24,6 +24,7 @@ from sklearn.svm import LinearSVC
 
 from freqforensics.baselines import data, results, safe_io
 from freqforensics.baselines.context import Context
+from freqforensics.data import records
 
 _PCA_KEYS = ("mean_", "components_", "explained_variance_", "explained_variance_ratio_", "singular_values_")
 _SVD_OVERHEAD = 3.0  # the full SVD holds about three copies of its input matrix
@@ -46,7 +47,7 @@ def components_for(ratio: np.ndarray, variance: float) -> int:
 def _fit_pca(ctx: Context, fm: data.FeatureMaker) -> tuple[PCA | IncrementalPCA, str]:
   e = ctx.b.eigenfaces
   per_class = -(-int(e.pca_subset) // ctx.num_classes)
-  subset = data.Subset(ctx.source("train"), ctx.balanced("train", per_class))
+  subset = records.SubsetSource(ctx.source("train"), ctx.balanced("train", per_class))
   need = _SVD_OVERHEAD * 4.0 * len(subset) * fm.dim
   if need <= ctx.b.memory_gb * (1 << 30):
     x, _ = fm.matrix(subset, desc="eigenfaces pca subset")
@@ -180,14 +181,5 @@ def train(ctx: Context) -> dict[str, Any]:
 
 
 def test(ctx: Context, split: str) -> dict[str, Any]:
-  info = ctx.load_model_info()
-  model = safe_io.load(ctx.results.model_dir / "estimator.skops")
-  config = ctx.config.copy_and_resolve_references()
-  with config.unlocked():
-    config.features = info["features"]
-  fm = data.FeatureMaker(config, ctx.prepared, progress=ctx.progress,
-                         feature_stats=data.load_feature_stats(info["features"], ctx.results.model_dir))
-  conf = np.zeros((ctx.num_classes, ctx.num_classes), np.int64)
-  for xb, yb in fm.batches(ctx.source(split), desc=f"eigenfaces {split}"):
-    conf += results.confusion(yb, model.predict(xb), ctx.num_classes)
+  conf, info = data.saved_estimator_confusion(ctx, "eigenfaces", split)
   return dict(results.summary(conf, ctx.label_names), params=info["params"], n_components=info["n_components"])

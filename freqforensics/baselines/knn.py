@@ -97,15 +97,5 @@ def _best_k(ctx: Context) -> int:
 
 
 def test(ctx: Context, split: str) -> dict[str, Any]:
-  info = ctx.load_model_info()
-  clf = safe_io.load(ctx.results.model_dir / "estimator.skops")
-  clf.set_params(n_jobs=ctx.n_jobs)  # this machine's cores, not those of the machine that trained it
-  config = ctx.config.copy_and_resolve_references()
-  with config.unlocked():
-    config.features = info["features"]
-  fm = data.FeatureMaker(config, ctx.prepared, progress=ctx.progress,
-                         feature_stats=data.load_feature_stats(info["features"], ctx.results.model_dir))
-  conf = np.zeros((ctx.num_classes, ctx.num_classes), np.int64)
-  for xb, yb in fm.batches(ctx.source(split), desc=f"knn {split}"):
-    conf += results.confusion(yb, clf.predict(xb), ctx.num_classes)
+  conf, info = data.saved_estimator_confusion(ctx, "knn", split, n_jobs=ctx.n_jobs)
   return dict(results.summary(conf, ctx.label_names), params=info["params"])
