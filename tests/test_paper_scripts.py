@@ -63,3 +63,17 @@ def test_upsampling_ablation(demo, tmp_path):
       (out / "runs" / "lowpass_C_bilinear" / "test_metrics.json").read_text())["accuracy"]
   for name in ("spectra_mean_spectra.png", "lowpass_spectra_mean_spectra.png", "spectra_radial_power.png"):
     assert (out / name).stat().st_size > 0
+
+
+def test_attribution_table(demo, tmp_path):
+  out = _script("paper_attribution").main(["--tiny", f"--results={tmp_path}"])
+  rows = json.loads((out / "attribution.json").read_text())
+  assert [(r["method"], r["features"]) for r in rows] == [
+      ("kNN", "pixels"), ("Eigenfaces", "pixels"), ("PRNU", "noise residual"), ("log2", "pixels"),
+      ("log2", "log DCT"), ("cnn", "pixels"), ("cnn", "log DCT"), ("resnet", "log DCT")]
+  knn = json.loads((out / "baselines" / "knn.json").read_text())
+  assert rows[0]["accuracy"] == knn["train"]["test"]["accuracy"]
+  resnet = json.loads((out / "runs" / "resnet_dct_log" / "test_metrics.json").read_text())
+  assert rows[-1]["accuracy"] == resnet["accuracy"] and all(r["parameters"] > 0 for r in rows[3:])
+  assert rows[3]["parameters"] == 32 * 32 * 3 * 4 + 4  # log2 on :tiny's 32x32x3 inputs, 4 classes
+  assert all(r.get("parameters") is None for r in rows[:3])  # no parameter count for the classic methods
