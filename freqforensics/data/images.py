@@ -100,22 +100,6 @@ def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2,
   return ClassFolders(root, tuple(d.name for d in class_dirs), files, tuple(ignored))
 
 
-def center_crop_resize(image: Image.Image, size: int) -> Image.Image:
-  """Square centre crop of the short side, then an anti-aliased resize to `size` x `size`.
-
-  Unlike the release's LSUN crop, the crop is square for any aspect ratio, so images are never
-  distorted. An image already at the target size is returned unchanged; smaller ones are upsampled
-  (figures only: preparation and classification refuse them, see `crops`).
-  """
-  w, h = image.size
-  if (w, h) == (size, size):
-    return image
-  image = image.crop(crops.center_box(w, h))
-  if image.size != (size, size):
-    image = image.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=None)
-  return image
-
-
 def to_uint8(image: Image.Image, channels: int) -> Image.Image:
   """The one documented conversion of every image kind to RGB (`channels=3`) or luminance (`1`).
 
