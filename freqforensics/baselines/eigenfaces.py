@@ -157,11 +157,8 @@ def grid_search(ctx: Context) -> bool:
 
 def train(ctx: Context) -> dict[str, Any]:
   e = ctx.b.eigenfaces
-  if e.variance and e.C:
-    v, c = float(e.variance), float(e.C)
-  else:
-    best = ctx.results.best(("variance", "C"))
-    v, c = float(e.variance or best["variance"]), float(e.C or best["C"])
+  chosen = ctx.results.chosen({"variance": e.variance, "C": e.C})
+  v, c = float(chosen["variance"]), float(chosen["C"])
   a = _prepared(ctx)
   fm = data.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
   k = components_for(a["explained_variance_ratio_"], v)

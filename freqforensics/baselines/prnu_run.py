@@ -134,11 +134,8 @@ def grid_search(ctx: Context) -> bool:
 
 def train(ctx: Context) -> dict[str, Any]:
   p = ctx.b.prnu
-  if p.levels and p.sigma:
-    levels, sigma = int(p.levels), float(p.sigma)
-  else:
-    best = ctx.results.best(("levels", "sigma"))
-    levels, sigma = int(p.levels or best["levels"]), float(p.sigma or best["sigma"])
+  chosen = ctx.results.chosen({"levels": p.levels, "sigma": p.sigma})
+  levels, sigma = int(chosen["levels"]), float(chosen["sigma"])
   prints = fingerprints(ctx, [(levels, sigma)], pass_name="train")[0]
   ctx.results.model_dir.mkdir(parents=True, exist_ok=True)
   path = ctx.results.model_dir / "fingerprints.npz"

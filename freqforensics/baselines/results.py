@@ -82,6 +82,13 @@ class Results:
     best = max(done, key=lambda r: r["accuracy"])  # max keeps the first of equal values
     return {k: best[k] for k in keys}
 
+  def chosen(self, given: dict[str, Any]) -> dict[str, Any]:
+    """The parameters to train with: those given (non-zero), the rest from the best grid row."""
+    if all(given.values()):
+      return dict(given)
+    best = self.best(tuple(given))
+    return {k: v or best[k] for k, v in given.items()}
+
   def record(self, section: str, value: dict[str, Any]) -> None:
     self.data[section] = value
     self.save()
