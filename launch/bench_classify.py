@@ -1,15 +1,20 @@
-r"""Benchmark: `classify` on a folder of images, peak memory and images/s, beside the evaluation loop.
+r"""Benchmark: `classify` on a folder of PNG files, peak memory and images/s, beside evaluation and decoding.
 
   python launch/bench_classify.py [--num_per_class=2500] [--size=128]
 
 Generates the synthetic benchmark at SIZE (4 classes x num_per_class PNG files; 10,000 by default),
 trains `log2` on `dct_log` for one epoch (any bundle will do: this measures throughput, not
-accuracy), then times, on the same machine:
-- the evaluation loop of training (`--config.mode=eval` on the prepared test split: records read
-  from array_record, batched, on the mesh), in images/s;
-- `python -m freqforensics.classify --workdir=... FOLDER` over every PNG file (decoding included),
-  as a separate process: its own images/s once started (as the evaluation loop is timed), the whole
-  process's wall time (imports and compilation included), and its peak resident memory (RSS).
+accuracy), then times on the same machine, every row over the same 10,000 images and with its
+compilation included:
+- the evaluation loop of training over the prepared records of all three splits (read from
+  array_record, already decoded; batched, on the mesh), without start-up (bundle load, data check,
+  JSON and plots);
+- evaluation of the PNG folder itself (`--config.eval.source_dir`, whole call: the folder is
+  prepared on the fly into a fresh data root, then evaluated), the other way to score a folder;
+- decoding alone: the files decoded by classify's own thread pool and preprocessing, no model (the
+  ceiling of any classifier that reads these files on this machine);
+- `python -m freqforensics.classify --workdir=... FOLDER` as a separate process: its own images/s
+  once started, the whole process's wall time (imports included), and its peak resident memory.
 """
 
 from __future__ import annotations
@@ -31,8 +36,61 @@ host_devices.use_all_cores()
 import jax  # noqa: E402  (after the XLA flag)
 import psutil  # noqa: E402
 
-from freqforensics import defaults, eval_run, train  # noqa: E402
+from freqforensics import bundle, classify, defaults, eval_run, steps, train  # noqa: E402
 from freqforensics.data import dataset  # noqa: E402
+
+
+def eval_loop_ips(c, workdir: Path) -> tuple[int, float]:
+  """Images and images/s of the evaluation loop over every prepared split (one evaluator, one compile)."""
+  b = bundle.load(workdir / "bundle")
+  run = eval_run.bundle_evaluator(b, num_devices=steps.num_devices(c), batch_size=c.eval.batch_size, progress=False)
+  prepared = dataset.prepare_from_config(c, progress=False)
+  sources = [eval_run.relabelled_split(prepared, b, s) for s in ("train", "val", "test")]
+  start = time.perf_counter()
+  n = sum(run(source, name)["num_examples"] for source, name in zip(sources, ("train", "val", "test")))
+  return n, n / (time.perf_counter() - start)
+
+
+def folder_eval_ips(c, workdir: Path, folder: Path, num_files: int) -> float:
+  """images/s of `--config.mode=eval` on the PNG folder, prepared on the fly into a fresh data root."""
+  with tempfile.TemporaryDirectory() as root:
+    c = c.copy_and_resolve_references()
+    c.eval.source_dir = str(folder)
+    c.data.data_dir = root
+    start = time.perf_counter()
+    m = next(iter(eval_run.evaluate_workdir(c, workdir).values()))
+    seconds = time.perf_counter() - start
+  assert m["num_examples"] == num_files, (m["num_examples"], num_files)
+  return num_files / seconds
+
+
+def decode_ips(workdir: Path, files: list[Path], batch_size: int = 64) -> float:
+  """images/s of classify's decoding alone (its thread pool and the bundle's preprocessing)."""
+  clf = classify.load(workdir)
+  start = time.perf_counter()
+  n = sum(len(paths) for paths, _ in classify.decoded_batches(files, clf.decoder(), batch_size))
+  return n / (time.perf_counter() - start)
+
+
+def classify_process(workdir: Path, folder: Path) -> tuple[float, float, float, Path]:
+  """(images/s after start-up, whole wall seconds, peak RSS in MiB, output file) of the classify command."""
+  out = workdir / f"bench_{time.strftime('%Y%m%d-%H%M%S')}.csv"
+  start = time.perf_counter()
+  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.classify", f"--workdir={workdir}", f"--output={out}",
+                           str(folder)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  peak, child = 0, psutil.Process(proc.pid)
+  while proc.poll() is None:  # the child's own resident memory, sampled every 20 ms
+    try:
+      peak = max(peak, child.memory_info().rss)
+    except psutil.NoSuchProcess:
+      break
+    time.sleep(0.02)
+  wall = time.perf_counter() - start
+  summary = proc.stdout.read()
+  if proc.returncode != 0:
+    raise SystemExit(f"classify failed with exit code {proc.returncode}")
+  steady = float(re.search(r"\((\d+) images/s", summary).group(1))  # classify's own timing, start-up excluded
+  return steady, wall, peak / (1 << 20), out
 
 
 def main() -> None:
@@ -51,40 +109,28 @@ def main() -> None:
   workdir = root / f"classify_bench_{args.size}_{args.num_per_class}"
   train.train_and_evaluate(c, workdir)
   folder = dataset.source_dir(c, progress=False)
-  num_files = sum(1 for _ in folder.rglob("*.png"))
-
+  files = sorted(folder.rglob("*.png"))
   c.mode = "eval"
-  c.eval.splits = ("test",)
-  start = time.perf_counter()
-  m = eval_run.evaluate_workdir(c, workdir)["test"]
-  eval_ips = m["num_examples"] / (time.perf_counter() - start)
 
-  out = workdir / f"bench_{time.strftime('%Y%m%d-%H%M%S')}.csv"
-  start = time.perf_counter()
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.classify", f"--workdir={workdir}", f"--output={out}",
-                           str(folder)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-  peak, child = 0, psutil.Process(proc.pid)
-  while proc.poll() is None:  # the child's own resident memory, sampled every 20 ms
-    try:
-      peak = max(peak, child.memory_info().rss)
-    except psutil.NoSuchProcess:
-      break
-    time.sleep(0.02)
-  wall = time.perf_counter() - start
-  summary = proc.stdout.read()
-  steady = float(re.search(r"\((\d+) images/s", summary).group(1))  # classify's own timing, start-up excluded
-  if proc.returncode != 0:
-    raise SystemExit(f"classify failed with exit code {proc.returncode}")
-  rss_mib = peak / (1 << 20)
-  print(f"# {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), {args.size}x{args.size}x3,"
-        " log2 on dct_log")
-  print("| what | images | images/s | peak RSS |")
-  print("|---|---|---|---|")
-  print(f"| evaluation loop (prepared test split) | {m['num_examples']:,} | {eval_ips:,.0f} | (in process) |")
-  print(f"| classify command: after start-up (PNG decoding included) | {num_files:,} | {steady:,.0f} | {rss_mib:,.0f} MiB |")
-  print(f"| classify command: whole process, {wall:.1f} s | {num_files:,} | {num_files / wall:,.0f} | |")
+  n_eval, eval_ips = eval_loop_ips(c, workdir)
+  folder_ips = folder_eval_ips(c, workdir, folder, len(files))
+  dec_ips = decode_ips(workdir, files)
+  steady, wall, rss_mib, out = classify_process(workdir, folder)
   rows = sum(1 for _ in open(out)) - 1
-  assert rows == num_files, f"{rows} rows for {num_files} files"
+  assert rows == len(files), f"{rows} rows for {len(files)} files"
+
+  print(f"# {platform.machine()}, {os.cpu_count()} cores, {jax.device_count()} {jax.default_backend()} device(s),"
+        f" {args.size}x{args.size}x3 PNG files, log2 on dct_log")
+  print("| what | images | images/s | classify's share | peak RSS |")
+  print("|---|---|---|---|---|")
+  share = lambda ips: f"{steady / ips:.0%}"
+  print(f"| evaluation loop over the prepared records (decoded already) | {n_eval:,} | {eval_ips:,.0f} |"
+        f" {share(eval_ips)} | |")
+  print(f"| evaluation of the PNG folder (prepared on the fly) | {len(files):,} | {folder_ips:,.0f} |"
+        f" {share(folder_ips)} | |")
+  print(f"| decoding alone (classify's threads, no model) | {len(files):,} | {dec_ips:,.0f} | {share(dec_ips)} | |")
+  print(f"| classify command, after start-up | {len(files):,} | {steady:,.0f} | | {rss_mib:,.0f} MiB |")
+  print(f"| classify command, whole process ({wall:.1f} s) | {len(files):,} | {len(files) / wall:,.0f} | | |")
 
 
 if __name__ == "__main__":
