@@ -62,11 +62,7 @@ class Classifier:
   """A loaded model with its preprocessing: decode files, predict label probabilities."""
 
   bundle: Any  # bundle.Bundle
-  _predict_fn: Callable[..., Any]
-  _state: Any
-  _mesh: Any  # jax.sharding.Mesh
-  _stats: Any
-  _put: Callable[[dict[str, np.ndarray]], dict[str, Any]]
+  _placed: Any  # inference.PlacedModel
 
   @property
   def label_names(self) -> tuple[str, ...]:
@@ -121,13 +117,10 @@ class Classifier:
     n = len(batch)
     if n == 0:
       return np.zeros((0, len(self.label_names)), np.float32)
-    pad = -n % self._mesh.size  # the batch is split over the devices: pad it to a multiple of them
+    pad = -n % self._placed.mesh.size  # the batch is split over the devices: pad it to a multiple of them
     if pad:
       batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], np.uint8)])
-    from freqforensics import sharding  # pylint: disable=g-import-not-at-top
-
-    images_dev = self._put({"image": batch})["image"]
-    probs = sharding.settle(self._mesh, self._predict_fn(self._state, self._stats, images_dev))
+    probs = self._placed.probabilities(self._placed.put({"image": batch})["image"])
     return np.asarray(probs)[:n]
 
 
@@ -139,39 +132,13 @@ def decode_file(path: str | os.PathLike, *, size: int, channels: int, crop: str)
     return f"cannot use {path}: {e}"
 
 
-def _make_predict_fn(graphdef, kind: str, mesh) -> Callable[..., Any]:
-  """One jitted `(state, stats, uint8 images) -> probabilities`: features per device, then the model."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-
-  from freqforensics import losses, sharding  # pylint: disable=g-import-not-at-top
-
-  feature_fn = sharding.features_fn(mesh, kind)
-
-  @jax.jit
-  def predict(state, feature_stats, batch):
-    model = nnx.merge(graphdef, state)
-    return losses.probabilities(model(feature_fn(batch, feature_stats), train=False))
-
-  return predict
-
-
 def load(workdir: str | os.PathLike) -> Classifier:
   """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-
-  from freqforensics import bundle, sharding  # pylint: disable=g-import-not-at-top
+  from freqforensics import bundle, inference, sharding  # pylint: disable=g-import-not-at-top
 
   loaded = bundle.load(_bundle_dir(workdir))
-  # Split once: the jitted function merges inside the trace, so NNX's Python overhead is paid once.
-  graphdef, state = nnx.split(loaded.model)
-  mesh = sharding.make_mesh()  # all devices (one per CPU core under the command line), as evaluation
-  rep = sharding.replicated(mesh)
-  stats = jax.device_put(loaded.feature_stats, rep) if loaded.feature_stats is not None else None
-  return Classifier(bundle=loaded, _predict_fn=_make_predict_fn(graphdef, loaded.info["features"], mesh),
-                    _state=jax.device_put(state, rep), _mesh=mesh, _stats=stats,
-                    _put=sharding.make_put(mesh))
+  # All devices (one per CPU core under the command line), as evaluation.
+  return Classifier(bundle=loaded, _placed=inference.place(loaded, sharding.make_mesh()))
 
 
 # --- Files and batches ----------------------------------------------------------------------------

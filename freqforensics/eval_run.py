@@ -22,10 +22,9 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from flax import nnx
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, distributed, evaluate, sharding, steps
+from freqforensics import bundle, distributed, evaluate, inference, sharding, steps
 from freqforensics.data import augment, dataset, images, pipeline, prepare
 from freqforensics.data.perturb import Perturbation
 from freqforensics.errors import UserError
@@ -100,25 +99,16 @@ def bundle_evaluator(b: bundle.Bundle, *, num_devices: int, batch_size: int,
   The model and its statistics are placed on a ('data',) mesh of `num_devices` devices once; each
   call runs the masked evaluation loop (every example once) with scores (ROC-AUC, AP).
   """
-  mesh = sharding.make_mesh(num_devices)
-  put = sharding.make_put(mesh)
-  graphdef, state = nnx.split(b.model)
-  state = jax.device_put(state, sharding.replicated(mesh))
-  feature_fn = sharding.features_fn(mesh, b.info["features"])
-  fs = jax.device_put(b.feature_stats, sharding.replicated(mesh)) if b.feature_stats is not None else None
-
-  @jax.jit
-  def logits_fn(state, batch, fs):
-    return nnx.merge(graphdef, state)(feature_fn(batch["image"], fs), train=False)
+  placed = inference.place(b, sharding.make_mesh(num_devices))
 
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
 
   def run(source, name: str) -> dict[str, Any]:
     n = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
     with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
-      return evaluate.evaluate(lambda batch: sharding.settle(mesh, logits_fn(state, batch, fs)),
-                               pipeline.eval_batches(source, batch_size, **procs), b.label_names, put=put,
-                               progress=bar.update, settle=lambda x: sharding.settle(mesh, x), scores=True)
+      return evaluate.evaluate(lambda batch: placed.logits(batch["image"]),
+                               pipeline.eval_batches(source, batch_size, **procs), b.label_names, put=placed.put,
+                               progress=bar.update, settle=lambda x: sharding.settle(placed.mesh, x), scores=True)
 
   return run
 
