@@ -57,9 +57,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
   root = Path(folder).expanduser()
   if not root.is_dir():
     raise UserError(f"image folder {root} does not exist: give folders of images (the first is the reference)")
-  files = [p for p in sorted(root.rglob("*"))
-           if p.is_file() and p.suffix.lower() in images.IMAGE_EXTENSIONS
-           and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+  files = [p for p in images.files_under(root) if p.suffix.lower() in images.IMAGE_EXTENSIONS]
   if not files:
     raise UserError(f"image folder {root} holds no images ({', '.join(images.IMAGE_EXTENSIONS)})")
   return files

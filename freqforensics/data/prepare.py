@@ -143,7 +143,7 @@ def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
   for name in folders.class_names:
     for path in folders.files[name]:
       st = path.stat()
-      h.update(f"{path.relative_to(folders.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+      h.update(f"{images.relative_name(path, folders.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
   return h.hexdigest()
 
 
