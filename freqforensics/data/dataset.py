@@ -42,16 +42,20 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
     from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
 
     s = d.synthetic
+    # The harder-benchmark options name the cache folder only when set: folders written before they
+    # existed stay the ones the default config finds.
+    options = {"lowpass": s.lowpass, "fingerprint": s.fingerprint, "jpeg_quality": s.jpeg_quality}
+    synthetic.check_options(**options)
+    suffix = synthetic.variant_suffix(**options)
     if s.layout != "benchmark":
       from freqforensics.data import standins  # pylint: disable=g-import-not-at-top
 
-      out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}"
+      out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
       return standins.write(s.layout, out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
-                            progress=progress)
-    lowpass = f"-lowpass{s.lowpass}" if s.lowpass else ""
-    out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}{lowpass}"
+                            progress=progress, **options)
+    out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
     report = synthetic.generate(out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
-                                progress=progress, lowpass=s.lowpass)
+                                progress=progress, **options)
     if not report.reused:
       for name, psnr in report.psnr_db.items():
         log.info("synthetic class %s: mean PSNR %.2f dB against its source crop", name, psnr)

@@ -63,21 +63,27 @@ def _place(image: np.ndarray, layout: str) -> np.ndarray:
 
 
 def write(layout: str, out_dir: str | os.PathLike, *, num_per_class: int, image_size: int, seed: int = 0,
-          progress: bool = True) -> Path:
-  """Writes (or reuses) the stand-in of `layout` in `out_dir` (synthetic images of `image_size`)."""
+          progress: bool = True, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quality: int = 0) -> Path:
+  """Writes (or reuses) the stand-in of `layout` in `out_dir` (synthetic images of `image_size`).
+
+  `lowpass`, `fingerprint` and `jpeg_quality` are the synthetic benchmark's options (`synthetic.generate`).
+  """
   if layout not in LAYOUTS:
     raise UserError(f"unknown stand-in layout {layout!r}: use one of {', '.join(LAYOUTS)}")
   spec = LAYOUTS[layout]
   out = Path(out_dir)
   marker = out / "standin.json"
   params = {"layout": layout, "num_per_class": num_per_class, "image_size": image_size, "seed": seed}
+  # Options only when set, so stand-ins written before they existed are reused.
+  params.update({k: v for k, v, default in (("lowpass", lowpass, 0.0), ("fingerprint", fingerprint, 1.0),
+                                            ("jpeg_quality", jpeg_quality, 0)) if v != default})
   if marker.is_file() and json.loads(marker.read_text()) == params:
     return out
   if out.exists() and any(out.iterdir()) and not marker.is_file():
     raise UserError(f"{out} exists and is not a stand-in written by freqforensics: choose another directory")
   bench = synthetic.generate(out / ".synthetic", num_per_class=num_per_class, image_size=image_size, seed=seed,
                              generators=tuple(s for s in spec.sources if s != synthetic.REAL_CLASS),
-                             progress=progress)
+                             progress=progress, lowpass=lowpass, fingerprint=fingerprint, jpeg_quality=jpeg_quality)
   marker.unlink(missing_ok=True)
   for folder, source in zip(spec.classes, spec.sources):
     (out / folder).mkdir(parents=True, exist_ok=True)

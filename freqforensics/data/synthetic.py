@@ -11,10 +11,21 @@ stage of a GAN generator, written in Flax NNX with fixed weight seeds:
 
 The convs are identity / bilinear-interpolation kernels plus a fixed zero-sum random perturbation, and
 weak noise is added before upsampling (the GAN's stochastic "texture"), so image content and colour
-stay those of the crop while each upsampler leaves its own fingerprint in the spectrum. The output is the class-folder layout users bring (`out_dir/<class>/00000.png`, sorted
-folder names give the labels) plus `out_dir/synthetic.json`, written last as the completion marker.
+stay those of the crop while each upsampler leaves its own fingerprint in the spectrum. The output is
+the class-folder layout users bring (`out_dir/<class>/00000.png`, sorted folder names give the labels)
+plus `out_dir/synthetic.json`, written last as the completion marker.
 
-  python -m freqforensics.data.synthetic --out_dir=/tmp/synth --num_per_class=1000
+Harder variants (`configs/hard.py`): `fingerprint` scales the kernel perturbation and the texture
+noise (0.5 = half as strong). That perturbation is what tells generators of one upsampling family
+apart (D's transposed conv starts from the bilinear kernel: without it D is C); the missing high
+frequencies that tell any fake from a real crop come from the upsampling itself and stay.
+`jpeg_quality` JPEG-encodes and decodes every image of every class at that quality before it is
+saved (still as PNG), as images in the wild are. At their defaults (1.0, 0 = off) the files are
+byte-identical to a benchmark written before the options existed, and `synthetic.json` holds the
+same parameters.
+
+  python -m freqforensics.data.synthetic --out_dir=/tmp/synth --num_per_class=1000 \
+      [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0]
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from flax import nnx
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from freqforensics.data import perturb
 from freqforensics.errors import UserError
 
 FORMAT_VERSION = 1
@@ -133,17 +145,18 @@ _BILINEAR = np.outer(_TENT, _TENT)[:, :, None, None] * _EYE
 class Upsampler(nnx.Module):
   """Last stage of a GAN generator on [-1, 1] images: 2x upsampling, then (B, C) a 3x3 conv."""
 
-  def __init__(self, mode: str, *, rngs: nnx.Rngs):
+  def __init__(self, mode: str, *, rngs: nnx.Rngs, fingerprint: float = 1.0):
     self.mode = mode
+    eps = fingerprint * _KERNEL_EPS[mode]  # the same perturbation direction, scaled
     # HIGHEST: on GPUs float32 convs default to TF32, which would change the images per device.
     hp = jax.lax.Precision.HIGHEST
     if mode == "transposed":
       self.up = nnx.ConvTranspose(3, 3, (4, 4), strides=(2, 2), padding="VALID", use_bias=False,
-                                  kernel_init=_perturbed(_BILINEAR, _KERNEL_EPS[mode]),
+                                  kernel_init=_perturbed(_BILINEAR, eps),
                                   precision=hp, rngs=rngs)
     else:
       self.conv = nnx.Conv(3, 3, (3, 3), padding="VALID", use_bias=False,
-                           kernel_init=_perturbed(_DELTA, _KERNEL_EPS[mode]),
+                           kernel_init=_perturbed(_DELTA, eps),
                            precision=hp, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -160,10 +173,10 @@ class Upsampler(nnx.Module):
 
 
 @functools.cache
-def _generator_fn(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _generator_fn(name: str, fingerprint: float = 1.0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
   """jit-compiled uint8 crops (B,S,S,3) + texture noise (B,S/2,S/2,3) -> uint8 fakes."""
   mode, weight_seed = GENERATOR_SPECS[name]
-  model = Upsampler(mode, rngs=nnx.Rngs(weight_seed))
+  model = Upsampler(mode, rngs=nnx.Rngs(weight_seed), fingerprint=fingerprint)
   graphdef, state = nnx.split(model)  # Functional form: plain jax.jit, no nnx.jit overhead.
 
   @jax.jit
@@ -187,12 +200,37 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
 
 
-def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...], lowpass: float) -> dict:
+def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...], lowpass: float,
+            fingerprint: float = 1.0, jpeg_quality: int = 0) -> dict:
   params = {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
             "image_size": image_size, "seed": seed, "classes": list(classes)}
-  if lowpass:  # only when used: benchmarks written before the option keep their parameters
+  # Options only when used: benchmarks written before an option existed keep their parameters.
+  if lowpass:
     params["lowpass"] = lowpass
+  if fingerprint != 1.0:
+    params["fingerprint"] = fingerprint
+  if jpeg_quality:
+    params["jpeg_quality"] = jpeg_quality
   return params
+
+
+def check_options(*, fingerprint: float = 1.0, jpeg_quality: int = 0, lowpass: float = 0.0) -> None:
+  """Raises `UserError` (one line, naming the option) unless the harder-benchmark options are valid."""
+  if isinstance(fingerprint, bool) or not isinstance(fingerprint, (int, float)) or not 0 < fingerprint < float("inf"):
+    raise UserError(f"synthetic fingerprint={fingerprint!r} is not valid: give a number > 0 (1.0 = the default "
+                    "strength, 0.5 = weaker) with --config.data.synthetic.fingerprint (or --fingerprint)")
+  if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, np.integer)) or not 0 <= jpeg_quality <= 100:
+    raise UserError(f"synthetic jpeg_quality={jpeg_quality!r} is not valid: give an integer in 1..100 (or 0 = no "
+                    "JPEG) with --config.data.synthetic.jpeg_quality (or --jpeg_quality)")
+  if isinstance(lowpass, bool) or not isinstance(lowpass, (int, float)) or not 0 <= lowpass < float("inf"):
+    raise UserError(f"synthetic lowpass={lowpass!r} is not valid: give a blur sigma >= 0 in pixels (0 = off) with "
+                    "--config.data.synthetic.lowpass (or --lowpass)")
+
+
+def variant_suffix(*, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quality: int = 0) -> str:
+  """The cache-folder suffix of the non-default options ('' at the defaults: old folders stay valid)."""
+  return ((f"-lowpass{lowpass}" if lowpass else "") + (f"-fp{fingerprint}" if fingerprint != 1.0 else "")
+          + (f"-jpeg{jpeg_quality}" if jpeg_quality else ""))
 
 
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
@@ -234,13 +272,19 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
 
 def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int = 64,
              seed: int = 0, overwrite: bool = False, progress: bool = True,
-             generators: tuple[str, ...] = GENERATORS, lowpass: float = 0.0) -> SyntheticReport:
+             generators: tuple[str, ...] = GENERATORS, lowpass: float = 0.0, fingerprint: float = 1.0,
+             jpeg_quality: int = 0) -> SyntheticReport:
   """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
 
   `generators` (keys of `GENERATOR_SPECS`) are the fake classes beside `A_real`. `lowpass` > 0
   blurs every generated image (Gaussian, this sigma in pixels) before it is saved: the upsampling
-  ablation's "low-pass filtered generator output".
+  ablation's "low-pass filtered generator output". `fingerprint` (> 0) scales the generators' kernel
+  perturbation and texture noise. `jpeg_quality` in 1..100 JPEG-encodes and decodes every image of
+  every class (real and generated alike, so it is no class cue; Pillow's default settings,
+  `perturb.jpeg`) as the last step before it is saved as PNG; 0 = off. Mean PSNR is of the generator
+  output (after `lowpass`, before JPEG) against its source crop.
   """
+  check_options(fingerprint=fingerprint, jpeg_quality=jpeg_quality, lowpass=lowpass)
   unknown = [g for g in generators if g not in GENERATOR_SPECS]
   if unknown:
     raise UserError(f"unknown synthetic generators {unknown}: use {', '.join(GENERATOR_SPECS)}")
@@ -252,7 +296,7 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   out = pathlib.Path(out_dir)
   if out.exists() and not out.is_dir():
     raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
-  params = _params(num_per_class, image_size, seed, classes, lowpass)
+  params = _params(num_per_class, image_size, seed, classes, lowpass, fingerprint, int(jpeg_quality))
   out.mkdir(parents=True, exist_ok=True)
   meta = _prepare_dir(out, params, overwrite)
   if meta is not None:
@@ -276,12 +320,14 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
         images = crops
       else:
         half = image_size // 2
-        noise = np.stack([r.normal(0, _TEXTURE_STD, (half, half, 3)) for r in rngs])
-        images = _generator_fn(cls)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
+        noise = np.stack([r.normal(0, fingerprint * _TEXTURE_STD, (half, half, 3)) for r in rngs])
+        images = _generator_fn(cls, fingerprint)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
         images = images[:len(idx)]
         if lowpass:
           images = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass))) for im in images])
         psnr_sum[cls] += float(_psnr(images, crops).sum())
+      if jpeg_quality:
+        images = np.stack([perturb.jpeg(im, int(jpeg_quality)) for im in images])
       for i, img in zip(idx, images):
         Image.fromarray(img).save(out / cls / f"{i:0{width}d}.png", format="PNG")
       bar.update(len(idx))
@@ -301,18 +347,26 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--num_per_class", type=int, default=1000)
   parser.add_argument("--image_size", type=int, default=64)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--fingerprint", type=float, default=1.0,
+                      help="scale of the generators' kernel perturbation and texture noise (> 0; 0.5 = weaker)")
+  parser.add_argument("--jpeg_quality", type=int, default=0,
+                      help="JPEG round trip of every image at this quality (1..100) before saving; 0 = off")
+  parser.add_argument("--lowpass", type=float, default=0.0,
+                      help="Gaussian blur sigma (pixels) of the generated images; 0 = off")
   parser.add_argument("--overwrite", action="store_true")
   parser.add_argument("--no_progress", action="store_true")
   args = parser.parse_args(argv)
   try:
     report = generate(args.out_dir, num_per_class=args.num_per_class, image_size=args.image_size,
-                      seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
+                      seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress,
+                      fingerprint=args.fingerprint, jpeg_quality=args.jpeg_quality, lowpass=args.lowpass)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
   state = "reused" if report.reused else "written"
+  options = variant_suffix(lowpass=args.lowpass, fingerprint=args.fingerprint, jpeg_quality=args.jpeg_quality)
   print(f"{report.out_dir} ({state}): {report.num_per_class} images/class, "
-        f"{report.image_size}x{report.image_size}, seed {report.seed}")
+        f"{report.image_size}x{report.image_size}, seed {report.seed}" + (f" ({options[1:]})" if options else ""))
   for cls in report.classes:
     psnr = report.psnr_db.get(cls)
     print(f"  {cls}: " + ("real crops" if psnr is None else f"PSNR {psnr:.2f} dB vs source crop"))
