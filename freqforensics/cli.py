@@ -6,6 +6,8 @@ A mistake a user can fix (a bad flag, an unknown config key, a missing file) end
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -28,9 +30,21 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     fail(f"{e} (see --helpfull)")
   except (AttributeError, KeyError) as e:
-    fail(f"unknown config key: {e}; check the spelling against the config file")
+    fail(f"unknown config key: {config_key_error(e)}; check the spelling against the config file")
   except (FileNotFoundError, ValueError, TypeError) as e:
     fail(f"bad --config: {e}")
+
+
+def config_key_error(e: Exception) -> str:
+  """The key and hint of ml_collections' unknown-key error, without the layers of quoting it carries.
+
+  `str(e)` is like `'\\'lerning_rate\\'\\nDid you mean "learning_rate" instead of "lerning_rate"?'`.
+  """
+  text = str(e)
+  with contextlib.suppress(ValueError, SyntaxError):
+    text = str(ast.literal_eval(text))
+  key, _, hint = text.replace("'", "").partition("\n")
+  return " ".join(f"{key}{'; ' + hint if hint else ''}".split())
 
 
 def run(main: Callable[[Sequence[str]], None]) -> None:

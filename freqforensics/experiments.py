@@ -7,11 +7,12 @@ and its figures into `results_dir(...)`: a new folder per run, so a result is ne
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,82 @@ def results_dir(root: str | os.PathLike, name: str) -> Path:
   raise UserError(f"no free results folder under {base}")
 
 
-def load_config(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of a config file (as `--config=path[:arg]` does)."""
+def load_config(path: str, arg: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of a config file (as `--config=path[:arg]` does), then `--config.KEY=VALUE` overrides.
+
+  `path` may carry its own argument (`configs/celeba_log2.py:pixel`); with `arg` too they are
+  joined by a comma (the paper configs take `pixel,tiny`). The overrides are parsed exactly as
+  main parses them (ml_collections' config flags: types, tuples, unknown keys); a mistake is a
+  one-line `UserError`.
+  """
   import importlib.util  # pylint: disable=g-import-not-at-top
 
+  path, _, own_arg = path.partition(":")
+  arg = ",".join(a for a in (own_arg, arg) if a) or None
   spec = importlib.util.spec_from_file_location(Path(path).stem, path)
   if spec is None or not Path(path).is_file():
     raise UserError(f"config file {path} does not exist")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)  # type: ignore[union-attr]
-  return module.get_config(arg)
+  try:
+    config = module.get_config(arg)
+  except ValueError as e:
+    raise UserError(f"{path}: {e}") from e
+  return override(config, overrides) if overrides else config
+
+
+def override(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+  """`config` with `--config.KEY=VALUE` arguments applied, parsed as main's command line parses them."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  from freqforensics import cli  # pylint: disable=g-import-not-at-top
+
+  argv = ["experiments", *overrides]
+  values = flags.FlagValues()
+  try:
+    # The override flags are defined from `sys_argv` (sys.argv otherwise): one per --config.KEY.
+    config_flags.DEFINE_config_dict("config", config, flag_values=values, lock_config=False, sys_argv=argv)
+    values(argv)
+  except (AttributeError, KeyError) as e:
+    raise UserError(f"unknown config key in {' '.join(overrides)}: {cli.config_key_error(e)}") from e
+  except (flags.Error, TypeError, ValueError) as e:
+    raise UserError(f"bad config override in {' '.join(overrides)}: {e}") from e
+  return values.config
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+  """A script's own arguments plus `--config.KEY=VALUE` overrides (main's syntax), kept in `overrides`.
+
+  Every config the script loads (`script_config`) gets them, so the paper scripts run on real data
+  with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`.
+  """
+  args, rest = parser.parse_known_args(argv)
+  unknown = [a for a in rest if not a.startswith("--config.")]
+  if unknown:
+    parser.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides are --config.KEY=VALUE)")
+  args.overrides = rest
+  return args
+
+
+def script_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
+  """A fresh config of a script's `--config` (`:tiny` with `--tiny`) with its overrides applied."""
+  return load_config(args.config, "tiny" if args.tiny else None, args.overrides)
+
+
+def config_label(args: argparse.Namespace) -> str:
+  """How a results file names the config it ran: file, argument and overrides."""
+  return " ".join([f"{args.config}{':tiny' if args.tiny else ''}", *args.overrides])
+
+
+def script_main(main: Callable[[list[str]], Any], argv: list[str]) -> None:
+  """Runs a script's `main(argv)`; a `UserError` ends it with one line and exit code 2, not a traceback."""
+  from freqforensics import cli  # pylint: disable=g-import-not-at-top
+
+  try:
+    main(argv)
+  except UserError as e:
+    cli.fail(str(e))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, Any]:

@@ -56,13 +56,12 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--pca_subset", type=int, default=1000)
   parser.add_argument("--results", default="runs/results")
   parser.add_argument("--tiny", action="store_true")
-  args = parser.parse_args(argv)
-  arg = "tiny" if args.tiny else None
+  args = experiments.parse_args(parser, argv)
   out = experiments.results_dir(args.results, "attribution")
-  rows = [baseline_row(name, experiments.load_config(args.config, arg), out, args.pca_subset, args.tiny)
+  rows = [baseline_row(name, experiments.script_config(args), out, args.pca_subset, args.tiny)
           for name in ("knn", "eigenfaces", "prnu")]
   for model, features in NEURAL:
-    c = experiments.load_config(args.config, arg)
+    c = experiments.script_config(args)
     c.model.name, c.features, c.progress = model, features, False
     if model == "resnet":
       c.train.epochs = min(c.train.epochs, args.resnet_epochs)
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> Path:
                  "accuracy": m["accuracy"], "seconds": m["seconds"], "parameters": m["parameters"]})
   md = experiments.write_results(
       out, "attribution", rows, COLUMNS, title="Attribution: every method on the same test split",
-      notes=f"Config {args.config}{':tiny' if args.tiny else ''}; resnet at most {args.resnet_epochs} epochs; "
+      notes=f"Config {experiments.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
             "wall time of the whole method (grid search included for the classic ones); ours.")
   print(md.read_text())
   return out
@@ -79,4 +78,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  main(sys.argv[1:])
+  experiments.script_main(main, sys.argv[1:])

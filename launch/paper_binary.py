@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--fake", default="D_transposed")
   parser.add_argument("--results", default="runs/results")
   parser.add_argument("--tiny", action="store_true")
-  args = parser.parse_args(argv)
+  args = experiments.parse_args(parser, argv)
   out = experiments.results_dir(args.results, "binary")
   rows = []
   for features in ("pixel", "dct_log"):
-    c = experiments.load_config(args.config, "tiny" if args.tiny else None)
+    c = experiments.script_config(args)
     c.features, c.data.classes, c.progress = features, (args.real, args.fake), False
     m = experiments.run(c, out / "runs" / features)
     rows.append({"features": features, "accuracy": m["accuracy"], "roc_auc": m["binary"]["roc_auc"],
@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> Path:
                  "accuracy_at_0.5": m["binary"]["accuracy_at_0.5"], "seconds": m["seconds"],
                  "parameters": m["parameters"]})
   md = experiments.write_results(out, "binary", rows, COLUMNS, title=f"{args.real} vs {args.fake}, log2",
-                                 notes=f"Config {args.config}{':tiny' if args.tiny else ''}; test split; ours.")
+                                 notes=f"Config {experiments.config_label(args)}; test split; ours.")
   print(md.read_text())
   return out
 
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  main(sys.argv[1:])
+  experiments.script_main(main, sys.argv[1:])

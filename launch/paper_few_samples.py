@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--models", default="log2,cnn")
   parser.add_argument("--results", default="runs/results")
   parser.add_argument("--tiny", action="store_true")
-  args = parser.parse_args(argv)
+  args = experiments.parse_args(parser, argv)
   fractions = [float(f) for f in args.fractions.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
   out = experiments.results_dir(args.results, "few_samples")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> Path:
       for fraction in fractions:
         accs, per_class = [], 0
         for seed in seeds:
-          c = experiments.load_config(args.config, "tiny" if args.tiny else None)
+          c = experiments.script_config(args)
           c.model.name, c.features, c.seed, c.progress = model, features, seed, False
           c.data.train_subset = fraction
           per_class, classes = _per_class(c)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> Path:
                      "mean": float(np.mean(accs)), "std": float(np.std(accs)), "seeds": len(seeds)})
   _plot(rows, out / "few_samples.png")
   md = experiments.write_results(out, "few_samples", rows, COLUMNS, title="Test accuracy as the training set shrinks",
-                                 notes=f"Config {args.config}{':tiny' if args.tiny else ''}; ours. Figure: few_samples.png.")
+                                 notes=f"Config {experiments.config_label(args)}; ours. Figure: few_samples.png.")
   print(md.read_text())
   return out
 
@@ -96,4 +96,4 @@ def _per_class(config) -> tuple[int, int]:
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  main(sys.argv[1:])
+  experiments.script_main(main, sys.argv[1:])

@@ -45,15 +45,15 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--lowpass", type=float, default=1.0)
   parser.add_argument("--results", default="runs/results")
   parser.add_argument("--tiny", action="store_true")
-  args = parser.parse_args(argv)
+  args = experiments.parse_args(parser, argv)
   out = experiments.results_dir(args.results, "upsampling")
   rows = {kind: {"upsampler": kind.split("_", 1)[1]} for kind in KINDS}
   for tag, lowpass in (("", 0.0), ("lowpass_", args.lowpass)):
-    base = experiments.load_config(args.config, "tiny" if args.tiny else None)
+    base = experiments.script_config(args)
     base.data.synthetic.lowpass, base.progress = lowpass, False
     _spectra(base, out, f"{tag}spectra".strip("_"))
     for kind in KINDS:
-      c = experiments.load_config(args.config, "tiny" if args.tiny else None)
+      c = experiments.script_config(args)
       c.data.synthetic.lowpass, c.progress = lowpass, False
       c.data.classes = ("A_real", kind)
       m = experiments.run(c, out / "runs" / f"{tag}{kind}")
@@ -62,11 +62,11 @@ def main(argv: list[str] | None = None) -> Path:
       out, "upsampling", list(rows.values()), COLUMNS,
       title="Real vs each upsampler, log2 on log-DCT features (test split)",
       notes=f"Low-passed: every generated image blurred (Gaussian, sigma {args.lowpass} px) before saving. "
-            f"Config {args.config}{':tiny' if args.tiny else ''}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.")
+            f"Config {experiments.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.")
   print(md.read_text())
   return out
 
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  main(sys.argv[1:])
+  experiments.script_main(main, sys.argv[1:])

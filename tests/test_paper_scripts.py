@@ -26,7 +26,11 @@ def demo(monkeypatch):
 
 
 def test_binary_table(demo, tmp_path):
-  out = _script("paper_binary").main(["--tiny", f"--results={tmp_path}"])
+  # A config override in main's syntax reaches every run of the script and the results' notes.
+  out = _script("paper_binary").main(["--tiny", f"--results={tmp_path}", "--config.train.epochs=2"])
+  for features in ("pixel", "dct_log"):
+    assert json.loads((out / "runs" / features / "config.json").read_text())["train"]["epochs"] == 2
+  assert "configs/demo.py:tiny --config.train.epochs=2" in (out / "binary.md").read_text()
   rows = json.loads((out / "binary.json").read_text())
   assert [r["features"] for r in rows] == ["pixel", "dct_log"]
   for r in rows:
@@ -77,3 +81,32 @@ def test_attribution_table(demo, tmp_path):
   assert rows[-1]["accuracy"] == resnet["accuracy"] and all(r["parameters"] > 0 for r in rows[3:])
   assert rows[3]["parameters"] == 32 * 32 * 3 * 4 + 4  # log2 on :tiny's 32x32x3 inputs, 4 classes
   assert all(r.get("parameters") is None for r in rows[:3])  # no parameter count for the classic methods
+
+
+def test_config_overrides_are_parsed_as_main_parses_them(demo):
+  from freqforensics import experiments
+  from freqforensics.errors import UserError
+
+  c = experiments.load_config("configs/celeba_log2.py:pixel", "tiny",
+                              ["--config.data.split=(5, 3, 2)", "--config.train.epochs=4",
+                               "--config.data.prepared_dir=/data/celeba_prepared"])
+  assert c.features == "pixel" and c.data.synthetic.layout == "celeba"  # both config arguments applied
+  assert tuple(c.data.split) == (5, 3, 2) and c.train.epochs == 4 and c.data.prepared_dir == "/data/celeba_prepared"
+  with pytest.raises(UserError, match="train.lerning_rate"):
+    experiments.load_config("configs/demo.py", None, ["--config.train.lerning_rate=0.1"])
+  with pytest.raises(UserError, match="unknown config argument"):
+    experiments.load_config("configs/demo.py", "huge")
+
+
+def test_a_script_mistake_is_one_line_and_exit_code_2(demo):
+  import subprocess
+  import sys
+
+  bad_key = subprocess.run([sys.executable, "launch/paper_binary.py", "--tiny", "--config.train.lerning_rate=1"],
+                           capture_output=True, text=True, timeout=120)
+  bad_flag = subprocess.run([sys.executable, "launch/paper_binary.py", "--tiny", "--fast"],
+                            capture_output=True, text=True, timeout=120)
+  for r in (bad_key, bad_flag):
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+  assert bad_key.stderr.strip().count("\n") == 0 and bad_key.stderr.startswith("error: ")
+  assert "--config.KEY=VALUE" in bad_flag.stderr
