@@ -88,6 +88,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
   Every config the script loads (`script_config`) gets them, so the paper scripts run on real data
   with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`.
   """
+  parser.epilog = parser.epilog or ("Any --config.KEY=VALUE argument overrides that key in every config the script"
+                                   " runs, as on main's command line.")
   args, rest = parser.parse_known_args(argv)
   unknown = [a for a in rest if not a.startswith("--config.")]
   if unknown:

@@ -1,7 +1,7 @@
 r"""The paper's attribution table: every method on one multi-class data set, with wall time and size.
 
   python launch/paper_attribution.py [--config=configs/demo.py] [--resnet_epochs=8] [--pca_subset=1000] \
-      [--results=runs/results] [--tiny]
+      [--results=runs/results] [--tiny] [--config.KEY=VALUE ...]
 
 Methods: kNN, Eigenfaces and PRNU (grid search on val, then the best point on test;
 `configs/baselines.py` settings on the same prepared data), `log2` and `cnn` on pixels and on
@@ -9,6 +9,8 @@ log-DCT features, and `resnet` on log-DCT features (at most `--resnet_epochs` ep
 one resnet epoch over the benchmark takes over a minute). Writes `attribution.md` / `.json` (test
 accuracy, wall time, trainable parameters of the neural models) into a new folder under `--results`.
 `--tiny` is the smoke version (seconds per method).
+`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
 """
 
 from __future__ import annotations

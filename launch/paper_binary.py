@@ -1,11 +1,14 @@
 r"""The paper's binary table: real vs one generator (one sigmoid output), `log2` on pixels and log-DCT.
 
-  python launch/paper_binary.py [--config=configs/demo.py] [--fake=D_transposed] [--results=runs/results] [--tiny]
+  python launch/paper_binary.py [--config=configs/demo.py] [--fake=D_transposed] [--results=runs/results] [--tiny] \
+      [--config.KEY=VALUE ...]
 
 By default the synthetic benchmark, real crops (`A_real`) against one simulated generator; with
 `--config` any config (its `data.classes` are set to the real class and `--fake`). Writes
 `binary.md` / `binary.json` (accuracy, ROC-AUC, average precision, accuracy at 0.5, wall time,
 parameters) into a new folder under `--results`. `--tiny` is the smoke version (seconds).
+`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 r"""The few-sample curve: test accuracy as the training set shrinks, pixels against log-DCT features.
 
   python launch/paper_few_samples.py [--fractions=0.01,0.05,0.1,0.25,0.5,1] [--seeds=0,1] \
-      [--models=log2,cnn] [--config=configs/demo.py] [--results=runs/results] [--tiny]
+      [--models=log2,cnn] [--config=configs/demo.py] [--results=runs/results] [--tiny] [--config.KEY=VALUE ...]
 
 For each model, feature kind, fraction of the training split (class-balanced, `data.train_subset`,
 with its own feature statistics) and seed (the subset and the initialisation), trains on that part
 and tests on the whole test split. Writes `few_samples.md` / `.json` (mean and spread over seeds)
 and `few_samples.png` (accuracy against training images per class, one line per model and
 feature, the spread as a band) into a new folder under `--results`.
+`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
 """
 
 from __future__ import annotations

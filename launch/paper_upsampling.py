@@ -1,6 +1,6 @@
 r"""The upsampling ablation: which upsampler leaves which artifact, and what a low-pass filter does.
 
-  python launch/paper_upsampling.py [--lowpass=1.0] [--results=runs/results] [--tiny]
+  python launch/paper_upsampling.py [--lowpass=1.0] [--results=runs/results] [--tiny] [--config.KEY=VALUE ...]
 
 On the synthetic benchmark (real crops + three simulated GAN output stages that differ only in their
 upsampling: nearest neighbour, bilinear, transposed convolution):
@@ -10,6 +10,8 @@ upsampling: nearest neighbour, bilinear, transposed convolution):
 3. the same with every generated image blurred (Gaussian, sigma `--lowpass` pixels) before saving,
    the generator's output low-pass filtered: spectra and accuracies again.
 Writes `upsampling.md` / `.json` and the figures into a new folder under `--results`.
+`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
 """
 
 from __future__ import annotations
