@@ -82,14 +82,25 @@ def override(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_
   return values.config
 
 
+def script_parser(doc: str) -> argparse.ArgumentParser:
+  """A paper script's parser with the arguments `script_config` and `config_label` read:
+  `--config` (a config file, `path[:arg]`), `--results` (the folder of results folders) and `--tiny`."""
+  parser = argparse.ArgumentParser(
+      description=doc.splitlines()[0],
+      epilog="Any --config.KEY=VALUE argument overrides that key in every config the script runs, as on main's"
+             " command line.")
+  parser.add_argument("--config", default="configs/demo.py", help="config file, path[:arg]")
+  parser.add_argument("--results", default="runs/results", help="a new results folder is made under this one")
+  parser.add_argument("--tiny", action="store_true", help="the smoke version: the config's :tiny form")
+  return parser
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
   """A script's own arguments plus `--config.KEY=VALUE` overrides (main's syntax), kept in `overrides`.
 
   Every config the script loads (`script_config`) gets them, so the paper scripts run on real data
   with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`.
   """
-  parser.epilog = parser.epilog or ("Any --config.KEY=VALUE argument overrides that key in every config the script"
-                                   " runs, as on main's command line.")
   args, rest = parser.parse_known_args(argv)
   unknown = [a for a in rest if not a.startswith("--config.")]
   if unknown:

@@ -15,7 +15,6 @@ accuracy, wall time, trainable parameters of the neural models) into a new folde
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -52,12 +51,9 @@ def baseline_row(name: str, base, out: Path, pca_subset: int, tiny: bool = False
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/demo.py")
+  parser = experiments.script_parser(__doc__)
   parser.add_argument("--resnet_epochs", type=int, default=8)
   parser.add_argument("--pca_subset", type=int, default=1000)
-  parser.add_argument("--results", default="runs/results")
-  parser.add_argument("--tiny", action="store_true")
   args = experiments.parse_args(parser, argv)
   out = experiments.results_dir(args.results, "attribution")
   rows = [baseline_row(name, experiments.script_config(args), out, args.pca_subset, args.tiny)

@@ -13,7 +13,6 @@ parameters) into a new folder under `--results`. `--tiny` is the smoke version (
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,12 +24,9 @@ COLUMNS = [("features", "features", "s"), ("accuracy", "test accuracy", ".3f"), 
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/demo.py")
+  parser = experiments.script_parser(__doc__)
   parser.add_argument("--real", default="A_real")
   parser.add_argument("--fake", default="D_transposed")
-  parser.add_argument("--results", default="runs/results")
-  parser.add_argument("--tiny", action="store_true")
   args = experiments.parse_args(parser, argv)
   out = experiments.results_dir(args.results, "binary")
   rows = []

@@ -14,7 +14,6 @@ feature, the spread as a band) into a new folder under `--results`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -53,13 +52,10 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/demo.py")
+  parser = experiments.script_parser(__doc__)
   parser.add_argument("--fractions", default="0.01,0.05,0.1,0.25,0.5,1")
   parser.add_argument("--seeds", default="0,1")
   parser.add_argument("--models", default="log2,cnn")
-  parser.add_argument("--results", default="runs/results")
-  parser.add_argument("--tiny", action="store_true")
   args = experiments.parse_args(parser, argv)
   fractions = [float(f) for f in args.fractions.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]

@@ -16,7 +16,6 @@ Writes `upsampling.md` / `.json` and the figures into a new folder under `--resu
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -42,11 +41,8 @@ def _spectra(config, out: Path, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/demo.py")
+  parser = experiments.script_parser(__doc__)
   parser.add_argument("--lowpass", type=float, default=1.0)
-  parser.add_argument("--results", default="runs/results")
-  parser.add_argument("--tiny", action="store_true")
   args = experiments.parse_args(parser, argv)
   out = experiments.results_dir(args.results, "upsampling")
   rows = {kind: {"upsampler": kind.split("_", 1)[1]} for kind in KINDS}
