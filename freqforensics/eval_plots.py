@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from freqforensics import outputs  # noqa: E402
+
 
 def confusion_png(confusion: np.ndarray, label_names: tuple[str, ...], path: str | os.PathLike, title: str) -> None:
   """Row-normalised confusion matrix with the counts written in each cell."""
@@ -30,7 +32,7 @@ def confusion_png(confusion: np.ndarray, label_names: tuple[str, ...], path: str
   fig.colorbar(im, ax=ax, label="share of the true class")
   ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(Path(path), dpi=100)
+  outputs.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)
 
 
@@ -47,5 +49,5 @@ def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, fl
   ax.set_title(title)
   ax.legend(loc="lower right", fontsize="small")
   fig.tight_layout()
-  fig.savefig(Path(path), dpi=100)
+  outputs.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)

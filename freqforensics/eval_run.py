@@ -24,7 +24,8 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, distributed, evaluate, inference, sharding, steps
+from freqforensics import bundle, defaults, distributed, evaluate, inference, outputs, sharding, steps
+from freqforensics import workdir as wd
 from freqforensics.data import augment, dataset, images, pipeline, prepare
 from freqforensics.data.perturb import Perturbation
 from freqforensics.errors import UserError
@@ -52,12 +53,14 @@ class _Relabelled:
 
 
 def folder_dataset(b: bundle.Bundle, source_dir: str | Path, data_root: Path, *, num_threads: int = 0,
-                   progress: bool = True, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> prepare.PreparedDataset:
+                   progress: bool = True, max_pixels: int = images.DEFAULT_MAX_PIXELS,
+                   source_option: str = "--config.eval.source_dir") -> prepare.PreparedDataset:
   """Class folders prepared (all into `test`) with the bundle's image size, channels and crop."""
   options = prepare.PrepareOptions(image_size=b.info["image_size"], channels=b.info["channels"],
                                    split=(0.0, 0.0, 1.0), crop=b.info.get("crop", "center"), max_pixels=max_pixels,
                                    num_threads=num_threads)
-  return prepare.prepare(source_dir, data_root / "prepared", options, progress=progress, min_classes=1)
+  return prepare.prepare(source_dir, data_root / "prepared", options, progress=progress, min_classes=1,
+                         source_option=source_option)
 
 
 def relabelled_split(prepared: prepare.PreparedDataset, b: bundle.Bundle, split: str):
@@ -116,7 +119,17 @@ def bundle_evaluator(b: bundle.Bundle, *, num_devices: int, batch_size: int,
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, dict[str, Any]]:
   """Evaluates WORKDIR/bundle on the config's splits (or `eval.source_dir`); returns name -> metrics."""
   workdir = Path(workdir).expanduser()
+  defaults.validate(config)
   b = bundle.load(workdir / "bundle")
+  lock = outputs.DirLock(workdir, wd.LOCK).acquire("--workdir") if distributed.is_main_process() else None
+  try:
+    return _evaluate(config, workdir, b)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle) -> dict[str, dict[str, Any]]:
   run = bundle_evaluator(b, num_devices=steps.num_devices(config), batch_size=config.eval.batch_size,
                          progress=bool(config.progress))
   results = {}
@@ -126,6 +139,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> 
     if isinstance(source, augment.PerturbedSource):
       m["perturbation"] = dataclasses.asdict(source.perturbation)
     if distributed.is_main_process():
+      wd.register(workdir, *evaluate.metric_files(workdir / f"eval_{name}.json"))
       evaluate.write_metrics(workdir / f"eval_{name}.json", m)
     log.info("eval %s: accuracy %.4f on %d examples -> %s", name, m["accuracy"], m["num_examples"],
              workdir / f"eval_{name}.json")

@@ -9,7 +9,6 @@ bare index.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from freqforensics import eval_plots, losses, metrics, sharding
+from freqforensics import eval_plots, losses, metrics, outputs, sharding
 
 
 def batch_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array, num_labels: int) -> dict[str, jax.Array]:
@@ -91,9 +90,7 @@ def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: boo
   `eval_test.json` gets `eval_test_confusion.png` and `eval_test_roc.png`.
   """
   path = Path(path)
-  tmp = path.with_suffix(".tmp")
-  tmp.write_text(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2) + "\n")
-  os.replace(tmp, path)
+  outputs.write_json(path, {k: v for k, v in result.items() if not k.startswith("_")})
   if not plots:
     return
   names = tuple(result["label_names"])
@@ -107,6 +104,12 @@ def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: boo
     else:
       aucs = {k: v["roc_auc"] for k, v in result["one_vs_rest"]["per_class"].items()}
     eval_plots.roc_png(curves, aucs, path.with_name(path.stem + "_roc.png"), title)
+
+
+def metric_files(path: str | os.PathLike) -> list[Path]:
+  """The files `write_metrics(path, ...)` may write: the JSON and its two figures."""
+  path = Path(path)
+  return [path, path.with_name(path.stem + "_confusion.png"), path.with_name(path.stem + "_roc.png")]
 
 
 def format_summary(result: dict[str, Any]) -> str:

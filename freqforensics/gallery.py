@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from freqforensics import outputs
+
 
 def log_spectra(images: np.ndarray) -> np.ndarray:
   """`log(|DCT-II| + eps)` of uint8 images `(N, H, W, C)`, averaged over channels: `(N, H, W)` float64.
@@ -67,5 +69,5 @@ def image_grid(images: np.ndarray, titles: Sequence[str], path: str | os.PathLik
     fig.colorbar(im, ax=list(axes[1::2].ravel()), shrink=0.8, label="log |DCT|")
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=90)
+  outputs.save_figure(fig, path, dpi=90)
   return path

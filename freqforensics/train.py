@@ -27,7 +27,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, checkpointing, distributed, evaluate, models, sharding, spectral, steps
+from freqforensics import bundle, checkpointing, defaults, distributed, evaluate, models, sharding, spectral, steps
 from freqforensics import workdir as wd
 from freqforensics.data import augment, dataset, pipeline, records
 from freqforensics.data.perturb import Perturbation
@@ -69,15 +69,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   started = time.time()
   workdir = Path(workdir).expanduser()
   main = distributed.is_main_process()
-  kind = dataset.feature_kind(config)  # e.g. "dct_log", "wpt_log-haar-l3"; checked before anything is written
-  wd.check(config, workdir, overwrite, write=main)
+  # Everything a user can get wrong is checked before the work dir is touched (`workdir.Run`).
+  defaults.validate(config)
+  kind = dataset.feature_kind(config)  # e.g. "dct_log", "wpt_log-haar-l3"
+  augmentation = Perturbation.from_config(config.augment)
+  with wd.Run(config, workdir, overwrite, write=main) as run:  # refuses another config; locks the work dir
+    return _train(config, run, kind, augmentation, started)
+
+
+def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentation: Perturbation,
+           started: float) -> dict[str, Any]:
+  workdir, main = run.path, run.write
   progress = bool(config.progress) and main
   t = config.train
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   threads = config.data.num_threads or 2
-  augmentation = Perturbation.from_config(config.augment)  # checked before any work
 
   # --- Data and feature statistics (written by process 0, reused by the others).
   prepared = _synced(lambda: dataset.prepare_from_config(config, progress=progress), "prepared")
@@ -100,9 +108,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   if not len(val_src):
     raise UserError("the validation split is empty: early stopping needs one; give data.split a val part")
 
-  # --- Model, optimizer, checkpoints.
+  # --- Model, optimizer, checkpoints; the run starts (with --overwrite, the earlier run is replaced only now).
   feature_shape = spectral.feature_shape(kind, prepared.image_shape)
   graphdef, state, model = steps.create_state(config, feature_shape, len(labels), steps_per_epoch)
+  run.start()
   log.info("model %s (%s) on %s features, %d device(s) on %d process(es):\n%s", config.model.name,
            config.model.variant, kind, mesh.size, jax.process_count(), steps.parameter_overview(model))
   state = jax.device_put(state, sharding.replicated(mesh))
@@ -131,6 +140,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   def save_bundle(state):
     if main:
       best_model, _ = nnx.merge(graphdef, state)
+      wd.register(workdir, *bundle.files(workdir / "bundle", stats_path))
       bundle.save(workdir / "bundle", best_model, _bundle_info(config, prepared, labels, kind), stats_path)
 
   # --- Epochs, with early stopping on validation loss.
@@ -153,7 +163,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       if every and step % every == 0 and step < steps_per_epoch:  # mid-epoch checkpoint with the data position
         partial = _add(sums, device_sums)
         ckpt.save((epoch - 1) * steps_per_epoch + step, nnx.to_pure_dict(state),
-                  dict(record, step=step, sums=partial), None)
+                  dict(record, step=step, sums=partial), keep=[record["best_epoch"] * steps_per_epoch])
     bar.close()
     sums = _add(sums, device_sums)
     train_loss = sums["loss"] / sums["count"]
@@ -170,7 +180,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
            "samples_per_second": round((steps_per_epoch - start_step) * t.batch_size / (time.time() - epoch_start), 1)}
     # The row first, then the checkpoint: a crash in between leaves a row that resume truncates.
     metrics_log.write(row)
-    ckpt.save(epoch * steps_per_epoch, nnx.to_pure_dict(state), record, val["loss"])
+    # Kept: this checkpoint (resume) and the best epoch's, by the record inside it (so also after a restart).
+    ckpt.save(epoch * steps_per_epoch, nnx.to_pure_dict(state), record, keep=[record["best_epoch"] * steps_per_epoch])
     if record["best_epoch"] != previous_best:
       save_bundle(state)
     log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s%s", epoch, train_loss,
@@ -182,8 +193,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     best, _ = ckpt.restore(record["best_epoch"] * steps_per_epoch, nnx.to_pure_dict(state))
     state = _into(state, best)
     log.info("restored the best epoch %d (val loss %.4f)", record["best_epoch"], record["best_val_loss"])
-  if not t.restore_best:
-    save_bundle(state)
+  save_bundle(state)  # again: a run killed between a best epoch's checkpoint and its bundle resumes here
   ckpt.close()
   metrics_log.close()
   results = {}
@@ -193,6 +203,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       m.update(epoch=record["best_epoch"] if t.restore_best else record["epoch"], split=name,
                model=config.model.name, features=kind, dataset=str(prepared.path))
       if main:
+        wd.register(workdir, *evaluate.metric_files(workdir / f"{name}_metrics.json"))
         evaluate.write_metrics(workdir / f"{name}_metrics.json", m)
       results[name] = m
   log.info("finished in %.1f s", time.time() - started)
