@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 
 from freqforensics import cli, host_devices
@@ -144,25 +144,27 @@ def load(workdir: str | os.PathLike) -> Classifier:
 # --- Files and batches ----------------------------------------------------------------------------
 
 
-def collect_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
-  """Image files under `paths` (files as given, folders recursively and sorted) and ignored files.
+def collect_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
+  """Image files under `paths` and what was left out, with why: files as given, folders by the one
+  listing rule of every command (`images.LISTING_RULE`: recursive, sorted, hidden files skipped).
 
-  A file named explicitly is always tried, whatever its extension: the user asked for it. In folders,
-  files without an image extension are ignored (and returned, to be counted in the summary).
+  A file named explicitly is always tried, whatever its extension: the user asked for it.
   """
   files: list[Path] = []
-  ignored: list[Path] = []
+  skipped: list[tuple[Path, str]] = []
   for raw in paths:
     path = Path(raw).expanduser()
     if path.is_dir():
-      for p in sorted(path.rglob("*")):
-        if p.is_file():
-          (files if p.suffix.lower() in images.IMAGE_EXTENSIONS else ignored).append(p)
+      listing = images.list_files(path)
+      files += listing.files
+      skipped += listing.skipped
     elif path.is_file():
       files.append(path)
+    elif path.is_symlink():
+      raise UserError(f"{raw} is a broken link: give image files or folders of images")
     else:
       raise UserError(f"{raw} does not exist: give image files or folders of images")
-  return files, ignored
+  return files, skipped
 
 
 def decoded_batches(files: Sequence[Path], decode: Callable[[Path], np.ndarray | str], batch_size: int,
@@ -219,29 +221,63 @@ class _Writer:
     self._stream.write(json.dumps(record) + "\n")
 
 
-def _open_output(output: str | None, workdir: Path, fmt: str) -> tuple[IO[str], str]:
-  """The output stream and its name; never overwrites a file.
+class _Output:
+  """The output file, written under a temporary name and renamed into place when every row is in.
 
-  A named `--output` that exists is a usage error (the user may want that file); the default name
-  in the work dir gets a numbered suffix instead, so two runs in the same second both keep theirs.
+  A run that crashes (or is killed) leaves no half-written file under the name asked for, so the
+  same command runs again; the temporary file (`.<name>.partial`) is replaced by that rerun. A named
+  `--output` that exists is a usage error (results are never overwritten); the default name in the
+  work dir gets a numbered suffix instead, so two runs in the same second both keep theirs.
   """
-  if output == "-":
-    return sys.stdout, "stdout"
-  if output:
-    path = Path(output).expanduser()
-    if path.exists():
-      raise UserError(f"output file {path} exists: give another --output (results are never overwritten)")
-    if not path.parent.is_dir():
-      raise UserError(f"the folder of --output={path} does not exist")
-    return path.open("x", newline=""), str(path)
-  base = workdir / f"classify_{time.strftime('%Y%m%d-%H%M%S')}"
-  for n in range(1000):
-    path = base.with_name(base.name + (f"_{n}" if n else "") + f".{fmt}")
-    try:
-      return path.open("x", newline=""), str(path)  # "x": atomic, a file made meanwhile is never replaced
-    except FileExistsError:
-      continue
-  raise UserError(f"cannot find a free output name like {base}.{fmt}: give --output=FILE")
+
+  def __init__(self, output: str | None, workdir: Path, fmt: str):
+    self.stream: IO[str]
+    self.path: Path | None = None
+    if output == "-":
+      self.stream, self.name = sys.stdout, "stdout"
+      return
+    if output:
+      path = Path(output).expanduser()
+      if path.is_dir():
+        raise UserError(f"--output={path} is a folder: give a file name")
+      if path.exists():
+        raise UserError(f"output file {path} exists: give another --output (results are never overwritten)")
+      if not path.parent.is_dir():
+        raise UserError(f"the folder of --output={path} does not exist")
+      self.stream = self._partial(path).open("w", newline="")  # a partial file of a crashed run is replaced
+    else:
+      base = workdir / f"classify_{time.strftime('%Y%m%d-%H%M%S')}"
+      for n in range(1000):
+        path = base.with_name(base.name + (f"_{n}" if n else "") + f".{fmt}")
+        if path.exists():
+          continue
+        try:  # "x": the partial name is reserved atomically, so two runs never pick the same output
+          self.stream = self._partial(path).open("x", newline="")
+          break
+        except FileExistsError:
+          continue
+      else:
+        raise UserError(f"cannot find a free output name like {base}.{fmt}: give --output=FILE")
+      if (workdir / "config.json").is_file():
+        from freqforensics import workdir as wd  # pylint: disable=g-import-not-at-top
+
+        wd.register(workdir, path, self._partial(path))
+    self.path, self.name = path, str(path)
+
+  @staticmethod
+  def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+  def finish(self) -> None:
+    """Closes the file and gives it its name (refusing, as at the start, to replace a file made meanwhile)."""
+    if self.path is None:
+      self.stream.flush()
+      return
+    self.stream.close()
+    if self.path.exists():
+      raise UserError(f"output file {self.path} was created by something else while classifying; the results are in"
+                      f" {self._partial(self.path)}")
+    os.replace(self._partial(self.path), self.path)
 
 
 def format_summary(counts: collections.Counter, label_names: Sequence[str]) -> str:
@@ -301,7 +337,8 @@ class FilePredictions:
   paths: list[Path]  # classified files, in the order found
   probs: np.ndarray  # (len(paths), len(label_names))
   failed: list[tuple[Path, str]]  # files that could not be used, with the reason
-  ignored: list[Path]  # files in the folders without an image extension
+  ignored: list[Path]  # what the listing rule left out in the folders (`skipped` has the reasons)
+  skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
 
   @property
   def predicted(self) -> list[str]:
@@ -315,7 +352,7 @@ class FilePredictions:
 
 def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_size: int = 64) -> FilePredictions:
   """Classifies image files and folders (recursively, as the command line does) in memory."""
-  files, ignored = collect_files(paths)
+  files, skipped = collect_files(paths)
   done: list[Path] = []
   probs: list[np.ndarray] = []
   failed: list[tuple[Path, str]] = []
@@ -328,7 +365,7 @@ def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_siz
         probs.append(p)
   k = len(clf.label_names)
   return FilePredictions(clf.label_names, done, np.stack(probs) if probs else np.zeros((0, k), np.float32), failed,
-                         ignored)
+                         [p for p, _ in skipped], skipped)
 
 
 def classify_files(clf: Classifier, files: Sequence[Path], writer: _Writer, batch_size: int,
@@ -363,27 +400,21 @@ def main(argv: Sequence[str]) -> None:
     _fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
   workdir = Path(_FLAGS["workdir"].value).expanduser()
   absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
-  try:
-    bundle_dir = _bundle_dir(workdir)  # a missing work dir is reported before any file is listed
-    files, ignored = collect_files(paths)
-    if not files:
-      raise UserError(f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}")
-    clf = load(bundle_dir)
-    # Never into a bundle folder given directly: a retrain replaces that folder whole.
-    out_dir = bundle_dir.parent if bundle_dir == workdir else workdir
-    stream, where = _open_output(_FLAGS["output"].value, out_dir, fmt)
-  except UserError as e:
-    _fail(str(e))
+  bundle_dir = _bundle_dir(workdir)  # a missing work dir is reported before any file is listed
+  files, skipped = collect_files(paths)
+  if not files:
+    raise UserError(f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
+                    + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else ""))
+  clf = load(bundle_dir)
+  # Never into a bundle folder given directly: that folder holds only the bundle's files.
+  out_dir = bundle_dir.parent if bundle_dir == workdir else workdir
+  output = _Output(_FLAGS["output"].value, out_dir, fmt)
   start = time.perf_counter()
-  try:
-    counts, failed = classify_files(clf, files, _Writer(stream, fmt, clf.label_names), batch_size)
-  finally:
-    if stream is sys.stdout:
-      stream.flush()
-    else:
-      stream.close()
+  counts, failed = classify_files(clf, files, _Writer(output.stream, fmt, clf.label_names), batch_size)
+  output.finish()
+  where = output.name
   # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
-  out = sys.stderr if stream is sys.stdout else sys.stdout
+  out = sys.stderr if output.path is None else sys.stdout
   classified = sum(counts.values())
   seconds = time.perf_counter() - start
   print(f"\nclassified {classified} of {len(files)} image files in {seconds:.1f} s ({len(files) / seconds:.0f}"
@@ -391,8 +422,14 @@ def main(argv: Sequence[str]) -> None:
   print(format_summary(counts, clf.label_names), file=out)
   if failed:
     print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
-  if ignored:
-    print(f"ignored {len(ignored)} files without an image extension in the folders", file=out)
+  if skipped:
+    reasons = collections.Counter(reason for _, reason in skipped)
+    print(f"ignored {len(skipped)} files of the folders by the listing rule ("
+          + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")", file=out)
+    for path, reason in skipped[:20]:
+      print(f"  {path}: {reason}", file=out)
+    if len(skipped) > 20:
+      print(f"  ... and {len(skipped) - 20} more", file=out)
   print(f"results: {where}", file=out)
   sys.exit(1 if failed else 0)
 
@@ -400,7 +437,7 @@ def main(argv: Sequence[str]) -> None:
 def run() -> None:
   host_devices.use_all_cores()  # before JAX starts: batches split over one CPU device per core
   _define_flags()
-  app.run(main, flags_parser=_parse)
+  cli.run(main)
 
 
 if __name__ == "__main__":

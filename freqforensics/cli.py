@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import logging
+import re
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -24,15 +27,29 @@ def fail(message: str) -> NoReturn:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing that turns flag and config mistakes into one clear line and exit code 2."""
+  """absl flag parsing that turns flag and config mistakes into one clear line and exit code 2.
+
+  The config file is loaded (executed) while flags are parsed, so its mistakes land here too: a
+  syntax error, an exception it raises, an unknown `:argument`.
+  """
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    fail(f"{e} (see --helpfull)")
+    text = str(e)
+    if "Traceback (most recent call last)" in text:  # config_flags flattens the config file's traceback
+      raised = re.findall(r"(\w+(?:Error|Exception)): (.*?)(?= \(see --helpfull\)|$)", text)
+      flag = text.split(":", 1)[0].removeprefix("flag ")
+      detail = raised[-1][1] if raised else text.rsplit("Traceback", 1)[-1]
+      fail(f"cannot load {flag}: {detail}")
+    fail(f"{text} (see --helpfull)")
   except (AttributeError, KeyError) as e:
     fail(f"unknown config key: {config_key_error(e)}; check the spelling against the config file")
+  except SyntaxError as e:
+    fail(f"cannot load the config file {e.filename}: syntax error on line {e.lineno} ({e.msg}); fix the file")
   except (FileNotFoundError, ValueError, TypeError) as e:
     fail(f"bad --config: {e}")
+  except Exception as e:  # pylint: disable=broad-except  (a config file may raise anything while it loads)
+    fail(f"cannot load the --config file: it raised {type(e).__name__}: {e}")
 
 
 def config_key_error(e: Exception) -> str:
@@ -47,6 +64,46 @@ def config_key_error(e: Exception) -> str:
   return " ".join(f"{key}{'; ' + hint if hint else ''}".split())
 
 
+def _quiet_environment_faults(args: threading.ExceptHookArgs) -> None:
+  """A library's worker thread (orbax writes checkpoints in one) that dies of a full disk re-raises in
+  the main thread, which reports it in one line: its own traceback would only repeat it."""
+  from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+
+  if args.exc_value is None or outputs.environment_fault(args.exc_value) is None:
+    threading.__excepthook__(args)
+
+
+class _DropEnvironmentFaults(logging.Filter):
+  """Drops a library's log record of an exception that is an environment fault (orbax logs the full disk of
+  its writer thread with a traceback before the main thread re-raises it), for the same reason."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+
+    exc = record.exc_info[1] if record.exc_info else None
+    return exc is None or outputs.environment_fault(exc) is None
+
+
+def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
+  """`main` with the faults a user can fix turned into one line and exit code 2: a `UserError`, and
+  an environment fault (disk full, read-only or missing folder, permissions: `OSError`)."""
+  def run_main(argv: Sequence[str]) -> None:
+    threading.excepthook = _quiet_environment_faults
+    logging.getLogger("absl").addFilter(_DropEnvironmentFaults())
+    try:
+      main(argv)
+    except UserError as e:
+      fail(str(e))
+    except Exception as e:  # pylint: disable=broad-except  (re-raised unless it is an environment fault)
+      from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+
+      fault = outputs.environment_fault(e)
+      if fault is None:
+        raise
+      fail(outputs.describe_os_error(fault))
+  return run_main
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`absl.app.run(main)` with the one-line flag errors."""
-  app.run(main, flags_parser=parse_flags)
+  """`absl.app.run(main)` with the one-line flag, config, user and environment errors."""
+  app.run(guarded(main), flags_parser=parse_flags)

@@ -141,3 +141,77 @@ def shrink_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.batch_size = 16
   c.eval.batch_size = 32
   return c
+
+
+# Allowed ranges of the numeric fields: (lowest, highest, integer?); None = unbounded. Checked by
+# `validate` before a run writes anything, so a mistyped number ends in one line naming the field.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "seed": (0, None, True),
+    "num_devices": (0, None, True),
+    "num_processes": (0, None, True),
+    "process_id": (-1, None, True),
+    "feature_options.level": (1, 10, True),
+    "feature_options.bins": (1, None, True),
+    "data.image_size": (2, None, True),
+    "data.max_pixels": (1, None, True),
+    "data.channels": (1, 3, True),
+    "data.train_subset": (0, None, False),  # > 0, see the strict bounds below
+    "data.num_threads": (0, None, True),
+    "data.cache_gb": (0, None, False),
+    "data.synthetic.num_per_class": (1, None, True),
+    "data.synthetic.image_size": (8, None, True),
+    "data.synthetic.seed": (0, None, True),
+    "model.l1": (0, None, False),
+    "model.l2": (0, None, False),
+    "train.batch_size": (1, None, True),
+    "train.epochs": (1, None, True),
+    "train.learning_rate": (0, None, False),  # > 0
+    "train.warmup_epochs": (0, None, False),
+    "train.b1": (0, 1, False),  # [0, 1)
+    "train.b2": (0, 1, False),  # [0, 1)
+    "train.eps": (0, None, False),  # > 0
+    "train.patience": (0, None, True),
+    "train.min_delta": (0, None, False),
+    "train.checkpoint_every_steps": (0, None, True),
+    "eval.batch_size": (1, None, True),
+}
+# Fields whose bound is strict (the value may not equal it).
+_STRICT_LOW = {"data.train_subset", "train.learning_rate", "train.eps"}
+_STRICT_HIGH = {"train.b1", "train.b2"}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `UserError` naming the first numeric field outside its range (`RANGES`), with the range."""
+  from freqforensics.errors import UserError  # pylint: disable=g-import-not-at-top
+
+  for key, (low, high, integer) in RANGES.items():
+    node = config
+    for part in key.split("."):
+      node = node[part] if part in node else None
+      if node is None:
+        break
+    if node is None:
+      continue
+    value = node
+    kind = "an integer" if integer else "a number"
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value))
+    if not bad:
+      bad = ((low is not None and (value <= low if key in _STRICT_LOW else value < low))
+             or (high is not None and (value >= high if key in _STRICT_HIGH else value > high))
+             or value != value)  # NaN
+    if bad:
+      parts = []
+      if low is not None:
+        parts.append(f"{'>' if key in _STRICT_LOW else '>='} {low:g}")
+      if high is not None:
+        parts.append(f"{'<' if key in _STRICT_HIGH else '<='} {high:g}")
+      raise UserError(f"{key}={value!r} is out of range: give {kind} {' and '.join(parts)}"
+                      f" (--config.{key}=...)")
+  if config.data.channels not in (1, 3):
+    raise UserError(f"data.channels={config.data.channels!r}: give 3 (RGB) or 1 (grayscale)")
+  split = tuple(config.data.split)
+  if len(split) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 or s != s for s in split):
+    raise UserError(f"data.split={split!r}: give three non-negative numbers (train, val, test), e.g. (0.7, 0.1, 0.2)"
+                    " or (100000, 20000, 30000)")
+  if not split[0]:
+    raise UserError(f"data.split={split!r} has no training part: give the first number > 0")

@@ -3,6 +3,9 @@ r"""What a detector looks at: a linear model's weights over DCT frequencies; one
   python -m freqforensics.explain --workdir=WORKDIR [--out=PNG]                # weight map (log* models)
   python -m freqforensics.explain --workdir=WORKDIR --image=FILE [--out=PNG]   # any model
 
+An existing output file is refused; `--overwrite` replaces it only if freqforensics wrote it (a
+figure carries a mark saying so), and never the `--image` being read.
+
 The `log*` models are one dense layer on the flattened (H, W, C) feature, so the absolute weight of
 each input coefficient is a direct measure of how much that frequency moves each logit (inputs are
 standardised per coefficient, so weights of different coefficients are comparable). Frank et al.
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics import cli
+from freqforensics import cli, outputs
 from freqforensics.errors import UserError
 from freqforensics.models import linear
 
@@ -87,15 +90,32 @@ def plot_weight_map(weight_map: np.ndarray, label_names: Sequence[str], path: st
   fig.colorbar(im, ax=axes, shrink=0.85, label="|weight| (mean over channels)")
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
+  outputs.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
 
 
-def explain_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def output_path(out: str | os.PathLike | None, default: Path, *, overwrite: bool = False,
+                inputs: Sequence[str | os.PathLike] = ()) -> Path:
+  """The figure file to write: `out` or `default`; checked before any work (`outputs.check_new_output`).
+
+  An existing file is refused unless `overwrite` and freqforensics wrote it; an input is never replaced.
+  """
+  path = Path(out).expanduser() if out else default
+  if path.suffix.lower() not in FIGURE_SUFFIXES:
+    raise UserError(f"--out={path}: give a figure file ending in {', '.join(FIGURE_SUFFIXES)}")
+  return outputs.check_new_output(path, overwrite=overwrite, inputs=inputs)
+
+
+def explain_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                    overwrite: bool = False) -> Path:
   """Loads `WORKDIR/bundle` and writes its weight map (default `WORKDIR/weight_map.png`)."""
   from freqforensics import bundle as bundle_lib  # pylint: disable=g-import-not-at-top  (fast --help)
 
+  path = output_path(out, Path(workdir) / "weight_map.png", overwrite=overwrite)
   b = bundle_lib.load(Path(workdir) / "bundle")
   if not isinstance(b.model, linear.LinearClassifier):
     raise UserError(f"the model of {workdir} is {b.info.get('model')!r}: weight maps need a linear model"
@@ -105,7 +125,17 @@ def explain_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = 
     raise UserError(f"the model of {workdir} reads {b.info.get('features')} features of shape {shape}, not a 2-D"
                     " spectrum: weight maps need image-shaped features (dct_log, fft_log, wpt_log, ...)")
   wm = weight_map(b.model, shape)
-  return plot_weight_map(wm, b.label_names, out or Path(workdir) / "weight_map.png")
+  if not out:
+    _register(workdir, path)
+  return plot_weight_map(wm, b.label_names, path)
+
+
+def _register(workdir: str | os.PathLike, path: Path) -> None:
+  """A default output in a run's work dir is registered there (`--overwrite` of the run may remove it)."""
+  from freqforensics import workdir as wd  # pylint: disable=g-import-not-at-top
+
+  if (Path(workdir) / "config.json").is_file():
+    wd.register(workdir, path)
 
 
 def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
@@ -142,7 +172,7 @@ def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
 
 
 def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
-                     out: str | os.PathLike | None = None) -> Path:
+                     out: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
   """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
   model's probability for each class in the panel titles (channel-averaged, one colour scale).
   """
@@ -154,6 +184,8 @@ def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
 
   from freqforensics import classify, spectral  # pylint: disable=g-import-not-at-top
 
+  path = output_path(out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite,
+                     inputs=[image_path])
   clf = classify.load(workdir)
   dataset_dir = clf.bundle.info.get("dataset")
   if not dataset_dir or not Path(dataset_dir).is_dir():
@@ -174,8 +206,9 @@ def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
     ax.set_xlabel("horizontal frequency")
   axes[0][0].set_ylabel("vertical frequency")
   fig.colorbar(im, ax=list(axes[0]), label="log |DCT| (mean over channels)")
-  path = Path(out) if out else Path(workdir) / f"spectrum_{Path(image_path).stem}.png"
-  fig.savefig(path, dpi=100)
+  if not out:
+    _register(workdir, path)
+  outputs.save_figure(fig, path, dpi=100)
   plt.close(fig)
   return path
 
@@ -195,14 +228,13 @@ def main(argv: Sequence[str]) -> None:
     _fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
   if not flags.FLAGS.workdir:
     _fail("no work dir given: pass --workdir=DIR of a finished run (it holds bundle/)")
+  f = flags.FLAGS
   try:
-    if flags.FLAGS.image:
-      path = image_vs_classes(flags.FLAGS.image, flags.FLAGS.workdir, flags.FLAGS.out)
+    if f.image:
+      path = image_vs_classes(f.image, f.workdir, f.out, overwrite=f.overwrite)
     else:
-      path = explain_workdir(flags.FLAGS.workdir, flags.FLAGS.out)
-  except UserError as e:
-    _fail(str(e))
-  except (OSError, images.ImageDecodeError) as e:  # an unreadable --image
+      path = explain_workdir(f.workdir, f.out, overwrite=f.overwrite)
+  except images.ImageDecodeError as e:  # an unreadable --image
     _fail(f"{e}: give a readable image file")
   print(f"{'spectrum comparison' if flags.FLAGS.image else 'weight map'} written to {path}")
 
@@ -213,4 +245,5 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Work dir of a finished run (reads WORKDIR/bundle).")
   flags.DEFINE_string("out", None, "PNG to write (default WORKDIR/weight_map.png or WORKDIR/spectrum_<image>.png).")
   flags.DEFINE_string("image", None, "An image to show beside the mean spectra of the training classes.")
+  flags.DEFINE_bool("overwrite", False, "Replace an existing --out figure that freqforensics wrote (never another file).")
   cli.run(main)

@@ -9,7 +9,7 @@ tensorflow-datasets dataset in array_record format (`data.prepared_dir` of a con
 `--split` is per class: integers are counts (`100000,20000,30000`, the paper's), floats fractions
 of the usable images. Re-running the same command is a no-op; an interrupted one resumes; an OUT
 prepared from other files or options is refused unless `--overwrite`. Unusable files are skipped,
-counted per reason in the summary and listed in OUT/skipped_files.txt. Exit code 0 when the dataset
+counted per reason in the summary and listed in OUT/skipped_files.csv. Exit code 0 when the dataset
 is complete (skips included), 2 on usage errors.
 """
 
@@ -47,19 +47,19 @@ def summary(ds: prepare.PreparedDataset) -> str:
   reasons = m.get("skipped_by_reason") or {}
   if reasons:
     lines.append(f"skipped {sum(reasons.values()):,} files (" + ", ".join(f"{r}: {n}" for r, n in reasons.items())
-                 + f"), listed in {ds.path / 'skipped_files.txt'}")
+                 + f"), listed in {ds.path / prepare.REPORT}")
   return "\n".join(lines)
 
 
 def _define_flags() -> None:
   flags.DEFINE_string("source_dir", None, "Class-folder directory: one folder of images per class.")
   flags.DEFINE_string("out_dir", None, "Where the prepared dataset goes (a new or empty folder, or one to resume).")
-  flags.DEFINE_integer("image_size", 128, "Side of the square images stored.")
+  flags.DEFINE_integer("image_size", 128, "Side of the square images stored.", lower_bound=1)
   flags.DEFINE_enum("crop", "center", list(crops.CROPS), "How images are brought to size (see data/crops.py).")
   flags.DEFINE_enum("channels", "3", ["1", "3"], "3 = RGB, 1 = grayscale.")
   flags.DEFINE_string("split", "0.7,0.1,0.2", "Per class train,val,test: integers = counts, floats = fractions.")
-  flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS, "Skip images with more pixels, unread.")
-  flags.DEFINE_integer("num_workers", 0, "Parallel decoding workers; 0 = one per core.")
+  flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS, "Skip images with more pixels, unread.", lower_bound=1)
+  flags.DEFINE_integer("num_workers", 0, "Parallel decoding workers; 0 = one per core.", lower_bound=0)
   flags.DEFINE_bool("overwrite", False, "Replace an OUT prepared from other files or options.")
   flags.DEFINE_enum("runner", "local", ["local", "beam"], "Run the tasks here, or as Apache Beam pipelines.")
   flags.DEFINE_string("beam_args", "", "Beam pipeline options, e.g. '--runner=DataflowRunner ...'.")
@@ -76,14 +76,14 @@ def main(argv: Sequence[str]) -> None:
   try:
     options = prepare.PrepareOptions(
         image_size=f.image_size, channels=int(f.channels), split=parse_split(f.split), crop=f.crop,
-        max_pixels=f.max_pixels, num_threads=f.num_workers)
+        max_pixels=f.max_pixels, num_threads=f.num_workers, split_option="--split")
     runner = None
     if f.runner == "beam":
       from freqforensics.data import prepare_beam  # pylint: disable=g-import-not-at-top
 
       runner = prepare_beam.beam_runner(f.beam_args)
     ds = prepare.prepare_to(f.source_dir, f.out_dir, options, overwrite=f.overwrite,
-                            progress=f.progress, runner=runner)
+                            progress=f.progress, runner=runner, source_option="--source_dir")
   except UserError as e:
     cli.fail(str(e))
   print(summary(ds))

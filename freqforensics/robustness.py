@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from freqforensics import cli, host_devices
+from freqforensics import cli, host_devices, outputs
 from freqforensics.data.perturb import Perturbation, blur_kernel_for
 from freqforensics.errors import UserError
 
@@ -58,12 +58,6 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
   auc = m["binary"]["roc_auc"] if "binary" in m else m.get("one_vs_rest", {}).get("macro_roc_auc")
   return {"accuracy": m["accuracy"], "loss": m["loss"], "roc_auc": auc, "num_examples": m["num_examples"],
           "per_class_accuracy": m["per_class_accuracy"]}
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2) + "\n")
-  os.replace(tmp, path)
 
 
 def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str, num_examples: int) -> dict[str, Any]:
@@ -99,14 +93,14 @@ def run_report(evaluate_fn: Callable[[Any, str], dict[str, Any]], source, out_di
       raise UserError(f"{path} holds a report of other settings: use another --out_dir, or --overwrite to replace it")
   if report["clean"] is None:
     report["clean"] = summary(evaluate_fn(source, "clean"))
-    _write_json(path, report)
+    outputs.write_json(path, report)
   done = {(k, r["strength"]) for k, rows in report["results"].items() for r in rows}
   for i, (kind, value, perturbation) in enumerate(points):
     if (kind, value) in done:
       continue
     m = evaluate_fn(augment.perturbed_for_eval(source, perturbation, seed=seed), f"{kind} {value:g}")
     report["results"][kind].append({"strength": value, **summary(m)})
-    _write_json(path, report)
+    outputs.write_json(path, report)
     if progress:
       print(f"[{i + 1}/{len(points)}] {kind} {settings['parameters'][kind]} {value:g}: accuracy"
             f" {m['accuracy']:.4f}", flush=True)
@@ -141,7 +135,7 @@ def plot(reports: Mapping[str, dict[str, Any]], path: str | os.PathLike, *, styl
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(Path(path), dpi=90)
+  outputs.save_figure(fig, Path(path), dpi=90)
   plt.close(fig)
 
 
@@ -222,7 +216,8 @@ def main(argv: Sequence[str]) -> None:
     b = bundle.load(workdir / "bundle")
     if _FLAGS["source_dir"].value:
       root = dataset.data_root(ml_collections.ConfigDict({"data": {"data_dir": _FLAGS["data_dir"].value}}))
-      prepared = eval_run.folder_dataset(b, _FLAGS["source_dir"].value, root, progress=progress)
+      prepared = eval_run.folder_dataset(b, _FLAGS["source_dir"].value, root, progress=progress,
+                                         source_option="--source_dir")
       split, name = "test", "folder_" + Path(_FLAGS["source_dir"].value).resolve().name
     else:
       if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
@@ -236,6 +231,10 @@ def main(argv: Sequence[str]) -> None:
     devices = max(d for d in range(1, jax.device_count() + 1) if batch_size % d == 0)
     evaluate_fn = eval_run.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
     out_dir = Path(_FLAGS["out_dir"].value or workdir / f"robustness_{name}").expanduser()
+    if not _FLAGS["out_dir"].value and (workdir / "config.json").is_file():
+      from freqforensics import workdir as wd  # pylint: disable=g-import-not-at-top
+
+      wd.register(workdir, out_dir, tree=True)
     about = describe(b, workdir, prepared.path, split, len(source))
     report = run_report(evaluate_fn, source, out_dir, about, sweeps=sweeps, seed=_FLAGS["seed"].value,
                         overwrite=_FLAGS["overwrite"].value, progress=progress)

@@ -32,6 +32,7 @@ Everything goes to `spectra.npz` (arrays stacked over data sets in the order giv
 
 from __future__ import annotations
 
+import collections
 import datetime
 import functools
 import os
@@ -43,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from freqforensics import cli, spectral, stats
+from freqforensics import cli, outputs, spectral, stats
 from freqforensics.data import images, prepare
 from freqforensics.errors import UserError
 
@@ -57,18 +58,19 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
   root = Path(folder).expanduser()
   if not root.is_dir():
     raise UserError(f"image folder {root} does not exist: give folders of images (the first is the reference)")
-  files = [p for p in images.files_under(root) if p.suffix.lower() in images.IMAGE_EXTENSIONS]
+  files = list(images.list_files(root).files)
   if not files:
     raise UserError(f"image folder {root} holds no images ({', '.join(images.IMAGE_EXTENSIONS)})")
   return files
 
 
 def _batches(files: Sequence[Path], num: int, size: int, channels: int, batch_size: int,
-             skipped: list[int]) -> Iterator[np.ndarray]:
-  """Yields uint8 batches `(B, S, S, C)` of the first `num` decodable images; counts skips in `skipped[0]`.
+             skipped: list) -> Iterator[np.ndarray]:
+  """Yields uint8 batches `(B, S, S, C)` of the first `num` usable images; counts skips in `skipped[0]`
+  and their reasons in `skipped[1]` (a Counter, when given).
 
-  Undecodable files are skipped rather than fatal, so one truncated download does not end a run
-  over thousands of images; the caller reports how many were skipped.
+  Unusable files (undecodable, too small for the size) are skipped rather than fatal, so one
+  truncated download does not end a run over thousands of images; the caller reports the skips.
   """
   batch: list[np.ndarray] = []
   taken = 0
@@ -77,8 +79,10 @@ def _batches(files: Sequence[Path], num: int, size: int, channels: int, batch_si
       break
     try:
       batch.append(images.load_image(path, size, channels))
-    except images.ImageDecodeError:
+    except images.ImageDecodeError as e:
       skipped[0] += 1
+      if len(skipped) > 1:
+        skipped[1][e.reason] += 1
       continue
     taken += 1
     if len(batch) == batch_size:
@@ -161,7 +165,7 @@ def _datasets(args: Sequence[str | os.PathLike], num: int, size: int, channels: 
   for arg in args:
     found = prepared_split(arg)
     if found is None:
-      skipped = [0]
+      skipped = [0, collections.Counter()]
       out.append((next(names), str(arg), _batches(list_images(arg), num, size, channels, batch_size, skipped),
                   skipped))
       continue
@@ -217,7 +221,9 @@ def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], siz
     power_sum += power_spectrum(batch).sum(axis=0)
     count += batch.shape[0]
   if count == 0:
-    raise UserError(f"no image in {source} could be decoded ({skipped[0]} tried)")
+    reasons = ", ".join(f"{r}: {n}" for r, n in sorted(skipped[1].items())) if len(skipped) > 1 else ""
+    raise UserError(f"no image in {source} could be used at --size={size} ({skipped[0]} tried"
+                    f"{'; ' + reasons if reasons else ''}): give images of at least that size, or a smaller --size")
   return {
       "count": count,
       "skipped": skipped[0],
@@ -339,7 +345,7 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   def save(fig, stem: str) -> None:
     for ext in ("png", "pdf") if pdf else ("png",):
       path = out / f"{stem}.{ext}"
-      fig.savefig(path, dpi=110)
+      outputs.save_figure(fig, path, dpi=110)
       written.append(path)
     plt.close(fig)
 
@@ -419,11 +425,12 @@ def run_spectra(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike
                 channels: int, batch_size: int = 64, pdf: bool = False, wavelet: str = "haar", level: int = 0,
                 bins: int = 0) -> tuple[Path, list[Path]]:
   """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
+  outputs.check_separate(out_dir, [prepared_split(f)[0] if prepared_split(f) else f for f in folders])
   result = compute(folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet,
                    level=level, bins=bins)
   out = fresh_out_dir(out_dir)
   npz = out / "spectra.npz"
-  np.savez(npz, **result)
+  outputs.write_with(npz, lambda p: np.savez(p, **result))
   return out, [npz, *write_figures(result, out, pdf=pdf)]
 
 
@@ -441,15 +448,12 @@ def main(argv: Sequence[str]) -> None:
     _fail("no output folder given: pass --out_dir=DIR")
   if len(argv) < 2:
     _fail("no image folders given: pass one or more folders after the options (the first is the reference)")
-  try:
-    out, files = run_spectra(argv[1:], f.out_dir, num=f.num, size=f.size, channels=1 if f.grayscale else 3,
-                             batch_size=f.batch_size, pdf=f.pdf, wavelet=f.wavelet, level=f.level, bins=f.bins)
-  except UserError as e:
-    _fail(str(e))
+  out, files = run_spectra(argv[1:], f.out_dir, num=f.num, size=f.size, channels=1 if f.grayscale else 3,
+                           batch_size=f.batch_size, pdf=f.pdf, wavelet=f.wavelet, level=f.level, bins=f.bins)
   print(f"spectra of {len(argv) - 1} data sets written to {out}:")
   with np.load(out / "spectra.npz", allow_pickle=False) as r:
     for name, count, skipped in zip(r["names"], r["count"], r["skipped"]):
-      note = f" ({skipped} undecodable files skipped)" if skipped else ""
+      note = f" ({skipped} unusable files skipped: unreadable, or smaller than --size)" if skipped else ""
       print(f"  {name}: {count} images{note}")
   for path in files:
     print(f"  {path}")

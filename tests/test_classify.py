@@ -140,14 +140,15 @@ def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
 def test_default_output_is_never_overwritten(workdir, tmp_path):
   _good_images(tmp_path / "in")
   before = set(workdir.glob("classify_*.csv"))
-  stream, first = classify._open_output(None, workdir, "csv")
-  stream.write("keep me")
-  stream.close()
-  stream, second = classify._open_output(None, workdir, "csv")
-  stream.close()
+  out = classify._Output(None, workdir, "csv")
+  out.stream.write("keep me")
+  other = classify._Output(None, workdir, "csv")  # opened while the first is still being written
+  out.finish()
+  other.finish()
+  first, second = out.name, other.name
   assert first != second and Path(first).read_text() == "keep me"
   with pytest.raises(UserError, match="exists"):
-    classify._open_output(first, workdir, "csv")
+    classify._Output(first, workdir, "csv")
   r = _run(f"--workdir={workdir}", str(tmp_path / "in"), cwd=tmp_path)
   assert r.returncode == 0, r.stderr[-2000:]
   new = set(workdir.glob("classify_*.csv")) - before - {Path(first), Path(second)}

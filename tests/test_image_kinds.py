@@ -98,7 +98,7 @@ def test_bad_files_are_skipped_per_reason_and_reported(tmp_path):
   assert ds.num_examples == {"train": 4, "val": 2, "test": 2}
   assert ds.metadata["skipped_by_reason"] == {"empty file": 1, "not an image": 2, "pixel limit": 1,
                                               "too small": 1, "truncated": 1}
-  report = dict(line.split("\t", 1) for line in (ds.path / "skipped_files.txt").read_text().splitlines())
+  report = {row["path"]: f"{row['reason']}: {row['message']}" for row in prepare.read_report(ds.path)}
   assert set(report) == {f"B_gan/{n}" for n in ("empty.png", "text.png", "truncated.png", "small.png", "huge.png",
                                                 "notes.txt")}
   assert report["B_gan/huge.png"].startswith("pixel limit: 40x40 pixels, above the limit of 1,000")

@@ -84,16 +84,15 @@ def test_unreadable_and_truncated_images_are_skipped_counted_listed_and_replaced
   assert got == [f"A_real/img_{i:04d}.png" for i in (1, 2, 3, 4)] + [f"B_gan/img_{i:04d}.png" for i in (0, 2, 3, 4)]
   assert ds.metadata["skipped"] == 3
   assert ds.metadata["skipped_by_reason"] == {"not an image": 2, "truncated": 1}
-  report = (ds.path / "skipped_files.txt").read_text().splitlines()
-  assert sorted(line.split("\t")[0] for line in report) == ["A_real/img_0000.png", "B_gan/img_0001.png",
-                                                             "B_gan/notes.txt"]
+  report = prepare.read_report(ds.path)
+  assert sorted(row["path"] for row in report) == ["A_real/img_0000.png", "B_gan/img_0001.png", "B_gan/notes.txt"]
 
 
 def test_a_class_short_of_usable_images_names_itself_and_both_numbers(make_folders, tmp_path):
   src = make_folders({"A_real": 6, "B_gan": 6})
   (src / "B_gan" / "img_0003.png").write_bytes(b"")
   with pytest.raises(UserError, match=r"class B_gan has 5 usable images \(1 of its 6 files skipped, listed in .*"
-                     r"skipped_files.txt\), fewer than the requested split 4\+1\+1=6") as e:
+                     r"skipped_files.csv\), fewer than the requested split 4\+1\+1=6") as e:
     prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert "\n" not in str(e.value)
 

@@ -126,6 +126,7 @@ def test_grayscale_end_to_end_from_folders_to_classify(tmp_path):
               "--split=16,4,4").returncode == 0
   c = tiny_folder_config(src, tmp_path / "data", epochs=1)
   c.data.source_dir, c.data.prepared_dir = "", str(out)  # train on the dataset the command prepared
+  c.data.channels = 1  # as prepared (a mismatch is refused)
   metrics = train.train_and_evaluate(c, tmp_path / "wd")  # the release crashed here on grayscale
   assert metrics["label_names"] == ["A_real", "B_gan"] and sum(map(sum, metrics["confusion_matrix"])) == 8
   clf = classify.load(tmp_path / "wd")

@@ -70,7 +70,15 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
   """
   d = config.data
   if d.prepared_dir:
-    return prepare.open_prepared(d.prepared_dir)
+    prepared = prepare.open_prepared(d.prepared_dir)
+    h, _, c = prepared.image_shape
+    fix = [f"--config.data.{k}={v}" for k, v, want in (("image_size", h, d.image_size), ("channels", c, d.channels))
+           if v != want]
+    if fix:
+      raise UserError(f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images, but the config says"
+                      f" data.image_size={d.image_size}, data.channels={d.channels}: pass {' '.join(fix)}, or prepare"
+                      " the data as the config says")
+    return prepared
   options = prepare.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
                                    crop=d.crop, max_pixels=d.max_pixels, num_threads=d.num_threads)
   return prepare.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,

@@ -9,8 +9,10 @@ anti-aliased filter (or by another rule of `crops`); nothing is ever re-encoded 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +37,37 @@ class ImageDecodeError(Exception):
     self.reason = reason
 
 
+LISTING_RULE = """Which files a command reads below a folder (prepare, main, classify, spectra, perturb alike):
+every file in the folder and its sub-folders, in sorted order, whose extension is an image
+extension; symbolic links to files count as the files they point to. Skipped, counted per reason
+and listed: hidden files and folders (names starting with '.', such as macOS's `._photo.jpg`
+resource forks and `.DS_Store`), files without an image extension, links that lead nowhere
+(broken, or a loop), links to folders (not followed, so a listing never loops) and folders that
+cannot be read. In a class-folder directory, files beside the class folders belong to no class and
+are not read. An image file named explicitly on a command line is always tried."""
+
+
+# Why the listing rule leaves a path out: the reason (a short category, counted in summaries) -> what it means.
+SKIP_REASONS: dict[str, str] = {
+    "hidden": "a hidden file or folder (its name starts with '.')",
+    "not an image": f"not an image file: its extension is not one of {', '.join(IMAGE_EXTENSIONS)}",
+    "broken link": "a symbolic link to nothing",
+    "link loop": "a symbolic link loop",
+    "link to a folder": "a symbolic link to a folder (not followed)",
+    "not a regular file": "not a regular file (a device, socket or pipe)",
+    "unreadable folder": "a folder that cannot be read (permissions)",
+    "unreadable": "cannot be read (permissions)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+  """The files below a folder by the one listing rule (`LISTING_RULE`): images, and the rest with why."""
+
+  files: tuple[Path, ...]  # image files, sorted
+  skipped: tuple[tuple[Path, str], ...]  # (path, reason) of everything else, sorted by path
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassFolders:
   """The files of a class-folder source: sorted class names and, per class, sorted image paths."""
@@ -42,29 +75,63 @@ class ClassFolders:
   root: Path
   class_names: tuple[str, ...]
   files: dict[str, tuple[Path, ...]]
-  ignored: tuple[Path, ...]  # files without an image extension, reported, never silently dropped
+  skipped: tuple[tuple[Path, str], ...]  # (path, reason) of what was not used, reported, never silently dropped
+
+
+def _walk(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+  """(regular files, skipped (path, reason)) below `folder`, in one `os.scandir` walk."""
+  files: list[str] = []
+  skipped: list[tuple[str, str]] = []
+  stack = [os.fspath(folder)]
+  while stack:
+    top = stack.pop()
+    try:
+      entries = list(os.scandir(top))
+    except OSError:
+      skipped.append((top, "unreadable folder"))
+      continue
+    for entry in entries:
+      if entry.name.startswith("."):
+        skipped.append((entry.path, "hidden"))
+        continue
+      try:
+        if entry.is_dir(follow_symlinks=False):
+          stack.append(entry.path)
+        elif entry.is_symlink():
+          target = os.stat(entry.path)  # raises for a broken link or a loop
+          if os.path.isdir(entry.path) and not os.path.isfile(entry.path):
+            skipped.append((entry.path, "link to a folder"))
+          elif stat.S_ISREG(target.st_mode):
+            files.append(entry.path)
+          else:
+            skipped.append((entry.path, "not a regular file"))
+        elif entry.is_file(follow_symlinks=False):
+          files.append(entry.path)
+        else:
+          skipped.append((entry.path, "not a regular file"))
+      except OSError as e:
+        reason = "link loop" if e.errno == errno.ELOOP else ("broken link" if e.errno == errno.ENOENT else "unreadable")
+        skipped.append((entry.path, reason))
+  return files, skipped
 
 
 def files_under(folder: Path) -> list[Path]:
-  """The files below `folder`, recursive and sorted; hidden files and folders (`.name`) are skipped.
+  """The regular files below `folder` by the listing rule (any extension), sorted; see `list_files`."""
+  return sorted(map(Path, _walk(Path(folder))[0]))
 
-  As `sorted(folder.rglob("*"))` filtered by `is_file()` and hidden parts, in one `os.scandir` walk:
-  symlinked folders are not entered, symlinks to files count as files. Listing large data sets is
-  a start-up cost of every run (the prepared cache checks its sources), so it avoids per-path
-  `pathlib` work.
+
+def list_files(folder: str | os.PathLike) -> Listing:
+  """The image files below `folder` by `LISTING_RULE`, and everything skipped with its reason.
+
+  One `os.scandir` walk (listing large data sets is a start-up cost of every run, since the
+  prepared cache checks its sources), without per-path `pathlib` work.
   """
-  out: list[str] = []
-  stack = [os.fspath(folder)]
-  while stack:
-    with os.scandir(stack.pop()) as entries:
-      for entry in entries:
-        if entry.name.startswith("."):
-          continue
-        if entry.is_dir(follow_symlinks=False):
-          stack.append(entry.path)
-        elif entry.is_file():
-          out.append(entry.path)
-  return sorted(map(Path, out))
+  files, skipped = _walk(Path(folder))
+  images, other = [], []
+  for f in files:
+    (images if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS else other).append(f)
+  skipped += [(f, "not an image") for f in other]
+  return Listing(tuple(sorted(map(Path, images))), tuple(sorted((Path(p), r) for p, r in skipped)))
 
 
 def relative_name(path: Path, root: Path) -> str:
@@ -76,24 +143,30 @@ def relative_name(path: Path, root: Path) -> str:
   return str(path.relative_to(root))
 
 
-def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2,
-                       classes: Sequence[str] = ()) -> ClassFolders:
-  """Lists the classes (sorted folder names) and their image files (sorted, recursive).
+def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2, classes: Sequence[str] = (),
+                       option: str = "--config.data.source_dir") -> ClassFolders:
+  """Lists the classes (sorted folder names) and their image files (`list_files`, the listing rule).
 
   `classes` keeps only these class folders (e.g. a binary real-vs-one-generator data set from a
-  multi-class directory); empty keeps all.
+  multi-class directory); empty keeps all. `option` is how the calling command names the folder in
+  its messages (`--source_dir` for prepare).
 
   Raises `UserError` for a missing or empty directory, fewer than `min_classes` classes (training
   needs two; evaluating a model on one class folder is fine), or a class folder without images.
   """
   root = Path(source_dir).expanduser()
   if not str(source_dir):
-    raise UserError("no source directory given: set --config.data.source_dir=DIR (one folder per class)")
+    raise UserError(f"no source directory given: set {option}=DIR (one folder per class)")
   if not root.is_dir():
-    raise UserError(
-        f"source directory {root} does not exist: set --config.data.source_dir to a folder holding one"
-        " folder of images per class")
-  class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    what = "is a file" if root.exists() else "does not exist"
+    raise UserError(f"source directory {root} {what}: set {option} to a folder holding one folder of images per"
+                    " class")
+  try:
+    children = sorted(root.iterdir())
+  except OSError as e:
+    raise UserError(f"source directory {root} cannot be read ({e.strerror or e}): give a readable folder") from None
+  # Files beside the class folders belong to no class (a benchmark's marker, a README): not data, not listed.
+  class_dirs = [p for p in children if p.is_dir() and not p.name.startswith(".")]
   if classes:
     missing = sorted(set(classes) - {p.name for p in class_dirs})
     if missing:
@@ -109,20 +182,16 @@ def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2,
         f"source directory {root} holds only one class folder ({class_dirs[0].name}): a detector needs"
         " at least two classes (real and one generator)")
   files: dict[str, tuple[Path, ...]] = {}
-  ignored: list[Path] = []
+  skipped: list[tuple[Path, str]] = []
   for class_dir in class_dirs:
-    images = []
-    for path in files_under(class_dir):
-      if path.suffix.lower() in IMAGE_EXTENSIONS:
-        images.append(path)
-      else:
-        ignored.append(path)
-    if not images:
+    listing = list_files(class_dir)
+    skipped += listing.skipped
+    if not listing.files:
       raise UserError(
           f"class folder {class_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)}): add images or"
           " remove the folder")
-    files[class_dir.name] = tuple(images)
-  return ClassFolders(root, tuple(d.name for d in class_dirs), files, tuple(ignored))
+    files[class_dir.name] = listing.files
+  return ClassFolders(root, tuple(d.name for d in class_dirs), files, tuple(skipped))
 
 
 def to_uint8(image: Image.Image, channels: int) -> Image.Image:

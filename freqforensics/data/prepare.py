@@ -17,7 +17,7 @@ and grain read with random access.
 
 Files that cannot become model inputs (empty, not an image, truncated, above the pixel limit,
 smaller than the crop window, wrong size for crop `none`) are skipped, counted per reason and listed
-in `skipped_files.txt`. A dataset directory records the fingerprint of its inputs: a re-run with the
+in `skipped_files.csv`. A dataset directory records the fingerprint of its inputs: a re-run with the
 same files and arguments is a no-op, and a directory prepared from other inputs is never
 overwritten without `overwrite=True`.
 """
@@ -26,19 +26,25 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from freqforensics import outputs
 from freqforensics.data import crops, images, records, shards
 from freqforensics.errors import UserError
 
@@ -69,6 +75,7 @@ class PrepareOptions:
   max_pixels: int = images.DEFAULT_MAX_PIXELS  # larger images are refused unread
   num_threads: int = 0  # parallel workers; 0 = one per core
   parallel: str = "auto"  # auto | process | thread
+  split_option: str = "data.split"  # how the calling command names the split in its messages (--split for prepare)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,31 +109,31 @@ class PreparedDataset:
     return range(start, start + sizes[label])
 
 
-def split_counts(n: int, split: Sequence[float], class_name: str) -> tuple[int, int, int]:
+def split_counts(n: int, split: Sequence[float], class_name: str, option: str = "data.split") -> tuple[int, int, int]:
   """Per-class (train, val, test) sizes: integers are counts, floats are fractions of the class.
 
   `(100, 20, 30)` takes 100/20/30 images of each class; `(0.7, 0.1, 0.2)` takes 70%/10%/20%
   (fractions that sum to 1 give the rounding remainder to test, so every file is used). Raises
-  `UserError` when a class has fewer images than requested.
+  `UserError` when a class has fewer images than requested; messages name the split as `option`.
   """
   if len(split) != 3 or any(s < 0 for s in split):
-    raise UserError(f"data.split must be three non-negative numbers (train, val, test), got {tuple(split)}")
+    raise UserError(f"{option} must be three non-negative numbers (train, val, test), got {tuple(split)}")
   if any(isinstance(s, float) for s in split):  # fractions
     if sum(split) > 1 + 1e-9:
-      raise UserError(f"data.split fractions {tuple(split)} sum to more than 1: lower them (or give integer counts)")
+      raise UserError(f"{option} fractions {tuple(split)} sum to more than 1: lower them (or give integer counts)")
     n_train, n_val = int(n * split[0]), int(n * split[1])
     n_test = n - n_train - n_val if abs(sum(split) - 1) < 1e-9 else int(n * split[2])
     counts = (n_train, n_val, n_test)
     if any(c == 0 and s > 0 for c, s in zip(counts, split)):
       raise UserError(
           f"class {class_name} has {n} images: too few for split fractions {tuple(split)} (a split"
-          " would be empty); add images or use larger fractions")
+          f" would be empty); add images or give larger fractions ({option})")
     return counts
   counts = (int(split[0]), int(split[1]), int(split[2]))
   if sum(counts) > n:
     raise UserError(
         f"class {class_name} has {n} images, fewer than the requested split"
-        f" {counts[0]}+{counts[1]}+{counts[2]}={sum(counts)}: lower data.split or add images")
+        f" {counts[0]}+{counts[1]}+{counts[2]}={sum(counts)}: lower {option} or add images")
   return counts
 
 
@@ -160,9 +167,11 @@ def chunk_files(options: PrepareOptions) -> int:
   return int(np.clip(_CHUNK_BYTES // _image_bytes(options), *_CHUNK_FILES))
 
 
-def planned(n_files: int, split: Sequence[float]) -> tuple[int, int, int]:
+def planned(n_files: int, split: Sequence[float], class_name: str, option: str = "data.split") -> tuple[int, int, int]:
   """A class's split sizes if every file is usable: the counts, or the fractions of its files."""
-  return split_counts(n_files, split, "") if not is_counts(split) else tuple(int(x) for x in split)  # type: ignore
+  if is_counts(split):
+    return tuple(int(x) for x in split)  # type: ignore[return-value]
+  return split_counts(n_files, split, class_name, option)
 
 
 def chunk_bounds(n_files: int, plan: Sequence[int], k: int) -> list[tuple[int, int]]:
@@ -195,7 +204,8 @@ def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOp
   """
   k = chunk_files(options)
   done: dict[int, list[tuple[shards.ChunkTask, dict]]] = {label: [] for label in range(len(folders.class_names))}
-  bounds = {label: chunk_bounds(len(folders.files[name]), planned(len(folders.files[name]), options.split), k)
+  bounds = {label: chunk_bounds(len(folders.files[name]), planned(len(folders.files[name]), options.split, name,
+                                                                  options.split_option), k)
             for label, name in enumerate(folders.class_names)}
   want = {label: _needed(len(folders.files[name]), options.split) for label, name in enumerate(folders.class_names)}
   while True:
@@ -213,14 +223,14 @@ def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOp
 
 
 def class_requests(usable: int, split: Sequence[float], class_name: str, n_files: int, n_skipped: int,
-                   report: Path) -> tuple[int, int, int]:
+                   report: Path, option: str = "data.split") -> tuple[int, int, int]:
   """Per-class (train, val, test) sizes from its usable images; a shortfall names the class and numbers."""
   if is_counts(split) and usable < sum(split):
     raise UserError(
         f"class {class_name} has {usable} usable images ({n_skipped} of its {n_files} files skipped, listed in"
         f" {report}), fewer than the requested split {'+'.join(str(int(x)) for x in split)}={int(sum(split))}:"
-        " lower data.split or add images")
-  return split_counts(usable, split, class_name)
+        f" lower {option} or add images")
+  return split_counts(usable, split, class_name, option)
 
 
 def assign_records(counts: Sequence[int], requests: Sequence[int]) -> list[list[tuple[int, int, int]]]:
@@ -243,21 +253,34 @@ def assign_records(counts: Sequence[int], requests: Sequence[int]) -> list[list[
   return out
 
 
-def _write_report(path: Path, folders: images.ClassFolders, skipped: Sequence[Sequence[str]]) -> Path:
-  lines = [f"{rel}\t{reason}: {message}" for rel, reason, message in skipped]
-  lines += [f"{p.relative_to(folders.root)}\tnot an image file: its extension is not one of"
-            f" {', '.join(images.IMAGE_EXTENSIONS)}" for p in folders.ignored]
-  report = path / "skipped_files.txt"
-  report.write_text("".join(line + "\n" for line in lines))
-  return report
+REPORT = "skipped_files.csv"
 
 
-def skip_reasons(skipped: Sequence[Sequence[str]], ignored: int = 0) -> dict[str, int]:
-  """Skipped files counted per reason (`ignored` files without an image extension count as `not an image`)."""
-  counter = collections.Counter(reason for _, reason, _ in skipped)
-  if ignored:
-    counter["not an image"] += ignored
-  return dict(sorted(counter.items()))
+def listing_skips(folders: images.ClassFolders) -> list[list[str]]:
+  """`[relative path, reason, message]` of the files the listing rule left out (`images.LISTING_RULE`)."""
+  return [[os.path.relpath(p, folders.root), reason, images.SKIP_REASONS.get(reason, reason)]
+          for p, reason in folders.skipped]
+
+
+def _write_report(path: Path, skipped: Sequence[Sequence[str]]) -> Path:
+  """`skipped_files.csv`: one row per file not used (`path,reason,message`), quoted as CSV, so any file
+  name (commas, tabs, newlines) reads back exactly."""
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(["path", "reason", "message"])
+  writer.writerows(skipped)
+  return outputs.write_text(path / REPORT, buf.getvalue())
+
+
+def read_report(path: str | os.PathLike) -> list[dict[str, str]]:
+  """The rows of a dataset's `skipped_files.csv` (`path`, `reason`, `message`)."""
+  with open(Path(path) / REPORT, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def skip_reasons(skipped: Sequence[Sequence[str]]) -> dict[str, int]:
+  """Skipped files counted per reason."""
+  return dict(sorted(collections.Counter(reason for _, reason, _ in skipped).items()))
 
 
 def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOptions, fp: str, run: Runner,
@@ -268,8 +291,8 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
   total = sum(_needed(len(folders.files[n]), options.split) for n in folders.class_names)
   with tqdm(total=total, desc="decode", unit="img", disable=not progress, smoothing=0.1) as bar:
     decoded = _decode_classes(path, folders, options, run, bar)
-  skipped = [x for label in sorted(decoded) for _, r in decoded[label] for x in r["skipped"]]
-  report = _write_report(path, folders, skipped)
+  skipped = [x for label in sorted(decoded) for _, r in decoded[label] for x in r["skipped"]] + listing_skips(folders)
+  report = _write_report(path, skipped)
   per_split: dict[str, list[tuple[str, int, int]]] = {s: [] for s in SPLITS}
   per_class: dict[str, dict[str, int]] = {}
   content = hashlib.sha256()
@@ -277,7 +300,7 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
     chunks = decoded[label]
     counts = [r["count"] for _, r in chunks]
     requests = class_requests(sum(counts), options.split, name, len(folders.files[name]),
-                              sum(len(r["skipped"]) for _, r in chunks), report)
+                              sum(len(r["skipped"]) for _, r in chunks), report, options.split_option)
     per_class[name] = dict(zip(SPLITS, requests))
     for s, ranges in zip(SPLITS, assign_records(counts, requests)):
       for j, start, stop in ranges:
@@ -300,7 +323,7 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
         name=s, shard_lengths=lengths, num_bytes=sum((path / n).stat().st_size for n in names[s]),
         filename_template=tfds.core.ShardedFileTemplate(
             data_dir=path, template=_TEMPLATE, dataset_name=_DATASET_NAME, split=s, filetype_suffix="array_record")))
-  reasons = skip_reasons(skipped, len(folders.ignored))
+  reasons = skip_reasons(skipped)
   metadata = tfds.core.MetadataDict(
       source_dir=str(folders.root.resolve()), label_names=list(folders.class_names),
       image_size=options.image_size, channels=options.channels, crop=options.crop, max_pixels=options.max_pixels,
@@ -314,6 +337,20 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
   if reasons:
     log.warning("skipped %d file(s) of %s (%s); listed in %s", sum(reasons.values()), folders.root,
                 ", ".join(f"{r}: {n}" for r, n in reasons.items()), report)
+
+
+def _watch_parent(parent: int) -> None:
+  while True:
+    if os.getppid() != parent:  # the parent died (kill -9 included): this worker goes with it
+      os._exit(1)
+    time.sleep(0.5)
+
+
+def _die_with_parent(parent: int) -> None:
+  """Initializer of the worker processes: they end within a second of their parent, however it ended."""
+  if os.getppid() != parent:
+    os._exit(1)
+  threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
 
 
 class LocalRunner:
@@ -334,7 +371,8 @@ class LocalRunner:
       processes = self._options.parallel == "process" or (
           self._options.parallel == "auto" and self._workers > 1 and total >= _PROCESS_MIN_FILES)
       # spawn, not fork: the parent may hold JAX's threads, which a forked child would deadlock on.
-      self._pool = (concurrent.futures.ProcessPoolExecutor(self._workers, multiprocessing.get_context("spawn"))
+      self._pool = (concurrent.futures.ProcessPoolExecutor(self._workers, multiprocessing.get_context("spawn"),
+                                                           initializer=_die_with_parent, initargs=(os.getpid(),))
                     if processes else concurrent.futures.ThreadPoolExecutor(self._workers))
     return self._pool
 
@@ -383,27 +421,56 @@ def open_prepared(path: str | os.PathLike) -> PreparedDataset:
   return _open(path)
 
 
+# What preparation (and the statistics pass of training, `stats_*.npz`) writes in a dataset folder.
+_OWN_NAMES = re.compile(r"(" + re.escape(_DATASET_NAME) + r"-\w+\.array_record-\d+-of-\d+|dataset_info\.json"
+                        r"|features\.json|metadata\.json|[\w.-]*\.labels\.txt|skipped_files\.(csv|txt)"
+                        r"|stats_[\w.-]+\.npz|\.chunks|\.progress|" + re.escape(_MARKER) + r")(\.tmp\d*)?"
+                        r"|\..*\.tmp\d+(\.\w+)?")
+
+
+def remove_prepared(path: str | os.PathLike) -> list[Path]:
+  """Deletes what preparation wrote in `path` (`--overwrite`); returns what is left there (a user's files)."""
+  path = Path(path)
+  for child in path.iterdir():
+    if _OWN_NAMES.fullmatch(child.name):
+      if child.is_dir() and not child.is_symlink():
+        shutil.rmtree(child)
+      else:
+        child.unlink()
+  return sorted(path.iterdir())
+
+
 def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOptions, overwrite: bool) -> bool:
   """Makes `path` ours for fingerprint `fp`; True when it already holds the finished dataset.
 
-  An empty or missing directory is claimed; one being prepared from the same inputs is resumed; one
-  prepared from other inputs is replaced only with `overwrite`; anything else is refused.
+  An empty or missing directory is claimed; one being prepared from the same inputs is resumed; an
+  unfinished one from other inputs (a run that failed or was stopped) is started again; a finished
+  one from other inputs is replaced only with `overwrite`; anything else is refused. Replacing
+  deletes only what preparation wrote (`remove_prepared`).
   """
   marker = path / _MARKER
   if marker.is_file():
-    theirs = json.loads(marker.read_text())
+    try:
+      theirs = json.loads(marker.read_text())
+    except json.JSONDecodeError:
+      theirs = {}
     if theirs.get("fingerprint") == fp:
       return (path / "dataset_info.json").is_file()
-    if not overwrite:
+    if not (path / "dataset_info.json").is_file():
+      log.info("%s holds an unfinished preparation of other inputs: starting again", path)
+      remove_prepared(path)
+    elif not overwrite:
       raise UserError(
           f"{path} holds a dataset prepared from {theirs.get('source_dir')} with other files or arguments"
           f" ({theirs.get('options')}): pass --overwrite to replace it, or choose another output directory")
-    shutil.rmtree(path)
+    else:
+      remove_prepared(path)
   elif path.exists() and (not path.is_dir() or any(path.iterdir())):
     raise UserError(f"{path} exists and is not a dataset prepared by freqforensics: choose another output directory"
                     " (nothing in it is overwritten)")
   path.mkdir(parents=True, exist_ok=True)
-  options_json = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("num_threads", "parallel")}
+  options_json = {k: v for k, v in dataclasses.asdict(options).items()
+                  if k not in ("num_threads", "parallel", "split_option")}
   shards.write_json(marker, {"fingerprint": fp, "source_dir": str(folders.root.resolve()),
                              "options": options_json})
   return False
@@ -416,21 +483,20 @@ def _check(folders: images.ClassFolders, options: PrepareOptions) -> None:
   if options.image_size < 1 or options.channels not in (1, 3):
     raise UserError(f"image size {options.image_size} / channels {options.channels}: need a size >= 1 and"
                     " channels 1 (grayscale) or 3 (RGB)")
-  for name in folders.class_names:
-    n = len(folders.files[name]) if is_counts(options.split) else 10**9  # fractions: checks the split itself
-    split_counts(n, options.split, name)
+  for name in folders.class_names:  # too few files even if every one is usable
+    split_counts(len(folders.files[name]), options.split, name, options.split_option)
 
 
 def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str | os.PathLike,
                options: PrepareOptions, *, overwrite: bool = False, progress: bool = True, min_classes: int = 2,
-               runner: Runner | None = None) -> PreparedDataset:
+               runner: Runner | None = None, source_option: str = "--config.data.source_dir") -> PreparedDataset:
   """Prepares `source_dir` (one folder per class, or its listing) into `out_dir`; see the module docstring.
 
   A re-run with the same files and options returns the existing dataset; an interrupted one
   resumes; `runner` (default: a `LocalRunner`) runs the tasks, e.g. on Beam (`prepare_beam`).
   """
   folders = (source_dir if isinstance(source_dir, images.ClassFolders)
-             else images.list_class_folders(source_dir, min_classes=min_classes))
+             else images.list_class_folders(source_dir, min_classes=min_classes, option=source_option))
   _check(folders, options)
   fp = fingerprint(folders, options)
   path = Path(out_dir).expanduser()
@@ -446,9 +512,10 @@ def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str
 
 
 def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,
-            progress: bool = True, min_classes: int = 2, classes: Sequence[str] = ()) -> PreparedDataset:
+            progress: bool = True, min_classes: int = 2, classes: Sequence[str] = (),
+            source_option: str = "--config.data.source_dir") -> PreparedDataset:
   """Prepares `source_dir` (only its folders `classes`, if given) into the cache `data_dir`, in a
   folder named after it and its fingerprint."""
-  folders = images.list_class_folders(source_dir, min_classes=min_classes, classes=classes)
+  folders = images.list_class_folders(source_dir, min_classes=min_classes, classes=classes, option=source_option)
   out = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fingerprint(folders, options)[:12]}"
   return prepare_to(folders, out, options, progress=progress)
