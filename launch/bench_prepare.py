@@ -85,10 +85,14 @@ def _child(args) -> None:
   print(json.dumps({"images": n, "seconds": time.perf_counter() - start}))
 
 
-def _measure(method: str, src: Path, out: Path, args) -> dict:
-  cmd = [sys.executable, __file__, "--_child", method, "--_src", str(src), "--_out", str(out),
-         f"--size={args.size}", f"--workers={args.workers}"]
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, stderr=None) -> tuple[str, int, int]:
+  """Runs `cmd` (stderr to `stderr`, a file, if given); returns its stdout, its exit code and the peak RSS
+  in bytes of its whole process tree.
+
+  Peak memory is the largest sum of resident memory over the process and all its children (worker
+  processes count), sampled every 100 ms.
+  """
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
   peak, stop = [0], threading.Event()
 
   def sample() -> None:
@@ -106,10 +110,17 @@ def _measure(method: str, src: Path, out: Path, args) -> dict:
   stdout, _ = proc.communicate()
   stop.set()
   thread.join()
-  if proc.returncode:
-    raise SystemExit(f"{method} failed with exit code {proc.returncode}")
+  return stdout, proc.returncode, peak[0]
+
+
+def _measure(method: str, src: Path, out: Path, args) -> dict:
+  cmd = [sys.executable, __file__, "--_child", method, "--_src", str(src), "--_out", str(out),
+         f"--size={args.size}", f"--workers={args.workers}"]
+  stdout, code, peak = run_measured(cmd)
+  if code:
+    raise SystemExit(f"{method} failed with exit code {code}")
   result = json.loads(stdout.strip().splitlines()[-1])
-  return dict(result, method=method, peak_rss_mib=peak[0] / 2**20, images_per_s=result["images"] / result["seconds"])
+  return dict(result, method=method, peak_rss_mib=peak / 2**20, images_per_s=result["images"] / result["seconds"])
 
 
 def main() -> None:

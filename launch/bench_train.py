@@ -28,7 +28,8 @@ from freqforensics import defaults, sharding, steps  # noqa: E402
 from freqforensics.data import dataset, pipeline, records  # noqa: E402
 
 
-def _config(model: str, size: int, num_per_class: int):
+def config_for(model: str, size: int, num_per_class: int = 400):
+  """The base config with `model` on the synthetic benchmark at SIZE x SIZE (the paper's batch 32), quiet."""
   c = defaults.base_config()
   c.model.name = model
   c.data.image_size = size
@@ -38,9 +39,12 @@ def _config(model: str, size: int, num_per_class: int):
   return c
 
 
-def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str, float]:
-  config = _config(model, size, num_per_class)
-  prepared = dataset.prepare_from_config(config, progress=False)
+def time_training(config, prepared, num_steps: int, *, warmup: int = 2, max_seconds: float = 20.0) -> dict[str, float]:
+  """Samples/s of `config`'s model on `prepared` (dct_log): the full loop as `train.py` runs it, and the bare step.
+
+  After `warmup` steps (compilation, pipeline start) one step is timed to size the measurement: at
+  most `num_steps` steps and no more than about `max_seconds` (resnet at 128x128 on a CPU), at least 3.
+  """
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
   fs = dataset.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
@@ -59,14 +63,13 @@ def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str
       yield from pipeline.train_batches(source, bs, seed=0, epoch=epoch, num_threads=2)
 
   it = batches()
-  for _ in range(2):  # warm-up: compilation, pipeline start
+  for _ in range(warmup):
     state, sums = sharding.settle(mesh, step(state, put(next(it)), fs))
   jax.block_until_ready(sums)
   start = time.perf_counter()
   state, sums = sharding.settle(mesh, step(state, put(next(it)), fs))
   jax.block_until_ready(sums)
-  # at most `num_steps`, and no more than ~20 s per measurement (resnet at 128x128 on a CPU)
-  num_steps = max(3, min(num_steps, int(20 / (time.perf_counter() - start))))
+  num_steps = max(3, min(num_steps, int(max_seconds / (time.perf_counter() - start))))
   start = time.perf_counter()
   for _ in range(num_steps):
     state, sums = sharding.settle(mesh, step(state, put(next(it)), fs))
@@ -82,6 +85,12 @@ def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str
   jax.block_until_ready(sums)
   bare = num_steps * bs / (time.perf_counter() - start)
   return {"full": full, "bare": bare, "steps": num_steps}
+
+
+def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str, float]:
+  """`time_training` of `model` on the synthetic benchmark at SIZE (generated and prepared once)."""
+  config = config_for(model, size, num_per_class)
+  return time_training(config, dataset.prepare_from_config(config, progress=False), num_steps)
 
 
 def main() -> None:
