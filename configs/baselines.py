@@ -1,9 +1,9 @@
 r"""The classic baselines of the paper (kNN, Eigenfaces, PRNU) on the synthetic benchmark.
 
 Commands (from the repository root), NAME = knn (the default) | eigenfaces | prnu:
-  python -m freqforensics.baselines grid_search --config=configs/baselines.py:NAME --workdir=runs/baselines
-  python -m freqforensics.baselines train --config=configs/baselines.py:NAME --workdir=runs/baselines
-  python -m freqforensics.baselines test --config=configs/baselines.py:NAME --workdir=runs/baselines --split=val
+  python -m freqforensics.tools.classic_baselines grid_search --config=configs/baselines.py:NAME --workdir=runs/baselines
+  python -m freqforensics.tools.classic_baselines train --config=configs/baselines.py:NAME --workdir=runs/baselines
+  python -m freqforensics.tools.classic_baselines test --config=configs/baselines.py:NAME --workdir=runs/baselines --split=val
 Your class folders: add --config.data.source=folder --config.data.source_dir=DIR --config.data.image_size=128.
 kNN and Eigenfaces take `features` (pixel, the paper's setting, or dct_log); PRNU works on pixels.
 Tiny form (seconds): configs/baselines.py:NAME,tiny (or :tiny for knn); kNN tiny: about 10 s.

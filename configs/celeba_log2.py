@@ -5,10 +5,10 @@ per class (the paper's split), the paper's "ridge" (logistic regression, L2 kern
 
 Commands (DATA = one folder per class: 0_celeba 1_progan 2_sngan 3_cramergan 4_mmdgan):
   # 1. prepare once (all cores, resumable; images as the paper cut them: crop `celeba`)
-  python -m freqforensics.prepare --source_dir=DATA --out_dir=PREPARED --crop=celeba \
+  python -m freqforensics.tools.prepare --source_dir=DATA --out_dir=PREPARED --crop=celeba \
       --image_size=128 --split=100000,20000,30000
   # 2. mean spectra of the real class against each generator (PNG + npz)
-  python -m freqforensics.spectra --out_dir=runs/celeba_spectra --num=10000 PREPARED
+  python -m freqforensics.tools.compare_spectra --out_dir=runs/celeba_spectra --num=10000 PREPARED
   # 3. train, then test on the test split (metrics in WORKDIR/test_metrics.json)
   python -m freqforensics.main --config=configs/celeba_log2.py --workdir=runs/celeba_log2 \
       --config.data.prepared_dir=PREPARED
@@ -34,4 +34,12 @@ from freqforensics import defaults
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return defaults.paper_config("celeba", "log2", arg)
+  c = defaults.base_config()
+  c.model.name = "log2"
+  c.features = "dct_log"  # `:pixel` for the pixel baseline
+  c.data.source = "folder"  # --config.data.source_dir=DATA, or --config.data.prepared_dir=PREPARED
+  c.data.classes = ("0_celeba", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan")
+  c.data.crop = "celeba"  # the release's fixed 128x128 window of the aligned 218x178 faces
+  c.data.image_size = 128
+  c.data.split = (100000, 20000, 30000)  # per class, the paper's
+  return defaults.paper_variant(c, arg, standin="celeba")  # `:tiny` runs on a synthetic stand-in

@@ -6,10 +6,10 @@ prepare with --crop=resize --image_size=256 (or 512) and train with the same con
 
 Commands (DATA = one folder per class: 0_ffhq 1_stylegan):
   # 1. prepare once (all cores, resumable; images as the paper cut them: crop `none`)
-  python -m freqforensics.prepare --source_dir=DATA --out_dir=PREPARED --crop=none \
+  python -m freqforensics.tools.prepare --source_dir=DATA --out_dir=PREPARED --crop=none \
       --image_size=1024 --split=10000,1000,5000
   # 2. mean spectra of the real class against each generator (PNG + npz)
-  python -m freqforensics.spectra --out_dir=runs/ffhq_spectra --num=10000 PREPARED
+  python -m freqforensics.tools.compare_spectra --out_dir=runs/ffhq_spectra --num=10000 PREPARED
   # 3. train, then test on the test split (metrics in WORKDIR/test_metrics.json)
   python -m freqforensics.main --config=configs/ffhq_log2.py --workdir=runs/ffhq_log2 \
       --config.data.prepared_dir=PREPARED
@@ -35,4 +35,12 @@ from freqforensics import defaults
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return defaults.paper_config("ffhq", "log2", arg)
+  c = defaults.base_config()
+  c.model.name = "log2"
+  c.features = "dct_log"  # `:pixel` for the pixel baseline
+  c.data.source = "folder"  # --config.data.source_dir=DATA, or --config.data.prepared_dir=PREPARED
+  c.data.classes = ("0_ffhq", "1_stylegan")
+  c.data.crop = "none"  # images used as they are: every one must be 1024x1024
+  c.data.image_size = 1024
+  c.data.split = (10000, 1000, 5000)  # per class, the paper's
+  return defaults.paper_variant(c, arg, standin="ffhq")  # `:tiny` runs on a synthetic stand-in

@@ -37,7 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.max_pixels = 50_000_000  # images with more pixels are skipped unread (decompression bombs)
   c.data.channels = 3  # 3 = RGB, 1 = grayscale
   c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions of usable images, ints = counts
-  c.data.prepared_dir = ""  # a dataset written by `python -m freqforensics.prepare`; '' = prepare source_dir
+  c.data.prepared_dir = ""  # a dataset written by `python -m freqforensics.tools.prepare`; '' = prepare source_dir
   c.data.train_subset = 1.0  # few-sample runs: per class, a fraction in (0, 1] or a count > 1 of the training split
   c.data.num_threads = 0  # decoding (worker processes) and reading threads; 0 = one per core
   c.data.cache_gb = 2.0  # hold the training split decoded in memory when its images fit in this; 0 = never
@@ -80,37 +80,23 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-PAPER_DATASETS: dict[str, dict] = {
-    # The paper's setups (SPEC.md section 5): attribution among real + ProGAN, SNGAN, CramerGAN and
-    # MMDGAN at 128x128 with 100k/20k/30k images per class; FFHQ vs StyleGAN, binary, at 1024x1024
-    # with 10k/1k/5k per class.
-    "celeba": {"crop": "celeba", "image_size": 128, "split": (100000, 20000, 30000)},
-    "lsun": {"crop": "center", "image_size": 128, "split": (100000, 20000, 30000)},
-    "ffhq": {"crop": "none", "image_size": 1024, "split": (10000, 1000, 5000)},
-}
-
-
-def paper_config(dataset: str, model: str, arg: str | None) -> ml_collections.ConfigDict:
-  """A paper experiment: `dataset` of `PAPER_DATASETS`, model `model`; `arg` is a comma list of
-  `pixel` (pixel features instead of `dct_log`) and `tiny` (the synthetic stand-in, seconds on a CPU)."""
+def paper_variant(c: ml_collections.ConfigDict, arg: str | None, *, standin: str) -> ml_collections.ConfigDict:
+  """The `:ARG` of a paper config (`configs/celeba_log2.py` ...): a comma list of `pixel` (pixel features
+  instead of `dct_log`) and `tiny` (the synthetic stand-in `standin` of the data set, seconds on a CPU)."""
   tokens = [t for t in (arg or "").split(",") if t]
   bad = [t for t in tokens if t not in ("pixel", "tiny")]
   if bad:
     raise ValueError(f"unknown config argument {bad[0]!r}; use 'pixel', 'tiny' or 'pixel,tiny'")
-  c = base_config()
-  spec = PAPER_DATASETS[dataset]
-  c.model.name = model
-  c.features = "pixel" if "pixel" in tokens else "dct_log"
-  c.data.source = "folder"
-  c.data.crop, c.data.image_size, c.data.split = spec["crop"], spec["image_size"], spec["split"]
+  if "pixel" in tokens:
+    c.features = "pixel"
   if "tiny" in tokens:
     shrink_tiny(c)
     c.data.source = "synthetic"
-    c.data.synthetic.layout = dataset
+    c.data.synthetic.layout = standin
     c.data.synthetic.num_per_class = 30
     # The CelebA window is 128x128 of a 218x178 image: the stand-in holds 128x128 synthetic images
     # there, resized to 64 by the crop; the others are generated at their final size.
-    c.data.synthetic.image_size = 128 if dataset == "celeba" else 64
+    c.data.synthetic.image_size = 128 if standin == "celeba" else 64
     c.data.image_size = 64
     c.data.split = (0.6, 0.2, 0.2)
     c.train.epochs = 2
@@ -215,3 +201,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     " or (100000, 20000, 30000)")
   if not split[0]:
     raise UserError(f"data.split={split!r} has no training part: give the first number > 0")
+
+
+def feature_name(config: ml_collections.ConfigDict) -> str:
+  """The config's feature name (`spectral.feature_name`: kind and parameters), checked before any work.
+
+  Raises `UserError` naming the option when the kind is unknown, its parameters do not fit
+  `data.image_size`, or the model needs image-shaped input and the feature is 1-D (`azimuthal`).
+  """
+  from freqforensics import spectral  # pylint: disable=g-import-not-at-top  (config files load without JAX)
+  from freqforensics.errors import UserError  # pylint: disable=g-import-not-at-top
+
+  kind, o, d = config.features, config.feature_options, config.data
+  if kind not in spectral.FEATURE_KINDS:
+    raise UserError(f"unknown features {kind!r}: use --config.features= one of {', '.join(spectral.FEATURE_KINDS)}")
+  try:
+    name = spectral.feature_name(kind, wavelet=o.wavelet, level=o.level, bins=o.bins)
+    shape = spectral.feature_shape(name, (d.image_size, d.image_size, d.channels))
+  except ValueError as e:
+    options = {"wpt_log": ("wavelet", "level"), "azimuthal": ("bins",)}.get(kind, ())
+    named = ", ".join(f"--config.feature_options.{k}={o[k]}" for k in options)
+    raise UserError(f"features={kind} with data.image_size={d.image_size}: {e} ({named})") from e
+  if len(shape) != 3 and config.model.name in ("cnn", "resnet"):
+    raise UserError(f"model {config.model.name} needs image-shaped features, but features={kind} is a 1-D profile"
+                    f" of shape {shape}: use --config.model.name=log2 (or log, log1, log3, nn)")
+  return name

@@ -16,8 +16,9 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from freqforensics import cli, host_devices
+from freqforensics import host_devices
 from freqforensics.errors import UserError
+from freqforensics.tools import cli
 
 host_devices.use_all_cores()  # before JAX starts: one CPU device per core (no effect on GPUs)
 
@@ -26,21 +27,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. con
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run of another config in --workdir.")
 
-
 _fail = cli.fail
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
-  try:
-    config = _CONFIG.value
-    if config is not None:
-      config.to_dict()  # a config that failed to load raises here, not when it was parsed
-  except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:  # loaded lazily by config_flags
-    detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
-    _fail(f"cannot load --config={flags.FLAGS['config'].config_filename}: {detail}; give a file such as"
-          " configs/demo.py or configs/demo.py:tiny")
+  config = cli.loaded_config(_CONFIG, "configs/demo.py or configs/demo.py:tiny")
   if config is None:
     _fail("no config given: pass --config=configs/demo.py (or another file in configs/)")
   if not _WORKDIR.value:
@@ -48,34 +41,29 @@ def main(argv: Sequence[str]) -> None:
   # Our progress at INFO; the libraries' (orbax, tfds, grain) chatter only from WARNING up.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("freqforensics").setLevel(logging.INFO)
-  from freqforensics import distributed, evaluate, train  # pylint: disable=g-import-not-at-top  (fast --help)
+  from freqforensics import sharding, train  # pylint: disable=g-import-not-at-top  (fast --help)
+  from freqforensics.evaluation import metrics, runner  # pylint: disable=g-import-not-at-top
 
-  try:
-    distributed.initialize(config)
-    if config.mode == "eval":
-      from freqforensics import eval_run  # pylint: disable=g-import-not-at-top
-
-      results = eval_run.evaluate_workdir(config, _WORKDIR.value)
-    elif config.mode == "train":
-      results = None
-      metrics = train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
-    else:
-      raise UserError(f"unknown mode {config.mode!r}: use --config.mode=train or --config.mode=eval")
-  except UserError as e:
-    _fail(str(e))
-  if not distributed.is_main_process():
+  sharding.initialize(config)
+  if config.mode == "eval":
+    results = runner.evaluate_workdir(config, _WORKDIR.value)
+  elif config.mode == "train":
+    results = {"": train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)}
+  else:
+    raise UserError(f"unknown mode {config.mode!r}: use --config.mode=train or --config.mode=eval")
+  if not sharding.is_main_process():
     return
-  if results is not None:
-    for name, m in results.items():
+  for name, m in results.items():
+    if name:  # mode=eval
       print(f"\n{m['model']} on {m['features']} features, {name}:")
-      print(evaluate.format_summary(m))
+      print(metrics.format_summary(m))
       print(f"metrics: {_WORKDIR.value}/eval_{name}.json (+ _confusion.png, _roc.png)")
-    return
-  split = metrics["split"]
-  print(f"\n{metrics['model']} on {metrics['features']} features, {split} split (best epoch {metrics['epoch']}):")
-  print(evaluate.format_summary(metrics))
-  print(f"metrics: {_WORKDIR.value}/{split}_metrics.json  per-epoch: {_WORKDIR.value}/metrics.jsonl"
-        f"  checkpoints: {_WORKDIR.value}/checkpoints")
+      continue
+    split = m["split"]
+    print(f"\n{m['model']} on {m['features']} features, {split} split (best epoch {m['epoch']}):")
+    print(metrics.format_summary(m))
+    print(f"metrics: {_WORKDIR.value}/{split}_metrics.json  per-epoch: {_WORKDIR.value}/metrics.jsonl"
+          f"  checkpoints: {_WORKDIR.value}/checkpoints")
 
 
 def run() -> None:

@@ -92,21 +92,24 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
                     " start again") from e
 
 
-def fresh_dir(parent: str | os.PathLike, prefix: str) -> Path:
-  """A new folder `parent/<prefix>_<YYYYmmdd-HHMMSS>[_k]`: two runs never share an output folder."""
+def fresh_dir(parent: str | os.PathLike, prefix: str = "") -> Path:
+  """A new folder `parent/[<prefix>_]<YYYYmmdd-HHMMSS>[_k]`, created here: two runs never share an output folder.
+
+  The one way the project makes a timestamped output folder (spectra runs, experiment results).
+  """
   parent = Path(parent).expanduser()
   if parent.exists() and not parent.is_dir():
     raise UserError(f"{parent} is a file: give a folder")
   parent.mkdir(parents=True, exist_ok=True)
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  base = (f"{prefix}_" if prefix else "") + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   for k in range(1, 1000):
-    out = parent / (f"{prefix}_{stamp}" if k == 1 else f"{prefix}_{stamp}_{k}")
+    out = parent / (base if k == 1 else f"{base}_{k}")
     try:
       out.mkdir()  # atomic: a folder made meanwhile by another run is never shared
       return out
     except FileExistsError:
       continue
-  raise UserError(f"no free output folder like {parent / prefix}_{stamp}: give another output folder")
+  raise UserError(f"no free output folder like {parent / base}: give another output folder")
 
 
 def is_our_figure(path: str | os.PathLike) -> bool:

@@ -244,13 +244,17 @@ def power_spectrum(x: jax.Array) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=32)
-def radial_bins(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def radial_bins(h: int, w: int, bins: int, r_max: float = R_MAX) -> tuple[np.ndarray, np.ndarray]:
   """Ring index of every pixel of a centred H x W spectrum (flattened, C order) and each ring's size.
 
-  The radius is measured in cycles per pixel, `r = hypot((i - H//2) / H, (j - W//2) / W)`, so the
-  bins mean the same frequencies at any image size (and for non-square images); bin b holds
-  `b <= r / R_MAX * bins < b + 1` (a radius exactly on an edge goes up), with R_MAX = sqrt(0.5) the
-  corner, so every coefficient counts (the highest frequencies sit in the corners). Raises ValueError when a bin would hold no pixel:
+  The one radial binning of the project (the `azimuthal` feature, the 1-D power spectra of
+  `analysis.mean_spectra`). The radius is measured in cycles per pixel,
+  `r = hypot((i - H//2) / H, (j - W//2) / W)`, so the bins mean the same frequencies at any image
+  size (and for non-square images); bin b holds `b <= r / r_max * bins < b + 1` (a radius exactly on
+  an edge goes up). With the default `r_max` = R_MAX = sqrt(0.5), the corner, every coefficient
+  counts (the highest frequencies sit in the corners); with a smaller `r_max` the coefficients
+  beyond it are left out (index `bins`): `r_max=0.5, bins=S//2` gives rings one cycle per image wide
+  up to the Nyquist frequency along an axis. Raises ValueError when a bin would hold no pixel:
   `bins` must not exceed about `min(H, W) // 2`.
   """
   if bins < 1:
@@ -260,8 +264,9 @@ def radial_bins(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
   r = np.hypot(fy[:, None], fx[None, :]).ravel()
   # Radii on a bin edge are common (a diagonal frequency of a square image); the tolerance sends them
   # to the upper bin rather than leaving the choice to float rounding.
-  index = np.minimum(np.floor(r / R_MAX * bins + 1e-11).astype(np.int64), bins - 1)
-  counts = np.bincount(index, minlength=bins)
+  index = np.floor(r / r_max * bins + 1e-11).astype(np.int64)
+  index = np.minimum(index, bins - 1) if r_max >= R_MAX else np.where(index < bins, index, bins)
+  counts = np.bincount(index, minlength=bins + 1)[:bins]
   if not counts.all():
     raise ValueError(f"{bins} azimuthal bins are too many for {h}x{w} images (bin {int(np.argmin(counts > 0))}"
                      f" holds no frequency): use at most {min(h, w) // 2} bins")
@@ -270,16 +275,16 @@ def radial_bins(h: int, w: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
   return index, counts
 
 
-def azimuthal_average(spectrum: jax.Array, bins: int) -> jax.Array:
+def azimuthal_average(spectrum: jax.Array, bins: int, r_max: float = R_MAX) -> jax.Array:
   """Mean of a centred spectrum `(..., H, W, C)` over `bins` rings (`radial_bins`): `(..., bins, C)`.
 
   Bin 0 holds the zero frequency; each channel is averaged on its own.
   """
   spectrum = jnp.asarray(spectrum)
   h, w, c = spectrum.shape[-3:]
-  index, counts = radial_bins(h, w, bins)
+  index, counts = radial_bins(h, w, bins, r_max)
   flat = jnp.moveaxis(spectrum.reshape(spectrum.shape[:-3] + (h * w, c)), -2, 0)  # (H*W, ..., C)
-  sums = jax.ops.segment_sum(flat, jnp.asarray(index), num_segments=bins)
+  sums = jax.ops.segment_sum(flat, jnp.asarray(index), num_segments=bins + 1)[:bins]  # bin `bins`: left out
   return jnp.moveaxis(sums, 0, -2) / jnp.asarray(counts, spectrum.dtype)[:, None]
 
 

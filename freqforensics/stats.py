@@ -1,7 +1,8 @@
 """Streaming, mergeable per-coefficient mean and population variance (Chan et al.), in float64.
 
-The statistics pass sees the training split once, batch by batch; memory is one accumulator the
-shape of an image. Batches may be padded: a mask marks the real rows, so every example counts once.
+The statistics pass (`feature_stats`) sees the training split once, batch by batch, with the
+features computed on device as training computes them; memory is one accumulator the shape of an
+image. Batches may be padded: a mask marks the real rows, so every example counts once.
 `merge` combines accumulators of disjoint parts (several batches, devices or hosts) exactly.
 
 Accumulation is in float64 (SPEC.md section 2). JAX is float32 by default, so the jitted update
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
-from freqforensics import spectral
+from freqforensics import outputs, sharding, spectral
+from freqforensics.data import pipeline, reader
 
 
 class Moments(NamedTuple):
@@ -102,18 +105,9 @@ def to_feature_stats(mean: np.ndarray, var: np.ndarray) -> spectral.FeatureStats
 
 def save(path: str | os.PathLike, acc: Moments, kind: str) -> None:
   """Writes mean, var, std and count to `path` (.npz, no pickle), atomically."""
-  path = Path(path)
   var = variance(acc)
-  tmp = path.with_suffix(".tmp.npz")
-  np.savez(
-      tmp,
-      kind=np.asarray(kind),
-      count=np.asarray(float(acc.count)),
-      mean=np.asarray(acc.mean, np.float64),
-      var=var,
-      std=np.sqrt(var),
-  )
-  os.replace(tmp, path)
+  outputs.write_with(path, lambda tmp: np.savez(tmp, kind=np.asarray(kind), count=np.asarray(float(acc.count)),
+                                                mean=np.asarray(acc.mean, np.float64), var=var, std=np.sqrt(var)))
 
 
 def load(path: str | os.PathLike, kind: str | None = None) -> spectral.FeatureStats:
@@ -122,3 +116,43 @@ def load(path: str | os.PathLike, kind: str | None = None) -> spectral.FeatureSt
     if kind is not None and str(f["kind"]) != kind:
       raise ValueError(f"{path} holds statistics of {str(f['kind'])!r}, not {kind!r}")
     return to_feature_stats(f["mean"], f["var"])
+
+
+def stats_file(dataset_dir: str | os.PathLike, kind: str, tag: str = "") -> Path:
+  """Where the statistics of `kind` over a prepared dataset's training split (or a subset, `tag`) are kept."""
+  return Path(dataset_dir) / f"stats_{kind}{tag}.npz"
+
+
+def feature_stats(prepared: reader.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
+                  num_threads: int = 2, progress: bool = True, write: bool = True, source: Any = None,
+                  tag: str = "") -> tuple[spectral.FeatureStats | None, Path | None]:
+  """Per-coefficient mean/std of `kind` over the training split (or `source`, a subset of it named by
+  `tag`); cached as `stats_<kind><tag>.npz`.
+
+  Returns the statistics and their file; (None, None) for kinds without statistics (`pixel`).
+  Features are computed on device exactly as
+  in training, and accumulated in float64 with masking, so each training example counts once. In a
+  multi-host run every process reads its share and all compute the same result; `write` is for
+  process 0 only.
+  """
+  if not spectral.needs_stats(kind):
+    return None, None
+  path = stats_file(prepared.path, kind, tag)
+  if path.is_file():
+    return load(path, kind), path
+  source = prepared.source("train") if source is None else source
+  raw = jax.jit(sharding.raw_features_fn(mesh, kind))
+  put = sharding.make_put(mesh)
+  acc = init(spectral.feature_shape(kind, prepared.image_shape))
+  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
+  for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), total=steps,
+                    desc=f"stats {kind}", unit="batch", disable=not progress):
+    batch = put(batch)
+    acc = sharding.settle(mesh, update(acc, raw(batch["image"]), batch["mask"]))
+  acc = Moments(*sharding.to_host(tuple(acc)))
+  if int(acc.count) != len(source):
+    raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
+  if write:
+    save(path, acc, kind)
+  return to_feature_stats(acc.mean, variance(acc)), path

@@ -16,8 +16,9 @@ import ml_collections
 import optax
 from flax import nnx
 
-from freqforensics import losses, models, sharding
+from freqforensics import models, sharding
 from freqforensics.errors import UserError
+from freqforensics.models import heads
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,12 @@ def make_train_step(graphdef, kind: str, mesh: jax.sharding.Mesh):
 
     def loss_fn(model):
       logits = model(x, train=True)
-      loss = jnp.mean(losses.per_example_loss(logits, batch["label"]))
+      loss = jnp.mean(heads.per_example_loss(logits, batch["label"]))
       return loss + model.penalty(), (loss, logits)
 
     (_, (loss, logits)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     optimizer.update(model, grads)
-    correct = jnp.sum(losses.predictions(logits) == batch["label"])
+    correct = jnp.sum(heads.predictions(logits) == batch["label"])
     n = batch["label"].shape[0]
     sums = {"loss": loss * n, "correct": correct.astype(jnp.float32), "count": jnp.float32(n)}
     return nnx.state((model, optimizer)), sums
@@ -113,12 +114,18 @@ def make_train_step(graphdef, kind: str, mesh: jax.sharding.Mesh):
 
 
 def make_logits_fn(graphdef, kind: str, mesh: jax.sharding.Mesh):
-  """A jitted `(state, batch, stats) -> logits` in inference mode (running BatchNorm statistics)."""
+  """The one jitted logits function: `(state, images, feature_stats) -> logits` in inference mode.
+
+  Training evaluates with it (its `graphdef` and state are of the model and optimizer) and so does a
+  bundle placed for evaluation or classification (`evaluation.inference.place`; the model alone):
+  features are computed per device, BatchNorm uses its running statistics, dropout is off.
+  """
   feature_fn = sharding.features_fn(mesh, kind)
 
   @jax.jit
-  def logits_fn(state, batch, feature_stats):
-    model, _ = nnx.merge(graphdef, state)
-    return model(feature_fn(batch["image"], feature_stats), train=False)
+  def logits_fn(state, images, feature_stats):
+    merged = nnx.merge(graphdef, state)
+    model = merged[0] if isinstance(merged, tuple) else merged  # (model, optimizer) in training
+    return model(feature_fn(images, feature_stats), train=False)
 
   return logits_fn

@@ -27,11 +27,12 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, checkpointing, defaults, distributed, evaluate, models, sharding, spectral, steps
+from freqforensics import bundle, checkpointing, defaults, models, sharding, spectral, stats, steps
 from freqforensics import workdir as wd
-from freqforensics.data import augment, dataset, pipeline, records
-from freqforensics.data.perturb import Perturbation
+from freqforensics.data import augment, loading, pipeline
+from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
+from freqforensics.evaluation import runner
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _synced(fn, name: str):
   """Runs `fn` on process 0 first (it writes shared files), then on the others (they reuse them)."""
   if jax.process_count() == 1:
     return fn()
-  if distributed.is_main_process():
+  if sharding.is_main_process():
     result = fn()
     multihost_utils.sync_global_devices(name)
     return result
@@ -68,10 +69,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   """Trains the config's model, evaluates the best epoch on test; returns the test metrics."""
   started = time.time()
   workdir = Path(workdir).expanduser()
-  main = distributed.is_main_process()
+  main = sharding.is_main_process()
   # Everything a user can get wrong is checked before the work dir is touched (`workdir.Run`).
   defaults.validate(config)
-  kind = dataset.feature_kind(config)  # e.g. "dct_log", "wpt_log-haar-l3"
+  kind = defaults.feature_name(config)  # e.g. "dct_log", "wpt_log-haar-l3"
   augmentation = Perturbation.from_config(config.augment)
   with wd.Run(config, workdir, overwrite, write=main) as run:  # refuses another config; locks the work dir
     return _train(config, run, kind, augmentation, started)
@@ -88,25 +89,16 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
   threads = config.data.num_threads or 2
 
   # --- Data and feature statistics (written by process 0, reused by the others).
-  prepared = _synced(lambda: dataset.prepare_from_config(config, progress=progress), "prepared")
-  labels = prepared.label_names
+  data = _synced(lambda: loading.training_data(config, augmentation, progress=progress), "prepared")
+  prepared, labels = data.prepared, data.prepared.label_names
   log.info("dataset %s: %s, labels %s", prepared.path, prepared.num_examples, dict(enumerate(labels)))
-  train_src, tag = dataset.train_subset(prepared, config.data.train_subset, config.seed)
-  feature_stats = dataset.feature_stats(prepared, kind, mesh, batch_size=config.eval.batch_size,
-                                        num_threads=threads, progress=progress, write=main, source=train_src, tag=tag)
-  stats_path = prepared.path / f"stats_{kind}{tag}.npz" if feature_stats is not None else None
-  val_src, test_src = prepared.source("val"), prepared.source("test")
-  train_src = records.maybe_in_memory(train_src, config.data.cache_gb)
-  # With augmentation, validation (early stopping) sees the same perturbations, drawn once per image, as
-  # in the paper's perturbed data sets; test stays clean (the robustness report perturbs it).
-  if len(val_src):
-    val_src = augment.perturbed_for_eval(val_src, augmentation, seed=config.seed)
-  steps_per_epoch = pipeline.num_train_steps(len(train_src), t.batch_size)
+  feature_stats, stats_path = stats.feature_stats(prepared, kind, mesh, batch_size=config.eval.batch_size,
+                                                  num_threads=threads, progress=progress, write=main,
+                                                  source=data.stats_source, tag=data.tag)
+  steps_per_epoch = pipeline.num_train_steps(len(data.train), t.batch_size)
   if steps_per_epoch == 0:
-    raise UserError(f"the training split has {len(train_src)} images, fewer than train.batch_size={t.batch_size}:"
+    raise UserError(f"the training split has {len(data.train)} images, fewer than train.batch_size={t.batch_size}:"
                     " lower the batch size or add images")
-  if not len(val_src):
-    raise UserError("the validation split is empty: early stopping needs one; give data.split a val part")
 
   # --- Model, optimizer, checkpoints; the run starts (with --overwrite, the earlier run is replaced only now).
   feature_shape = spectral.feature_shape(kind, prepared.image_shape)
@@ -130,12 +122,9 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
              ckpt.directory)
 
   def run_eval(state, source, name, scores=False):
-    n = pipeline.num_eval_steps(len(source), config.eval.batch_size, jax.process_count())
-    with tqdm(total=n, desc=f"eval {name}", unit="batch", leave=False, disable=not progress) as bar:
-      return evaluate.evaluate(lambda b: sharding.settle(mesh, logits_fn(state, b, stats_dev)),
-                               pipeline.eval_batches(source, config.eval.batch_size, num_threads=threads, **procs),
-                               labels, put=put, progress=bar.update, settle=lambda x: sharding.settle(mesh, x),
-                               scores=scores)
+    return runner.evaluate_source(lambda images: logits_fn(state, images, stats_dev), source, labels, mesh=mesh,
+                                  batch_size=config.eval.batch_size, num_threads=threads, progress=progress,
+                                  name=name, scores=scores)
 
   def save_bundle(state):
     if main:
@@ -150,7 +139,7 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
     epoch_start = time.time()
     sums = record["sums"] or {"loss": 0.0, "correct": 0.0, "count": 0.0}
     # Augmentation draws depend on (seed, epoch, example) only: a resumed epoch gets the same images.
-    epoch_src = augment.augmented(train_src, augmentation, seed=config.seed, epoch=epoch)
+    epoch_src = augment.augmented(data.train, augmentation, seed=config.seed, epoch=epoch)
     batches = pipeline.train_batches(epoch_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step,
                                      num_threads=threads, **procs)
     bar = tqdm(total=steps_per_epoch * t.batch_size, initial=start_step * t.batch_size, unit="img",
@@ -172,7 +161,7 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
       metrics_log.close()
       raise UserError(f"training loss became {train_loss} in epoch {epoch}: lower train.learning_rate; the last"
                       f" good checkpoint is in {ckpt.directory}")
-    val = run_eval(state, val_src, "val")
+    val = run_eval(state, data.val, "val")
     previous_best = record["best_epoch"]
     record = early_stopping(record, epoch, val["loss"], patience=t.patience, min_delta=t.min_delta)
     row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": sums["correct"] / sums["count"],
@@ -197,14 +186,13 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
   ckpt.close()
   metrics_log.close()
   results = {}
-  for name, source in (("val", val_src), ("test", test_src)):
+  for name, source in (("val", data.val), ("test", data.test)):
     if len(source):
       m = run_eval(state, source, name, scores=True)
       m.update(epoch=record["best_epoch"] if t.restore_best else record["epoch"], split=name,
                model=config.model.name, features=kind, dataset=str(prepared.path))
       if main:
-        wd.register(workdir, *evaluate.metric_files(workdir / f"{name}_metrics.json"))
-        evaluate.write_metrics(workdir / f"{name}_metrics.json", m)
+        runner.write(workdir, f"{name}_metrics", m)
       results[name] = m
   log.info("finished in %.1f s", time.time() - started)
   return results.get("test") or results["val"]

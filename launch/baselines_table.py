@@ -5,7 +5,7 @@ r"""The paper's attribution table on the synthetic benchmark: kNN, Eigenfaces, P
 Runs, each as its own command line (as a user would, so every peak RSS is that command's own):
 - `python -m freqforensics.main --config=configs/demo.py` with `features=pixel` and `dct_log` (the
   paper's ridge model, log2);
-- `python -m freqforensics.baselines grid_search` then `train` (the best grid point, scored on the
+- `python -m freqforensics.tools.classic_baselines grid_search` then `train` (the best grid point, scored on the
   test split) for knn, eigenfaces and prnu with `configs/baselines.py` (pixels, the paper's setting).
 Then prints a markdown table and writes it to OUT/table.md. Wall time covers the whole commands
 (grid search + train for a baseline; start-up, statistics, training and evaluation for log2); peak
@@ -68,7 +68,7 @@ def baseline(out: Path, name: str, overrides: list[str]) -> dict:
   seconds, rss = 0.0, 0.0
   for command in ("grid_search", "train"):
     if command not in saved or (command == "grid_search" and "best" not in saved[command]):
-      t, r = _run(["-m", "freqforensics.baselines", command, *common])
+      t, r = _run(["-m", "freqforensics.tools.classic_baselines", command, *common])
       seconds, rss = seconds + t, max(rss, r)
       saved = json.loads(path.read_text())
   grid, trained = saved["grid_search"], saved["train"]
@@ -89,9 +89,9 @@ def main() -> None:
   out = (ROOT / args.out).resolve()
   start = time.perf_counter()
   from freqforensics import defaults  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import dataset  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 
-  dataset.prepare_from_config(defaults.base_config(), progress=False)  # generate + prepare once, timed apart
+  loading.prepare_from_config(defaults.base_config(), progress=False)  # generate + prepare once, timed apart
   print(f"benchmark data generated/prepared (or found) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
   jobs = [f"--config.baseline.n_jobs={args.n_jobs}"]
   rows = [baseline(out, "knn", jobs),

@@ -13,7 +13,7 @@ compilation included:
   prepared on the fly into a fresh data root, then evaluated), the other way to score a folder;
 - decoding alone: the files decoded by classify's own thread pool and preprocessing, no model (the
   ceiling of any classifier that reads these files on this machine);
-- `python -m freqforensics.classify --workdir=... FOLDER` as a separate process: its own images/s
+- `python -m freqforensics.tools.classify --workdir=... FOLDER` as a separate process: its own images/s
   once started, the whole process's wall time (imports included), and its peak resident memory.
 """
 
@@ -36,16 +36,17 @@ host_devices.use_all_cores()
 import jax  # noqa: E402  (after the XLA flag)
 import psutil  # noqa: E402
 
-from freqforensics import bundle, classify, defaults, eval_run, steps, train  # noqa: E402
-from freqforensics.data import dataset  # noqa: E402
+from freqforensics import bundle, defaults, steps, train  # noqa: E402
+from freqforensics.data import loading  # noqa: E402
+from freqforensics.evaluation import inference, runner  # noqa: E402
 
 
 def eval_loop_ips(c, workdir: Path) -> tuple[int, float]:
   """Images and images/s of the evaluation loop over every prepared split (one evaluator, one compile)."""
   b = bundle.load(workdir / "bundle")
-  run = eval_run.bundle_evaluator(b, num_devices=steps.num_devices(c), batch_size=c.eval.batch_size, progress=False)
-  prepared = dataset.prepare_from_config(c, progress=False)
-  sources = [eval_run.relabelled_split(prepared, b, s) for s in ("train", "val", "test")]
+  run = runner.bundle_evaluator(b, num_devices=steps.num_devices(c), batch_size=c.eval.batch_size, progress=False)
+  prepared = loading.prepare_from_config(c, progress=False)
+  sources = [runner.relabelled_split(prepared, b, s) for s in ("train", "val", "test")]
   start = time.perf_counter()
   n = sum(run(source, name)["num_examples"] for source, name in zip(sources, ("train", "val", "test")))
   return n, n / (time.perf_counter() - start)
@@ -58,7 +59,7 @@ def folder_eval_ips(c, workdir: Path, folder: Path, num_files: int) -> float:
     c.eval.source_dir = str(folder)
     c.data.data_dir = root
     start = time.perf_counter()
-    m = next(iter(eval_run.evaluate_workdir(c, workdir).values()))
+    m = next(iter(runner.evaluate_workdir(c, workdir).values()))
     seconds = time.perf_counter() - start
   assert m["num_examples"] == num_files, (m["num_examples"], num_files)
   return num_files / seconds
@@ -66,9 +67,9 @@ def folder_eval_ips(c, workdir: Path, folder: Path, num_files: int) -> float:
 
 def decode_ips(workdir: Path, files: list[Path], batch_size: int = 64) -> float:
   """images/s of classify's decoding alone (its thread pool and the bundle's preprocessing)."""
-  clf = classify.load(workdir)
+  clf = inference.load(workdir)
   start = time.perf_counter()
-  n = sum(len(paths) for paths, _ in classify.decoded_batches(files, clf.decoder(), batch_size))
+  n = sum(len(paths) for paths, _ in inference.decoded_batches(files, clf.decoder(), batch_size))
   return n / (time.perf_counter() - start)
 
 
@@ -76,7 +77,7 @@ def classify_process(workdir: Path, folder: Path) -> tuple[float, float, float, 
   """(images/s after start-up, whole wall seconds, peak RSS in MiB, output file) of the classify command."""
   out = workdir / f"bench_{time.strftime('%Y%m%d-%H%M%S')}.csv"
   start = time.perf_counter()
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.classify", f"--workdir={workdir}", f"--output={out}",
+  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.tools.classify", f"--workdir={workdir}", f"--output={out}",
                            str(folder)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   peak, child = 0, psutil.Process(proc.pid)
   while proc.poll() is None:  # the child's own resident memory, sampled every 20 ms
@@ -108,7 +109,7 @@ def main() -> None:
   c.progress = False
   workdir = root / f"classify_bench_{args.size}_{args.num_per_class}"
   train.train_and_evaluate(c, workdir)
-  folder = dataset.source_dir(c, progress=False)
+  folder = loading.source_dir(c, progress=False)
   files = sorted(folder.rglob("*.png"))
   c.mode = "eval"
 

@@ -9,7 +9,7 @@ work (imports excluded) to the output on disk; peak memory is the largest sum of
 (RSS) over the process and all its children, sampled every 100 ms:
 - `naive`: the release's loop: one process, Pillow + numpy per file, every image kept in a list,
   then one `np.stack` and one `.npy` file per split (70/10/20 per class).
-- `freqforensics`: `freqforensics.data.prepare.prepare_to` with the same split, crop `center`: the
+- `freqforensics`: `freqforensics.data.preparation.prepare_to` with the same split, crop `center`: the
   decoding tasks in worker processes on all cores, then the records packed into array_record shards.
 """
 
@@ -68,10 +68,10 @@ def naive(src: Path, out: Path, size: int) -> int:
 
 
 def ours(src: Path, out: Path, size: int, workers: int) -> int:
-  from freqforensics.data import prepare  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import preparation  # pylint: disable=g-import-not-at-top
 
-  options = prepare.PrepareOptions(image_size=size, channels=3, split=(0.7, 0.1, 0.2), num_threads=workers)
-  ds = prepare.prepare_to(src, out, options, progress=False)
+  options = preparation.PrepareOptions(image_size=size, channels=3, split=(0.7, 0.1, 0.2), num_threads=workers)
+  ds = preparation.prepare_to(src, out, options, progress=False)
   return sum(ds.num_examples.values())
 
 
@@ -79,7 +79,7 @@ def _child(args) -> None:
   """Runs one method in this process and prints its result as JSON."""
   src, out = Path(args.src), Path(args.out)
   if args.method != "naive":
-    from freqforensics.data import prepare  # noqa: F401  (imports are not part of the work timed)
+    from freqforensics.data import preparation, reader  # noqa: F401  (imports are not part of the work timed)
   start = time.perf_counter()
   n = naive(src, out, args.size) if args.method == "naive" else ours(src, out, args.size, args.workers)
   print(json.dumps({"images": n, "seconds": time.perf_counter() - start}))

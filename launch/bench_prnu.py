@@ -3,7 +3,7 @@ r"""Benchmark: PRNU residual throughput in one process and over worker processes
   python launch/bench_prnu.py [--images=768] [--chunk=128] [--repeats=3]
 
 On the synthetic benchmark's prepared training split (64x64x3; generated and prepared if missing),
-times the two passes of PRNU (`prnu.accumulate`: residuals plus fingerprint sums; `prnu.predict`:
+times the two passes of PRNU (`noise_residuals.accumulate`: residuals plus fingerprint sums; `noise_residuals.predict`:
 residuals, DFT Wiener and correlation) on chunks read beforehand, for the whole default grid (4 levels
 x 10 sigmas = 40 residuals per image) and for one grid point, with `n_jobs` = 1 and one worker
 process per core (`parallel.ordered_map`, spawn; start-up included). Images/s counts images, not
@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from freqforensics.baselines import config as bconfig
-from freqforensics.baselines import parallel, prnu
+from freqforensics.baselines import noise_residuals, parallel
 
 
 def _time(fn, tasks, n_jobs: int) -> float:
@@ -40,9 +40,9 @@ def main() -> None:
   # Imported here, not at the top: spawned workers import this script as their main module, and
   # should load only what the baselines' command line loads (NumPy, SciPy, PyWavelets), not JAX.
   from freqforensics import defaults  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import dataset  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 
-  prepared = dataset.prepare_from_config(defaults.base_config(), progress=False)
+  prepared = loading.prepare_from_config(defaults.base_config(), progress=False)
   source = prepared.source("train")
   n = min(args.images, len(source))
   chunks = [np.arange(i, min(n, i + args.chunk)) for i in range(0, n, args.chunk)]
@@ -56,8 +56,8 @@ def main() -> None:
   print(f"| pass | grid points | images/s, 1 process | images/s, {cores} worker processes | speed-up |")
   print("|---|---|---|---|---|")
   batches = [source.read_batch(ch) for ch in chunks]
-  for name, fn, extra in (("fingerprint sums", prnu.accumulate, lambda b, g: (b["image"], b["label"], c, g, windows)),
-                          ("scoring", prnu.predict, lambda b, g: (b["image"], g, windows, prints[:len(g)]))):
+  for name, fn, extra in (("fingerprint sums", noise_residuals.accumulate, lambda b, g: (b["image"], b["label"], c, g, windows)),
+                          ("scoring", noise_residuals.predict, lambda b, g: (b["image"], g, windows, prints[:len(g)]))):
     for grid in (full, full[:1]):
       tasks = [extra(b, grid) for b in batches]
       one, many = float("inf"), float("inf")

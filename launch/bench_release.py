@@ -15,8 +15,8 @@ $FREQFORENSICS_DATA/bench_release) is read by both sides, in separate processes,
   one process decodes every PNG, takes its SciPy DCT and log, runs a Welford pass over the training
   split, standardises and writes float32 TFRecords, one file per split; then Keras `model.fit` on
   the training file through tf.data, for `log2` and `cnn`.
-- freqforensics: `prepare.prepare_to` (decode to uint8 array_record shards, worker processes on all
-  cores) and the statistics pass of training (`dataset.feature_stats`, DCT + log on device, float64
+- freqforensics: `preparation.prepare_to` (decode to uint8 array_record shards, worker processes on all
+  cores) and the statistics pass of training (`stats.feature_stats`, DCT + log on device, float64
   moments); then the full training loop exactly as `train.py` runs it (grain batches, placement on
   the mesh, the jitted step with the DCT, log and standardisation inside) and the bare jitted step,
   for the same models (`launch/bench_train.py`'s `time_training`).
@@ -137,19 +137,19 @@ def run_freqforensics(src: Path, work: Path, size: int, models: list[str], *, st
   import bench_train  # pylint: disable=g-import-not-at-top  (asks XLA for one CPU device per core first)
   import jax  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import sharding  # pylint: disable=g-import-not-at-top
+  from freqforensics import sharding, stats  # pylint: disable=g-import-not-at-top
   from freqforensics import steps as ff_steps  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import dataset, prepare  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import preparation  # pylint: disable=g-import-not-at-top
 
-  options = prepare.PrepareOptions(image_size=size, channels=3, split=(0.7, 0.1, 0.2))
+  options = preparation.PrepareOptions(image_size=size, channels=3, split=(0.7, 0.1, 0.2))
   start = time.perf_counter()
-  prepared = prepare.prepare_to(src, work / "prepared", options, progress=False)
+  prepared = preparation.prepare_to(src, work / "prepared", options, progress=False)
   prep_s = time.perf_counter() - start
   on_disk = sum(f.stat().st_size for f in prepared.path.rglob("*") if f.is_file())
   config = bench_train.config_for(models[0] if models else "log2", size)
   start = time.perf_counter()
   mesh = sharding.make_mesh(ff_steps.num_devices(config))
-  dataset.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
+  stats.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
   stats_s = time.perf_counter() - start
   n = sum(prepared.num_examples.values())
   train = {m: bench_train.time_training(bench_train.config_for(m, size), prepared, steps, warmup=2,

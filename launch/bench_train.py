@@ -24,8 +24,8 @@ host_devices.use_all_cores()
 
 import jax  # noqa: E402  (after the XLA flag)
 
-from freqforensics import defaults, sharding, steps  # noqa: E402
-from freqforensics.data import dataset, pipeline, records  # noqa: E402
+from freqforensics import defaults, sharding, stats, steps  # noqa: E402
+from freqforensics.data import loading, pipeline, reader  # noqa: E402
 
 
 def config_for(model: str, size: int, num_per_class: int = 400):
@@ -47,9 +47,9 @@ def time_training(config, prepared, num_steps: int, *, warmup: int = 2, max_seco
   """
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
-  fs = dataset.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
+  fs, _ = stats.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
   fs = jax.device_put(fs, sharding.replicated(mesh))
-  source = records.maybe_in_memory(prepared.source("train"), config.data.cache_gb)  # as train.py does
+  source = reader.maybe_in_memory(prepared.source("train"), config.data.cache_gb)  # as train.py does
   per_epoch = pipeline.num_train_steps(len(source), config.train.batch_size)
   graphdef, state, _ = steps.create_state(config, prepared.image_shape, len(prepared.label_names), per_epoch)
   state = jax.device_put(state, sharding.replicated(mesh))
@@ -90,7 +90,7 @@ def time_training(config, prepared, num_steps: int, *, warmup: int = 2, max_seco
 def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str, float]:
   """`time_training` of `model` on the synthetic benchmark at SIZE (generated and prepared once)."""
   config = config_for(model, size, num_per_class)
-  return time_training(config, dataset.prepare_from_config(config, progress=False), num_steps)
+  return time_training(config, loading.prepare_from_config(config, progress=False), num_steps)
 
 
 def main() -> None:

@@ -34,8 +34,7 @@ host_devices.use_all_cores()
 
 import jax  # noqa: E402  (after the XLA flag)
 
-from freqforensics import spectral, train  # noqa: E402
-from freqforensics.data import dataset  # noqa: E402
+from freqforensics import defaults, spectral, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = "full"
@@ -70,7 +69,7 @@ def run_one(feature: str, model: str, per_class: str, out_dir: Path, data_dir: s
   else:
     metrics = train.train_and_evaluate(config, workdir)
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-  kind = dataset.feature_kind(config)
+  kind = defaults.feature_name(config)
   size = config.data.image_size
   return {"feature": feature, "model": model, "per_class": per_class, "name": kind,
           "feature_shape": list(spectral.feature_shape(kind, (size, size, config.data.channels))),

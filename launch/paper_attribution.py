@@ -10,7 +10,7 @@ one resnet epoch over the benchmark takes over a minute). Writes `attribution.md
 accuracy, wall time, trainable parameters of the neural models) into a new folder under `--results`.
 `--tiny` is the smoke version (seconds per method).
 `--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from freqforensics import experiments, host_devices
+from freqforensics import host_devices
+from freqforensics.tools import scripts
 
 COLUMNS = [("method", "method", "s"), ("features", "input", "s"), ("best", "best grid point (val accuracy)", "s"),
            ("accuracy", "test accuracy", ".3f"), ("seconds", "wall time (s)", ".0f"), ("parameters", "parameters", ",d")]
@@ -28,8 +29,8 @@ NEURAL = (("log2", "pixel"), ("log2", "dct_log"), ("cnn", "pixel"), ("cnn", "dct
 
 def baseline_row(name: str, base, out: Path, pca_subset: int, tiny: bool = False) -> dict:
   """Grid search then train (best point, scored on test) of one classic baseline on `base`'s data."""
+  from freqforensics.baselines import commands  # pylint: disable=g-import-not-at-top
   from freqforensics.baselines import config as bconfig  # pylint: disable=g-import-not-at-top
-  from freqforensics.baselines import run  # pylint: disable=g-import-not-at-top
 
   c = base.copy_and_resolve_references()
   with c.unlocked():
@@ -40,8 +41,8 @@ def baseline_row(name: str, base, out: Path, pca_subset: int, tiny: bool = False
   if tiny:  # as configs/baselines.py:tiny
     c.baseline.batch_size, c.baseline.eigenfaces.pca_subset = 32, min(pca_subset, 200)
   start = time.perf_counter()
-  grid = run.run(c, out / "baselines", "grid_search")
-  trained = run.run(c, out / "baselines", "train")
+  grid = commands.run(c, out / "baselines", "grid_search")
+  trained = commands.run(c, out / "baselines", "train")
   best = grid.get("best") or {}
   best_row = next((r for r in grid["rows"] if all(r.get(k) == v for k, v in best.items())), {})
   return {"method": {"knn": "kNN", "eigenfaces": "Eigenfaces", "prnu": "PRNU"}[name],
@@ -51,24 +52,24 @@ def baseline_row(name: str, base, out: Path, pca_subset: int, tiny: bool = False
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = experiments.script_parser(__doc__)
+  parser = scripts.script_parser(__doc__)
   parser.add_argument("--resnet_epochs", type=int, default=8)
   parser.add_argument("--pca_subset", type=int, default=1000)
-  args = experiments.parse_args(parser, argv)
-  out = experiments.results_dir(args.results, "attribution")
-  rows = [baseline_row(name, experiments.script_config(args), out, args.pca_subset, args.tiny)
+  args = scripts.parse_args(parser, argv)
+  out = scripts.results_dir(args.results, "attribution")
+  rows = [baseline_row(name, scripts.script_config(args), out, args.pca_subset, args.tiny)
           for name in ("knn", "eigenfaces", "prnu")]
   for model, features in NEURAL:
-    c = experiments.script_config(args)
+    c = scripts.script_config(args)
     c.model.name, c.features, c.progress = model, features, False
     if model == "resnet":
       c.train.epochs = min(c.train.epochs, args.resnet_epochs)
-    m = experiments.run(c, out / "runs" / f"{model}_{features}")
+    m = scripts.run(c, out / "runs" / f"{model}_{features}")
     rows.append({"method": model, "features": {"pixel": "pixels", "dct_log": "log DCT"}[features], "best": "-",
                  "accuracy": m["accuracy"], "seconds": m["seconds"], "parameters": m["parameters"]})
-  md = experiments.write_results(
+  md = scripts.write_results(
       out, "attribution", rows, COLUMNS, title="Attribution: every method on the same test split",
-      notes=f"Config {experiments.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
+      notes=f"Config {scripts.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
             "wall time of the whole method (grid search included for the classic ones); ours.")
   print(md.read_text())
   return out
@@ -76,4 +77,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  experiments.script_main(main, sys.argv[1:])
+  scripts.script_main(main, sys.argv[1:])

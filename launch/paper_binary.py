@@ -8,7 +8,7 @@ By default the synthetic benchmark, real crops (`A_real`) against one simulated 
 `binary.md` / `binary.json` (accuracy, ROC-AUC, average precision, accuracy at 0.5, wall time,
 parameters) into a new folder under `--results`. `--tiny` is the smoke version (seconds).
 `--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from freqforensics import experiments, host_devices
+from freqforensics import host_devices
+from freqforensics.tools import scripts
 
 COLUMNS = [("features", "features", "s"), ("accuracy", "test accuracy", ".3f"), ("roc_auc", "ROC-AUC", ".4f"),
            ("average_precision", "AP", ".4f"), ("accuracy_at_0.5", "acc@0.5", ".3f"), ("seconds", "seconds", ".0f"),
@@ -24,26 +25,26 @@ COLUMNS = [("features", "features", "s"), ("accuracy", "test accuracy", ".3f"), 
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = experiments.script_parser(__doc__)
+  parser = scripts.script_parser(__doc__)
   parser.add_argument("--real", default="A_real")
   parser.add_argument("--fake", default="D_transposed")
-  args = experiments.parse_args(parser, argv)
-  out = experiments.results_dir(args.results, "binary")
+  args = scripts.parse_args(parser, argv)
+  out = scripts.results_dir(args.results, "binary")
   rows = []
   for features in ("pixel", "dct_log"):
-    c = experiments.script_config(args)
+    c = scripts.script_config(args)
     c.features, c.data.classes, c.progress = features, (args.real, args.fake), False
-    m = experiments.run(c, out / "runs" / features)
+    m = scripts.run(c, out / "runs" / features)
     rows.append({"features": features, "accuracy": m["accuracy"], "roc_auc": m["binary"]["roc_auc"],
                  "average_precision": m["binary"]["average_precision"],
                  "accuracy_at_0.5": m["binary"]["accuracy_at_0.5"], "seconds": m["seconds"],
                  "parameters": m["parameters"]})
-  md = experiments.write_results(out, "binary", rows, COLUMNS, title=f"{args.real} vs {args.fake}, log2",
-                                 notes=f"Config {experiments.config_label(args)}; test split; ours.")
+  md = scripts.write_results(out, "binary", rows, COLUMNS, title=f"{args.real} vs {args.fake}, log2",
+                                 notes=f"Config {scripts.config_label(args)}; test split; ours.")
   print(md.read_text())
   return out
 
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  experiments.script_main(main, sys.argv[1:])
+  scripts.script_main(main, sys.argv[1:])

@@ -9,7 +9,7 @@ and tests on the whole test split. Writes `few_samples.md` / `.json` (mean and s
 and `few_samples.png` (accuracy against training images per class, one line per model and
 feature, the spread as a band) into a new folder under `--results`.
 `--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics import experiments, host_devices
+from freqforensics import host_devices
+from freqforensics.tools import scripts
 
 COLUMNS = [("model", "model", "s"), ("features", "features", "s"), ("fraction", "fraction of train", "g"),
            ("per_class", "train images per class", ",d"), ("mean", "test accuracy (mean)", ".3f"),
@@ -52,46 +53,46 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = experiments.script_parser(__doc__)
+  parser = scripts.script_parser(__doc__)
   parser.add_argument("--fractions", default="0.01,0.05,0.1,0.25,0.5,1")
   parser.add_argument("--seeds", default="0,1")
   parser.add_argument("--models", default="log2,cnn")
-  args = experiments.parse_args(parser, argv)
+  args = scripts.parse_args(parser, argv)
   fractions = [float(f) for f in args.fractions.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
-  out = experiments.results_dir(args.results, "few_samples")
+  out = scripts.results_dir(args.results, "few_samples")
   rows = []
   for model in args.models.split(","):
     for features in ("pixel", "dct_log"):
       for fraction in fractions:
         accs, per_class = [], 0
         for seed in seeds:
-          c = experiments.script_config(args)
+          c = scripts.script_config(args)
           c.model.name, c.features, c.seed, c.progress = model, features, seed, False
           c.data.train_subset = fraction
           per_class, classes = _per_class(c)
           # A subset smaller than a batch trains on all of it per step (a multiple of 4: any device count).
           c.train.batch_size = min(c.train.batch_size, max(4, per_class * classes // 4 * 4))
-          m = experiments.run(c, out / "runs" / f"{model}_{features}_{fraction:g}_seed{seed}")
+          m = scripts.run(c, out / "runs" / f"{model}_{features}_{fraction:g}_seed{seed}")
           accs.append(m["accuracy"])
         rows.append({"model": model, "features": features, "fraction": fraction, "per_class": per_class,
                      "mean": float(np.mean(accs)), "std": float(np.std(accs)), "seeds": len(seeds)})
   _plot(rows, out / "few_samples.png")
-  md = experiments.write_results(out, "few_samples", rows, COLUMNS, title="Test accuracy as the training set shrinks",
-                                 notes=f"Config {experiments.config_label(args)}; ours. Figure: few_samples.png.")
+  md = scripts.write_results(out, "few_samples", rows, COLUMNS, title="Test accuracy as the training set shrinks",
+                                 notes=f"Config {scripts.config_label(args)}; ours. Figure: few_samples.png.")
   print(md.read_text())
   return out
 
 
 def _per_class(config) -> tuple[int, int]:
   """(training images per class of the config's subset, number of classes)."""
-  from freqforensics.data import dataset  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 
-  prepared = dataset.prepare_from_config(config, progress=False)
-  source, _ = dataset.train_subset(prepared, config.data.train_subset, config.seed)
+  prepared = loading.prepare_from_config(config, progress=False)
+  source, _ = loading.train_subset(prepared, config.data.train_subset, config.seed)
   return len(source) // len(prepared.label_names), len(prepared.label_names)
 
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  experiments.script_main(main, sys.argv[1:])
+  scripts.script_main(main, sys.argv[1:])

@@ -11,7 +11,7 @@ upsampling: nearest neighbour, bilinear, transposed convolution):
    the generator's output low-pass filtered: spectra and accuracies again.
 Writes `upsampling.md` / `.json` and the figures into a new folder under `--results`.
 `--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.prepare`).
+`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from freqforensics import experiments, host_devices
+from freqforensics import host_devices
+from freqforensics.tools import scripts
 
 KINDS = ("B_nearest", "C_bilinear", "D_transposed")
 COLUMNS = [("upsampler", "upsampler", "s"), ("accuracy", "accuracy", ".3f"), ("roc_auc", "ROC-AUC", ".4f"),
@@ -28,43 +29,43 @@ COLUMNS = [("upsampler", "upsampler", "s"), ("accuracy", "accuracy", ".3f"), ("r
 
 
 def _spectra(config, out: Path, name: str) -> None:
-  from freqforensics import spectra  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import dataset  # pylint: disable=g-import-not-at-top
+  from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 
-  prepared = dataset.prepare_from_config(config, progress=False)
-  result = spectra.compute([f"{prepared.path}:test"], num=1000, size=0, channels=3)
+  prepared = loading.prepare_from_config(config, progress=False)
+  result = mean_spectra.compute([f"{prepared.path}:test"], num=1000, size=0, channels=3)
   folder = out / name
   folder.mkdir()
-  for path in spectra.write_figures(result, folder):
+  for path in mean_spectra.write_figures(result, folder):
     shutil.move(path, out / f"{name}_{path.name}")
   folder.rmdir()
 
 
 def main(argv: list[str] | None = None) -> Path:
-  parser = experiments.script_parser(__doc__)
+  parser = scripts.script_parser(__doc__)
   parser.add_argument("--lowpass", type=float, default=1.0)
-  args = experiments.parse_args(parser, argv)
-  out = experiments.results_dir(args.results, "upsampling")
+  args = scripts.parse_args(parser, argv)
+  out = scripts.results_dir(args.results, "upsampling")
   rows = {kind: {"upsampler": kind.split("_", 1)[1]} for kind in KINDS}
   for tag, lowpass in (("", 0.0), ("lowpass_", args.lowpass)):
-    base = experiments.script_config(args)
+    base = scripts.script_config(args)
     base.data.synthetic.lowpass, base.progress = lowpass, False
     _spectra(base, out, f"{tag}spectra".strip("_"))
     for kind in KINDS:
-      c = experiments.script_config(args)
+      c = scripts.script_config(args)
       c.data.synthetic.lowpass, c.progress = lowpass, False
       c.data.classes = ("A_real", kind)
-      m = experiments.run(c, out / "runs" / f"{tag}{kind}")
+      m = scripts.run(c, out / "runs" / f"{tag}{kind}")
       rows[kind].update({f"{tag}accuracy": m["accuracy"], f"{tag}roc_auc": m["binary"]["roc_auc"]})
-  md = experiments.write_results(
+  md = scripts.write_results(
       out, "upsampling", list(rows.values()), COLUMNS,
       title="Real vs each upsampler, log2 on log-DCT features (test split)",
       notes=f"Low-passed: every generated image blurred (Gaussian, sigma {args.lowpass} px) before saving. "
-            f"Config {experiments.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.")
+            f"Config {scripts.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.")
   print(md.read_text())
   return out
 
 
 if __name__ == "__main__":
   host_devices.use_all_cores()
-  experiments.script_main(main, sys.argv[1:])
+  scripts.script_main(main, sys.argv[1:])

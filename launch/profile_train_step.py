@@ -36,8 +36,9 @@ import jax  # noqa: E402  (after the XLA flag)
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from freqforensics import losses, sharding, spectral, steps  # noqa: E402
-from freqforensics.data import dataset, pipeline, records  # noqa: E402
+from freqforensics import sharding, spectral, stats, steps  # noqa: E402
+from freqforensics.data import loading, pipeline, reader  # noqa: E402
+from freqforensics.models import heads  # noqa: E402
 
 
 def timed(fn, reps: int) -> float:
@@ -57,12 +58,12 @@ def profile(model: str, size: int, reps: int, num_per_class: int, rounds: int) -
   import bench_train  # pylint: disable=g-import-not-at-top
 
   config = bench_train.config_for(model, size, num_per_class)
-  prepared = dataset.prepare_from_config(config, progress=False)
+  prepared = loading.prepare_from_config(config, progress=False)
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
   rep = sharding.replicated(mesh)
-  fs = jax.device_put(dataset.feature_stats(prepared, "dct_log", mesh, batch_size=256, progress=False), rep)
-  source = records.maybe_in_memory(prepared.source("train"), config.data.cache_gb)
+  fs = jax.device_put(stats.feature_stats(prepared, "dct_log", mesh, batch_size=256, progress=False)[0], rep)
+  source = reader.maybe_in_memory(prepared.source("train"), config.data.cache_gb)
   graphdef, state, _ = steps.create_state(config, prepared.image_shape, len(prepared.label_names), 1)
   state = jax.device_put(state, rep)
   bs = config.train.batch_size
@@ -86,7 +87,7 @@ def profile(model: str, size: int, reps: int, num_per_class: int, rounds: int) -
 
   def loss_fn(model, x, labels):
     logits = model(x, train=True)
-    return jnp.mean(losses.per_example_loss(logits, labels)) + model.penalty()
+    return jnp.mean(heads.per_example_loss(logits, labels)) + model.penalty()
 
   def grads_fn(state, x, labels):
     model, _ = nnx.merge(graphdef, state)

@@ -6,7 +6,7 @@ For each model (on `dct_log` features, configs/demo.py: 4 classes x 1,000 images
 runs: one on clean images, one with `--config.augment.kind=combined` (each training image perturbed
 with probability 0.5 by one of JPEG / blur / noise / crop at the paper's strengths, drawn anew every
 epoch). Each finished model is then evaluated on the test split under every perturbation at every
-strength of `robustness.DEFAULT_SWEEPS` (`freqforensics.robustness`, the same as its command).
+strength of `perturbation_sweep.DEFAULT_SWEEPS` (`freqforensics.analysis.perturbation_sweep`, as its command).
 
 Prints the accuracy table, the mean drop below clean accuracy per perturbation and model, and the
 wall time of each part; writes `OUT/<model>_<clean|augmented>/` (work dirs with their
@@ -29,8 +29,10 @@ host_devices.use_all_cores()
 
 import jax  # noqa: E402  (after the XLA flag)
 
-from freqforensics import bundle, defaults, eval_run, robustness, train  # noqa: E402
-from freqforensics.data import prepare  # noqa: E402
+from freqforensics import bundle, defaults, train  # noqa: E402
+from freqforensics.analysis import perturbation_sweep  # noqa: E402
+from freqforensics.data import reader  # noqa: E402
+from freqforensics.evaluation import runner  # noqa: E402
 
 
 def _config(model: str, augmented: bool):
@@ -50,11 +52,11 @@ def run(model: str, augmented: bool, out: Path) -> tuple[str, dict, float, float
   train.train_and_evaluate(_config(model, augmented), workdir)
   trained = time.perf_counter()
   b = bundle.load(workdir / "bundle")
-  prepared = prepare.open_prepared(b.info["dataset"])
-  source = eval_run.relabelled_split(prepared, b, "test")
-  evaluate_fn = eval_run.bundle_evaluator(b, num_devices=jax.device_count(), batch_size=256, progress=False)
-  about = robustness.describe(b, workdir, prepared.path, "test", len(source))  # as the command: it can resume it
-  report = robustness.run_report(evaluate_fn, source, workdir / "robustness_test", about, progress=False, label=label)
+  prepared = reader.open_prepared(b.info["dataset"])
+  source = runner.relabelled_split(prepared, b, "test")
+  evaluate_fn = runner.bundle_evaluator(b, num_devices=jax.device_count(), batch_size=256, progress=False)
+  about = perturbation_sweep.describe(b, workdir, prepared.path, "test", len(source))  # as the command: it can resume it
+  report = perturbation_sweep.run_report(evaluate_fn, source, workdir / "robustness_test", about, progress=False, label=label)
   return label, report, trained - start, time.perf_counter() - trained
 
 
@@ -84,16 +86,16 @@ def main() -> None:
       print(f"{name}: clean accuracy {report['clean']['accuracy']:.3f}; training {t_train:.0f} s, robustness"
             f" report {t_eval:.0f} s", flush=True)
   print()
-  print(robustness.table(reports))
+  print(perturbation_sweep.table(reports))
   print()
-  kinds = list(robustness.DEFAULT_SWEEPS)
+  kinds = list(perturbation_sweep.DEFAULT_SWEEPS)
   print("| mean accuracy drop below clean | " + " | ".join(kinds) + " |")
   print("|---|" + "---|" * len(kinds))
   for name, report in reports.items():
     d = drops(report)
     print(f"| {name} | " + " | ".join(f"{d[k]:.3f}" for k in kinds) + " |")
   Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
-  robustness.plot(reports, args.figure, styles=styles,
+  perturbation_sweep.plot(reports, args.figure, styles=styles,
                   title="synthetic benchmark, dct_log: trained clean (dashed) vs with augmentation (solid)")
   print(f"\nfigure: {args.figure}; total {time.perf_counter() - started:.0f} s")
 

@@ -31,9 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ".freqforensics.lock"  # each command that locks a work dir writes its process id there
 
 
+COMMANDS = {"main": "freqforensics.main", "prepare": "freqforensics.tools.prepare",
+            "classify": "freqforensics.tools.classify", "explain": "freqforensics.tools.explain",
+            "spectra": "freqforensics.tools.compare_spectra", "perturb": "freqforensics.tools.perturb",
+            "robustness": "freqforensics.tools.robustness"}
+
+
 def tool(name: str) -> list[str]:
   """The command line of a command (`main`, `prepare`, `classify`, ...)."""
-  return [sys.executable, "-m", f"freqforensics.{name}"]
+  return [sys.executable, "-m", COMMANDS[name]]
 
 
 @dataclasses.dataclass
@@ -209,9 +215,9 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
     src = links(case, m)
 
     def after(case: Path) -> None:
-      from freqforensics.data import prepare as P
+      from freqforensics.data import reader
 
-      rows = {r["path"]: r["reason"] for r in P.read_report(case / "out")}
+      rows = {r["path"]: r["reason"] for r in reader.read_report(case / "out")}
       assert rows == {"A_real/loop": "link loop", "B_gan/broken.png": "broken link", "A_real/.hidden.png": "hidden",
                       "B_gan/._img_0000.png": "hidden"}
     return Case(prepare(case, m, f"--source_dir={src}", "--split=0.5,0.25,0.25"), "skipped 4 files", rc=0,
@@ -365,13 +371,13 @@ def materials(tmp_path_factory):
   from PIL import Image
 
   from freqforensics import train
-  from freqforensics.data import prepare
+  from freqforensics.data import preparation
 
   root = tmp_path_factory.mktemp("materials")
   src = write_fingerprinted_folders(root / "src", 20)
   c = tiny_folder_config(src, root / "data", split=(12, 4, 4), epochs=1)
   train.train_and_evaluate(c, root / "run")
-  prepared = prepare.prepare_to(src, root / "prepared", prepare.PrepareOptions(16, 3, (12, 4, 4)), progress=False)
+  prepared = preparation.prepare_to(src, root / "prepared", preparation.PrepareOptions(16, 3, (12, 4, 4)), progress=False)
   images = root / "images"
   images.mkdir()
   for i, p in enumerate(sorted((src / "A_real").glob("*.png"))[:3]):

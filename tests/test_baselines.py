@@ -13,9 +13,9 @@ from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 
+from freqforensics.baselines import commands as brun
 from freqforensics.baselines import config as bconfig
-from freqforensics.baselines import data, eigenfaces, knn, results
-from freqforensics.baselines import run as brun
+from freqforensics.baselines import eigenfaces, inputs, knn, results
 from freqforensics.errors import UserError
 
 
@@ -164,13 +164,13 @@ def test_knn_grid_search_resumes_after_an_interruption(folders, tmp_path, monkey
   assert (tmp_path / "wd" / "knn_work" / "grid_val.npz").is_file()
   monkeypatch.setattr(results.Progress, "save", original)
   starts = []
-  batches = data.FeatureMaker.batches
+  batches = inputs.FeatureMaker.batches
 
   def spy(self, source, *, desc="", start=0):
     starts.append((desc, start))
     return batches(self, source, desc=desc, start=start)
 
-  monkeypatch.setattr(data.FeatureMaker, "batches", spy)
+  monkeypatch.setattr(inputs.FeatureMaker, "batches", spy)
   resumed = brun.run(c, tmp_path / "wd", "grid_search")["rows"]
   assert ("knn grid (val)", 2) in starts  # two of three validation batches were not read again
   assert resumed == reference
@@ -232,10 +232,10 @@ def test_memory_budget_and_missing_grid_are_one_line_errors(folders, tmp_path):
 
 def test_balanced_indices_are_class_balanced_and_seeded():
   y = np.array([0] * 10 + [1] * 3 + [2] * 7)
-  idx = data.balanced_indices(y, 4, 3, seed=1)
+  idx = inputs.balanced_indices(y, 4, 3, seed=1)
   assert np.bincount(y[idx]).tolist() == [4, 3, 4] and np.all(np.diff(idx) > 0)
-  assert idx.tolist() == data.balanced_indices(y, 4, 3, seed=1).tolist()
-  assert data.balanced_indices(y, 0, 3, seed=1).tolist() == list(range(20))
+  assert idx.tolist() == inputs.balanced_indices(y, 4, 3, seed=1).tolist()
+  assert inputs.balanced_indices(y, 0, 3, seed=1).tolist() == list(range(20))
 
 
 def _cli(*args, tmp_path):
@@ -246,7 +246,7 @@ def _cli(*args, tmp_path):
 
   root = Path(__file__).resolve().parents[1]
   env = dict(os.environ, FREQFORENSICS_DATA=str(tmp_path / "cache"), PYTHONPATH=str(root))
-  return subprocess.run([sys.executable, "-m", "freqforensics.baselines", *args], cwd=root, env=env,
+  return subprocess.run([sys.executable, "-m", "freqforensics.tools.classic_baselines", *args], cwd=root, env=env,
                         capture_output=True, text=True, timeout=300)
 
 

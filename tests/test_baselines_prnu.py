@@ -12,9 +12,9 @@ from conftest import tiny_folder_config
 from PIL import Image
 from scipy import ndimage
 
+from freqforensics.baselines import commands as brun
 from freqforensics.baselines import config as bconfig
-from freqforensics.baselines import parallel, prnu, prnu_run, results
-from freqforensics.baselines import run as brun
+from freqforensics.baselines import noise_residuals, parallel, prnu, results
 
 SIZE = 32
 
@@ -48,10 +48,10 @@ def _config(src, data_dir, **prnu_fields):
 
 def test_residual_of_a_constant_image_is_zero():
   for levels in (1, 2, 3, 4):
-    r = prnu.noise_residual(np.full((SIZE, 24, 3), 117, np.uint8), levels, 0.5)
+    r = noise_residuals.noise_residual(np.full((SIZE, 24, 3), 117, np.uint8), levels, 0.5)
     assert r.shape == (SIZE, 24, 3)
     np.testing.assert_allclose(r, 0.0, atol=1e-9)
-  np.testing.assert_allclose(prnu.test_statistic(np.zeros((1, 8, 8, 3))), 0.0)
+  np.testing.assert_allclose(noise_residuals.test_statistic(np.zeros((1, 8, 8, 3))), 0.0)
 
 
 def test_residual_is_the_image_minus_its_wavelet_wiener_denoised_version():
@@ -59,7 +59,7 @@ def test_residual_is_the_image_minus_its_wavelet_wiener_denoised_version():
   out with SciPy, denoised approximation kept, reconstruction subtracted from the image."""
   img = np.random.default_rng(1).integers(0, 256, (2, SIZE, SIZE, 3)).astype(np.float64)
   levels, sigma, windows = 2, 3.0, (3, 5, 7, 9)
-  ours = next(prnu.residuals(img, [(levels, sigma)], windows))
+  ours = next(noise_residuals.residuals(img, [(levels, sigma)], windows))
   for b in range(2):
     for ch in range(3):
       coeffs = pywt.wavedec2(img[b, :, :, ch], "db4", mode="periodization", level=levels)
@@ -77,16 +77,16 @@ def test_residual_is_the_image_minus_its_wavelet_wiener_denoised_version():
 
 def test_zero_mean_lattice_and_correlation():
   x = np.random.default_rng(2).normal(size=(2, 8, 10)) + np.arange(10)[None, None, :] + 5.0
-  z = prnu.zero_mean_lattice(x)
+  z = noise_residuals.zero_mean_lattice(x)
   for i in (0, 1):
     for j in (0, 1):
       sub = z[:, i::2, j::2]
       np.testing.assert_allclose(sub.mean(axis=1), 0, atol=1e-12)
       np.testing.assert_allclose(sub.mean(axis=2), 0, atol=1e-12)
   rows = np.ones((1, 8, 10)) * np.arange(8)[None, :, None]  # a pattern constant along rows: removed
-  np.testing.assert_allclose(prnu.zero_mean_lattice(rows), 0, atol=1e-12)
+  np.testing.assert_allclose(noise_residuals.zero_mean_lattice(rows), 0, atol=1e-12)
   a, k = np.random.default_rng(3).normal(size=(4, 30)), np.random.default_rng(4).normal(size=(3, 30))
-  np.testing.assert_allclose(prnu.normalised_correlation(a, k), np.corrcoef(a, k)[:4, 4:], atol=1e-12)
+  np.testing.assert_allclose(noise_residuals.normalised_correlation(a, k), np.corrcoef(a, k)[:4, 4:], atol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_prnu_grid_search_resumes_after_an_interruption(patterned, tmp_path, mon
       tasks.append(fn.__name__)
       yield from ordered_map(fn, [t], n_jobs)
 
-  monkeypatch.setattr(prnu_run.parallel, "ordered_map", spy)
+  monkeypatch.setattr(prnu.parallel, "ordered_map", spy)
   rows = brun.run(c, tmp_path / "wd", "grid_search")["rows"]
   assert tasks.count("accumulate") == 4  # 60 training images in chunks of 12: the first was kept
   assert [{k: r[k] for k in ("levels", "sigma", "accuracy")} for r in rows] == \

@@ -16,8 +16,9 @@ from conftest import one_line_error as _one_line_error
 from conftest import tiny_folder_config, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import classify, train
+from freqforensics import train
 from freqforensics.errors import UserError
+from freqforensics.evaluation import inference, predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,13 +33,13 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clf(workdir) -> classify.Classifier:
-  return classify.load(workdir)
+def clf(workdir) -> inference.Classifier:
+  return inference.load(workdir)
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable, "-m", "freqforensics.classify", *args], cwd=cwd, env=env,
+  return subprocess.run([sys.executable, "-m", "freqforensics.tools.classify", *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=300)
 
 
@@ -80,7 +81,7 @@ def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
   clf.bundle.info["crop"] = "none"
   try:
     assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
-    with pytest.raises(classify.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
+    with pytest.raises(inference.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
       clf.prepare_file(tmp_path / "big.png")
   finally:
     clf.bundle.info["crop"] = "center"
@@ -114,7 +115,7 @@ def test_predict_files_in_memory(clf, tmp_path):
   good = _good_images(folder)
   (folder / "broken.png").write_bytes(np.random.default_rng(1).bytes(200))
   (folder / "notes.txt").write_text("not an image")
-  got = classify.predict_files(clf, [folder], batch_size=2)  # several batches, the last one short
+  got = inference.predict_files(clf, [folder], batch_size=2)  # several batches, the last one short
   assert got.paths == good and [p for p, _ in got.failed] == [folder / "broken.png"]
   assert got.ignored == [folder / "notes.txt"]
   want = clf.predict(np.stack([clf.prepare_file(p) for p in good]))
@@ -140,15 +141,15 @@ def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
 def test_default_output_is_never_overwritten(workdir, tmp_path):
   _good_images(tmp_path / "in")
   before = set(workdir.glob("classify_*.csv"))
-  out = classify._Output(None, workdir, "csv")
+  out = predictions.OutputFile(None, workdir, "csv")
   out.stream.write("keep me")
-  other = classify._Output(None, workdir, "csv")  # opened while the first is still being written
+  other = predictions.OutputFile(None, workdir, "csv")  # opened while the first is still being written
   out.finish()
   other.finish()
   first, second = out.name, other.name
   assert first != second and Path(first).read_text() == "keep me"
   with pytest.raises(UserError, match="exists"):
-    classify._Output(first, workdir, "csv")
+    predictions.OutputFile(first, workdir, "csv")
   r = _run(f"--workdir={workdir}", str(tmp_path / "in"), cwd=tmp_path)
   assert r.returncode == 0, r.stderr[-2000:]
   new = set(workdir.glob("classify_*.csv")) - before - {Path(first), Path(second)}

@@ -23,7 +23,7 @@ def _load(path: Path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_documents_its_command_and_shrinks(path):
   module = _load(path)
-  entry = "baselines" if path.name == "baselines.py" else "main"  # the classic baselines have their own command
+  entry = "tools.classic_baselines" if path.name == "baselines.py" else "main"  # the classic baselines' own command
   assert f"python -m freqforensics.{entry}" in module.__doc__ and f"--config=configs/{path.name}" in module.__doc__
   assert re.search(r"\d+ s", module.__doc__), "the docstring gives a measured time"
   full, tiny = module.get_config(), module.get_config("tiny")

@@ -9,8 +9,9 @@ import pytest
 from conftest import tiny_folder_config, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import eval_run, train
+from freqforensics import train
 from freqforensics.errors import UserError
+from freqforensics.evaluation import runner
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def trained(tmp_path_factory):
 
 def test_eval_mode_on_splits_reproduces_the_training_evaluation(trained):
   config, root = trained
-  results = eval_run.evaluate_workdir(config, root / "wd")
+  results = runner.evaluate_workdir(config, root / "wd")
   after_training = json.loads((root / "wd" / "test_metrics.json").read_text())
   saved = json.loads((root / "wd" / "eval_test.json").read_text())
   assert saved["confusion_matrix"] == after_training["confusion_matrix"] == results["test"]["confusion_matrix"]
@@ -38,10 +39,10 @@ def test_eval_mode_on_class_folders_maps_labels_by_name(trained, tmp_path):
   shutil.copytree(root / "src" / "B_gan", folder / "B_gan")
   config = config.copy_and_resolve_references()
   config.eval.source_dir = str(folder)
-  m = eval_run.evaluate_workdir(config, root / "wd")["folder_only_fakes"]
+  m = runner.evaluate_workdir(config, root / "wd")["folder_only_fakes"]
   assert m["num_examples"] == 16
   assert m["per_class_count"] == {"A_real": 0, "B_gan": 16}  # index 0 of the folder is B_gan: remapped
   (folder / "C_other").mkdir()
   Image.new("RGB", (16, 16)).save(folder / "C_other" / "x.png")
   with pytest.raises(UserError, match=r"class folders \['C_other'\] are not labels of this model"):
-    eval_run.evaluate_workdir(config, root / "wd")
+    runner.evaluate_workdir(config, root / "wd")

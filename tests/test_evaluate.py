@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from freqforensics import evaluate
 from freqforensics.data import pipeline
+from freqforensics.evaluation import loop, metrics
 
 LABELS = ("A_real", "B_gan", "C_gan")
 
@@ -32,7 +32,7 @@ def test_fixed_logits_give_exact_metrics_with_a_padded_last_batch():
   def logits_fn(batch):
     idx = np.asarray(batch["image"])[:, 0, 0, 0]  # the example index, stored in the image
     return jnp.asarray(np.eye(3)[np.asarray(pred)[idx]] * 10.0)
-  m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), LABELS)
+  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), LABELS)
   assert m["num_examples"] == 7
   assert m["accuracy"] == pytest.approx(5 / 7)
   assert m["per_class_accuracy"] == pytest.approx({"A_real": 0.5, "B_gan": 1.0, "C_gan": 2 / 3})
@@ -60,7 +60,7 @@ def test_binary_head_metrics():
   logits = np.array([[-3.0], [2.0], [-1.0], [0.5]])  # predictions 0, 1, 0, 1
   def logits_fn(batch):
     return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
-  m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), ("real", "fake"))
+  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), ("real", "fake"))
   assert m["confusion_matrix"] == [[1, 1], [1, 1]] and m["accuracy"] == 0.5
 
 
@@ -75,7 +75,7 @@ def test_metrics_equal_scikit_learn_on_fixed_predictions(tmp_path):
   def logits_fn(batch):
     return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
 
-  m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 8), LABELS, scores=True)
+  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 8), LABELS, scores=True)
   pred = logits.argmax(1)
   p, r, f, s = skm.precision_recall_fscore_support(true, pred, labels=[0, 1, 2], zero_division=0)
   for i, name in enumerate(LABELS):
@@ -89,7 +89,7 @@ def test_metrics_equal_scikit_learn_on_fixed_predictions(tmp_path):
   np.testing.assert_allclose(got, want, rtol=1e-6)
   assert m["one_vs_rest"]["macro_roc_auc"] == pytest.approx(skm.roc_auc_score(true, probs, multi_class="ovr"))
   assert m["confusion_matrix"] == skm.confusion_matrix(true, pred).tolist()
-  evaluate.write_metrics(tmp_path / "eval_test.json", dict(m, model="log2", features="dct_log", split="test"))
+  metrics.write_metrics(tmp_path / "eval_test.json", dict(m, model="log2", features="dct_log", split="test"))
   saved = json.loads((tmp_path / "eval_test.json").read_text())
   assert saved["label_names"] == list(LABELS) and "_probs" not in saved
   for png in ("eval_test_confusion.png", "eval_test_roc.png"):
@@ -108,9 +108,9 @@ def test_binary_ranking_metrics_equal_scikit_learn():
   def logits_fn(batch):
     return jnp.asarray(logit[np.asarray(batch["image"])[:, 0, 0, 0]])
 
-  m = evaluate.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 16), ("real", "fake"), scores=True)
+  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 16), ("real", "fake"), scores=True)
   p = 1 / (1 + np.exp(-logit[:, 0]))
   assert m["binary"]["roc_auc"] == pytest.approx(skm.roc_auc_score(true, p))
   assert m["binary"]["average_precision"] == pytest.approx(skm.average_precision_score(true, p))
   assert m["binary"]["accuracy_at_0.5"] == pytest.approx(np.mean((p >= 0.5) == (true == 1)))
-  assert "ROC-AUC" in evaluate.format_summary(m)
+  assert "ROC-AUC" in metrics.format_summary(m)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics import explain, models
+from freqforensics import models
+from freqforensics.analysis import explanations, mean_spectra
 from freqforensics.errors import UserError
 
 
@@ -17,12 +18,12 @@ def test_weight_map_locates_single_weight():
   # Flat index of (row, col, ch) in C order, as the model flattens its input.
   kernel[np.ravel_multi_index((row, col, ch), (8, 8, 3)), 1] = -6.0
   model.dense.kernel[...] = kernel
-  wm = explain.weight_map(model)
+  wm = explanations.weight_map(model)
   assert wm.shape == (2, 8, 8)
   expected = np.zeros((2, 8, 8))
   expected[1, row, col] = 6.0 / 3  # absolute value, averaged over the 3 channels
   np.testing.assert_allclose(wm, expected)
-  np.testing.assert_allclose(explain.weight_map(model, (8, 8, 3)), expected)
+  np.testing.assert_allclose(explanations.weight_map(model, (8, 8, 3)), expected)
 
 
 def test_weight_map_non_square_input():
@@ -30,24 +31,24 @@ def test_weight_map_non_square_input():
   kernel = np.zeros((24, 1), np.float32)
   kernel[np.ravel_multi_index((3, 1, 0), (4, 6, 1)), 0] = 2.0
   model.dense.kernel[...] = kernel
-  wm = explain.weight_map(model, (4, 6, 1))
+  wm = explanations.weight_map(model, (4, 6, 1))
   assert wm.shape == (1, 4, 6) and wm[0, 3, 1] == 2.0 and wm.sum() == 2.0
 
 
 def test_plot_weight_map_png(tmp_path):
   model = models.create_model("log2", (8, 8, 3), 2)
-  path = explain.plot_weight_map(explain.weight_map(model), ("A_real", "B_gan"), tmp_path / "wm.png")
+  path = explanations.plot_weight_map(explanations.weight_map(model), ("A_real", "B_gan"), tmp_path / "wm.png")
   with Image.open(path) as im:
     im.load()
     assert im.format == "PNG" and im.size[0] > 100
   # A single sigmoid output is titled by the label it scores.
-  assert explain.panel_titles(("A_real", "B_gan"), 1) == ["B_gan vs A_real"]
+  assert explanations.panel_titles(("A_real", "B_gan"), 1) == ["B_gan vs A_real"]
 
 
 def test_non_linear_model_is_refused():
   model = models.create_model("cnn", (8, 8, 3), 2, variant="tiny")
   with pytest.raises(UserError, match="linear model"):
-    explain.weight_map(model)
+    explanations.weight_map(model)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_class_mean_spectra_equal_a_direct_computation(trained_workdir):
   from PIL import Image
 
   info = json.loads((trained_workdir / "wd" / "bundle" / "bundle.json").read_text())
-  names, means = explain.class_mean_spectra(info["dataset"])
+  names, means = mean_spectra.class_mean_spectra(info["dataset"])
   assert names == ("A_real", "B_gan") and means.shape == (2, 16, 16, 3)
   for k, name in enumerate(names):  # the train split is the first 6 files of each class, by name
     files = sorted((trained_workdir / "src" / name).glob("*.png"))[:6]
@@ -84,7 +85,7 @@ def test_image_vs_classes_figure(trained_workdir, tmp_path):
   from PIL import Image
 
   image = sorted((trained_workdir / "src" / "B_gan").glob("*.png"))[-1]
-  path = explain.image_vs_classes(image, trained_workdir / "wd", tmp_path / "cmp.png")
+  path = explanations.image_vs_classes(image, trained_workdir / "wd", tmp_path / "cmp.png")
   with Image.open(path) as im:
     im.load()
     assert im.size[0] > 300

@@ -1,4 +1,4 @@
-"""The FFT, azimuthal and wavelet-packet views end to end: config checks, statistics, training, bundle, classify."""
+"""The FFT, azimuthal and wavelet-packet views end to end: config checks, statistics, training, bundle, inference."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 from conftest import one_line_error, tiny_folder_config, write_fingerprinted_folders
 from test_feature_views import _np_azimuthal, _np_fft_centred, _pywt_tiled
 
-from freqforensics import classify, defaults, eval_run, explain, models, train
-from freqforensics.data import dataset, prepare
+from freqforensics import defaults, models, train
+from freqforensics.analysis import explanations
+from freqforensics.data import reader
 from freqforensics.errors import UserError
+from freqforensics.evaluation import inference, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +47,7 @@ def test_each_view_trains_and_classifies(features, model, name, tmp_path):
   assert info["feature_shape"] == ([8, 3] if features == "azimuthal" else [16, 16, 3])
 
   # The statistics are those of this view over the training split, computed independently.
-  prepared = prepare.open_prepared(metrics["dataset"])
+  prepared = reader.open_prepared(metrics["dataset"])
   images = prepared.source("train").read_batch(np.arange(32))["image"]
   ref = _np_view(images, name)
   with np.load(prepared.path / f"stats_{name}.npz") as f:
@@ -58,18 +60,18 @@ def test_each_view_trains_and_classifies(features, model, name, tmp_path):
 
   # mode=eval reads the kind from the bundle alone and gives the training run's test result.
   c.mode = "eval"
-  again = eval_run.evaluate_workdir(c, tmp_path / "run")["test"]
+  again = runner.evaluate_workdir(c, tmp_path / "run")["test"]
   assert again["accuracy"] == metrics["accuracy"] and again["features"] == name
   np.testing.assert_allclose(again["loss"], metrics["loss"], rtol=1e-5)
 
-  probs = classify.load(tmp_path / "run").predict(images[:5])
+  probs = inference.load(tmp_path / "run").predict(images[:5])
   assert probs.shape == (5, 2)
   np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
   if features == "azimuthal":  # a profile has no 2-D weight map
     with pytest.raises(UserError, match="weight maps need image-shaped features"):
-      explain.explain_workdir(tmp_path / "run")
+      explanations.explain_workdir(tmp_path / "run")
   else:
-    assert explain.explain_workdir(tmp_path / "run").is_file()
+    assert explanations.explain_workdir(tmp_path / "run").is_file()
 
 
 def test_feature_options_are_checked_with_the_option_named():
@@ -87,9 +89,9 @@ def test_feature_options_are_checked_with_the_option_named():
     c2.feature_options.wavelet = change.get("wavelet", c.feature_options.wavelet)
     c2.model.name = change.get("model", "log2")
     with pytest.raises(UserError, match=needle):
-      dataset.feature_kind(c2)
+      defaults.feature_name(c2)
   c.features = "wpt_log"
-  assert dataset.feature_kind(c) == "wpt_log-haar-l3"
+  assert defaults.feature_name(c) == "wpt_log-haar-l3"
   with pytest.raises(ValueError, match="cnn needs image-shaped input"):  # e.g. from a hand-edited bundle
     models.create_model("cnn", (8, 3), 2)
 
@@ -107,7 +109,7 @@ def test_cnn_on_azimuthal_is_one_line_from_the_cli(tmp_path):
 def test_spectra_command_gives_each_views_mean(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import spectra  # pylint: disable=g-import-not-at-top
+  from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(3)
   sets = {"real": rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8),
@@ -116,7 +118,7 @@ def test_spectra_command_gives_each_views_mean(tmp_path):
     (tmp_path / name).mkdir()
     for i, a in enumerate(arrays):
       Image.fromarray(a).save(tmp_path / name / f"{i}.png")
-  out, files = spectra.run_spectra([tmp_path / "real", tmp_path / "fake"], tmp_path / "out", num=10, size=16,
+  out, files = mean_spectra.run_spectra([tmp_path / "real", tmp_path / "fake"], tmp_path / "out", num=10, size=16,
                                    channels=3, wavelet="db2", level=2, bins=8)
   assert out / "views.png" in files
   with np.load(out / "spectra.npz", allow_pickle=False) as r:
@@ -126,6 +128,6 @@ def test_spectra_command_gives_each_views_mean(tmp_path):
       np.testing.assert_allclose(r["view_azimuthal"][k], _np_view(arrays, "azimuthal-b8").mean(0), atol=1e-8)
       np.testing.assert_allclose(r["view_wpt_log"][k], _np_view(arrays, "wpt_log-db2-l2").mean(0), atol=1e-6)
   with pytest.raises(UserError, match="--level=5"):
-    spectra.compute([tmp_path / "real"], num=1, size=16, channels=3, level=5)
-  odd = spectra.compute([tmp_path / "real"], num=1, size=15, channels=3)  # no packets of an odd size; defaults
+    mean_spectra.compute([tmp_path / "real"], num=1, size=16, channels=3, level=5)
+  odd = mean_spectra.compute([tmp_path / "real"], num=1, size=15, channels=3)  # no packets of an odd size; defaults
   assert list(odd["views"]) == ["fft_log", "azimuthal-b7"] and "view_wpt_log" not in odd

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics.data import images, prepare
+from freqforensics.data import images, preparation, reader
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
@@ -70,7 +70,7 @@ def test_every_listed_format_decodes_in_one_folder(tmp_path):
     for ext, kwargs in ((".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True}),
                         (".jpg", {"quality": 95}), (".jpeg", {"quality": 95})):
       Image.fromarray(RGB).save(src / cls / f"img{ext}", **kwargs)
-  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert ds.num_examples == {"train": 8, "val": 2, "test": 2} and ds.metadata["skipped"] == 0
   train = ds.source("train")
   for i in range(len(train)):
@@ -93,12 +93,12 @@ def test_bad_files_are_skipped_per_reason_and_reported(tmp_path):
   Image.fromarray(RGB[:8, :8]).save(bad / "small.png")
   Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(bad / "huge.png")  # above the test's pixel limit
   (bad / "notes.txt").write_text("x")
-  opts = prepare.PrepareOptions(16, 3, (0.5, 0.25, 0.25), max_pixels=1000)
-  ds = prepare.prepare(src, tmp_path / "data", opts, progress=False)
+  opts = preparation.PrepareOptions(16, 3, (0.5, 0.25, 0.25), max_pixels=1000)
+  ds = preparation.prepare(src, tmp_path / "data", opts, progress=False)
   assert ds.num_examples == {"train": 4, "val": 2, "test": 2}
   assert ds.metadata["skipped_by_reason"] == {"empty file": 1, "not an image": 2, "pixel limit": 1,
                                               "too small": 1, "truncated": 1}
-  report = {row["path"]: f"{row['reason']}: {row['message']}" for row in prepare.read_report(ds.path)}
+  report = {row["path"]: f"{row['reason']}: {row['message']}" for row in reader.read_report(ds.path)}
   assert set(report) == {f"B_gan/{n}" for n in ("empty.png", "text.png", "truncated.png", "small.png", "huge.png",
                                                 "notes.txt")}
   assert report["B_gan/huge.png"].startswith("pixel limit: 40x40 pixels, above the limit of 1,000")

@@ -8,7 +8,8 @@ import pytest
 import scipy.fft
 import scipy.special
 
-from freqforensics import bundle, inference, models, sharding, stats
+from freqforensics import bundle, models, sharding, stats
+from freqforensics.evaluation import inference
 
 
 def _bundle(tmp_path, features: str, outputs: int, rng) -> bundle.Bundle:

@@ -8,8 +8,8 @@ import scipy.fft
 from conftest import write_class_folders
 from PIL import Image
 
-from freqforensics import gallery, mistakes
-from freqforensics.data import prepare
+from freqforensics.analysis import gallery, mistakes
+from freqforensics.data import preparation
 from freqforensics.errors import UserError
 
 
@@ -25,8 +25,8 @@ def _parity_predict(batch: np.ndarray) -> np.ndarray:
 def prepared(tmp_path_factory):
   root = tmp_path_factory.mktemp("mistakes")
   src = write_class_folders(root / "src", {"A_real": 9, "B_gan": 9}, size=(16, 16), seed=3)
-  options = prepare.PrepareOptions(image_size=16, channels=3, split=(3, 1, 5), num_threads=1)
-  return src, prepare.prepare_to(src, root / "prepared", options, progress=False).path
+  options = preparation.PrepareOptions(image_size=16, channels=3, split=(3, 1, 5), num_threads=1)
+  return src, preparation.prepare_to(src, root / "prepared", options, progress=False).path
 
 
 def test_misclassified_matches_the_files(prepared):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from freqforensics import losses, models
+from freqforensics import models
+from freqforensics.models import heads
 
 
 def _count(model) -> int:
@@ -46,9 +47,9 @@ def test_binary_and_multiclass_losses_against_formulas():
   logit = jnp.array([[2.0], [-1.0]])
   labels = jnp.array([1, 0])
   want = [np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0))]
-  np.testing.assert_allclose(losses.per_example_loss(logit, labels), want, rtol=1e-6)
-  np.testing.assert_array_equal(losses.predictions(logit), [1, 0])
-  np.testing.assert_allclose(losses.probabilities(logit)[0], [1 - 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(-2))], rtol=1e-6)
+  np.testing.assert_allclose(heads.per_example_loss(logit, labels), want, rtol=1e-6)
+  np.testing.assert_array_equal(heads.predictions(logit), [1, 0])
+  np.testing.assert_allclose(heads.probabilities(logit)[0], [1 - 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(-2))], rtol=1e-6)
   logits = jnp.array([[1.0, 2.0, 0.0]])
   want = -np.log(np.exp(2.0) / np.exp([1.0, 2.0, 0.0]).sum())
-  np.testing.assert_allclose(losses.per_example_loss(logits, jnp.array([1])), [want], rtol=1e-6)
+  np.testing.assert_allclose(heads.per_example_loss(logits, jnp.array([1])), [want], rtol=1e-6)

@@ -38,9 +38,9 @@ def test_binary_table(demo, tmp_path):
     assert r["accuracy"] == metrics["accuracy"] and r["roc_auc"] == metrics["binary"]["roc_auc"]
     assert metrics["label_names"] == ["A_real", "D_transposed"] and r["parameters"] == 32 * 32 * 3 + 1
   assert "| pixel |" in (out / "binary.md").read_text()
-  from freqforensics import experiments
+  from freqforensics.tools import scripts
 
-  again = experiments.results_dir(tmp_path, "binary")
+  again = scripts.results_dir(tmp_path, "binary")
   assert again != out and again.parent == out.parent and not any(again.iterdir())  # never the same folder
 
 
@@ -84,18 +84,18 @@ def test_attribution_table(demo, tmp_path):
 
 
 def test_config_overrides_are_parsed_as_main_parses_them(demo):
-  from freqforensics import experiments
   from freqforensics.errors import UserError
+  from freqforensics.tools import scripts
 
-  c = experiments.load_config("configs/celeba_log2.py:pixel", "tiny",
+  c = scripts.load_config("configs/celeba_log2.py:pixel", "tiny",
                               ["--config.data.split=(5, 3, 2)", "--config.train.epochs=4",
                                "--config.data.prepared_dir=/data/celeba_prepared"])
   assert c.features == "pixel" and c.data.synthetic.layout == "celeba"  # both config arguments applied
   assert tuple(c.data.split) == (5, 3, 2) and c.train.epochs == 4 and c.data.prepared_dir == "/data/celeba_prepared"
   with pytest.raises(UserError, match="train.lerning_rate"):
-    experiments.load_config("configs/demo.py", None, ["--config.train.lerning_rate=0.1"])
+    scripts.load_config("configs/demo.py", None, ["--config.train.lerning_rate=0.1"])
   with pytest.raises(UserError, match="unknown config argument"):
-    experiments.load_config("configs/demo.py", "huge")
+    scripts.load_config("configs/demo.py", "huge")
 
 
 def test_a_script_mistake_is_one_line_and_exit_code_2(demo):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from freqforensics import defaults, spectral
 from freqforensics.data import augment, pipeline
-from freqforensics.data import perturb as P
+from freqforensics.data import distortions as P
 from freqforensics.errors import UserError
 
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics.data import images, pipeline, prepare, shards
+from freqforensics.data import images, pipeline, preparation, reader, shards
 from freqforensics.errors import UserError
 
-OPTS = prepare.PrepareOptions(image_size=16, channels=3, split=(0.6, 0.2, 0.2))
+OPTS = preparation.PrepareOptions(image_size=16, channels=3, split=(0.6, 0.2, 0.2))
 
 
 def test_labels_follow_sorted_folder_names_and_splits_sorted_file_names(make_folders, tmp_path):
   src = make_folders({"C_sngan": 10, "A_real": 10, "B_progan": 10})
-  ds = prepare.prepare(src, tmp_path / "data", OPTS, progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", OPTS, progress=False)
   assert ds.label_names == ("A_real", "B_progan", "C_sngan")
   assert ds.num_examples == {"train": 18, "val": 6, "test": 6}
   assert ds.image_shape == (16, 16, 3)
@@ -30,21 +30,21 @@ def test_labels_follow_sorted_folder_names_and_splits_sorted_file_names(make_fol
 
 
 def test_split_counts_fractions_and_counts():
-  assert prepare.split_counts(10, (0.7, 0.1, 0.2), "A") == (7, 1, 2)
-  assert prepare.split_counts(11, (0.7, 0.1, 0.2), "A") == (7, 1, 3)  # the remainder goes to test
-  assert prepare.split_counts(100, (0.5, 0.1, 0.1), "A") == (50, 10, 10)
-  assert prepare.split_counts(50, (30, 5, 10), "A") == (30, 5, 10)
+  assert preparation.split_counts(10, (0.7, 0.1, 0.2), "A") == (7, 1, 2)
+  assert preparation.split_counts(11, (0.7, 0.1, 0.2), "A") == (7, 1, 3)  # the remainder goes to test
+  assert preparation.split_counts(100, (0.5, 0.1, 0.1), "A") == (50, 10, 10)
+  assert preparation.split_counts(50, (30, 5, 10), "A") == (30, 5, 10)
   with pytest.raises(UserError, match="class A has 40 images, fewer than the requested split 30\\+5\\+10=45"):
-    prepare.split_counts(40, (30, 5, 10), "A")
+    preparation.split_counts(40, (30, 5, 10), "A")
   with pytest.raises(UserError, match="sum to more than 1"):
-    prepare.split_counts(40, (0.8, 0.2, 0.2), "A")
-  assert prepare.split_counts(40, (1, 1, 1), "A") == (1, 1, 1)  # integers are counts
-  assert prepare.split_counts(40, (1.0, 0.0, 0.0), "A") == (40, 0, 0)  # floats are fractions
+    preparation.split_counts(40, (0.8, 0.2, 0.2), "A")
+  assert preparation.split_counts(40, (1, 1, 1), "A") == (1, 1, 1)  # integers are counts
+  assert preparation.split_counts(40, (1.0, 0.0, 0.0), "A") == (40, 0, 0)  # floats are fractions
 
 
 def test_counts_split_and_images_brought_to_size(make_folders, tmp_path):
   src = make_folders({"A_real": 9, "B_gan": 9}, size=(30, 50))  # wide images: centre crop then resize
-  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 1, (5, 2, 2)), progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 1, (5, 2, 2)), progress=False)
   assert ds.num_examples == {"train": 10, "val": 4, "test": 4}
   ex = ds.source("train")[0]
   assert ex["image"].shape == (8, 8, 1) and ex["image"].dtype == np.uint8
@@ -55,18 +55,18 @@ def test_counts_split_and_images_brought_to_size(make_folders, tmp_path):
 
 def test_images_at_size_are_stored_losslessly(make_folders, tmp_path):
   src = make_folders({"A_real": 5, "B_gan": 5}, size=(16, 16))
-  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (3, 1, 1)), progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (3, 1, 1)), progress=False)
   ex = ds.source("val")[0]
   np.testing.assert_array_equal(ex["image"], np.asarray(Image.open(src / ex["path"].decode())))
 
 
 def test_rerun_reuses_and_changed_inputs_give_a_new_dataset(make_folders, tmp_path):
   src = make_folders({"A_real": 5, "B_gan": 5})
-  a = prepare.prepare(src, tmp_path / "data", OPTS, progress=False)
+  a = preparation.prepare(src, tmp_path / "data", OPTS, progress=False)
   stamp = (a.path / "dataset_info.json").stat().st_mtime_ns
-  b = prepare.prepare(src, tmp_path / "data", OPTS, progress=False)
+  b = preparation.prepare(src, tmp_path / "data", OPTS, progress=False)
   assert b.path == a.path and (a.path / "dataset_info.json").stat().st_mtime_ns == stamp
-  c = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, OPTS.split), progress=False)
+  c = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, OPTS.split), progress=False)
   assert c.path != a.path and a.path.exists()
 
 
@@ -76,7 +76,7 @@ def test_unreadable_and_truncated_images_are_skipped_counted_listed_and_replaced
   data = (src / "B_gan" / "img_0001.png").read_bytes()
   (src / "B_gan" / "img_0001.png").write_bytes(data[: len(data) // 2])
   (src / "B_gan" / "notes.txt").write_text("hello")
-  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   # The counts are met from the next usable files in sorted order: the bad ones do not shrink a split.
   assert ds.num_examples == {"train": 8, "val": 2, "test": 2}
   train = ds.source("train")
@@ -84,7 +84,7 @@ def test_unreadable_and_truncated_images_are_skipped_counted_listed_and_replaced
   assert got == [f"A_real/img_{i:04d}.png" for i in (1, 2, 3, 4)] + [f"B_gan/img_{i:04d}.png" for i in (0, 2, 3, 4)]
   assert ds.metadata["skipped"] == 3
   assert ds.metadata["skipped_by_reason"] == {"not an image": 2, "truncated": 1}
-  report = prepare.read_report(ds.path)
+  report = reader.read_report(ds.path)
   assert sorted(row["path"] for row in report) == ["A_real/img_0000.png", "B_gan/img_0001.png", "B_gan/notes.txt"]
 
 
@@ -93,7 +93,7 @@ def test_a_class_short_of_usable_images_names_itself_and_both_numbers(make_folde
   (src / "B_gan" / "img_0003.png").write_bytes(b"")
   with pytest.raises(UserError, match=r"class B_gan has 5 usable images \(1 of its 6 files skipped, listed in .*"
                      r"skipped_files.csv\), fewer than the requested split 4\+1\+1=6") as e:
-    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+    preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert "\n" not in str(e.value)
 
 
@@ -119,13 +119,13 @@ def test_bad_sources_give_one_clear_line(case, match, make_folders, tmp_path):
   else:
     src = make_folders({"A_real": 10, "B_gan": 3})
   with pytest.raises(UserError, match=match) as e:
-    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
+    preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert "\n" not in str(e.value)
 
 
 def test_open_prepared_refuses_other_directories(tmp_path):
   with pytest.raises(UserError, match="not a prepared dataset"):
-    prepare.open_prepared(tmp_path)
+    reader.open_prepared(tmp_path)
 
 
 def test_grayscale_rgba_and_palette_inputs_decode(tmp_path):
@@ -142,7 +142,7 @@ def test_grayscale_rgba_and_palette_inputs_decode(tmp_path):
 
 def test_train_batches_reshuffle_per_epoch_deterministically(make_folders, tmp_path):
   src = make_folders({"A_real": 10, "B_gan": 10})
-  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (8, 1, 1)), progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (8, 1, 1)), progress=False)
   train = ds.source("train")
 
   def order(seed, epoch):
@@ -173,29 +173,29 @@ def _record_work(monkeypatch, name: str, calls: list, crash_at: int = 0):
 
 def test_interrupted_preparation_resumes_at_the_first_unfinished_task(make_folders, tmp_path, monkeypatch):
   src = make_folders({"A_real": 12, "B_gan": 12}, size=(8, 8))
-  monkeypatch.setattr(prepare, "_CHUNK_FILES", (4, 4))  # at most 4 files per decoding task
-  opts = prepare.PrepareOptions(8, 3, (10, 1, 1), num_threads=1, parallel="thread")
+  monkeypatch.setattr(preparation, "_CHUNK_FILES", (4, 4))  # at most 4 files per decoding task
+  opts = preparation.PrepareOptions(8, 3, (10, 1, 1), num_threads=1, parallel="thread")
   # Per class, tasks never cross a split boundary: files [0, 4), [4, 8), [8, 10) | [10, 11) | [11, 12).
-  assert prepare.chunk_bounds(12, (10, 1, 1), 4) == [(0, 4), (4, 8), (8, 10), (10, 11), (11, 12)]
+  assert preparation.chunk_bounds(12, (10, 1, 1), 4) == [(0, 4), (4, 8), (8, 10), (10, 11), (11, 12)]
   chunk_names = [f"class{c:04d}-{j:06d}.array_record" for c in (0, 1) for j in range(5)]
   shard_names = [f"freqforensics-{s}.array_record-{i:05d}-of-{n:05d}"
                  for s, n in (("train", 6), ("val", 2), ("test", 2)) for i in range(n)]
   decoded, packed = [], []
   _record_work(monkeypatch, "write_chunk", decoded, crash_at=3)
   with pytest.raises(KeyboardInterrupt):
-    prepare.prepare(src, tmp_path / "data", opts, progress=False)
+    preparation.prepare(src, tmp_path / "data", opts, progress=False)
   out = next((tmp_path / "data").glob("*"))
   finished = [n for n in chunk_names if shards.read_record(out / ".chunks" / n) is not None]
   assert len(finished) >= 2 and decoded[2] not in finished  # the third task crashed, earlier ones were kept
   decoded.clear()
   _record_work(monkeypatch, "pack_shard", packed, crash_at=2)
   with pytest.raises(KeyboardInterrupt):
-    prepare.prepare(src, tmp_path / "data", opts, progress=False)
+    preparation.prepare(src, tmp_path / "data", opts, progress=False)
   assert sorted(decoded) == [n for n in chunk_names if n not in finished]  # only unfinished tasks ran again
   done_shards = [n for n in shard_names if shards.read_record(out / n) is not None]
   assert len(done_shards) >= 1 and packed[1] not in done_shards
   decoded.clear(), packed.clear()
-  ds = prepare.prepare(src, tmp_path / "data", opts, progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", opts, progress=False)
   assert decoded == [] and sorted(packed) == sorted(n for n in shard_names if n not in done_shards)
   assert ds.num_examples == {"train": 20, "val": 2, "test": 2}
   paths = sorted(ds.source("train")[i]["path"].decode() for i in range(20))
@@ -208,7 +208,7 @@ def test_a_class_whose_images_are_all_unreadable_is_a_clear_error(make_folders, 
   for i in range(4):
     (src / "B_gan" / f"img_{i:04d}.png").write_bytes(b"broken")
   with pytest.raises(UserError, match="class B_gan has 0 images: too few for split fractions"):
-    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (0.5, 0.25, 0.25)), progress=False)
+    preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (0.5, 0.25, 0.25)), progress=False)
 
 
 def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypatch):
@@ -216,12 +216,12 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypat
 
   from conftest import write_class_folders
 
-  monkeypatch.setattr(prepare, "_CHUNK_FILES", (8, 8))
+  monkeypatch.setattr(preparation, "_CHUNK_FILES", (8, 8))
   peaks = {}
   for n in (20, 200):
     src = write_class_folders(tmp_path / f"src{n}", {"A_real": n, "B_gan": n}, size=(64, 64))
     tracemalloc.start()
-    prepare.prepare(src, tmp_path / f"data{n}", prepare.PrepareOptions(64, 3, (0.8, 0.1, 0.1), parallel="thread"),
+    preparation.prepare(src, tmp_path / f"data{n}", preparation.PrepareOptions(64, 3, (0.8, 0.1, 0.1), parallel="thread"),
                     progress=False)
     peaks[n] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -232,15 +232,15 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypat
 def test_record_and_in_memory_sources_agree_with_tfds(make_folders, tmp_path):
   import tensorflow_datasets as tfds
 
-  from freqforensics.data import records
+  from freqforensics.data import reader
 
   src = make_folders({"A_real": 6, "B_gan": 6})
-  ds = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (4, 1, 1)), progress=False)
+  ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (4, 1, 1)), progress=False)
   reference = tfds.builder_from_directory(str(ds.path)).as_data_source("train")
   source = ds.source("train")
-  memory = records.maybe_in_memory(source, budget_gb=1.0)
-  assert isinstance(source, records.RecordSource) and isinstance(memory, records.InMemorySource)
-  assert records.maybe_in_memory(source, budget_gb=0.0) is source  # over budget: stays on disk
+  memory = reader.maybe_in_memory(source, budget_gb=1.0)
+  assert isinstance(source, reader.RecordSource) and isinstance(memory, reader.InMemorySource)
+  assert reader.maybe_in_memory(source, budget_gb=0.0) is source  # over budget: stays on disk
   for i in range(len(reference)):
     for s in (source, memory):
       assert np.array_equal(s[i]["image"], reference[i]["image"]) and int(s[i]["label"]) == int(reference[i]["label"])
@@ -253,13 +253,13 @@ def test_record_and_in_memory_sources_agree_with_tfds(make_folders, tmp_path):
 
 def test_a_subset_of_the_class_folders_makes_its_own_dataset(make_folders, tmp_path):
   src = make_folders({"A_real": 5, "B_nearest": 5, "C_bilinear": 5})
-  both = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
+  both = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
                          classes=("A_real", "C_bilinear"))
   assert both.label_names == ("A_real", "C_bilinear") and both.num_examples == {"train": 6, "val": 2, "test": 2}
   test = both.source("test")
   assert sorted(test[i]["path"].decode().split("/")[0] for i in range(len(test))) == ["A_real", "C_bilinear"]
-  every = prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (3, 1, 1)), progress=False)
+  every = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False)
   assert every.path != both.path and len(every.label_names) == 3
   with pytest.raises(UserError, match="data.classes names folders that .* does not have \\(D_gan\\)"):
-    prepare.prepare(src, tmp_path / "data", prepare.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
+    preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
                     classes=("A_real", "D_gan"))

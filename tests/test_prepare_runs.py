@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from conftest import one_line_error, tiny_folder_config, write_fingerprinted_folders
 
-from freqforensics.data import prepare
+from freqforensics.data import preparation, reader
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable, "-m", "freqforensics.prepare", "--progress=false", *args], cwd=ROOT, env=env,
+  return subprocess.run([sys.executable, "-m", "freqforensics.tools.prepare", "--progress=false", *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=300)
 
 
@@ -32,7 +32,7 @@ def _same_dataset(a: Path, b: Path) -> None:
   assert _shards(a) and _shards(a) == _shards(b)
   for name in _shards(a):
     assert filecmp.cmp(a / name, b / name, shallow=False), name
-  ma, mb = prepare.open_prepared(a).metadata, prepare.open_prepared(b).metadata
+  ma, mb = reader.open_prepared(a).metadata, reader.open_prepared(b).metadata
   assert ma["content_fingerprint"] == mb["content_fingerprint"] and ma["counts"] == mb["counts"]
 
 
@@ -51,7 +51,7 @@ def test_cli_prepares_reruns_as_a_no_op_and_refuses_other_arguments_without_over
   assert f"{out} holds a dataset prepared from" in line and "--overwrite" in line
   assert (out / "dataset_info.json").stat().st_mtime_ns == stamp  # untouched
   r = _cli(*args[:2], "--image_size=8", "--split=5,1,1", "--overwrite")
-  assert r.returncode == 0 and prepare.open_prepared(out).image_shape == (8, 8, 3)
+  assert r.returncode == 0 and reader.open_prepared(out).image_shape == (8, 8, 3)
 
 
 def test_a_folder_that_is_not_a_prepared_dataset_is_never_touched(make_folders, tmp_path):
@@ -78,19 +78,19 @@ def test_cli_usage_errors_are_one_line(args, needle, make_folders, tmp_path):
 
 
 def test_worker_processes_and_beam_write_the_same_bytes_as_threads(make_folders, tmp_path, monkeypatch):
-  from freqforensics.data import prepare_beam
+  from freqforensics.data import beam
 
   src = make_folders({"A_real": 14, "B_gan": 14, "C_gan": 14}, size=(20, 20))
   (src / "B_gan" / "img_0003.png").write_bytes(b"broken")
-  monkeypatch.setattr(prepare, "_CHUNK_FILES", (4, 4))  # several decoding tasks per class
+  monkeypatch.setattr(preparation, "_CHUNK_FILES", (4, 4))  # several decoding tasks per class
   base = dict(image_size=16, channels=3, split=(8, 2, 3))
-  threads = prepare.prepare_to(src, tmp_path / "threads", prepare.PrepareOptions(**base, parallel="thread"),
+  threads = preparation.prepare_to(src, tmp_path / "threads", preparation.PrepareOptions(**base, parallel="thread"),
                                progress=False)
   assert threads.num_examples == {"train": 24, "val": 6, "test": 9}
-  processes = prepare.prepare_to(src, tmp_path / "processes",
-                                 prepare.PrepareOptions(**base, parallel="process", num_threads=2), progress=False)
-  beam = prepare.prepare_to(src, tmp_path / "beam", prepare.PrepareOptions(**base), progress=False,
-                            runner=prepare_beam.beam_runner("--runner=DirectRunner"))
+  processes = preparation.prepare_to(src, tmp_path / "processes",
+                                 preparation.PrepareOptions(**base, parallel="process", num_threads=2), progress=False)
+  beam = preparation.prepare_to(src, tmp_path / "beam", preparation.PrepareOptions(**base), progress=False,
+                            runner=beam.beam_runner("--runner=DirectRunner"))
   _same_dataset(threads.path, processes.path)
   _same_dataset(threads.path, beam.path)
   assert beam.metadata["skipped_by_reason"] == {"not an image": 1}
@@ -106,7 +106,7 @@ def test_kill_9_during_prepare_then_rerun_gives_the_uninterrupted_bytes(tmp_path
   args = [f"--source_dir={src}", "--image_size=16", "--split=0.7,0.1,0.2", "--num_workers=2"]
   assert _cli(*args, f"--out_dir={tmp_path / 'clean'}").returncode == 0
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.prepare", "--progress=false", *args,
+  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.tools.prepare", "--progress=false", *args,
                            f"--out_dir={tmp_path / 'killed'}"], cwd=ROOT, env=env, start_new_session=True)
   while not (tmp_path / "killed" / ".chunks").exists() and proc.poll() is None:
     time.sleep(0.02)
@@ -118,7 +118,8 @@ def test_kill_9_during_prepare_then_rerun_gives_the_uninterrupted_bytes(tmp_path
 
 
 def test_grayscale_end_to_end_from_folders_to_classify(tmp_path):
-  from freqforensics import classify, train
+  from freqforensics import train
+  from freqforensics.evaluation import inference
 
   src = write_fingerprinted_folders(tmp_path / "src", 24)
   out = tmp_path / "prepared"
@@ -129,7 +130,7 @@ def test_grayscale_end_to_end_from_folders_to_classify(tmp_path):
   c.data.channels = 1  # as prepared (a mismatch is refused)
   metrics = train.train_and_evaluate(c, tmp_path / "wd")  # the release crashed here on grayscale
   assert metrics["label_names"] == ["A_real", "B_gan"] and sum(map(sum, metrics["confusion_matrix"])) == 8
-  clf = classify.load(tmp_path / "wd")
+  clf = inference.load(tmp_path / "wd")
   assert clf.input_shape == (16, 16, 1)
   image = clf.prepare_file(src / "B_gan" / "img_0000.png")
   from PIL import Image

@@ -199,8 +199,8 @@ def test_readme_commands_exist():
   assert not found, "\n".join(found)
   named = {t[2] for t in commands(readme) if len(t) > 2 and t[1] == "-m"}
   # The extractor sees the README's commands (a regex that matched nothing would pass vacuously).
-  assert checked >= 15 and {"freqforensics.main", "freqforensics.classify", "freqforensics.prepare",
-                            "freqforensics.spectra", "freqforensics.explain"} <= named, named
+  assert checked >= 15 and {"freqforensics.main", "freqforensics.tools.classify", "freqforensics.tools.prepare",
+                            "freqforensics.tools.compare_spectra", "freqforensics.tools.explain"} <= named, named
 
 
 GOOD = """
@@ -211,14 +211,14 @@ python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt
 python -m freqforensics.main --config=configs/demo.py:tiny --workdir=runs/x \\
     --config.train.learning_rate=1e-3 --config.data.split="(0.7, 0.1, 0.2)"   # a comment --not_a_flag
 srun python -m freqforensics.main --config=configs/celeba_log2.py:pixel,tiny --workdir=/shared --nooverwrite
-python -m freqforensics.classify --workdir=runs/demo [--format=csv|jsonl] [--output=FILE|-] PATH [PATH ...]
-python -m freqforensics.data.synthetic --out_dir=DIR --num_per_class=10
+python -m freqforensics.tools.classify --workdir=runs/demo [--format=csv|jsonl] [--output=FILE|-] PATH [PATH ...]
+python -m freqforensics.tools.benchmark --out_dir=DIR --num_per_class=10
 python launch/bench_train.py --help
 launch/docker.sh demo --config=configs/demo.py --workdir=/runs/demo
 .ci/run
 ```
 
-Inline: `python -m freqforensics.spectra --out_dir=x --num=5 DIR` and
+Inline: `python -m freqforensics.tools.compare_spectra --out_dir=x --num=5 DIR` and
 `python -m freqforensics.main --config=configs/folder.py --config.distributed=True --config.process_id=0`;
 `python -m pytest` is not ours, and `--config.train.lerning_rate=1` is prose about a wrong key.
 
@@ -234,8 +234,8 @@ MISTAKES = [
     ("python -m freqforensics.main --config=configs/demo.py --wrokdir=x", "--wrokdir is not a flag"),
     ("python -m freqforensics.main --config=configs/demo.py --workdir=x --config.train.lerning_rate=1",
      "--config.train.lerning_rate is not a config key"),
-    ("python -m freqforensics.classify --workdir=x --fromat=csv DIR", "--fromat is not a flag"),
-    ("python -m freqforensics.data.synthetic --out_dir=x --num=3", "--num is not a flag"),
+    ("python -m freqforensics.tools.classify --workdir=x --fromat=csv DIR", "--fromat is not a flag"),
+    ("python -m freqforensics.tools.benchmark --out_dir=x --num=3", "--num is not a flag"),
     ("python -m freqforensics.defaults", "not a command"),
     ("python launch/bench_nothing.py", "no script launch/bench_nothing.py"),
     ("launch/docker.sh biuld", "no subcommand biuld"),

@@ -203,7 +203,7 @@ def test_a_refused_run_leaves_no_trace(finished_run, tmp_path):
 def test_prepare_overwrite_keeps_the_users_files(tmp_path):
   src = _tiny_source(tmp_path, n=12)
   out = tmp_path / "prepared"
-  cmd = [sys.executable, "-m", "freqforensics.prepare", f"--source_dir={src}", f"--out_dir={out}", "--image_size=16",
+  cmd = [sys.executable, "-m", "freqforensics.tools.prepare", f"--source_dir={src}", f"--out_dir={out}", "--image_size=16",
          "--split=6,3,3", "--progress=false"]
   assert subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, timeout=300).returncode == 0
   (out / "NOTES.md").write_text("where these images came from")
@@ -239,7 +239,7 @@ def test_a_second_run_on_the_same_work_dir_is_refused_naming_the_first(tmp_path)
 
 def test_prepare_workers_die_with_their_parent(tmp_path):
   src = write_class_folders(tmp_path / "src", {"A_real": 700, "B_gan": 700}, size=(64, 64))
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.prepare", f"--source_dir={src}",
+  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.tools.prepare", f"--source_dir={src}",
                            f"--out_dir={tmp_path / 'out'}", "--image_size=32", "--num_workers=2", "--progress=false"],
                           cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -275,14 +275,14 @@ def _state(pid: int) -> str:
 
 
 def test_skipped_files_report_reads_back_any_file_name(tmp_path):
-  from freqforensics.data import prepare
+  from freqforensics.data import preparation, reader
 
   src = write_class_folders(tmp_path / "src", {"A_real": 6, "B_gan": 6}, size=(16, 16))
   odd = ["new\nline.png", "tab\there.png", 'quote",comma.png']
   for name in odd:
     (src / "B_gan" / name).write_bytes(b"not an image")
-  ds = prepare.prepare_to(src, tmp_path / "out", prepare.PrepareOptions(16, 3, (0.5, 0.25, 0.25)), progress=False)
-  rows = prepare.read_report(ds.path)
+  ds = preparation.prepare_to(src, tmp_path / "out", preparation.PrepareOptions(16, 3, (0.5, 0.25, 0.25)), progress=False)
+  rows = reader.read_report(ds.path)
   assert sorted(r["path"] for r in rows) == sorted(f"B_gan/{n}" for n in odd)
   assert {r["reason"] for r in rows} == {"not an image"}
 
@@ -292,8 +292,8 @@ def test_prepare_and_classify_see_the_same_files(finished_run, tmp_path):
   skipped (and listed) by prepare and classify alike."""
   import shutil
 
-  from freqforensics import classify
-  from freqforensics.data import prepare
+  from freqforensics.data import preparation, reader
+  from freqforensics.evaluation import inference
 
   tmp, src0, _ = finished_run
   src = tmp_path / "src"
@@ -305,18 +305,18 @@ def test_prepare_and_classify_see_the_same_files(finished_run, tmp_path):
   os.symlink(tmp_path / "nowhere.png", src / "A_real" / "broken.png")
   os.symlink(src / "A_real" / "loop.png", src / "A_real" / "loop.png")
   os.symlink(src / "B_gan", src / "A_real" / "linked_folder")
-  ds = prepare.prepare_to(src, tmp_path / "prepared", prepare.PrepareOptions(16, 3, (1.0, 0.0, 0.0)), progress=False)
+  ds = preparation.prepare_to(src, tmp_path / "prepared", preparation.PrepareOptions(16, 3, (1.0, 0.0, 0.0)), progress=False)
   train = ds.source("train")
   prepared = sorted(train[i]["path"].decode() for i in range(len(train)))
-  clf = classify.load(tmp / "wd")
-  got = classify.predict_files(clf, [src])
+  clf = inference.load(tmp / "wd")
+  got = inference.predict_files(clf, [src])
   classified = sorted(str(p.relative_to(src)) for p in got.paths)
   assert prepared == classified == sorted(f"{c}/img_{i:04d}.png" for c in ("A_real", "B_gan") for i in range(30))
   skipped = {str(p.relative_to(src)): reason for p, reason in got.skipped}
   assert skipped == {"A_real/.x.png": "hidden", "B_gan/._img_0001.png": "hidden", "B_gan/.cache": "hidden",
                      "A_real/broken.png": "broken link", "A_real/loop.png": "link loop",
                      "A_real/linked_folder": "link to a folder"}
-  assert {r["path"]: r["reason"] for r in prepare.read_report(ds.path)} == skipped
+  assert {r["path"]: r["reason"] for r in reader.read_report(ds.path)} == skipped
 
 
 def test_a_killed_classify_does_not_block_the_same_command(finished_run, tmp_path):
@@ -327,7 +327,7 @@ def test_a_killed_classify_does_not_block_the_same_command(finished_run, tmp_pat
   for i in range(6000):
     (folder / f"{i:05d}.png").write_bytes(data)
   out = tmp_path / "out.csv"
-  cmd = [sys.executable, "-m", "freqforensics.classify", f"--workdir={tmp / 'wd'}", f"--output={out}", "--batch_size=8",
+  cmd = [sys.executable, "-m", "freqforensics.tools.classify", f"--workdir={tmp / 'wd'}", f"--output={out}", "--batch_size=8",
          str(folder)]
   proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   partial = tmp_path / ".out.csv.partial"
@@ -346,7 +346,7 @@ def test_a_killed_classify_does_not_block_the_same_command(finished_run, tmp_pat
 def test_explain_replaces_only_its_own_figure(finished_run, tmp_path):
   tmp, src, _ = finished_run
   out = tmp_path / "w.png"
-  cmd = [sys.executable, "-m", "freqforensics.explain", f"--workdir={tmp / 'wd'}", f"--out={out}"]
+  cmd = [sys.executable, "-m", "freqforensics.tools.explain", f"--workdir={tmp / 'wd'}", f"--out={out}"]
   env = _env(tmp_path)
   assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=120).returncode == 0
   first = out.stat().st_ino

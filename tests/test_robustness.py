@@ -13,10 +13,12 @@ import pytest
 from conftest import one_line_error, tiny_folder_config, write_class_folders, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import bundle, eval_run, robustness, train
-from freqforensics.data import perturb as P
-from freqforensics.data import prepare
+from freqforensics import bundle, train
+from freqforensics.analysis import perturbation_sweep
+from freqforensics.data import distortions as P
+from freqforensics.data import reader
 from freqforensics.errors import UserError
+from freqforensics.evaluation import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +45,14 @@ def test_training_with_augmentation_records_it_and_rejects_bad_settings(trained,
 
 def _sources(root: Path):
   b = bundle.load(root / "wd" / "bundle")
-  source = eval_run.relabelled_split(prepare.open_prepared(b.info["dataset"]), b, "test")
+  source = runner.relabelled_split(reader.open_prepared(b.info["dataset"]), b, "test")
   return b, source
 
 
 def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
   config, root = trained
   b, source = _sources(root)
-  evaluate = eval_run.bundle_evaluator(b, num_devices=4, batch_size=8, progress=False)
+  evaluate = runner.bundle_evaluator(b, num_devices=4, batch_size=8, progress=False)
   calls = []
 
   def counted(src, name):
@@ -58,7 +60,7 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
     return evaluate(src, name)
 
   sweeps = {"jpeg": [90, 10], "noise": [40.0]}
-  report = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
+  report = perturbation_sweep.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
   assert len(calls) == 4
   saved = json.loads((tmp_path / "r" / "robustness.json").read_text())
   assert saved == json.loads(json.dumps(report)) and (tmp_path / "r" / "robustness.png").is_file()
@@ -68,7 +70,7 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
   # The JPEG q=10 point is what eval mode gives on a perturbed copy of the test split.
   c = config.copy_and_resolve_references()
   c.eval.splits, c.eval.perturb.kind, c.eval.perturb.jpeg_quality = ("test",), "jpeg", (10, 10)
-  m = eval_run.evaluate_workdir(c, root / "wd")["test_jpeg"]
+  m = runner.evaluate_workdir(c, root / "wd")["test_jpeg"]
   assert m["accuracy"] == saved["results"]["jpeg"][1]["accuracy"] and m["num_examples"] == 8
   written = json.loads((root / "wd" / "eval_test_jpeg.json").read_text())
   assert written["perturbation"]["kind"] == "jpeg" and written["perturbation"]["jpeg_quality"] == [10, 10]
@@ -76,10 +78,10 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
   saved["results"]["noise"] = []
   (tmp_path / "r" / "robustness.json").write_text(json.dumps(saved))
   calls.clear()
-  again = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
+  again = perturbation_sweep.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
   assert calls == ["noise 40"] and again["results"]["noise"] == report["results"]["noise"]
   with pytest.raises(UserError, match="holds a report of other settings"):
-    robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False)
+    perturbation_sweep.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -90,7 +92,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_robustness_command_writes_the_report_and_fails_in_one_line(trained, tmp_path):
   _, root = trained
-  cmd = [sys.executable, "-m", "freqforensics.robustness", f"--workdir={root / 'wd'}", "--batch_size=8",
+  cmd = [sys.executable, "-m", "freqforensics.tools.robustness", f"--workdir={root / 'wd'}", "--batch_size=8",
          "--jpeg_quality=50", "--blur_sigma=1", "--noise_std=", "--crop_fraction=0.1", "--progress=false",
          f"--out_dir={tmp_path / 'out'}"]
   r = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
@@ -104,7 +106,7 @@ def test_robustness_command_writes_the_report_and_fails_in_one_line(trained, tmp
 
 
 def _perturb(tmp_path: Path, src: Path, out: Path, *extra: str):
-  cmd = [sys.executable, "-m", "freqforensics.perturb", f"--source_dir={src}", f"--out_dir={out}", "--progress=false",
+  cmd = [sys.executable, "-m", "freqforensics.tools.perturb", f"--source_dir={src}", f"--out_dir={out}", "--progress=false",
          *extra]
   return subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics import defaults
-from freqforensics.data import prepare, standins
+from freqforensics.data import preparation, standins
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,8 +20,8 @@ def test_standin_layout_geometry_and_crop_recover_the_synthetic_images(tmp_path,
   out = standins.write(layout, tmp_path / layout, num_per_class=3, image_size=size, progress=False)
   spec = standins.LAYOUTS[layout]
   assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.is_dir()) == list(spec.classes)
-  crop = defaults.PAPER_DATASETS[layout]["crop"]
-  ds = prepare.prepare_to(out, tmp_path / "prepared", prepare.PrepareOptions(size, 3, (1, 1, 1), crop=crop),
+  crop = _paper_config(layout).data.crop
+  ds = preparation.prepare_to(out, tmp_path / "prepared", preparation.PrepareOptions(size, 3, (1, 1, 1), crop=crop),
                           progress=False)
   assert ds.label_names == spec.classes and ds.metadata["skipped"] == 0
   train = ds.source("train")
@@ -35,13 +34,21 @@ def test_standin_layout_geometry_and_crop_recover_the_synthetic_images(tmp_path,
     np.testing.assert_array_equal(ex["image"], original)  # the crop cuts exactly the synthetic image
 
 
+def _paper_config(layout: str, model: str = "log2", arg: str | None = None):
+  spec = importlib.util.spec_from_file_location(f"{layout}_{model}", ROOT / "configs" / f"{layout}_{model}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
 def test_paper_configs_switch_features_and_refuse_unknown_arguments():
-  c = defaults.paper_config("lsun", "cnn", "pixel")
+  c = _paper_config("lsun", "cnn", "pixel")
   assert (c.features, c.model.name, c.data.crop, c.data.split) == ("pixel", "cnn", "center", (100000, 20000, 30000))
-  f = defaults.paper_config("ffhq", "log2", None)
+  f = _paper_config("ffhq", "log2", None)
   assert (f.data.image_size, f.data.crop, f.data.split) == (1024, "none", (10000, 1000, 5000))
+  assert f.data.classes == standins.LAYOUTS["ffhq"].classes  # the class folders the config names
   with pytest.raises(ValueError, match="unknown config argument 'big'"):
-    defaults.paper_config("celeba", "log2", "tiny,big")
+    _paper_config("celeba", "log2", "tiny,big")
 
 
 def test_ffhq_config_tiny_runs_end_to_end_on_its_standin(tmp_path):

@@ -22,7 +22,7 @@ from PIL import Image
 from scipy.fft import dctn
 
 from freqforensics import defaults
-from freqforensics.data import dataset, synthetic
+from freqforensics.data import loading, synthetic
 from freqforensics.errors import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -148,19 +148,29 @@ def test_bad_config_values_are_user_errors_before_any_work(tmp_path, options, ne
   c.data.data_dir = str(tmp_path / "data")
   c.data.synthetic.update(options)
   with pytest.raises(UserError, match=needle):
-    dataset.source_dir(c, progress=False)
+    loading.source_dir(c, progress=False)
 
 
-def test_command_line_flags_and_one_line_error(tmp_path, capsys):
+def test_command_line_flags_and_one_line_error(tmp_path):
+  import os
+  import subprocess
+  import sys
+
+  from conftest import one_line_error
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu")
+  command = [sys.executable, "-m", "freqforensics.tools.benchmark", "--num_per_class=2"]
   out = tmp_path / "cli"
-  assert synthetic.main([f"--out_dir={out}", "--num_per_class=2", "--image_size=16", "--no_progress",
-                         "--fingerprint=0.5", "--jpeg_quality=80", "--lowpass=0.5"]) == 0
+  r = subprocess.run(command + [f"--out_dir={out}", "--image_size=16", "--noprogress", "--fingerprint=0.5",
+                                "--jpeg_quality=80", "--lowpass=0.5"], cwd=root, env=env, capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
   meta = json.loads((out / synthetic.MARKER).read_text())
   assert (meta["fingerprint"], meta["jpeg_quality"], meta["lowpass"]) == (0.5, 80, 0.5)
-  capsys.readouterr()
-  assert synthetic.main([f"--out_dir={tmp_path / 'x'}", "--num_per_class=2", "--fingerprint=0"]) == 2
-  err = capsys.readouterr().err
-  assert err.count("\n") == 1 and "fingerprint" in err
+  r = subprocess.run(command + [f"--out_dir={tmp_path / 'x'}", "--fingerprint=0"], cwd=root, env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert "fingerprint" in one_line_error(r)
 
 
 def test_the_cache_tells_settings_apart(tmp_path):
@@ -170,7 +180,7 @@ def test_the_cache_tells_settings_apart(tmp_path):
   dirs = {}
   for fp, q in ((1.0, 0), (0.5, 0), (1.0, 70), (0.5, 70)):
     c.data.synthetic.fingerprint, c.data.synthetic.jpeg_quality = fp, q
-    dirs[fp, q] = dataset.source_dir(c, progress=False)
+    dirs[fp, q] = loading.source_dir(c, progress=False)
   assert len(set(dirs.values())) == 4 and dirs[1.0, 0].name == "n4-s16-seed0"  # the default keeps its old name
   reals = {k: _bytes(d, "A_real") for k, d in dirs.items()}
   assert reals[1.0, 0] == reals[0.5, 0] and reals[1.0, 70] == reals[0.5, 70] != reals[1.0, 0]
@@ -183,12 +193,16 @@ def test_the_cache_tells_settings_apart(tmp_path):
 
 
 def test_standins_carry_the_options(tmp_path):
-  c = defaults.paper_config("ffhq", "log2", "tiny")
+  spec = importlib.util.spec_from_file_location("ffhq_log2", pathlib.Path(__file__).resolve().parents[1] / "configs"
+                                                / "ffhq_log2.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config("tiny")
   c.data.data_dir = str(tmp_path / "data")
   c.data.synthetic.num_per_class, c.data.synthetic.image_size = 3, 16
-  plain_dir = dataset.source_dir(c, progress=False)
+  plain_dir = loading.source_dir(c, progress=False)
   c.data.synthetic.jpeg_quality = 70
-  jpeg_dir = dataset.source_dir(c, progress=False)
+  jpeg_dir = loading.source_dir(c, progress=False)
   assert plain_dir != jpeg_dir and jpeg_dir.name.endswith("-jpeg70")
   for folder in ("0_ffhq", "1_stylegan"):
     before, got = _load(plain_dir, folder), _load(jpeg_dir, folder)
@@ -215,7 +229,7 @@ def test_hard_config_loads_and_its_tiny_form_trains(tmp_path):
   metrics = train.train_and_evaluate(tiny, tmp_path / "wd")
   assert metrics["accuracy"] > 0.4  # chance is 0.25; measured 0.71 (real and nearest all right)
   assert json.loads((tmp_path / "wd" / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
-  src = dataset.source_dir(tiny, progress=False)
+  src = loading.source_dir(tiny, progress=False)
   meta = json.loads((src / synthetic.MARKER).read_text())
   assert (meta["fingerprint"], meta["jpeg_quality"]) == (tiny.data.synthetic.fingerprint,
                                                          tiny.data.synthetic.jpeg_quality)

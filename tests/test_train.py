@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import tiny_folder_config, write_fingerprinted_folders
 
-from freqforensics import bundle, checkpointing, sharding, steps, train, workdir
-from freqforensics.data import dataset
+from freqforensics import bundle, checkpointing, sharding, stats, steps, train, workdir
+from freqforensics.data import loading
 from freqforensics.errors import UserError
 
 
@@ -72,8 +72,8 @@ def test_training_learns_and_restores_the_best_epoch(config, tmp_path):
 
 def test_same_train_step_on_1_and_4_devices(config):
   assert len(jax.devices()) == 4
-  prepared = dataset.prepare_from_config(config, progress=False)
-  fs = dataset.feature_stats(prepared, "dct_log", sharding.make_mesh(1), batch_size=8, progress=False)
+  prepared = loading.prepare_from_config(config, progress=False)
+  fs, _ = stats.feature_stats(prepared, "dct_log", sharding.make_mesh(1), batch_size=8, progress=False)
   src = prepared.source("train")
   batch = {"image": np.stack([src[i]["image"] for i in range(8)]),
            "label": np.array([src[i]["label"] for i in range(8)], np.int32)}
@@ -234,16 +234,16 @@ def test_a_run_of_an_older_version_without_newer_fields_resumes_only_at_their_de
 
 
 def test_train_subset_is_class_balanced_reproducible_and_trains(config, tmp_path):
-  from freqforensics.data import dataset
+  from freqforensics.data import loading
 
-  prepared = dataset.prepare_from_config(config, progress=False)
-  full, tag = dataset.train_subset(prepared, 1.0, seed=0)
+  prepared = loading.prepare_from_config(config, progress=False)
+  full, tag = loading.train_subset(prepared, 1.0, seed=0)
   assert tag == "" and len(full) == prepared.num_examples["train"]
   per_class = {name: len(prepared.class_range("train", k)) for k, name in enumerate(prepared.label_names)}
   for subset, want in ((0.25, {n: round(0.25 * c) for n, c in per_class.items()}), (3.0, dict.fromkeys(per_class, 3))):
-    part, tag = dataset.train_subset(prepared, subset, seed=1)
-    again, _ = dataset.train_subset(prepared, subset, seed=1)
-    other, _ = dataset.train_subset(prepared, subset, seed=2)
+    part, tag = loading.train_subset(prepared, subset, seed=1)
+    again, _ = loading.train_subset(prepared, subset, seed=1)
+    other, _ = loading.train_subset(prepared, subset, seed=2)
     labels = [int(part[i]["label"]) for i in range(len(part))]
     assert {n: labels.count(k) for k, n in enumerate(prepared.label_names)} == want
     assert list(part.indices) == list(again.indices) and list(part.indices) != list(other.indices)
@@ -251,7 +251,7 @@ def test_train_subset_is_class_balanced_reproducible_and_trains(config, tmp_path
     batch = part.read_batch([0, len(part) - 1])
     np.testing.assert_array_equal(batch["image"][1], full[int(part.indices[-1])]["image"])
   with pytest.raises(UserError, match="train_subset=2.5"):
-    dataset.train_subset(prepared, 2.5, seed=0)
+    loading.train_subset(prepared, 2.5, seed=0)
   config.data.train_subset = 0.5
   metrics = train.train_and_evaluate(config, tmp_path / "wd")
   assert (prepared.path / f"stats_{config.features}_subset0.5_seed{config.seed}.npz").is_file()

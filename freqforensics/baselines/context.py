@@ -10,9 +10,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from freqforensics.baselines import data
+from freqforensics.baselines import inputs
 from freqforensics.baselines.results import Results
-from freqforensics.data import prepare, records
+from freqforensics.data import reader
 from freqforensics.errors import UserError
 
 
@@ -22,7 +22,7 @@ class Context:
 
   config: ml_collections.ConfigDict
   workdir: Path
-  prepared: prepare.PreparedDataset
+  prepared: reader.PreparedDataset
   results: Results
   progress: bool = True
 
@@ -40,26 +40,26 @@ class Context:
 
   @property
   def n_jobs(self) -> int:
-    return data.num_jobs(self.config)
+    return inputs.num_jobs(self.config)
 
   def source(self, split: str):
-    return data.split_source(self.prepared, split)
+    return inputs.split_source(self.prepared, split)
 
   def balanced(self, split: str, per_class: int) -> np.ndarray:
     """Indices of a seeded class-balanced subset of `split` (at most `per_class` per class; 0 = all)."""
-    y = data.labels(self.prepared, split, batch_size=max(256, self.b.batch_size))
-    return data.balanced_indices(y, per_class, self.num_classes, self.config.seed)
+    y = inputs.labels(self.prepared, split, batch_size=max(256, self.b.batch_size))
+    return inputs.balanced_indices(y, per_class, self.num_classes, self.config.seed)
 
   def train_subset(self):
     """The training examples every baseline fits on: `baseline.train_per_class` per class."""
-    return records.SubsetSource(self.source("train"), self.balanced("train", self.b.train_per_class))
+    return reader.SubsetSource(self.source("train"), self.balanced("train", self.b.train_per_class))
 
   def model_info(self, params: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"baseline": self.b.name, "params": params, "label_names": list(self.label_names),
             "image_shape": list(self.prepared.image_shape), "prepared": str(self.prepared.path), **extra}
 
   def load_model_info(self) -> dict[str, Any]:
-    """`model.json` of the saved model; its labels and image shape must match the data."""
+    """`model.json` of the saved model; its labels and image shape must match the inputs."""
     path = self.results.model_dir / "model.json"
     if not path.is_file():
       raise UserError(f"no saved {self.b.name} model in {self.results.model_dir}: run the train command first")

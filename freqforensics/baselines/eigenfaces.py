@@ -22,9 +22,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from freqforensics.baselines import data, results, safe_io
+from freqforensics.baselines import inputs, results, safe_io
 from freqforensics.baselines.context import Context
-from freqforensics.data import records
+from freqforensics.data import reader
 
 _PCA_KEYS = ("mean_", "components_", "explained_variance_", "explained_variance_ratio_", "singular_values_")
 _SVD_OVERHEAD = 3.0  # the full SVD holds about three copies of its input matrix
@@ -44,16 +44,16 @@ def components_for(ratio: np.ndarray, variance: float) -> int:
   return int(min(np.searchsorted(np.cumsum(ratio), variance, side="right") + 1, len(ratio)))
 
 
-def _fit_pca(ctx: Context, fm: data.FeatureMaker) -> tuple[PCA | IncrementalPCA, str]:
+def _fit_pca(ctx: Context, fm: inputs.FeatureMaker) -> tuple[PCA | IncrementalPCA, str]:
   e = ctx.b.eigenfaces
   per_class = -(-int(e.pca_subset) // ctx.num_classes)
-  subset = records.SubsetSource(ctx.source("train"), ctx.balanced("train", per_class))
+  subset = reader.SubsetSource(ctx.source("train"), ctx.balanced("train", per_class))
   need = _SVD_OVERHEAD * 4.0 * len(subset) * fm.dim
   if need <= ctx.b.memory_gb * (1 << 30):
     x, _ = fm.matrix(subset, desc="eigenfaces pca subset")
     return PCA(svd_solver="full").fit(x), "full"
   k = int(min(e.incremental_components, fm.dim, len(subset)))
-  data.check_memory(f"IncrementalPCA with {k} components of {fm.dim} features", 3 * 4.0 * k * fm.dim + 4.0 * max(
+  inputs.check_memory(f"IncrementalPCA with {k} components of {fm.dim} features", 3 * 4.0 * k * fm.dim + 4.0 * max(
       k, fm.batch_size) * fm.dim, ctx.config, "lower --config.baseline.eigenfaces.incremental_components")
   ipca = IncrementalPCA(n_components=k)
   chunk: list[np.ndarray] = []
@@ -83,7 +83,7 @@ def pca_from(a: dict[str, np.ndarray], k: int | None = None) -> PCA:
   return pca
 
 
-def _project(fm: data.FeatureMaker, pca, source, k: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
+def _project(fm: inputs.FeatureMaker, pca, source, k: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
   z = np.empty((len(source), k), np.float32)
   y = np.empty((len(source),), np.int32)
   i = 0
@@ -100,11 +100,11 @@ def _prepared(ctx: Context) -> dict[str, np.ndarray]:
   state = cache.load()
   if state:
     return state[1]
-  fm = data.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
+  fm = inputs.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
   pca, kind = _fit_pca(ctx, fm)
   k = components_for(pca.explained_variance_ratio_, max(ctx.b.eigenfaces.variance_grid))
   train = ctx.train_subset()
-  data.check_memory(f"projected training features ({len(train)} x {k})", 4.0 * len(train) * k, ctx.config,
+  inputs.check_memory(f"projected training features ({len(train)} x {k})", 4.0 * len(train) * k, ctx.config,
                     "lower --config.baseline.train_per_class")
   z_train, y_train = _project(fm, pca, train, k, "eigenfaces project train")
   z_val, y_val = _project(fm, pca, ctx.source("val"), k, "eigenfaces project val")
@@ -160,7 +160,7 @@ def train(ctx: Context) -> dict[str, Any]:
   chosen = ctx.results.chosen({"variance": e.variance, "C": e.C})
   v, c = float(chosen["variance"]), float(chosen["C"])
   a = _prepared(ctx)
-  fm = data.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
+  fm = inputs.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
   k = components_for(a["explained_variance_ratio_"], v)
   if k > a["z_train"].shape[1]:  # a variance above the grid's: fit again, keep and project more components
     a = _arrays(_fit_pca(ctx, fm)[0], k)
@@ -171,12 +171,12 @@ def train(ctx: Context) -> dict[str, Any]:
   model = Pipeline([("pca", pca_from(a, k)), ("svm", svm)])
   ctx.results.model_dir.mkdir(parents=True, exist_ok=True)
   safe_io.save(model, ctx.results.model_dir / "estimator.skops")
-  data.save_feature_stats(fm.stats, fm.kind, ctx.results.model_dir)
+  inputs.save_feature_stats(fm.stats, fm.kind, ctx.results.model_dir)
   params = {"variance": v, "C": c}
   ctx.save_model_info(ctx.model_info(params, features=fm.kind, n_components=k, num_train=len(y)))
   return {"params": params, "n_components": k, "converged": converged, "num_train": int(len(y))}
 
 
 def test(ctx: Context, split: str) -> dict[str, Any]:
-  conf, info = data.saved_estimator_confusion(ctx, "eigenfaces", split)
+  conf, info = inputs.saved_estimator_confusion(ctx, "eigenfaces", split)
   return dict(results.summary(conf, ctx.label_names), params=info["params"], n_components=info["n_components"])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 
-from freqforensics.baselines import data, results, safe_io
+from freqforensics.baselines import inputs, results, safe_io
 from freqforensics.baselines.context import Context
 from freqforensics.errors import UserError
 
@@ -24,9 +24,9 @@ def settings(config) -> dict[str, Any]:
   return {"features": config.features, "grid": [int(k) for k in config.baseline.knn.grid]}
 
 
-def _training_features(ctx: Context, fm: data.FeatureMaker) -> tuple[np.ndarray, np.ndarray]:
+def _training_features(ctx: Context, fm: inputs.FeatureMaker) -> tuple[np.ndarray, np.ndarray]:
   subset = ctx.train_subset()
-  data.check_memory(f"kNN's training features ({len(subset)} x {fm.dim} float32)", 4.0 * len(subset) * fm.dim,
+  inputs.check_memory(f"kNN's training features ({len(subset)} x {fm.dim} float32)", 4.0 * len(subset) * fm.dim,
                     ctx.config, "lower --config.baseline.train_per_class")
   return fm.matrix(subset, desc="knn train features")
 
@@ -47,7 +47,7 @@ def grid_search(ctx: Context) -> bool:
   grid = [int(k) for k in ctx.b.knn.grid]
   if all(res.row({"n_neighbors": k}) for k in grid):
     return False
-  fm = data.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
+  fm = inputs.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
   x, y = _training_features(ctx, fm)
   ks = [k for k in grid if k <= len(y)]
   if not ks:
@@ -80,14 +80,14 @@ def grid_search(ctx: Context) -> bool:
 
 def train(ctx: Context) -> dict[str, Any]:
   k = int(ctx.b.knn.n_neighbors) or _best_k(ctx)
-  fm = data.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
+  fm = inputs.FeatureMaker(ctx.config, ctx.prepared, progress=ctx.progress)
   x, y = _training_features(ctx, fm)
   if k > len(y):
     raise UserError(f"n_neighbors={k} exceeds the {len(y)} training examples: choose a smaller k")
   clf = KNeighborsClassifier(n_neighbors=k, algorithm="brute", n_jobs=ctx.n_jobs).fit(x, y)
   ctx.results.model_dir.mkdir(parents=True, exist_ok=True)
   safe_io.save(clf, ctx.results.model_dir / "estimator.skops")
-  data.save_feature_stats(fm.stats, fm.kind, ctx.results.model_dir)
+  inputs.save_feature_stats(fm.stats, fm.kind, ctx.results.model_dir)
   ctx.save_model_info(ctx.model_info({"n_neighbors": k}, features=fm.kind, num_train=len(y)))
   return {"params": {"n_neighbors": k}, "num_train": len(y)}
 
@@ -97,5 +97,5 @@ def _best_k(ctx: Context) -> int:
 
 
 def test(ctx: Context, split: str) -> dict[str, Any]:
-  conf, info = data.saved_estimator_confusion(ctx, "knn", split, n_jobs=ctx.n_jobs)
+  conf, info = inputs.saved_estimator_confusion(ctx, "knn", split, n_jobs=ctx.n_jobs)
   return dict(results.summary(conf, ctx.label_names), params=info["params"])

@@ -1,200 +1,169 @@
-"""PRNU numerics: wavelet noise residuals, class fingerprints, normalised correlation (numpy/PyWavelets).
+"""PRNU's grid search, train and test commands: streaming passes over prepared splits.
 
-Camera sensors multiply the light they record by a fixed pattern (photo-response non-uniformity);
-Lukas, Fridrich and Goljan (2006) estimate it from the noise residual W = I - F(I) of many images.
-Here every class (camera, or generator) gets such a fingerprint, and an image is attributed to the
-class whose fingerprint its residual correlates with best. Everything works on batches `(B, H, W, C)`
-in float64, vectorised over images and channels, and imports no JAX (worker processes load it).
-
-1. Residual (`residuals`): db4 wavelet decomposition (PyWavelets, periodic extension, the image
-   padded by reflection to a multiple of 2^levels) with `levels` levels. For each detail band d, the
-   local signal variance is estimated in square windows w (3, 5, 7, 9): v_w = max(0, mean_w(d^2) -
-   sigma^2), taking the minimum over windows; the adaptive Wiener filter keeps d v/(v + sigma^2) as
-   signal, so the noise part is d sigma^2/(v + sigma^2). The approximation band is all signal. The
-   residual is the inverse transform of the noise parts (the transform is linear and exactly
-   invertible, so this is I - F(I)). Band energies do not depend on sigma and the level-j details
-   do not depend on the number of levels, so one decomposition serves a whole (levels, sigma) grid.
-2. Fingerprint (`Fingerprints`, `finish_fingerprint`): the maximum-likelihood estimate of the
-   multiplicative pattern, K = sum(W_i t_i) / (sum(t_i^2) + 1), per pixel and channel, where t is the
-   image intensity scaled to peak at 252 (`intensity_weight`), zero in saturated areas. Then colour
-   to gray, zero mean of the rows and columns of each 2x2 sub-lattice (removes colour-filter-array
-   and row/column patterns shared by all classes), and Wiener filtering in the DFT domain (removes
-   the periodic peaks left).
-3. Attribution: the residual of a test image goes through the same gray / zero-mean / DFT-Wiener
-   steps, and the class with the highest normalised correlation with its fingerprint wins.
+Fingerprints need only running sums, so no split is ever held: this process reads chunks of
+`baseline.batch_size` images and hands them to worker processes (`baseline.n_jobs`), which return
+their sums (train) or predictions (validation / test), in order, a few chunks in flight at a time. One pass serves the whole (levels,
+sigma) grid (see `noise_residuals.residuals`). Each pass checkpoints its sums every `baseline.checkpoint_every`
+chunks, so an interrupted grid search resumes at the last saved chunk. The saved model is an .npz
+of plain arrays (fingerprints, levels, sigma, windows).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
-import pywt
-from scipy import ndimage
+from tqdm.auto import tqdm
 
-WAVELET = "db4"
-GRAY_WEIGHTS = np.array([0.29893602, 0.58704307, 0.11402090])  # ITU-R BT.601 luma, as in rgb2gray
-SATURATION_LEVEL = 250  # a flat area at its channel's maximum above this is clipped (weight 0)
-INTENSITY_PEAK = 252.0  # intensity weight: x / 252 below, Gaussian fall-off (variance 6) above
-
-
-def _pad(x: np.ndarray, multiple: int) -> np.ndarray:
-  """Pads H and W of `(B, H, W, C)` at the end by reflection up to multiples of `multiple`."""
-  ph, pw = -x.shape[1] % multiple, -x.shape[2] % multiple
-  if not (ph or pw):
-    return x
-  return np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="symmetric")
+from freqforensics import outputs
+from freqforensics.baselines import inputs, noise_residuals, parallel, results
+from freqforensics.baselines.context import Context
+from freqforensics.errors import UserError
 
 
-def _min_local_energy(band: np.ndarray, windows: Sequence[int], mode: str) -> np.ndarray:
-  """min over square windows w of the local mean of band^2 (windows over axes 1, 2)."""
-  energy = band * band
-  size = lambda w: (1, w, w) + (1,) * (band.ndim - 3)
-  out = ndimage.uniform_filter(energy, size(windows[0]), mode=mode)
-  for w in windows[1:]:
-    np.minimum(out, ndimage.uniform_filter(energy, size(w), mode=mode), out=out)
-  return out
+def settings(config) -> dict[str, Any]:
+  p = config.baseline.prnu
+  return {"features": "pixels (noise residuals)", "levels_grid": [int(v) for v in p.levels_grid],
+          "sigma_grid": [float(v) for v in p.sigma_grid], "windows": [int(w) for w in p.windows]}
 
 
-def noise_gain(min_energy: np.ndarray, sigma: float) -> np.ndarray:
-  """The noise share sigma^2 / (v + sigma^2) of the adaptive Wiener filter, v = max(0, E - sigma^2)."""
-  var = sigma * sigma
-  return var / (np.maximum(min_energy - var, 0.0) + var)
+def _chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
+  return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
-def residuals(images: np.ndarray, grid: Sequence[tuple[int, float]],
-              windows: Sequence[int] = (3, 5, 7, 9)) -> Iterator[np.ndarray]:
-  """Noise residuals `(B, H, W, C)` float64 of a batch, one per (levels, sigma) of `grid`, in order.
-
-  `images` are pixel values 0..255 (uint8 or float); sigma is in the same units.
-  """
-  x = np.asarray(images, np.float64)
-  if x.ndim == 3:
-    x = x[..., None]
-  h, w = x.shape[1:3]
-  top = max(levels for levels, _ in grid)
-  xp = _pad(x, 2 ** top)
-  with warnings.catch_warnings():  # small images: periodic extension has no boundary effects to warn of
-    warnings.simplefilter("ignore", UserWarning)
-    coeffs = pywt.wavedec2(xp, WAVELET, mode="periodization", level=top, axes=(1, 2))
-  details = coeffs[1:][::-1]  # details[j - 1]: the three bands of level j (1 = finest)
-  energies = [[_min_local_energy(d, windows, "reflect") for d in bands] for bands in details]
-  for levels, sigma in grid:
-    noise = [tuple(d * noise_gain(e, sigma) for d, e in zip(details[j], energies[j])) for j in range(levels)]
-    approx = np.zeros_like(noise[levels - 1][0])  # the approximation is all signal
-    rec = pywt.waverec2([approx] + noise[::-1], WAVELET, mode="periodization", axes=(1, 2))
-    yield rec[:, :h, :w]
+def _read(source, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  batch = source.read_batch(indices)
+  return batch["image"], batch["label"]
 
 
-def noise_residual(image: np.ndarray, levels: int, sigma: float, windows: Sequence[int] = (3, 5, 7, 9)) -> np.ndarray:
-  """The residual `(H, W, C)` of one image (0..255) for one (levels, sigma)."""
-  return next(residuals(np.asarray(image)[None], [(levels, sigma)], windows))[0]
+def _grid_array(grid: list[tuple[int, float]]) -> np.ndarray:
+  return np.asarray(grid, np.float64).reshape(-1, 2)
 
 
-def to_gray(x: np.ndarray) -> np.ndarray:
-  """`(B, H, W, C)` -> `(B, H, W)`: luma weights for RGB, the channel itself for grayscale."""
-  if x.shape[-1] == 3:  # a weighted sum, not a BLAS product: no threads to oversubscribe in workers
-    return x[..., 0] * GRAY_WEIGHTS[0] + x[..., 1] * GRAY_WEIGHTS[1] + x[..., 2] * GRAY_WEIGHTS[2]
-  return x[..., 0]
+def _resume(prog: results.Progress, grid: list[tuple[int, float]]) -> tuple[int, dict[str, np.ndarray]] | None:
+  state = prog.load()
+  if state and np.array_equal(state[1].get("grid"), _grid_array(grid)):
+    return state
+  return None
 
 
-def zero_mean_lattice(x: np.ndarray) -> np.ndarray:
-  """`(B, H, W)` with zero-mean columns, then zero-mean rows, in each of the four 2x2 sub-lattices."""
-  out = np.array(x, np.float64, copy=True)
-  for i in (0, 1):
-    for j in (0, 1):
-      sub = out[:, i::2, j::2]
-      sub -= sub.mean(axis=1, keepdims=True)
-      sub -= sub.mean(axis=2, keepdims=True)
-      out[:, i::2, j::2] = sub
-  return out
+def fingerprints(ctx: Context, grid: list[tuple[int, float]], *, pass_name: str) -> np.ndarray:
+  """Fingerprints `(G, num_classes, H, W)` from the training subset, for every (levels, sigma)."""
+  h, w, ch = ctx.prepared.image_shape
+  inputs.check_memory(f"PRNU sums for {len(grid)} grid points", 8.0 * (len(grid) + 1) * ctx.num_classes * h * w * ch
+                    * (1 + 2 * ctx.n_jobs), ctx.config, "shrink the grid or lower --config.baseline.n_jobs")
+  windows = tuple(int(x) for x in ctx.b.prnu.windows)
+  indices = ctx.balanced("train", ctx.b.train_per_class)
+  chunks = _chunks(indices, ctx.b.batch_size)
+  prog = results.Progress(ctx.results, pass_name)
+  state = _resume(prog, grid)
+  if state:
+    start, arrays = state
+    sum_wt, sum_tt = arrays["sum_wt"], arrays["sum_tt"]
+  else:
+    start = 0
+    sum_wt = np.zeros((len(grid), ctx.num_classes, h, w, ch))
+    sum_tt = np.zeros((ctx.num_classes, h, w, ch))
+  source = ctx.source("train")
+  tasks = ((*_read(source, c), ctx.num_classes, grid, windows) for c in chunks[start:])
+  done = start
+  for wt, tt in tqdm(parallel.ordered_map(noise_residuals.accumulate, tasks, ctx.n_jobs), total=len(chunks) - start,
+                     desc="prnu fingerprints", unit="chunk", disable=not ctx.progress):
+    sum_wt += wt
+    sum_tt += tt
+    done += 1
+    if done % ctx.b.checkpoint_every == 0 and done < len(chunks):
+      prog.save(done, {"sum_wt": sum_wt, "sum_tt": sum_tt, "grid": _grid_array(grid)})
+  prog.clear()
+  return noise_residuals.finish_fingerprint(sum_wt, np.broadcast_to(sum_tt, sum_wt.shape), windows)
 
 
-def wiener_dft(x: np.ndarray, windows: Sequence[int] = (3, 5, 7, 9)) -> np.ndarray:
-  """Adaptive Wiener filtering of `(B, H, W)` in the DFT domain, noise level = each image's std.
+def _score(ctx: Context, split: str, grid: list[tuple[int, float]], prints: np.ndarray, *,
+           pass_name: str | None = None) -> np.ndarray:
+  """Confusion counts `(G, C, C)` of `split` for every grid point (checkpointed when `pass_name`)."""
+  source = ctx.source(split)
+  windows = tuple(int(x) for x in ctx.b.prnu.windows)
+  chunks = _chunks(np.arange(len(source)), ctx.b.batch_size)
+  prog = results.Progress(ctx.results, pass_name) if pass_name else None
+  state = _resume(prog, grid) if prog else None
+  start, conf = (state[0], state[1]["confusion"]) if state else (
+      0, np.zeros((len(grid), ctx.num_classes, ctx.num_classes), np.int64))
+  labels: list[np.ndarray] = []
 
-  The magnitude spectrum (scaled so its mean square equals the image's) is filtered like a wavelet
-  band with sigma = std(x): flat, noise-like frequencies pass, isolated peaks (periodic patterns
-  that every class shares) are damped. The phase is kept.
-  """
-  x = np.asarray(x, np.float64)
-  h, w = x.shape[1:]
-  spec = np.fft.fft2(x, axes=(1, 2))
-  energy = (spec.real ** 2 + spec.imag ** 2) / (h * w)
-  sigma = x.reshape(len(x), -1).std(axis=1, ddof=1) if h * w > 1 else np.zeros(len(x))
-  var = (sigma * sigma)[:, None, None]
-  min_energy = _min_local_energy(energy, windows, "wrap")
-  gain = np.divide(var, np.maximum(min_energy - var, 0.0) + var, out=np.zeros_like(min_energy),
-                   where=var > 0)
-  return np.fft.ifft2(spec * gain, axes=(1, 2)).real
+  def tasks():
+    for c in chunks[start:]:
+      images, y = _read(source, c)
+      labels.append(y)  # consumed in the same order as the results come back
+      yield images, grid, windows, prints
 
-
-def intensity_weight(images: np.ndarray) -> np.ndarray:
-  """Per-pixel weight t of the fingerprint estimate: x/252 up to 252, then exp(-(x-252)^2/6); 0 if clipped.
-
-  A pixel is clipped when it lies in a flat area (a 4-neighbour has the same value) at its
-  channel's maximum, and that maximum is above 250: such pixels carry no sensor pattern.
-  """
-  x = np.asarray(images, np.float64)
-  if x.ndim == 3:
-    x = x[..., None]
-  t = np.where(x < INTENSITY_PEAK, x / INTENSITY_PEAK, np.exp(-((x - INTENSITY_PEAK) ** 2) / 6.0))
-  peak = x.max(axis=(1, 2), keepdims=True)
-  flat = np.zeros(x.shape, bool)
-  flat[:, 1:] |= x[:, 1:] == x[:, :-1]
-  flat[:, :-1] |= x[:, :-1] == x[:, 1:]
-  flat[:, :, 1:] |= x[:, :, 1:] == x[:, :, :-1]
-  flat[:, :, :-1] |= x[:, :, :-1] == x[:, :, 1:]
-  clipped = flat & (x == peak) & (peak > SATURATION_LEVEL)
-  return np.where(clipped, 0.0, t)
+  done = start
+  for preds in tqdm(parallel.ordered_map(noise_residuals.predict, tasks(), ctx.n_jobs), total=len(chunks) - start,
+                    desc=f"prnu {split}", unit="chunk", disable=not ctx.progress):
+    y = labels.pop(0)
+    for g, pred in enumerate(preds):
+      conf[g] += results.confusion(y, pred, ctx.num_classes)
+    done += 1
+    if prog and done % ctx.b.checkpoint_every == 0 and done < len(chunks):
+      prog.save(done, {"confusion": conf, "grid": _grid_array(grid)})
+  if prog:
+    prog.clear()
+  return conf
 
 
-def accumulate(images: np.ndarray, labels: np.ndarray, num_classes: int, grid: Sequence[tuple[int, float]],
-               windows: Sequence[int] = (3, 5, 7, 9)) -> tuple[np.ndarray, np.ndarray]:
-  """Per grid point and class sum(W t) `(G, num_classes, H, W, C)`; per class sum(t^2) `(num_classes, H, W, C)`."""
-  t = intensity_weight(images)
-  onehot = np.eye(num_classes)[np.asarray(labels, np.int64)]  # (B, num_classes)
-  tt = np.einsum("bk,bhwc->khwc", onehot, t * t)
-  wt = np.stack([np.einsum("bk,bhwc->khwc", onehot, r * t) for r in residuals(images, grid, windows)])
-  return wt, tt
+def grid_search(ctx: Context) -> bool:
+  """Fills the missing grid rows of the results file; False when none was missing."""
+  res, p = ctx.results, ctx.b.prnu
+  grid = [(int(lv), float(s)) for lv in p.levels_grid for s in p.sigma_grid]
+  todo = [(lv, s) for lv, s in grid if not res.row({"levels": lv, "sigma": s})]
+  if not todo:
+    return False
+  store = results.Progress(res, "grid_fingerprints")  # finished fingerprints survive an interrupted val pass
+  state = _resume(store, todo)
+  prints = state[1]["fingerprints"] if state else fingerprints(ctx, todo, pass_name="grid_train")
+  if not state:
+    store.save(0, {"fingerprints": prints, "grid": _grid_array(todo)})
+  conf = _score(ctx, "val", todo, prints, pass_name="grid_val")
+  n_train = len(ctx.balanced("train", ctx.b.train_per_class))
+  for (lv, s), c in zip(todo, conf):
+    res.rows.append({"levels": lv, "sigma": s, "accuracy": results.accuracy(c), "num_examples": int(c.sum()),
+                     "num_train": n_train})
+  res.data["grid_search"]["split"] = "val"
+  res.save()
+  store.clear()
+  return True
 
 
-def finish_fingerprint(sum_wt: np.ndarray, sum_tt: np.ndarray, windows: Sequence[int] = (3, 5, 7, 9)) -> np.ndarray:
-  """Fingerprints `(..., H, W)` from accumulated sums `(..., H, W, C)`: estimate, gray, zero mean, DFT Wiener."""
-  lead = sum_wt.shape[:-3]
-  k = sum_wt / (sum_tt + 1.0)  # + 1: pixels no image lit stay 0 instead of 0/0
-  k = k.reshape((-1,) + k.shape[-3:])
-  out = wiener_dft(zero_mean_lattice(to_gray(k)), windows)
-  return out.reshape(lead + out.shape[1:])
+def train(ctx: Context) -> dict[str, Any]:
+  p = ctx.b.prnu
+  chosen = ctx.results.chosen({"levels": p.levels, "sigma": p.sigma})
+  levels, sigma = int(chosen["levels"]), float(chosen["sigma"])
+  prints = fingerprints(ctx, [(levels, sigma)], pass_name="train")[0]
+  ctx.results.model_dir.mkdir(parents=True, exist_ok=True)
+  path = ctx.results.model_dir / "fingerprints.npz"
+  outputs.write_with(path, lambda tmp: np.savez(
+      tmp, fingerprints=prints, levels=np.asarray(levels), sigma=np.asarray(sigma),
+      windows=np.asarray(p.windows, np.int64), label_names=np.asarray(ctx.label_names)))
+  n_train = len(ctx.balanced("train", ctx.b.train_per_class))
+  params = {"levels": levels, "sigma": sigma}
+  ctx.save_model_info(ctx.model_info(params, features="pixels (noise residuals)", num_train=n_train))
+  return {"params": params, "num_train": n_train}
 
 
-def test_statistic(residual: np.ndarray, windows: Sequence[int] = (3, 5, 7, 9)) -> np.ndarray:
-  """A batch of residuals `(B, H, W, C)` prepared for correlation: gray, zero mean, DFT Wiener."""
-  return wiener_dft(zero_mean_lattice(to_gray(residual)), windows)
+def load_model(path) -> dict[str, np.ndarray]:
+  """The arrays of a saved PRNU model (plain .npz, no pickle)."""
+  if not path.is_file():
+    raise UserError(f"{path} does not exist: run the train command first")
+  with np.load(path, allow_pickle=False) as f:
+    return {k: f[k] for k in f.files}
 
 
-def normalised_correlation(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-  """Pearson correlation of every row of `x` `(B, P)` with every row of `k` `(C, P)`: `(B, C)`.
-
-  A constant row (no pattern at all) correlates 0 with everything.
-  """
-  x = x - x.mean(axis=1, keepdims=True)
-  k = k - k.mean(axis=1, keepdims=True)
-  nx, nk = np.linalg.norm(x, axis=1), np.linalg.norm(k, axis=1)
-  denom = np.outer(nx, nk)
-  return np.divide(x @ k.T, denom, out=np.zeros(denom.shape), where=denom > 0)
-
-
-def predict(images: np.ndarray, grid: Sequence[tuple[int, float]], windows: Sequence[int],
-            fingerprints: np.ndarray) -> np.ndarray:
-  """Predicted classes `(G, B)` of a batch for every grid point (highest normalised correlation).
-
-  `fingerprints` is `(G, num_classes, H, W)`: the classes' fingerprints for each grid point.
-  """
-  preds = []
-  for g, residual in enumerate(residuals(images, grid, windows)):
-    stat = test_statistic(residual, windows).reshape(len(residual), -1)
-    k = fingerprints[g].reshape(len(fingerprints[g]), -1)
-    preds.append(np.argmax(normalised_correlation(stat, k), axis=1))
-  return np.stack(preds)
+def test(ctx: Context, split: str) -> dict[str, Any]:
+  info = ctx.load_model_info()
+  model = load_model(ctx.results.model_dir / "fingerprints.npz")
+  levels, sigma = int(model["levels"]), float(model["sigma"])
+  config = ctx.config.copy_and_resolve_references()
+  with config.unlocked():
+    config.baseline.prnu.windows = tuple(int(w) for w in model["windows"])
+  ctx = Context(config, ctx.workdir, ctx.prepared, ctx.results, ctx.progress)
+  conf = _score(ctx, split, [(levels, sigma)], model["fingerprints"][None])[0]
+  return dict(results.summary(conf, ctx.label_names), params=info["params"])

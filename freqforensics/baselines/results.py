@@ -12,21 +12,15 @@ projections) live there too.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from freqforensics import metrics
+from freqforensics import outputs
 from freqforensics.errors import UserError
-
-
-def _write_json(path: Path, obj: Any) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2) + "\n")
-  os.replace(tmp, path)
+from freqforensics.evaluation import metrics
 
 
 class Results:
@@ -59,7 +53,7 @@ class Results:
         p.unlink()
 
   def save(self) -> None:
-    _write_json(self.path, self.data)
+    outputs.write_json(self.path, self.data)
 
   @property
   def rows(self) -> list[dict[str, Any]]:
@@ -109,9 +103,7 @@ class Progress:
 
   def save(self, position: int, arrays: dict[str, np.ndarray]) -> None:
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = self.path.with_name(self.path.name + ".tmp.npz")
-    np.savez(tmp, __position=np.asarray(position), **arrays)
-    os.replace(tmp, self.path)
+    outputs.write_with(self.path, lambda tmp: np.savez(tmp, __position=np.asarray(position), **arrays))
 
   def clear(self) -> None:
     if self.path.exists():

@@ -12,14 +12,13 @@ from typing import Any
 
 import skops.io as sio
 
+from freqforensics import outputs
 from freqforensics.errors import UserError
 
 
 def save(estimator: Any, path: Path) -> None:
   """Writes `estimator` to `path` (`.skops`), atomically."""
-  tmp = path.with_name(path.name + ".tmp")
-  sio.dump(estimator, tmp)
-  tmp.replace(path)
+  outputs.write_with(path, lambda tmp: sio.dump(estimator, tmp))
 
 
 def load(path: Path) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from freqforensics.data.perturb import Perturbation
+from freqforensics.data.distortions import Perturbation
 
 TRAIN_STREAM = 1  # training augmentation
 EVAL_STREAM = 2  # perturbed evaluation (eval.perturb, the robustness report)

@@ -219,18 +219,16 @@ def _reason(e: BaseException) -> str:
   return "unreadable"
 
 
-def decode_pil(data: bytes, size: int, channels: int, *, crop: str = "center",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-  """Decodes encoded image bytes to an RGB (or `L`) image of `size` x `size` by crop rule `crop`.
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
-  Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
-  pixel limit, too small, wrong size, not square) for anything that cannot become a model input.
-  Images above `max_pixels` are refused from their header, before any decoding (decompression
-  bombs).
+
+def _decoded(data: bytes, channels: int | None, max_pixels: int) -> Image.Image:
+  """Encoded bytes -> an RGB or `L` image by `to_uint8` (`channels` None: `L` for grayscale files, else RGB).
+
+  Raises `ImageDecodeError` with a `reason` (empty file, not an image, truncated, unreadable, pixel
+  limit). Images above `max_pixels` are refused from their header, before any decoding
+  (decompression bombs).
   """
-  if channels not in (1, 3):
-    raise ValueError(f"channels must be 1 or 3, got {channels}")
-  crops.check_crop(crop)
   if not data:
     raise ImageDecodeError("zero-byte file", reason="empty file")
   try:
@@ -242,18 +240,43 @@ def decode_pil(data: bytes, size: int, channels: int, *, crop: str = "center",
           raise ImageDecodeError(f"{w}x{h} pixels, above the limit of {max_pixels:,} (raise data.max_pixels"
                                  " if the image is genuine)", reason="pixel limit")
         image.load()
-        image = to_uint8(image, channels)
+        if channels is None:
+          channels = 1 if image.mode in _GRAY_MODES else 3
+        return to_uint8(image, channels)
   except Image.DecompressionBombError as e:
     raise ImageDecodeError(f"{e}", reason="pixel limit") from e
   except UnidentifiedImageError as e:
     raise ImageDecodeError("not an image file Pillow can read (unknown or damaged format)", reason="not an image") from e
   except (OSError, ValueError, SyntaxError, EOFError) as e:
     raise ImageDecodeError(f"{type(e).__name__}: {e}", reason=_reason(e)) from e
+
+
+def decode_pil(data: bytes, size: int, channels: int, *, crop: str = "center",
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+  """Decodes encoded image bytes to an RGB (or `L`) image of `size` x `size` by crop rule `crop`.
+
+  Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
+  pixel limit, too small, wrong size, not square) for anything that cannot become a model input.
+  """
+  if channels not in (1, 3):
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+  crops.check_crop(crop)
+  image = _decoded(data, channels, max_pixels)
   try:
-    image = crops.apply_crop(image, crop, size)
+    return crops.apply_crop(image, crop, size)
   except crops.CropError as e:
     raise ImageDecodeError(str(e), reason=e.reason) from e
-  return image
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+  """The file `path` at its own size, converted as every model input is (`to_uint8`: EXIF orientation,
+  16-bit scaling, palette, alpha, CMYK): uint8 `(H, W, 1)` for a grayscale file, `(H, W, 3)` otherwise.
+
+  The reader of commands that keep an image's size (the perturbed copy of a folder); raises
+  `ImageDecodeError` as `decode_pil` does.
+  """
+  image = _decoded(read_bytes(path), None, max_pixels)
+  return np.asarray(image, np.uint8).reshape(image.height, image.width, 1 if image.mode == "L" else 3)
 
 
 def decode_image(data: bytes, size: int, channels: int, *, crop: str = "center",

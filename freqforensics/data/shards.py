@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from freqforensics import outputs
 from freqforensics.data import images
 
 _OPTIONS = "group_size:1,uncompressed"  # one record per group (random access); uncompressed reads 2.4x faster
@@ -105,11 +106,9 @@ def read_record(out: str | os.PathLike) -> dict | None:
 
 
 def write_json(path: Path, obj) -> None:
-  """Writes `obj` as JSON to `path` atomically (a temporary name, then a rename)."""
+  """Writes `obj` as JSON to `path` atomically (`outputs.write_json`), making its folder if needed."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-  tmp.write_text(json.dumps(obj))
-  os.replace(tmp, path)
+  outputs.write_json(path, obj, indent=None)
 
 
 def _writer(path: Path):

@@ -24,13 +24,12 @@ saved (still as PNG), as images in the wild are. At their defaults (1.0, 0 = off
 byte-identical to a benchmark written before the options existed, and `synthetic.json` holds the
 same parameters.
 
-  python -m freqforensics.data.synthetic --out_dir=/tmp/synth --num_per_class=1000 \
+  python -m freqforensics.tools.benchmark --out_dir=/tmp/synth --num_per_class=1000 \
       [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0]
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -38,7 +37,6 @@ import os
 import pathlib
 import re
 import shutil
-import sys
 from collections.abc import Callable
 
 import jax
@@ -48,7 +46,8 @@ from flax import nnx
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from freqforensics.data import perturb
+from freqforensics import outputs
+from freqforensics.data import distortions
 from freqforensics.errors import UserError
 
 FORMAT_VERSION = 1
@@ -233,6 +232,11 @@ def variant_suffix(*, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quali
           + (f"-jpeg{jpeg_quality}" if jpeg_quality else ""))
 
 
+def _is_marker_tmp(name: str) -> bool:
+  """A marker being written (`outputs.write_json`'s temporary name) when a run was interrupted."""
+  return name.startswith(f".{MARKER}.tmp") or name == MARKER + ".tmp"
+
+
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
   """Returns the stored metadata if it can be reused; otherwise clears our own folders."""
   marker = out / MARKER
@@ -254,7 +258,7 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
   else:
     # An interrupted run left only our class folders: regenerating them is safe (deterministic).
     # Anything else may be user data: refuse rather than delete it.
-    foreign = [p.name for p in out.iterdir() if p.name not in classes + (MARKER + ".tmp",)]
+    foreign = [p.name for p in out.iterdir() if p.name not in classes and not _is_marker_tmp(p.name)]
     for cls in classes:
       if (out / cls).is_dir():
         foreign += [f"{cls}/{p.name}" for p in (out / cls).iterdir() if not _PNG_NAME.match(p.name)]
@@ -265,8 +269,10 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
   for cls in owned:
     if (out / cls).is_dir():
       shutil.rmtree(out / cls)
-  for name in (MARKER, MARKER + ".tmp"):
-    (out / name).unlink(missing_ok=True)
+  (out / MARKER).unlink(missing_ok=True)
+  for p in out.iterdir():
+    if _is_marker_tmp(p.name):
+      p.unlink()
   return None
 
 
@@ -281,7 +287,7 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   ablation's "low-pass filtered generator output". `fingerprint` (> 0) scales the generators' kernel
   perturbation and texture noise. `jpeg_quality` in 1..100 JPEG-encodes and decodes every image of
   every class (real and generated alike, so it is no class cue; Pillow's default settings,
-  `perturb.jpeg`) as the last step before it is saved as PNG; 0 = off. Mean PSNR is of the generator
+  `distortions.jpeg`) as the last step before it is saved as PNG; 0 = off. Mean PSNR is of the generator
   output (after `lowpass`, before JPEG) against its source crop.
   """
   check_options(fingerprint=fingerprint, jpeg_quality=jpeg_quality, lowpass=lowpass)
@@ -327,7 +333,7 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
           images = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass))) for im in images])
         psnr_sum[cls] += float(_psnr(images, crops).sum())
       if jpeg_quality:
-        images = np.stack([perturb.jpeg(im, int(jpeg_quality)) for im in images])
+        images = np.stack([distortions.jpeg(im, int(jpeg_quality)) for im in images])
       for i, img in zip(idx, images):
         Image.fromarray(img).save(out / cls / f"{i:0{width}d}.png", format="PNG")
       bar.update(len(idx))
@@ -335,43 +341,5 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
 
   psnr = {g: round(psnr_sum[g] / num_per_class, 4) for g in generators}
   meta = dict(params, generators=list(generators), psnr_db=psnr)
-  tmp = out / (MARKER + ".tmp")
-  tmp.write_text(json.dumps(meta, indent=2) + "\n")
-  os.replace(tmp, out / MARKER)  # Atomic: the marker exists only once every image is written.
+  outputs.write_json(out / MARKER, meta)  # atomic: the marker exists only once every image is written
   return SyntheticReport(out, num_per_class, image_size, seed, classes, psnr, reused=False)
-
-
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-  parser.add_argument("--out_dir", required=True)
-  parser.add_argument("--num_per_class", type=int, default=1000)
-  parser.add_argument("--image_size", type=int, default=64)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--fingerprint", type=float, default=1.0,
-                      help="scale of the generators' kernel perturbation and texture noise (> 0; 0.5 = weaker)")
-  parser.add_argument("--jpeg_quality", type=int, default=0,
-                      help="JPEG round trip of every image at this quality (1..100) before saving; 0 = off")
-  parser.add_argument("--lowpass", type=float, default=0.0,
-                      help="Gaussian blur sigma (pixels) of the generated images; 0 = off")
-  parser.add_argument("--overwrite", action="store_true")
-  parser.add_argument("--no_progress", action="store_true")
-  args = parser.parse_args(argv)
-  try:
-    report = generate(args.out_dir, num_per_class=args.num_per_class, image_size=args.image_size,
-                      seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress,
-                      fingerprint=args.fingerprint, jpeg_quality=args.jpeg_quality, lowpass=args.lowpass)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return e.exit_code
-  state = "reused" if report.reused else "written"
-  options = variant_suffix(lowpass=args.lowpass, fingerprint=args.fingerprint, jpeg_quality=args.jpeg_quality)
-  print(f"{report.out_dir} ({state}): {report.num_per_class} images/class, "
-        f"{report.image_size}x{report.image_size}, seed {report.seed}" + (f" ({options[1:]})" if options else ""))
-  for cls in report.classes:
-    psnr = report.psnr_db.get(cls)
-    print(f"  {cls}: " + ("real crops" if psnr is None else f"PSNR {psnr:.2f} dB vs source crop"))
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -45,12 +45,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from freqforensics import outputs
-from freqforensics.data import crops, images, records, shards
+from freqforensics.data import crops, images, reader, shards
+from freqforensics.data.reader import REPORT, SPLITS, PreparedDataset
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 _FORMAT_VERSION = 3
 _CHUNK_BYTES = 64 << 20  # raw image bytes per decoding task (and so per output shard) ...
 _CHUNK_FILES = (16, 4096)  # ... within these bounds in files (progress and resume granularity)
@@ -76,37 +76,6 @@ class PrepareOptions:
   num_threads: int = 0  # parallel workers; 0 = one per core
   parallel: str = "auto"  # auto | process | thread
   split_option: str = "data.split"  # how the calling command names the split in its messages (--split for prepare)
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedDataset:
-  """A prepared dataset on disk, opened for random access."""
-
-  path: Path
-  label_names: tuple[str, ...]
-  image_shape: tuple[int, int, int]
-  num_examples: dict[str, int]
-  metadata: dict
-
-  def source(self, split: str):
-    """A random-access data source (`len`, `[i]` -> dict of numpy arrays, `read_batch`) for `split`.
-
-    A split with no examples (e.g. `data.split` gives it 0) is an empty tuple.
-    """
-    if not self.num_examples.get(split):
-      return ()
-    return records.RecordSource(self.path, split)
-
-  def class_range(self, split: str, label: int) -> range:
-    """Record indices of class `label` in `split`: a split holds its classes one after the other, in
-    label order, with the per-class counts in the metadata."""
-    counts = self.metadata.get("counts")
-    if self.metadata.get("format_version", 0) < 3 or not counts:
-      raise UserError(f"{self.path} was prepared by an older freqforensics without per-class counts: prepare it"
-                      " again")
-    sizes = [int(counts[name][split]) for name in self.label_names]
-    start = sum(sizes[:label])
-    return range(start, start + sizes[label])
 
 
 def split_counts(n: int, split: Sequence[float], class_name: str, option: str = "data.split") -> tuple[int, int, int]:
@@ -253,9 +222,6 @@ def assign_records(counts: Sequence[int], requests: Sequence[int]) -> list[list[
   return out
 
 
-REPORT = "skipped_files.csv"
-
-
 def listing_skips(folders: images.ClassFolders) -> list[list[str]]:
   """`[relative path, reason, message]` of the files the listing rule left out (`images.LISTING_RULE`)."""
   return [[os.path.relpath(p, folders.root), reason, images.SKIP_REASONS.get(reason, reason)]
@@ -270,12 +236,6 @@ def _write_report(path: Path, skipped: Sequence[Sequence[str]]) -> Path:
   writer.writerow(["path", "reason", "message"])
   writer.writerows(skipped)
   return outputs.write_text(path / REPORT, buf.getvalue())
-
-
-def read_report(path: str | os.PathLike) -> list[dict[str, str]]:
-  """The rows of a dataset's `skipped_files.csv` (`path`, `reason`, `message`)."""
-  with open(Path(path) / REPORT, newline="") as f:
-    return list(csv.DictReader(f))
 
 
 def skip_reasons(skipped: Sequence[Sequence[str]]) -> dict[str, int]:
@@ -403,24 +363,6 @@ class LocalRunner:
     self.close()
 
 
-def _open(path: Path) -> PreparedDataset:
-  builder = tfds.builder_from_directory(str(path))
-  info = builder.info
-  shape = tuple(info.features["image"].shape)
-  return PreparedDataset(
-      path=path, label_names=tuple(info.features["label"].names), image_shape=shape,  # type: ignore[arg-type]
-      num_examples={s: info.splits[s].num_examples for s in info.splits.keys()},
-      metadata=dict(info.metadata or {}))
-
-
-def open_prepared(path: str | os.PathLike) -> PreparedDataset:
-  """Opens a dataset written by `prepare` (the directory holding `dataset_info.json`)."""
-  path = Path(path)
-  if not (path / "dataset_info.json").is_file():
-    raise UserError(f"{path} is not a prepared dataset (no dataset_info.json): run the prepare step first")
-  return _open(path)
-
-
 # What preparation (and the statistics pass of training, `stats_*.npz`) writes in a dataset folder.
 _OWN_NAMES = re.compile(r"(" + re.escape(_DATASET_NAME) + r"-\w+\.array_record-\d+-of-\d+|dataset_info\.json"
                         r"|features\.json|metadata\.json|[\w.-]*\.labels\.txt|skipped_files\.(csv|txt)"
@@ -502,13 +444,13 @@ def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str
   path = Path(out_dir).expanduser()
   if _claim(path, fp, folders, options, overwrite):
     log.info("reusing prepared dataset %s", path)
-    return _open(path)
+    return reader.open_prepared(path)
   if runner is not None:
     _write_dataset(path, folders, options, fp, runner, progress)
   else:
     with LocalRunner(options) as local:
       _write_dataset(path, folders, options, fp, local, progress)
-  return _open(path)
+  return reader.open_prepared(path)
 
 
 def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,

@@ -1,4 +1,7 @@
-"""Random access to a prepared split: array_record reads with a lean decode, whole batches at once.
+"""Reading a prepared dataset: its description, and random access to its splits, whole batches at once.
+
+`open_prepared(path)` opens a folder written by `preparation` (label names, image shape, split
+sizes, metadata, per-class ranges); `PreparedDataset.source(split)` gives random access to a split.
 
 The tfds data source decodes one record at a time through its generic feature machinery (~0.05 ms
 per 128x128x3 record, as much as the read itself). Records here are tfds' own on-disk format (a
@@ -10,6 +13,9 @@ Same files, same records, same values as `tfds.builder_from_directory(path).as_d
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +23,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from array_record.python import array_record_data_source
 from tensorflow_datasets.core import example_parser
+
+from freqforensics.errors import UserError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+REPORT = "skipped_files.csv"  # the files preparation skipped, one CSV row each (`read_report`)
 
 
 class RecordSource:
@@ -132,3 +143,58 @@ def maybe_in_memory(source, budget_gb: float):
   if isinstance(source, (RecordSource, SubsetSource)) and len(source) and nbytes(source) <= budget_gb * (1 << 30):
     return InMemorySource(source)
   return source
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedDataset:
+  """A prepared dataset on disk, opened for random access."""
+
+  path: Path
+  label_names: tuple[str, ...]
+  image_shape: tuple[int, int, int]
+  num_examples: dict[str, int]
+  metadata: dict
+
+  def source(self, split: str):
+    """A random-access data source (`len`, `[i]` -> dict of numpy arrays, `read_batch`) for `split`.
+
+    A split with no examples (e.g. `data.split` gives it 0) is an empty tuple.
+    """
+    if not self.num_examples.get(split):
+      return ()
+    return RecordSource(self.path, split)
+
+  def class_range(self, split: str, label: int) -> range:
+    """Record indices of class `label` in `split`: a split holds its classes one after the other, in
+    label order, with the per-class counts in the metadata."""
+    counts = self.metadata.get("counts")
+    if self.metadata.get("format_version", 0) < 3 or not counts:
+      raise UserError(f"{self.path} was prepared by an older freqforensics without per-class counts: prepare it"
+                      " again")
+    sizes = [int(counts[name][split]) for name in self.label_names]
+    start = sum(sizes[:label])
+    return range(start, start + sizes[label])
+
+
+def _open(path: Path) -> PreparedDataset:
+  builder = tfds.builder_from_directory(str(path))
+  info = builder.info
+  shape = tuple(info.features["image"].shape)
+  return PreparedDataset(
+      path=path, label_names=tuple(info.features["label"].names), image_shape=shape,  # type: ignore[arg-type]
+      num_examples={s: info.splits[s].num_examples for s in info.splits.keys()},
+      metadata=dict(info.metadata or {}))
+
+
+def open_prepared(path: str | os.PathLike) -> PreparedDataset:
+  """Opens a dataset written by `prepare` (the directory holding `dataset_info.json`)."""
+  path = Path(path)
+  if not (path / "dataset_info.json").is_file():
+    raise UserError(f"{path} is not a prepared dataset (no dataset_info.json): run the prepare step first")
+  return _open(path)
+
+
+def read_report(path: str | os.PathLike) -> list[dict[str, str]]:
+  """The rows of a dataset's `skipped_files.csv` (`path`, `reason`, `message`)."""
+  with open(Path(path) / REPORT, newline="") as f:
+    return list(csv.DictReader(f))

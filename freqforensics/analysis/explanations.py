@@ -1,10 +1,8 @@
-r"""What a detector looks at: a linear model's weights over DCT frequencies; one image's spectrum.
+"""What a detector looks at: a linear model's weights over DCT frequencies; one image's spectrum.
 
-  python -m freqforensics.explain --workdir=WORKDIR [--out=PNG]                # weight map (log* models)
-  python -m freqforensics.explain --workdir=WORKDIR --image=FILE [--out=PNG]   # any model
-
-An existing output file is refused; `--overwrite` replaces it only if freqforensics wrote it (a
-figure carries a mark saying so), and never the `--image` being read.
+The command is `python -m freqforensics.tools.explain`. An existing output file is refused;
+`overwrite` replaces it only if freqforensics wrote it (a figure carries a mark saying so), and never
+the image being read.
 
 The `log*` models are one dense layer on the flattened (H, W, C) feature, so the absolute weight of
 each input coefficient is a direct measure of how much that frequency moves each logit (inputs are
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics import cli, outputs
+from freqforensics import outputs
 from freqforensics.errors import UserError
 from freqforensics.models import linear
 
@@ -138,63 +136,31 @@ def _register(workdir: str | os.PathLike, path: Path) -> None:
     wd.register(workdir, path)
 
 
-def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
-                       batch_size: int = 128) -> tuple[tuple[str, ...], np.ndarray]:
-  """Mean `log(|DCT| + eps)` per class over (up to `per_class` of each class of) the training split.
-
-  Returns the label names and `(classes, H, W, C)` float64 means; streamed in batches.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-
-  from freqforensics import spectral  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import prepare  # pylint: disable=g-import-not-at-top
-
-  prepared = prepare.open_prepared(dataset_dir)
-  source = prepared.source("train")
-  log_dct = jax.jit(lambda x: spectral.log_scale(spectral.dct2(x)))
-  k = len(prepared.label_names)
-  sums = np.zeros((k,) + prepared.image_shape, np.float64)
-  counts = np.zeros(k, np.int64)
-  for lo in range(0, len(source), batch_size):  # one pass; stops once every class has `per_class`
-    batch = source.read_batch(np.arange(lo, min(len(source), lo + batch_size)))
-    rank = np.array([np.sum(batch["label"][:i] == y) for i, y in enumerate(batch["label"])])
-    keep = counts[batch["label"]] + rank < per_class
-    if keep.any():
-      labels = batch["label"][keep]
-      np.add.at(sums, labels, np.asarray(log_dct(batch["image"][keep]), np.float64))
-      counts += np.bincount(labels, minlength=k)
-    if (counts >= per_class).all():
-      break
-  if not counts.all():
-    missing = [n for n, c in zip(prepared.label_names, counts) if not c]
-    raise UserError(f"the training split of {dataset_dir} has no images of {missing}")
-  return prepared.label_names, sums / counts[:, None, None, None]
-
-
 def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
                      out: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
   """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
   model's probability for each class in the panel titles (channel-averaged, one colour scale).
   """
-  import jax  # pylint: disable=g-import-not-at-top
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import classify, spectral  # pylint: disable=g-import-not-at-top
+  from freqforensics import spectral  # pylint: disable=g-import-not-at-top
+  from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import inference  # pylint: disable=g-import-not-at-top
 
   path = output_path(out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite,
                      inputs=[image_path])
-  clf = classify.load(workdir)
+  clf = inference.load(workdir)
   dataset_dir = clf.bundle.info.get("dataset")
   if not dataset_dir or not Path(dataset_dir).is_dir():
     raise UserError(f"the bundle of {workdir} names no training dataset that exists here ({dataset_dir}): the class"
                     " spectra come from it; run where the run's data cache is")
   image = clf.prepare_file(image_path)
   probs = clf.predict(image[None])[0]
-  names, means = class_mean_spectra(dataset_dir)
-  own = np.asarray(jax.jit(lambda x: spectral.log_scale(spectral.dct2(x)))(image), np.float64)
+  names, means = mean_spectra.class_mean_spectra(dataset_dir)
+  own = np.asarray(spectral.raw_features(image[None], "dct_log"), np.float64)[0]
   panels = [(f"{Path(image_path).name}", own.mean(-1))]
   panels += [(f"{n} (p = {probs[clf.label_names.index(n)]:.3f})", m.mean(-1)) for n, m in zip(names, means)]
   vmin = min(np.percentile(p, 1) for _, p in panels)
@@ -211,39 +177,3 @@ def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
   outputs.save_figure(fig, path, dpi=100)
   plt.close(fig)
   return path
-
-
-_fail = cli.fail
-
-
-def main(argv: Sequence[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-
-  from freqforensics.data import images  # pylint: disable=g-import-not-at-top
-
-  absl_logging.set_verbosity(absl_logging.WARNING)  # as main.py: no backend-probe chatter
-
-  if len(argv) > 1:
-    _fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
-  if not flags.FLAGS.workdir:
-    _fail("no work dir given: pass --workdir=DIR of a finished run (it holds bundle/)")
-  f = flags.FLAGS
-  try:
-    if f.image:
-      path = image_vs_classes(f.image, f.workdir, f.out, overwrite=f.overwrite)
-    else:
-      path = explain_workdir(f.workdir, f.out, overwrite=f.overwrite)
-  except images.ImageDecodeError as e:  # an unreadable --image
-    _fail(f"{e}: give a readable image file")
-  print(f"{'spectrum comparison' if flags.FLAGS.image else 'weight map'} written to {path}")
-
-
-if __name__ == "__main__":
-  from absl import flags
-
-  flags.DEFINE_string("workdir", None, "Work dir of a finished run (reads WORKDIR/bundle).")
-  flags.DEFINE_string("out", None, "PNG to write (default WORKDIR/weight_map.png or WORKDIR/spectrum_<image>.png).")
-  flags.DEFINE_string("image", None, "An image to show beside the mean spectra of the training classes.")
-  flags.DEFINE_bool("overwrite", False, "Replace an existing --out figure that freqforensics wrote (never another file).")
-  cli.run(main)

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+import ml_collections
 from absl import app, flags
 
 from freqforensics.errors import UserError
@@ -50,6 +51,20 @@ def parse_flags(argv: list[str]) -> list[str]:
     fail(f"bad --config: {e}")
   except Exception as e:  # pylint: disable=broad-except  (a config file may raise anything while it loads)
     fail(f"cannot load the --config file: it raised {type(e).__name__}: {e}")
+
+
+def loaded_config(holder: flags.FlagHolder, example: str) -> ml_collections.ConfigDict | None:
+  """The value of a `config_flags.DEFINE_config_file` flag, loaded now: a config file that fails to load
+  (it is parsed lazily) ends in one line naming it, with `example` as the fix."""
+  try:
+    config = holder.value
+    if config is not None:
+      config.to_dict()  # a config that failed to load raises here, not when it was parsed
+    return config
+  except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+    detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+    fail(f"cannot load --{holder.name}={flags.FLAGS[holder.name].config_filename}: {detail}; give a file such as"
+         f" {example}")
 
 
 def config_key_error(e: Exception) -> str:

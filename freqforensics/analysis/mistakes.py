@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from freqforensics.data import prepare
+from freqforensics.data import reader
 from freqforensics.errors import UserError
 
 
@@ -47,7 +47,7 @@ def misclassified(predict: Callable[[np.ndarray], np.ndarray], dataset_dir: str 
   probability columns would be read as the wrong classes. Keeps at most `limit` examples (all when
   None); the whole split is classified either way.
   """
-  ds = prepare.open_prepared(dataset_dir)
+  ds = reader.open_prepared(dataset_dir)
   if tuple(label_names) != tuple(ds.label_names):
     raise UserError(f"the model's labels {tuple(label_names)} differ from those of {ds.path} {ds.label_names}:"
                     " give the dataset the model was trained on")

@@ -1,20 +1,13 @@
-r"""Robustness report: a trained model's accuracy under each perturbation, at a sweep of strengths.
+"""Robustness report: a trained model's accuracy under each perturbation, at a sweep of strengths.
 
-  python -m freqforensics.robustness --workdir=runs/demo [--split=test | --source_dir=DIR] \
-      [--jpeg_quality=90,80,...,10] [--blur_sigma=0.5,...] [--noise_std=2,...] [--crop_fraction=0.05,...] \
-      [--seed=0] [--batch_size=256] [--out_dir=DIR] [--overwrite]
-
-The model is the work dir's bundle; the data are a split of the dataset it was trained on
-(`--split`, the path recorded in the bundle) or class folders prepared with the bundle's
-preprocessing (`--source_dir`). Every image of the split is perturbed (probability 1) at each
-strength, on the fly with a fixed seed (`data/augment.py`), and evaluated with the masked loop of
-`eval_run`; nothing perturbed is written to disk.
-
-Writes `robustness.json` (settings, the clean metrics, and per perturbation the strengths with
-accuracy, loss, per-class accuracy and ROC-AUC) and `robustness.png` (accuracy against strength,
-one panel per perturbation, the clean accuracy dashed) to `--out_dir` (default
-`WORKDIR/robustness_<split>`). The JSON is rewritten after every point: an interrupted report
-resumes where it stopped; a report of other settings there is kept unless `--overwrite`.
+The data are a split of the dataset the model was trained on, or class folders prepared with the
+bundle's preprocessing. Every image is perturbed (probability 1) at each strength, on the fly with a
+fixed seed (`data/augment.py`), and evaluated with the masked loop of `evaluation.runner`; nothing
+perturbed is written to disk. `robustness.json` (settings, the clean metrics, and per perturbation
+the strengths with accuracy, loss, per-class accuracy and ROC-AUC) is rewritten after every point,
+so an interrupted report resumes where it stopped; a report of other settings is kept unless
+`overwrite`. `robustness.png` plots accuracy against strength, one panel per perturbation. The
+command is `python -m freqforensics.tools.robustness`; `launch/robustness.py` compares models.
 """
 
 from __future__ import annotations
@@ -25,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from freqforensics import cli, host_devices, outputs
-from freqforensics.data.perturb import Perturbation, blur_kernel_for
+from freqforensics import outputs
+from freqforensics.data.distortions import Perturbation, blur_kernel_for
 from freqforensics.errors import UserError
 
 # perturbation -> (parameter, strengths from mild to strong)
@@ -156,99 +149,42 @@ def table(reports: Mapping[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
-# --- Command line ---------------------------------------------------------------------------------
+def sweep_workdir(workdir: str | os.PathLike, sweeps: Mapping[str, Sequence[float]], *, split: str = "test",
+                  source_dir: str = "", data_dir: str = "", out_dir: str = "", seed: int = 0, batch_size: int = 256,
+                  overwrite: bool = False, progress: bool = True) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+  """The report of `WORKDIR/bundle` on a split of its training dataset, or on class folders (`source_dir`,
+  prepared with the bundle's preprocessing under `data_dir`); returns (report, out folder, what it is about).
 
-_FLAGS: dict[str, Any] = {}
-
-
-def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
-  _FLAGS["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished training run (reads WORKDIR/bundle).")
-  _FLAGS["split"] = flags.DEFINE_string("split", "test", "Split of the dataset the model was trained on.")
-  _FLAGS["source_dir"] = flags.DEFINE_string("source_dir", "", "Class folders to use instead of a split.")
-  _FLAGS["data_dir"] = flags.DEFINE_string("data_dir", "", "Where --source_dir is prepared (default as training).")
-  _FLAGS["out_dir"] = flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/robustness_<split>).")
-  for kind, (param, values) in DEFAULT_SWEEPS.items():
-    _FLAGS[kind] = flags.DEFINE_list(f"{kind}_{param}", [f"{v:g}" for v in values],
-                                     f"{kind} strengths ({param}); empty = skip {kind}.")
-  _FLAGS["seed"] = flags.DEFINE_integer("seed", 0, "Seed of the perturbations' random draws.")
-  _FLAGS["batch_size"] = flags.DEFINE_integer("batch_size", 256, "Evaluation batch (global).", lower_bound=1)
-  _FLAGS["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a report of other settings in --out_dir.")
-  _FLAGS["progress"] = flags.DEFINE_bool("progress", True, "Progress bars on stderr.")
-
-
-def _sweeps() -> dict[str, list[float]]:
-  out = {}
-  for kind in DEFAULT_SWEEPS:
-    try:
-      values = [float(v) for v in _FLAGS[kind].value]
-    except ValueError:
-      raise UserError(f"--{_FLAGS[kind].name} must be a comma-separated list of numbers") from None
-    if values:
-      out[kind] = values
-  if not out:
-    raise UserError("every sweep is empty: give strengths, e.g. --jpeg_quality=90,50,10")
-  return out
-
-
-def main(argv: Sequence[str]) -> None:
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
-  if not _FLAGS["workdir"].value:
-    cli.fail("no work dir given: pass --workdir=DIR of a finished training run")
-  try:
-    sweeps = _sweeps()  # before JAX starts: a typo fails at once
-  except UserError as e:
-    cli.fail(str(e))
-  absl_logging.set_verbosity(absl_logging.WARNING)
+  The default out folder is `WORKDIR/robustness_<split>` (registered as the run's own).
+  """
   import jax  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import bundle, eval_run  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import dataset, prepare  # pylint: disable=g-import-not-at-top
+  from freqforensics import bundle  # pylint: disable=g-import-not-at-top
+  from freqforensics import workdir as wd  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import loading, reader  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import runner  # pylint: disable=g-import-not-at-top
 
-  workdir = Path(_FLAGS["workdir"].value).expanduser()
-  progress, batch_size = _FLAGS["progress"].value, _FLAGS["batch_size"].value
-  try:
-    b = bundle.load(workdir / "bundle")
-    if _FLAGS["source_dir"].value:
-      root = dataset.data_root(ml_collections.ConfigDict({"data": {"data_dir": _FLAGS["data_dir"].value}}))
-      prepared = eval_run.folder_dataset(b, _FLAGS["source_dir"].value, root, progress=progress,
-                                         source_option="--source_dir")
-      split, name = "test", "folder_" + Path(_FLAGS["source_dir"].value).resolve().name
-    else:
-      if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
-        raise UserError(f"the dataset this model was trained on ({b.info.get('dataset')}) is not here: pass"
-                        " --source_dir=DIR with class folders to evaluate")
-      prepared = prepare.open_prepared(b.info["dataset"])
-      split = name = _FLAGS["split"].value
-      if split not in prepared.num_examples:
-        raise UserError(f"--split={split} is not a split of {prepared.path}: use one of {list(prepared.num_examples)}")
-    source = eval_run.relabelled_split(prepared, b, split)
-    devices = max(d for d in range(1, jax.device_count() + 1) if batch_size % d == 0)
-    evaluate_fn = eval_run.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
-    out_dir = Path(_FLAGS["out_dir"].value or workdir / f"robustness_{name}").expanduser()
-    if not _FLAGS["out_dir"].value and (workdir / "config.json").is_file():
-      from freqforensics import workdir as wd  # pylint: disable=g-import-not-at-top
-
-      wd.register(workdir, out_dir, tree=True)
-    about = describe(b, workdir, prepared.path, split, len(source))
-    report = run_report(evaluate_fn, source, out_dir, about, sweeps=sweeps, seed=_FLAGS["seed"].value,
-                        overwrite=_FLAGS["overwrite"].value, progress=progress)
-  except UserError as e:
-    cli.fail(str(e))
-  print(table({f"{about['model']} {about['features']}": report}))
-  print(f"report: {out_dir / 'robustness.json'}  figure: {out_dir / 'robustness.png'}")
-
-
-def run() -> None:
-  host_devices.use_all_cores()  # before JAX starts: batches split over one CPU device per core
-  _define_flags()
-  cli.run(main)
-
-
-if __name__ == "__main__":
-  run()
+  workdir = Path(workdir).expanduser()
+  b = bundle.load(workdir / "bundle")
+  if source_dir:
+    root = Path(data_dir).expanduser() if data_dir else loading.default_data_root()
+    prepared = runner.folder_dataset(b, source_dir, root, progress=progress, source_option="--source_dir")
+    split, name = "test", "folder_" + Path(source_dir).resolve().name
+  else:
+    if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
+      raise UserError(f"the dataset this model was trained on ({b.info.get('dataset')}) is not here: pass"
+                      " --source_dir=DIR with class folders to evaluate")
+    prepared = reader.open_prepared(b.info["dataset"])
+    name = split
+    if split not in prepared.num_examples:
+      raise UserError(f"--split={split} is not a split of {prepared.path}: use one of {list(prepared.num_examples)}")
+  source = runner.relabelled_split(prepared, b, split)
+  devices = max(d for d in range(1, jax.device_count() + 1) if batch_size % d == 0)
+  evaluate_fn = runner.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
+  out = Path(out_dir or workdir / f"robustness_{name}").expanduser()
+  if not out_dir and (workdir / "config.json").is_file():
+    wd.register(workdir, out, tree=True)
+  about = describe(b, workdir, prepared.path, split, len(source))
+  report = run_report(evaluate_fn, source, out, about, sweeps=sweeps, seed=seed, overwrite=overwrite,
+                      progress=progress)
+  return report, out, about

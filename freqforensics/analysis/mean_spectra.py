@@ -1,13 +1,13 @@
 r"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
 
-  python -m freqforensics.spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
+  python -m freqforensics.tools.compare_spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
       [--wavelet=haar] [--level=0] [--bins=0] SET [SET ...]
 
 Each SET is an image folder or a prepared dataset:
 - an image folder is one data set: every image below it (recursive, sorted, hidden files skipped),
   of which the first `--num` decodable ones are used, centre-cropped and resized to S x S
   (`images.load_image`); a class-folder root therefore counts as one data set of all its classes;
-- a prepared dataset (`python -m freqforensics.prepare`), given as `DIR` or `DIR:SPLIT` (default
+- a prepared dataset (`python -m freqforensics.tools.prepare`), given as `DIR` or `DIR:SPLIT` (default
   train), is one data set per class, in label order: the first `--num` images of the class in that
   split, exactly as the models see them (its crop rule already applied; S is its size).
 The first data set is the reference the others are compared with (for a prepared dataset: the
@@ -16,10 +16,12 @@ class with label 0, the real images by the usual naming).
 Per data set, images are streamed in batches, so memory does not grow with N:
 - the orthonormal 2-D DCT-II per channel (`spectral.dct2`, in float64): per-coefficient mean and
   standard deviation of the raw coefficients, and mean / std of `log(|c| + EPS)` (`stats` moments);
-- the azimuthally averaged 1-D power spectrum (Durall et al., CVPR 2020): the centred 2-D FFT power
-  `|F|^2` of each image, averaged over channels, then over images, then over rings of integer
-  radius `floor(r)`, r = 0 .. S//2 - 1 (bin 0 is the DC term). Averaging is linear, so the radial
-  average of the mean power equals the mean of the per-image radial averages;
+- the azimuthally averaged 1-D power spectrum (Durall et al., CVPR 2020): the centred orthonormal
+  2-D FFT power `|F|^2` of each image (`spectral.power_spectrum`), averaged over channels, then over
+  images, then over S // 2 rings one cycle per image wide up to the Nyquist frequency along an axis
+  (`spectral.azimuthal_average` with `r_max=0.5`; bin 0 is the DC term, the corners beyond the last
+  ring are left out). Averaging is linear, so the radial average of the mean power equals the mean
+  of the per-image radial averages;
 - the mean of every other frequency view a model can read (`spectral.FEATURE_KINDS`), exactly as
   training computes it before standardisation: `fft_log` (log |centred FFT|), `wpt_log` (log
   |wavelet packets| at `--wavelet` / `--level`, default 3 where S allows, tiled in frequency order)
@@ -33,7 +35,6 @@ Everything goes to `spectra.npz` (arrays stacked over data sets in the order giv
 from __future__ import annotations
 
 import collections
-import datetime
 import functools
 import os
 from collections.abc import Iterator, Sequence
@@ -44,8 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from freqforensics import cli, outputs, spectral, stats
-from freqforensics.data import images, prepare
+from freqforensics import outputs, spectral, stats
+from freqforensics.data import images, reader
 from freqforensics.errors import UserError
 
 # The figures floor `|mean|` at this before the log: the model's EPS (1e-12) would let a single
@@ -98,35 +99,12 @@ def _dct_and_log(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return coeffs, spectral.log_scale(coeffs)
 
 
-def radial_bins(size: int) -> np.ndarray:
-  """Ring index `floor(r)` of every pixel of a centred S x S spectrum; -1 beyond the last ring.
-
-  The centre is pixel (S//2, S//2), where `np.fft.fftshift` puts the zero frequency; rings past
-  S//2 - 1 reach only into the corners and would average ever fewer pixels, so they are dropped.
-  """
-  centre = size // 2
-  yy, xx = np.indices((size, size))
-  r = np.floor(np.hypot(yy - centre, xx - centre)).astype(np.int64)
-  return np.where(r < size // 2, r, -1)
-
-
-def radial_profile(power: np.ndarray) -> np.ndarray:
-  """Azimuthal average of a centred square spectrum `(S, S)` over `S // 2` integer-radius rings."""
-  size = power.shape[0]
-  bins = radial_bins(size).ravel()
-  keep = bins >= 0
-  sums = np.bincount(bins[keep], weights=power.ravel()[keep], minlength=size // 2)
-  counts = np.bincount(bins[keep], minlength=size // 2)
-  return sums / counts
-
-
-def power_spectrum(batch: np.ndarray) -> np.ndarray:
-  """Centred FFT power `|F|^2` per image of `(B, S, S, C)`, averaged over channels: `(B, S, S)`.
-
-  Pixels are scaled to [0, 1] so profiles do not depend on the bit depth convention.
-  """
-  f = np.fft.fftshift(np.fft.fft2(batch.astype(np.float64) / 255.0, axes=(1, 2)), axes=(1, 2))
-  return np.mean(np.abs(f) ** 2, axis=-1)
+def radial_power(power: np.ndarray) -> np.ndarray:
+  """The 1-D power spectrum of a centred square power spectrum `(S, S)`: S // 2 rings one cycle per image
+  wide (`spectral.azimuthal_average`, `r_max=0.5`)."""
+  with jax.enable_x64(True):
+    profile = spectral.azimuthal_average(jnp.asarray(power, jnp.float64)[..., None], power.shape[0] // 2, r_max=0.5)
+  return np.asarray(profile, np.float64)[:, 0]
 
 
 def prepared_split(arg: str | os.PathLike) -> tuple[Path, str] | None:
@@ -145,7 +123,7 @@ def luma(batch: np.ndarray) -> np.ndarray:
   return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
 
 
-def _prepared_batches(ds: prepare.PreparedDataset, split: str, label: int, num: int, channels: int,
+def _prepared_batches(ds: reader.PreparedDataset, split: str, label: int, num: int, channels: int,
                       batch_size: int) -> Iterator[np.ndarray]:
   """The first `num` images of class `label` in a prepared split, in batches (read from disk as needed)."""
   if split not in ds.num_examples:
@@ -169,7 +147,7 @@ def _datasets(args: Sequence[str | os.PathLike], num: int, size: int, channels: 
       out.append((next(names), str(arg), _batches(list_images(arg), num, size, channels, batch_size, skipped),
                   skipped))
       continue
-    ds = prepare.open_prepared(found[0])
+    ds = reader.open_prepared(found[0])
     h, _, c = ds.image_shape
     if h != size:
       raise UserError(f"{ds.path} holds {h}x{h} images but --size is {size}: pass --size={h}")
@@ -218,7 +196,8 @@ def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], siz
     for name in views:
       with jax.enable_x64(True):
         view_acc[name] = stats.update(view_acc[name], _view(jnp.asarray(batch, jnp.float64), name))
-    power_sum += power_spectrum(batch).sum(axis=0)
+    with jax.enable_x64(True):
+      power_sum += np.asarray(spectral.power_spectrum(jnp.asarray(batch, jnp.float64))).mean(axis=-1).sum(axis=0)
     count += batch.shape[0]
   if count == 0:
     reasons = ", ".join(f"{r}: {n}" for r, n in sorted(skipped[1].items())) if len(skipped) > 1 else ""
@@ -231,7 +210,7 @@ def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], siz
       "std": np.sqrt(stats.variance(raw)),
       "log_mean": np.asarray(logs.mean, np.float64),
       "log_std": np.sqrt(stats.variance(logs)),
-      "radial": radial_profile(power_sum / count),
+      "radial": radial_power(power_sum / count),
       **{"view_" + spectral.parse_feature(name).kind: np.asarray(view_acc[name].mean, np.float64) for name in views},
   }
 
@@ -254,7 +233,8 @@ def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channels: int,
-            batch_size: int = 64, wavelet: str = "haar", level: int = 0, bins: int = 0) -> dict[str, Any]:
+            batch_size: int = 64, wavelet: str = "haar", level: int = 0, bins: int = 0,
+            views: bool = True) -> dict[str, Any]:
   """Spectrum statistics of each data set (the first is the reference), stacked over data sets.
 
   `folders` are image folders (one data set each) or prepared datasets (`DIR` or `DIR:SPLIT`, one
@@ -265,16 +245,16 @@ def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channe
   (S//2,) ring radii in cycles per image, plus `size` and `channels`; per other view, its mean
   raw feature: `view_fft_log` and `view_wpt_log` (K, S, S, C; no packets for an odd S),
   `view_azimuthal` (K, bins, C), and their feature names in `views` (e.g. `wpt_log-haar-l3`,
-  `azimuthal-b32`). `level` and `bins` as in `view_names`.
+  `azimuthal-b32`). `level` and `bins` as in `view_names`; `views=False` leaves the other views out.
   """
   if not folders:
     raise UserError("no image folders given: pass one or more folders (the first is the reference)")
   if not size:  # the size of the first prepared dataset given, else 128
     found = next((p for p in map(prepared_split, folders) if p is not None), None)
-    size = prepare.open_prepared(found[0]).image_shape[0] if found else 128
+    size = reader.open_prepared(found[0]).image_shape[0] if found else 128
   if num < 1 or size < 2 or batch_size < 1:
     raise UserError(f"--num ({num}) and --batch_size ({batch_size}) must be positive and --size ({size}) at least 2")
-  views = view_names(size, wavelet=wavelet, level=level, bins=bins)
+  views = view_names(size, wavelet=wavelet, level=level, bins=bins) if views else []
   sets = _datasets(folders, num, size, channels, batch_size)
   results = [_one_set(source, batches, skipped, size, channels, views) for _, source, batches, skipped in sets]
   out: dict[str, Any] = {key: np.stack([s[key] for s in results]) for key in results[0]}
@@ -295,15 +275,7 @@ def fresh_out_dir(out_dir: str | os.PathLike) -> Path:
   if not out.exists() or not any(out.iterdir()):
     out.mkdir(parents=True, exist_ok=True)
     return out
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-  k = 1
-  while True:
-    candidate = out / (f"run_{stamp}" if k == 1 else f"run_{stamp}_{k}")
-    try:
-      candidate.mkdir()  # fails if it exists: two runs in the same second get different folders
-      return candidate
-    except FileExistsError:
-      k += 1
+  return outputs.fresh_dir(out, "run")
 
 
 def _channel_mean_log(x: np.ndarray) -> np.ndarray:
@@ -434,50 +406,11 @@ def run_spectra(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike
   return out, [npz, *write_figures(result, out, pdf=pdf)]
 
 
-_fail = cli.fail
-
-
-def main(argv: Sequence[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-
-  absl_logging.set_verbosity(absl_logging.WARNING)  # as main.py: no backend-probe chatter
-
-  f = flags.FLAGS
-  if not f.out_dir:
-    _fail("no output folder given: pass --out_dir=DIR")
-  if len(argv) < 2:
-    _fail("no image folders given: pass one or more folders after the options (the first is the reference)")
-  out, files = run_spectra(argv[1:], f.out_dir, num=f.num, size=f.size, channels=1 if f.grayscale else 3,
-                           batch_size=f.batch_size, pdf=f.pdf, wavelet=f.wavelet, level=f.level, bins=f.bins)
-  print(f"spectra of {len(argv) - 1} data sets written to {out}:")
-  with np.load(out / "spectra.npz", allow_pickle=False) as r:
-    for name, count, skipped in zip(r["names"], r["count"], r["skipped"]):
-      note = f" ({skipped} unusable files skipped: unreadable, or smaller than --size)" if skipped else ""
-      print(f"  {name}: {count} images{note}")
-  for path in files:
-    print(f"  {path}")
-
-
-def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("out_dir", None, "Output folder; a new run_<timestamp> folder inside it if it is not empty.")
-  flags.DEFINE_integer("num", 1000, "Images per data set (the first N in sorted order).")
-  flags.DEFINE_integer("size", 0, "Centre-crop and resize folder images to size x size; 0 = the size of the first"
-                       " prepared dataset given, else 128.")
-  flags.DEFINE_bool("grayscale", False, "Use luminance (one channel) instead of RGB.")
-  flags.DEFINE_bool("pdf", False, "Also write the figures as PDF.")
-  flags.DEFINE_integer("batch_size", 64, "Images per streamed batch (memory, not results).")
-  flags.DEFINE_string("wavelet", "haar", "Orthogonal wavelet of the wavelet-packet view (haar, db2, sym4, ...).")
-  flags.DEFINE_integer("level", 0, "Wavelet packet level (--size divisible by 2**level); 0 = 3, or fewer if the"
-                       " size does not halve 3 times.")
-  flags.DEFINE_integer("bins", 0, "Radial bins of the azimuthal view; 0 = size // 2.")
-
-
-if __name__ == "__main__":
-  # No `host_devices.use_all_cores()` here: this computation runs on one device, where a single CPU
-  # device with all intra-op threads is the faster choice.
-
-  _define_flags()
-  cli.run(main)
+def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
+                       batch_size: int = 128) -> tuple[tuple[str, ...], np.ndarray]:
+  """Mean `log(|DCT| + eps)` per class over (up to `per_class` of each class of) a prepared dataset's
+  training split: `compute`'s `log_mean` of `DIR:train`. Returns the label names and `(classes, H, W, C)`."""
+  ds = reader.open_prepared(dataset_dir)
+  h, _, c = ds.image_shape
+  out = compute([f"{ds.path}:train"], num=per_class, size=h, channels=c, batch_size=batch_size, views=False)
+  return tuple(str(n) for n in out["names"]), out["log_mean"]

@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import sharding, spectral
-from freqforensics.data import dataset, pipeline, prepare, records
+from freqforensics import outputs, sharding, spectral, stats
+from freqforensics.data import pipeline, reader
 from freqforensics.errors import UserError
 
 
@@ -31,7 +31,7 @@ def num_jobs(config: ml_collections.ConfigDict) -> int:
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def split_source(prepared: prepare.PreparedDataset, split: str):
+def split_source(prepared: reader.PreparedDataset, split: str):
   """The random-access source of `split`; an empty split is a one-line error."""
   source = prepared.source(split)
   if not len(source):
@@ -39,8 +39,8 @@ def split_source(prepared: prepare.PreparedDataset, split: str):
   return source
 
 
-def labels(prepared: prepare.PreparedDataset, split: str, *, batch_size: int = 1024) -> np.ndarray:
-  """Labels of every example of `split` (int32), read in batches and cached beside the dataset."""
+def labels(prepared: reader.PreparedDataset, split: str, *, batch_size: int = 1024) -> np.ndarray:
+  """Labels of every example of `split` (int32), read in batches and cached beside the loading."""
   path = prepared.path / f"labels_{split}.npy"
   if path.is_file():
     return np.load(path, allow_pickle=False)
@@ -49,9 +49,7 @@ def labels(prepared: prepare.PreparedDataset, split: str, *, batch_size: int = 1
   for lo in range(0, len(source), batch_size):
     idx = np.arange(lo, min(len(source), lo + batch_size))
     out[idx] = source.read_batch(idx)["label"]
-  tmp = path.with_name(path.name + ".tmp.npy")
-  np.save(tmp, out)
-  os.replace(tmp, path)
+  outputs.write_with(path, lambda tmp: np.save(tmp, out))
   return out
 
 
@@ -83,7 +81,7 @@ def image_batches(source, batch_size: int, *, num_threads: int = 2, desc: str = 
                   start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """uint8 images `(n, H, W, C)` and int32 labels of `source`, in order, from batch `start` on."""
   steps = pipeline.num_eval_steps(len(source), batch_size)
-  it = pipeline.eval_batches(records.SubsetSource(source, np.arange(start * batch_size, len(source))), batch_size,
+  it = pipeline.eval_batches(reader.SubsetSource(source, np.arange(start * batch_size, len(source))), batch_size,
                              num_threads=num_threads)
   for batch in tqdm(it, total=steps - start, desc=desc, unit="batch", disable=not progress):
     keep = batch["mask"] > 0
@@ -98,7 +96,7 @@ class FeatureMaker:
   numbers a neural model gets.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, prepared: prepare.PreparedDataset, *, progress: bool,
+  def __init__(self, config: ml_collections.ConfigDict, prepared: reader.PreparedDataset, *, progress: bool,
                feature_stats: spectral.FeatureStats | None = None):
     self.kind = config.features
     self.batch_size = config.baseline.batch_size
@@ -110,8 +108,8 @@ class FeatureMaker:
     self.mesh = sharding.make_mesh(n)
     self.stats = feature_stats
     if self.stats is None and spectral.needs_stats(self.kind):
-      self.stats = dataset.feature_stats(prepared, self.kind, self.mesh, batch_size=self.batch_size,
-                                         num_threads=self.num_threads, progress=progress)
+      self.stats, _ = stats.feature_stats(prepared, self.kind, self.mesh, batch_size=self.batch_size,
+                                          num_threads=self.num_threads, progress=progress)
     self._put = sharding.make_put(self.mesh)
     fn = sharding.features_fn(self.mesh, self.kind)
     self._fn = jax.jit(fn)
@@ -122,7 +120,7 @@ class FeatureMaker:
   def batches(self, source, *, desc: str = "", start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """`(features (n, D) float32, labels (n,))` per batch of `source`, in order, from batch `start` on."""
     steps = pipeline.num_eval_steps(len(source), self.batch_size)
-    it = pipeline.eval_batches(records.SubsetSource(source, np.arange(start * self.batch_size, len(source))), self.batch_size,
+    it = pipeline.eval_batches(reader.SubsetSource(source, np.arange(start * self.batch_size, len(source))), self.batch_size,
                                num_threads=self.num_threads)
     for batch in tqdm(it, total=steps - start, desc=desc, unit="batch", disable=not self.progress):
       keep = batch["mask"] > 0

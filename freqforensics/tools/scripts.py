@@ -8,7 +8,6 @@ and its figures into `results_dir(...)`: a new folder per run, so a result is ne
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import time
@@ -18,24 +17,13 @@ from typing import Any
 
 import ml_collections
 
+from freqforensics import outputs
 from freqforensics.errors import UserError
 
 
 def results_dir(root: str | os.PathLike, name: str) -> Path:
-  """`root/name/<timestamp>[_k]`, created new: two runs never share a folder."""
-  base = Path(root).expanduser() / name
-  if base.exists() and not base.is_dir():
-    raise UserError(f"{base} is a file: give --results a folder")
-  base.mkdir(parents=True, exist_ok=True)
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-  for k in range(1, 1000):
-    out = base / (stamp if k == 1 else f"{stamp}_{k}")
-    try:
-      out.mkdir()
-      return out
-    except FileExistsError:
-      continue
-  raise UserError(f"no free results folder under {base}")
+  """`root/name/<timestamp>[_k]`, created new: two runs never share a folder (`outputs.fresh_dir`)."""
+  return outputs.fresh_dir(Path(root).expanduser() / name)
 
 
 def load_config(path: str, arg: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -67,7 +55,7 @@ def override(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import cli  # pylint: disable=g-import-not-at-top
+  from freqforensics.tools import cli  # pylint: disable=g-import-not-at-top
 
   argv = ["experiments", *overrides]
   values = flags.FlagValues()
@@ -121,7 +109,7 @@ def config_label(args: argparse.Namespace) -> str:
 
 def script_main(main: Callable[[list[str]], Any], argv: list[str]) -> None:
   """Runs a script's `main(argv)`; a `UserError` ends it with one line and exit code 2, not a traceback."""
-  from freqforensics import cli  # pylint: disable=g-import-not-at-top
+  from freqforensics.tools import cli  # pylint: disable=g-import-not-at-top
 
   try:
     main(argv)

@@ -14,16 +14,16 @@ from typing import Any
 import ml_collections
 
 from freqforensics.baselines import config as bconfig
-from freqforensics.baselines import data, eigenfaces, knn, prnu_run
+from freqforensics.baselines import eigenfaces, inputs, knn, prnu
 from freqforensics.baselines.context import Context
 from freqforensics.baselines.results import Results
-from freqforensics.data import dataset
+from freqforensics.data import loading
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
 
 COMMANDS: tuple[str, ...] = ("grid_search", "train", "test")
-MODULES = {"knn": knn, "eigenfaces": eigenfaces, "prnu": prnu_run}
+MODULES = {"knn": knn, "eigenfaces": eigenfaces, "prnu": prnu}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
@@ -43,7 +43,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, command: str, *,
   bconfig.check(config)
   started = time.perf_counter()
   progress = bool(config.progress)
-  prepared = dataset.prepare_from_config(config, progress=progress)
+  prepared = loading.prepare_from_config(config, progress=progress)
   workdir = Path(workdir).expanduser()
   res = Results(workdir, config.baseline.name, settings(config, prepared.path), overwrite=overwrite)
   ctx = Context(config, workdir, prepared, res, progress)
@@ -60,7 +60,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, command: str, *,
   else:
     out = module.test(ctx, split)
   out["seconds"] = round(time.perf_counter() - started, 2)
-  out["peak_rss_mib"] = data.peak_rss_mib()
+  out["peak_rss_mib"] = inputs.peak_rss_mib()
   if command == "test":
     res.data.setdefault("test", {})[split] = out
     res.save()

@@ -1,4 +1,10 @@
-"""`--config.mode=eval`: evaluate a trained model bundle on prepared splits or on any class folders.
+"""The evaluation runner: training's validation and final test, and `--config.mode=eval`, on one path.
+
+`evaluate_source` runs a model's logits over a source with the masked loop (every example once),
+and `write` keeps the metrics in a work dir; training's final test and `mode=eval` both use them,
+so the two give the same numbers for the same bundle and split.
+
+`--config.mode=eval` evaluates a trained model bundle on prepared splits or on any class folders:
 
   python -m freqforensics.main --config=configs/demo.py --workdir=runs/demo --config.mode=eval
   python -m freqforensics.main --config=configs/folder.py --workdir=runs/demo --config.mode=eval \\
@@ -14,6 +20,7 @@ a perturbed copy of each split instead, made on the fly and never written: `eval
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +31,12 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, defaults, distributed, evaluate, inference, outputs, sharding, steps
+from freqforensics import bundle, defaults, outputs, sharding, steps
 from freqforensics import workdir as wd
-from freqforensics.data import augment, dataset, images, pipeline, prepare
-from freqforensics.data.perturb import Perturbation
+from freqforensics.data import augment, images, loading, pipeline, preparation, reader
+from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
+from freqforensics.evaluation import inference, loop, metrics
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +62,16 @@ class _Relabelled:
 
 def folder_dataset(b: bundle.Bundle, source_dir: str | Path, data_root: Path, *, num_threads: int = 0,
                    progress: bool = True, max_pixels: int = images.DEFAULT_MAX_PIXELS,
-                   source_option: str = "--config.eval.source_dir") -> prepare.PreparedDataset:
+                   source_option: str = "--config.eval.source_dir") -> reader.PreparedDataset:
   """Class folders prepared (all into `test`) with the bundle's image size, channels and crop."""
-  options = prepare.PrepareOptions(image_size=b.info["image_size"], channels=b.info["channels"],
+  options = preparation.PrepareOptions(image_size=b.info["image_size"], channels=b.info["channels"],
                                    split=(0.0, 0.0, 1.0), crop=b.info.get("crop", "center"), max_pixels=max_pixels,
                                    num_threads=num_threads)
-  return prepare.prepare(source_dir, data_root / "prepared", options, progress=progress, min_classes=1,
+  return preparation.prepare(source_dir, data_root / "prepared", options, progress=progress, min_classes=1,
                          source_option=source_option)
 
 
-def relabelled_split(prepared: prepare.PreparedDataset, b: bundle.Bundle, split: str):
+def relabelled_split(prepared: reader.PreparedDataset, b: bundle.Bundle, split: str):
   """A split of `prepared` with labels in the model's order; `UserError` for unknown classes or no data."""
   unknown = [n for n in prepared.label_names if n not in b.label_names]
   if unknown:
@@ -80,11 +88,11 @@ def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, A
   """name -> source with labels in the model's order (perturbed when `eval.perturb` asks)."""
   perturbation = Perturbation.from_config(config.eval.perturb, name="eval.perturb")  # checked before any work
   if config.eval.source_dir:
-    prepared = folder_dataset(b, config.eval.source_dir, dataset.data_root(config), max_pixels=config.data.max_pixels,
+    prepared = folder_dataset(b, config.eval.source_dir, loading.data_root(config), max_pixels=config.data.max_pixels,
                               num_threads=config.data.num_threads, progress=bool(config.progress))
     splits = {"folder_" + Path(config.eval.source_dir).resolve().name: "test"}
   else:
-    prepared = dataset.prepare_from_config(config, progress=bool(config.progress))
+    prepared = loading.prepare_from_config(config, progress=bool(config.progress))
     if tuple(b.info["input_shape"]) != tuple(prepared.image_shape):
       raise UserError(f"the model takes {tuple(b.info['input_shape'])} inputs but the data set {prepared.path} holds"
                       f" {tuple(prepared.image_shape)} images: evaluate with the config it was trained with")
@@ -95,25 +103,41 @@ def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, A
           for name, split in splits.items()}
 
 
+def evaluate_source(logits: Callable[[jax.Array], jax.Array], source, label_names: tuple[str, ...], *,
+                    mesh: jax.sharding.Mesh, batch_size: int, num_threads: int = 2, progress: bool = False,
+                    name: str = "", scores: bool = True) -> dict[str, Any]:
+  """Metrics of `logits` (images sharded over `mesh` -> logits) on `source` (labels in the model's order).
+
+  The masked evaluation loop over padded batches: every example counts once, on any number of
+  devices and hosts (each process reads its share). `scores` adds the ranking metrics.
+  """
+  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  n = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
+  settle = functools.partial(sharding.settle, mesh)
+  with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
+    return loop.evaluate(lambda batch: settle(logits(batch["image"])),
+                         pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), label_names,
+                         put=sharding.make_put(mesh), progress=bar.update, settle=settle, scores=scores)
+
+
+def write(workdir: Path, name: str, m: dict[str, Any]) -> Path:
+  """Writes `WORKDIR/<name>.json` (and its figures), registered as the work dir's own; returns the path."""
+  path = workdir / f"{name}.json"
+  wd.register(workdir, *metrics.metric_files(path))
+  metrics.write_metrics(path, m)
+  return path
+
+
 def bundle_evaluator(b: bundle.Bundle, *, num_devices: int, batch_size: int,
                      progress: bool = True) -> Callable[[Any, str], dict[str, Any]]:
   """`(source, name) -> metrics` of the bundle's model on a source whose labels are in the model's order.
 
-  The model and its statistics are placed on a ('data',) mesh of `num_devices` devices once; each
-  call runs the masked evaluation loop (every example once) with scores (ROC-AUC, AP).
+  The model and its statistics are placed on a ('data',) mesh of `num_devices` devices once
+  (`inference.place`); each call is `evaluate_source` with scores (ROC-AUC, AP).
   """
   placed = inference.place(b, sharding.make_mesh(num_devices))
-
-  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-
-  def run(source, name: str) -> dict[str, Any]:
-    n = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
-    with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
-      return evaluate.evaluate(lambda batch: placed.logits(batch["image"]),
-                               pipeline.eval_batches(source, batch_size, **procs), b.label_names, put=placed.put,
-                               progress=bar.update, settle=lambda x: sharding.settle(placed.mesh, x), scores=True)
-
-  return run
+  return lambda source, name: evaluate_source(placed.logits, source, b.label_names, mesh=placed.mesh,
+                                              batch_size=batch_size, progress=progress, name=name)
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, dict[str, Any]]:
@@ -121,7 +145,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> 
   workdir = Path(workdir).expanduser()
   defaults.validate(config)
   b = bundle.load(workdir / "bundle")
-  lock = outputs.DirLock(workdir, wd.LOCK).acquire("--workdir") if distributed.is_main_process() else None
+  lock = outputs.DirLock(workdir, wd.LOCK).acquire("--workdir") if sharding.is_main_process() else None
   try:
     return _evaluate(config, workdir, b)
   finally:
@@ -138,9 +162,8 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle
     m.update(split=name, model=b.info["model"], features=b.info["features"], bundle=str(workdir / "bundle"))
     if isinstance(source, augment.PerturbedSource):
       m["perturbation"] = dataclasses.asdict(source.perturbation)
-    if distributed.is_main_process():
-      wd.register(workdir, *evaluate.metric_files(workdir / f"eval_{name}.json"))
-      evaluate.write_metrics(workdir / f"eval_{name}.json", m)
+    if sharding.is_main_process():
+      write(workdir, f"eval_{name}", m)
     log.info("eval %s: accuracy %.4f on %d examples -> %s", name, m["accuracy"], m["num_examples"],
              workdir / f"eval_{name}.json")
     results[name] = m

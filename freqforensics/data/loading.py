@@ -1,4 +1,4 @@
-"""From a config to a prepared dataset and its feature statistics, both cached on disk.
+"""From a config to a prepared dataset and the sources a run reads, cached on disk (host side only).
 
 `config.data.source` is `synthetic` (the embedded benchmark, generated once) or `folder` (a
 user's class-folder directory). Prepared datasets and the synthetic benchmark live under the data
@@ -8,27 +8,30 @@ by what they depend on, so runs that share data share the work.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
-from tqdm.auto import tqdm
 
-from freqforensics import sharding, spectral, stats
-from freqforensics.data import pipeline, prepare, records
+from freqforensics.data import augment, preparation, reader
+from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
+def default_data_root() -> Path:
+  """Where generated and prepared data live unless a config says: `$FREQFORENSICS_DATA`, else the user's cache."""
+  return Path(os.environ.get("FREQFORENSICS_DATA") or "~/.cache/freqforensics").expanduser()
+
+
 def data_root(config: ml_collections.ConfigDict) -> Path:
-  """Where generated and prepared data live."""
-  root = config.data.data_dir or os.environ.get("FREQFORENSICS_DATA") or "~/.cache/freqforensics"
-  return Path(root).expanduser()
+  """Where generated and prepared data live: `config.data.data_dir`, else `default_data_root()`."""
+  return Path(config.data.data_dir).expanduser() if config.data.data_dir else default_data_root()
 
 
 def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> Path:
@@ -63,14 +66,14 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
   raise UserError(f"unknown data.source {d.source!r}: use 'synthetic' or 'folder'")
 
 
-def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = True) -> prepare.PreparedDataset:
+def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = True) -> reader.PreparedDataset:
   """The config's prepared dataset: `data.prepared_dir`, or its source generated (if synthetic) and prepared.
 
   Prepared data are cached: a dataset prepared earlier from the same files and options is reused.
   """
   d = config.data
   if d.prepared_dir:
-    prepared = prepare.open_prepared(d.prepared_dir)
+    prepared = reader.open_prepared(d.prepared_dir)
     h, _, c = prepared.image_shape
     fix = [f"--config.data.{k}={v}" for k, v, want in (("image_size", h, d.image_size), ("channels", c, d.channels))
            if v != want]
@@ -79,13 +82,13 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
                       f" data.image_size={d.image_size}, data.channels={d.channels}: pass {' '.join(fix)}, or prepare"
                       " the data as the config says")
     return prepared
-  options = prepare.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
+  options = preparation.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
                                    crop=d.crop, max_pixels=d.max_pixels, num_threads=d.num_threads)
-  return prepare.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,
+  return preparation.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,
                          progress=progress, classes=tuple(d.classes))
 
 
-def train_subset(prepared: prepare.PreparedDataset, subset: float, seed: int) -> tuple[Any, str]:
+def train_subset(prepared: reader.PreparedDataset, subset: float, seed: int) -> tuple[Any, str]:
   """The training split, or a class-balanced part of it for few-sample runs; returns (source, tag).
 
   `subset` per class: a fraction in (0, 1] (1 = everything) or a count above 1 (config values are
@@ -105,60 +108,33 @@ def train_subset(prepared: prepare.PreparedDataset, subset: float, seed: int) ->
       raise UserError(f"data.train_subset={subset}: class {name} has only {len(span)} training images")
     rng = np.random.default_rng([seed, label])
     chosen.append(np.sort(rng.choice(np.asarray(span), size=k, replace=False)))
-  return records.SubsetSource(source, np.concatenate(chosen)), f"_subset{subset}_seed{seed}"
+  return reader.SubsetSource(source, np.concatenate(chosen)), f"_subset{subset}_seed{seed}"
 
 
-def feature_kind(config: ml_collections.ConfigDict) -> str:
-  """The config's feature name (`spectral.feature_name`: kind and parameters), checked before any work.
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+  """What a training run reads: the prepared dataset and its three splits, ready for the loops."""
 
-  Raises `UserError` naming the option when the kind is unknown, its parameters do not fit
-  `data.image_size`, or the model needs image-shaped input and the feature is 1-D (`azimuthal`).
+  prepared: reader.PreparedDataset
+  train: Any  # the training split (or its few-sample subset), held in memory when it fits
+  stats_source: Any  # the same examples as `train`, read from disk: what the feature statistics cover
+  tag: str  # names the subset in cache files ('' for the whole split)
+  val: Any  # validation, perturbed as the training augmentation perturbs (drawn once per image)
+  test: Any
+
+
+def training_data(config: ml_collections.ConfigDict, augmentation: Perturbation, *,
+                  progress: bool = True) -> TrainingData:
+  """The config's prepared dataset and splits; `UserError` when they cannot train a model.
+
+  With augmentation, validation (early stopping) sees the same perturbations, drawn once per image,
+  as in the paper's perturbed data sets; test stays clean (the robustness report perturbs it).
   """
-  kind, o, d = config.features, config.feature_options, config.data
-  if kind not in spectral.FEATURE_KINDS:
-    raise UserError(f"unknown features {kind!r}: use --config.features= one of {', '.join(spectral.FEATURE_KINDS)}")
-  try:
-    name = spectral.feature_name(kind, wavelet=o.wavelet, level=o.level, bins=o.bins)
-    shape = spectral.feature_shape(name, (d.image_size, d.image_size, d.channels))
-  except ValueError as e:
-    options = {"wpt_log": ("wavelet", "level"), "azimuthal": ("bins",)}.get(kind, ())
-    named = ", ".join(f"--config.feature_options.{k}={o[k]}" for k in options)
-    raise UserError(f"features={kind} with data.image_size={d.image_size}: {e} ({named})") from e
-  if len(shape) != 3 and config.model.name in ("cnn", "resnet"):
-    raise UserError(f"model {config.model.name} needs image-shaped features, but features={kind} is a 1-D profile"
-                    f" of shape {shape}: use --config.model.name=log2 (or log, log1, log3, nn)")
-  return name
-
-
-def feature_stats(prepared: prepare.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
-                  num_threads: int = 2, progress: bool = True, write: bool = True, source: Any = None,
-                  tag: str = "") -> spectral.FeatureStats | None:
-  """Per-coefficient mean/std of `kind` over the training split (or `source`, a subset of it named by
-  `tag`); cached as `stats_<kind><tag>.npz`.
-
-  Returns None for kinds without statistics (`pixel`). Features are computed on device exactly as
-  in training, and accumulated in float64 with masking, so each training example counts once. In a
-  multi-host run every process reads its share and all compute the same result; `write` is for
-  process 0 only.
-  """
-  if not spectral.needs_stats(kind):
-    return None
-  path = prepared.path / f"stats_{kind}{tag}.npz"
-  if path.is_file():
-    return stats.load(path, kind)
-  source = prepared.source("train") if source is None else source
-  raw = jax.jit(sharding.raw_features_fn(mesh, kind))
-  put = sharding.make_put(mesh)
-  acc = stats.init(spectral.feature_shape(kind, prepared.image_shape))
-  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-  steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
-  for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), total=steps,
-                    desc=f"stats {kind}", unit="batch", disable=not progress):
-    batch = put(batch)
-    acc = sharding.settle(mesh, stats.update(acc, raw(batch["image"]), batch["mask"]))
-  acc = stats.Moments(*sharding.to_host(tuple(acc)))
-  if int(acc.count) != len(source):
-    raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
-  if write:
-    stats.save(path, acc, kind)
-  return stats.to_feature_stats(acc.mean, stats.variance(acc))
+  prepared = prepare_from_config(config, progress=progress)
+  subset, tag = train_subset(prepared, config.data.train_subset, config.seed)
+  val = prepared.source("val")
+  if not len(val):
+    raise UserError("the validation split is empty: early stopping needs one; give data.split a val part")
+  return TrainingData(prepared=prepared, train=reader.maybe_in_memory(subset, config.data.cache_gb),
+                      stats_source=subset, tag=tag, val=augment.perturbed_for_eval(val, augmentation, seed=config.seed),
+                      test=prepared.source("test"))

@@ -1,6 +1,6 @@
 """Preparation on Apache Beam: the same tasks as the local run, executed by a Beam runner.
 
-`prepare.prepare_to(..., runner=beam_runner(options))` runs each stage's tasks (`shards.write_chunk`,
+`preparation.prepare_to(..., runner=beam_runner(options))` runs each stage's tasks (`shards.write_chunk`,
 `shards.pack_shard`) as a `beam.Create(tasks) | beam.Map(fn)` pipeline: the DirectRunner here, and
 Dataflow, Flink or Spark by pipeline options (`--runner=DataflowRunner --project=... --region=...`).
 The planning between the stages (which usable records go to which split) runs in the driver, from
@@ -18,11 +18,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 
-from freqforensics.data import prepare
+from freqforensics.data import preparation
 
 
-def beam_runner(pipeline_args: str | Sequence[str] = ()) -> prepare.Runner:
-  """A `prepare.Runner` that runs each stage as one Beam pipeline with these pipeline options.
+def beam_runner(pipeline_args: str | Sequence[str] = ()) -> preparation.Runner:
+  """A `preparation.Runner` that runs each stage as one Beam pipeline with these pipeline options.
 
   `pipeline_args` are Beam's own command-line options, e.g. `"--runner=DirectRunner
   --direct_num_workers=4 --direct_running_mode=multi_processing"`; empty means the DirectRunner.

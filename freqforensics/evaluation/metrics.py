@@ -1,17 +1,23 @@
-"""Metrics a paper reports, from a confusion matrix and from per-example probabilities.
+"""Metrics a paper reports, from a confusion matrix and from per-example probabilities, and their files.
 
 Counts-based metrics (precision, recall, F1 per class) come from the confusion matrix that the
 masked evaluation sums on device. Ranking metrics (ROC-AUC, average precision) need every
 example's probabilities; they are computed with scikit-learn's reference implementations. Every
-result is keyed by label name.
+result is keyed by label name. `write_metrics` writes them as JSON with their figures; and
+`format_summary` as the lines a command prints.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
+
+from freqforensics import outputs
+from freqforensics.evaluation import figures
 
 
 def per_class_report(confusion: np.ndarray, label_names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
@@ -70,3 +76,48 @@ def roc_curves(probs: np.ndarray, labels: np.ndarray, label_names: tuple[str, ..
       fpr, tpr, _ = skm.roc_curve(y, probs[:, i])
       curves[label_names[i]] = (fpr, tpr)
   return curves
+
+
+def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: bool = True) -> None:
+  """Writes metrics as indented JSON, atomically, and (`plots`) the confusion and ROC PNGs beside it.
+
+  `eval_test.json` gets `eval_test_confusion.png` and `eval_test_roc.png`.
+  """
+  path = Path(path)
+  outputs.write_json(path, {k: v for k, v in result.items() if not k.startswith("_")})
+  if not plots:
+    return
+  names = tuple(result["label_names"])
+  title = f"{result.get('model', '')} {result.get('features', '')} {result.get('split', '')}".strip()
+  figures.confusion_png(np.asarray(result["confusion_matrix"]), names, path.with_name(path.stem + "_confusion.png"),
+                           title)
+  if "_probs" in result:
+    curves = roc_curves(result["_probs"], result["_labels"], names)
+    if "binary" in result:
+      aucs = {names[1]: result["binary"]["roc_auc"]}
+    else:
+      aucs = {k: v["roc_auc"] for k, v in result["one_vs_rest"]["per_class"].items()}
+    figures.roc_png(curves, aucs, path.with_name(path.stem + "_roc.png"), title)
+
+
+def metric_files(path: str | os.PathLike) -> list[Path]:
+  """The files `write_metrics(path, ...)` may write: the JSON and its two figures."""
+  path = Path(path)
+  return [path, path.with_name(path.stem + "_confusion.png"), path.with_name(path.stem + "_roc.png")]
+
+
+def format_summary(result: dict[str, Any]) -> str:
+  """A short human-readable block: accuracy, then per class recall, precision, F1 and AUC."""
+  lines = [f"accuracy {result['accuracy']:.4f} on {result['num_examples']} examples"]
+  if "binary" in result:
+    b = result["binary"]
+    auc = f"{b['roc_auc']:.4f}" if b["roc_auc"] is not None else "n/a"
+    ap = f"{b['average_precision']:.4f}" if b["average_precision"] is not None else "n/a"
+    lines.append(f"ROC-AUC {auc}, average precision {ap} ({b['positive_label']} positive)")
+  ovr = result.get("one_vs_rest", {}).get("per_class", {})
+  lines.append(f"  {'label':<24} {'recall':>8} {'precision':>10} {'F1':>8} {'AUC':>8} {'count':>7}")
+  for name, r in result["per_class"].items():
+    cells = [r["recall"], r["precision"], r["f1"], ovr.get(name, {}).get("roc_auc")]
+    text = [f"{c:.4f}" if c is not None else "n/a" for c in cells]
+    lines.append(f"  {name:<24} {text[0]:>8} {text[1]:>10} {text[2]:>8} {text[3]:>8} {r['support']:>7}")
+  return "\n".join(lines)

@@ -20,17 +20,14 @@ from freqforensics import outputs
 def log_spectra(images: np.ndarray) -> np.ndarray:
   """`log(|DCT-II| + eps)` of uint8 images `(N, H, W, C)`, averaged over channels: `(N, H, W)` float64.
 
-  The same transform the models see before standardisation (`spectral.dct2`, `spectral.log_scale`).
+  The same transform the models see before standardisation (`spectral.raw_features(x, "dct_log")`).
   """
-  import jax  # pylint: disable=g-import-not-at-top  (importing this module costs no JAX start-up)
-
-  from freqforensics import spectral  # pylint: disable=g-import-not-at-top
+  from freqforensics import spectral  # pylint: disable=g-import-not-at-top  (importing this module costs no JAX start-up)
 
   images = np.asarray(images)
   if images.ndim != 4:
     raise ValueError(f"expected images shaped (N, H, W, C), got {images.shape}")
-  logs = jax.jit(lambda x: spectral.log_scale(spectral.dct2(x)))(images)
-  return np.asarray(logs, np.float64).mean(axis=-1)
+  return np.asarray(spectral.raw_features(images, "dct_log"), np.float64).mean(axis=-1)
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str], path: str | os.PathLike, *, spectra: bool = True,

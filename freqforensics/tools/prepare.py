@@ -1,6 +1,6 @@
-r"""Prepare a class-folder directory once: `python -m freqforensics.prepare`.
+r"""Prepare a class-folder directory once: `python -m freqforensics.tools.prepare`.
 
-  python -m freqforensics.prepare --source_dir=DIR --out_dir=OUT [--image_size=128] \
+  python -m freqforensics.tools.prepare --source_dir=DIR --out_dir=OUT [--image_size=128] \
       [--crop=center|celeba|none|resize] [--split=0.7,0.1,0.2] [--channels=3] [--overwrite] \
       [--num_workers=0] [--runner=local|beam --beam_args="--runner=DirectRunner ..."]
 
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
-from freqforensics import cli
-from freqforensics.data import crops, images, prepare
+from freqforensics.data import crops, images, preparation, reader
 from freqforensics.errors import UserError
+from freqforensics.tools import cli
 
 
 def parse_split(text: str) -> tuple[float, ...]:
@@ -37,17 +37,17 @@ def parse_split(text: str) -> tuple[float, ...]:
     raise UserError(f"--split={text!r} is not three numbers: use e.g. 0.7,0.1,0.2 or 100000,20000,30000") from None
 
 
-def summary(ds: prepare.PreparedDataset) -> str:
+def summary(ds: reader.PreparedDataset) -> str:
   """The lines printed after preparation: sizes per split, classes, and skips per reason."""
   m = ds.metadata
-  sizes = ", ".join(f"{s} {ds.num_examples.get(s, 0):,}" for s in prepare.SPLITS)
+  sizes = ", ".join(f"{s} {ds.num_examples.get(s, 0):,}" for s in reader.SPLITS)
   h, w, c = ds.image_shape
   lines = [f"prepared {ds.path}: {sizes} images of {len(ds.label_names)} classes"
            f" ({', '.join(ds.label_names)}), {h}x{w}x{c}, crop {m.get('crop')}"]
   reasons = m.get("skipped_by_reason") or {}
   if reasons:
     lines.append(f"skipped {sum(reasons.values()):,} files (" + ", ".join(f"{r}: {n}" for r, n in reasons.items())
-                 + f"), listed in {ds.path / prepare.REPORT}")
+                 + f"), listed in {ds.path / reader.REPORT}")
   return "\n".join(lines)
 
 
@@ -74,15 +74,15 @@ def main(argv: Sequence[str]) -> None:
   if not f.source_dir or not f.out_dir:
     cli.fail("pass --source_dir=DIR (one folder of images per class) and --out_dir=OUT (where the dataset goes)")
   try:
-    options = prepare.PrepareOptions(
+    options = preparation.PrepareOptions(
         image_size=f.image_size, channels=int(f.channels), split=parse_split(f.split), crop=f.crop,
         max_pixels=f.max_pixels, num_threads=f.num_workers, split_option="--split")
     runner = None
     if f.runner == "beam":
-      from freqforensics.data import prepare_beam  # pylint: disable=g-import-not-at-top
+      from freqforensics.data import beam  # pylint: disable=g-import-not-at-top
 
-      runner = prepare_beam.beam_runner(f.beam_args)
-    ds = prepare.prepare_to(f.source_dir, f.out_dir, options, overwrite=f.overwrite,
+      runner = beam.beam_runner(f.beam_args)
+    ds = preparation.prepare_to(f.source_dir, f.out_dir, options, overwrite=f.overwrite,
                             progress=f.progress, runner=runner, source_option="--source_dir")
   except UserError as e:
     cli.fail(str(e))

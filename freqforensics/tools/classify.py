@@ -1,0 +1,92 @@
+r"""Classify image files and folders with a trained model.
+
+  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] PATH [PATH ...]
+
+PATHs are image files or folders (listed by the one listing rule, `images.LISTING_RULE`). The model
+is the bundle of a finished run (`WORKDIR/bundle/`, or a bundle folder given directly): nothing but
+plain arrays and JSON is read. Output: one row per image file (`path`, `predicted`, `p_<label>` per
+label, `error`), as CSV or JSON lines; by default in `WORKDIR/classify_<timestamp>.csv`, never
+overwriting a file. Exit code 0 when every image was classified, 1 when some could not be used, 2 on
+usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
+decoding, predicting) and `freqforensics.evaluation.predictions` (rows and the output file).
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from absl import flags
+from absl import logging as absl_logging
+
+from freqforensics import host_devices
+from freqforensics.errors import UserError
+from freqforensics.tools import cli
+
+_F: dict[str, flags.FlagHolder] = {}
+
+
+def _define_flags() -> None:
+  """Flags are defined when the command runs, not on import (`main` defines `--workdir` too)."""
+  _F["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished training run, or its bundle/ folder.")
+  _F["format"] = flags.DEFINE_enum("format", "csv", ["csv", "jsonl"], "Output format.")
+  _F["output"] = flags.DEFINE_string(
+      "output", None, "Output file ('-' = stdout); default WORKDIR/classify_<time>.<format>, never overwritten.")
+  _F["batch_size"] = flags.DEFINE_integer("batch_size", 64, "Images per model call.", lower_bound=1)
+
+
+def main(argv: Sequence[str]) -> None:
+  paths = list(argv[1:])
+  if not _F["workdir"].value:
+    cli.fail("no work dir given: pass --workdir=DIR of a finished training run (or its bundle/ folder)")
+  if not paths:
+    cli.fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
+  absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
+  from freqforensics.data import images  # pylint: disable=g-import-not-at-top  (after use_all_cores)
+  from freqforensics.evaluation import inference, predictions  # pylint: disable=g-import-not-at-top
+
+  workdir = Path(_F["workdir"].value).expanduser()
+  bundle_dir = inference.bundle_dir(workdir)  # a missing work dir is reported before any file is listed
+  files, skipped = inference.collect_files(paths)
+  if not files:
+    raise UserError(f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
+                    + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else ""))
+  clf = inference.load(bundle_dir)
+  # Never into a bundle folder given directly: that folder holds only the bundle's files.
+  output = predictions.OutputFile(_F["output"].value, bundle_dir.parent if bundle_dir == workdir else workdir,
+                                  _F["format"].value)
+  start = time.perf_counter()
+  counts, failed = predictions.classify_files(
+      clf, files, predictions.RowWriter(output.stream, _F["format"].value, clf.label_names), _F["batch_size"].value)
+  output.finish()
+  # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
+  out = sys.stderr if output.path is None else sys.stdout
+  seconds = time.perf_counter() - start
+  print(f"\nclassified {sum(counts.values())} of {len(files)} image files in {seconds:.1f} s"
+        f" ({len(files) / seconds:.0f} images/s, decoding included, start-up excluded):", file=out)
+  print(predictions.format_summary(counts, clf.label_names), file=out)
+  if failed:
+    print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
+  if skipped:
+    reasons = collections.Counter(reason for _, reason in skipped)
+    print(f"ignored {len(skipped)} files of the folders by the listing rule ("
+          + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")", file=out)
+    for path, reason in skipped[:20]:
+      print(f"  {path}: {reason}", file=out)
+    if len(skipped) > 20:
+      print(f"  ... and {len(skipped) - 20} more", file=out)
+  print(f"results: {output.name}", file=out)
+  sys.exit(1 if failed else 0)
+
+
+def run() -> None:
+  host_devices.use_all_cores()  # before JAX starts: batches split over one CPU device per core
+  _define_flags()
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,56 @@
+r"""What a detector looks at: a linear model's weight map over frequencies, or one image's spectrum.
+
+  python -m freqforensics.tools.explain --workdir=WORKDIR [--out=PNG] [--overwrite]               # weight map
+  python -m freqforensics.tools.explain --workdir=WORKDIR --image=FILE [--out=PNG] [--overwrite]  # any model
+
+The weight map is for the `log*` models (one dense layer on standardised coefficients, so each
+weight's size says how much that frequency moves a logit); `--image` shows an image's log-DCT
+spectrum beside the mean spectra of the training classes, with the model's probabilities. An
+existing output is refused; `--overwrite` replaces it only if freqforensics wrote it, and never the
+`--image` being read. The library is `freqforensics.analysis.explanations`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from absl import flags
+from absl import logging as absl_logging
+
+from freqforensics.tools import cli
+
+_F: dict[str, flags.FlagHolder] = {}
+
+
+def _define_flags() -> None:
+  _F["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished run (reads WORKDIR/bundle).")
+  _F["out"] = flags.DEFINE_string("out", None,
+                                  "Figure to write (default WORKDIR/weight_map.png or WORKDIR/spectrum_<image>.png).")
+  _F["image"] = flags.DEFINE_string("image", None, "An image to show beside the mean spectra of the training classes.")
+  _F["overwrite"] = flags.DEFINE_bool("overwrite", False,
+                                      "Replace an existing --out figure that freqforensics wrote (never another file).")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  if not _F["workdir"].value:
+    cli.fail("no work dir given: pass --workdir=DIR of a finished run (it holds bundle/)")
+  absl_logging.set_verbosity(absl_logging.WARNING)  # as main.py: no backend-probe chatter
+  from freqforensics.analysis import explanations  # pylint: disable=g-import-not-at-top  (fast --help)
+  from freqforensics.data import images  # pylint: disable=g-import-not-at-top
+
+  workdir, out, image, overwrite = (_F[k].value for k in ("workdir", "out", "image", "overwrite"))
+  try:
+    if image:
+      path = explanations.image_vs_classes(image, workdir, out, overwrite=overwrite)
+    else:
+      path = explanations.explain_workdir(workdir, out, overwrite=overwrite)
+  except images.ImageDecodeError as e:  # an unreadable --image
+    cli.fail(f"{e}: give a readable image file")
+  print(f"{'spectrum comparison' if image else 'weight map'} written to {path}")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  cli.run(main)

@@ -1,0 +1,71 @@
+r"""Write a perturbed copy of a class-folder directory, for use with other tools.
+
+  python -m freqforensics.tools.perturb --source_dir=SRC --out_dir=OUT --kind=combined [--probability=0.5] \
+      [--seed=0] [--jpeg_quality=10,74] [--blur_kernel=3,5,7,9] [--blur_sigma=] [--noise_std=5,20] \
+      [--crop_fraction=0.05,0.2] [--num_threads=0] [--overwrite]
+
+Each image is read at its own size (EXIF orientation applied), perturbed with probability
+`--probability` by `--kind` and written to the same relative path under OUT (PNG, or the JPEG file
+itself when the last perturbation is JPEG), with `perturb.json` and `manifest.jsonl`. An interrupted
+run resumes. The library is `freqforensics.data.folder_copy` (and the perturbations `data.distortions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from absl import flags
+
+from freqforensics.data import distortions, folder_copy
+from freqforensics.errors import UserError
+from freqforensics.tools import cli
+
+_F: dict[str, flags.FlagHolder] = {}
+_RANGES = (("jpeg_quality", "JPEG quality: one value, or low,high (integers)"),
+           ("blur_kernel", "Gaussian kernel sizes (one drawn per image)"),
+           ("blur_sigma", "blur sigma: empty = from the kernel size (OpenCV), one value, or low,high"),
+           ("noise_std", "noise std in pixel units: one value, or low,high"),
+           ("crop_fraction", "share of height and width cut away: one value, or low,high"))
+
+
+def _define_flags() -> None:
+  d = distortions.Perturbation()
+  _F["source_dir"] = flags.DEFINE_string("source_dir", None, "Class-folder directory to copy.")
+  _F["out_dir"] = flags.DEFINE_string("out_dir", None, "Where the perturbed copy goes (new or empty folder).")
+  _F["kind"] = flags.DEFINE_enum("kind", "combined", list(distortions.KINDS), "Perturbation (combined: one per image).")
+  _F["probability"] = flags.DEFINE_float("probability", d.probability, "Chance that an image is perturbed.")
+  _F["seed"] = flags.DEFINE_integer("seed", 0, "Seed of the random draws.")
+  for name, help_ in _RANGES:
+    _F[name] = flags.DEFINE_list(name, [f"{v:g}" for v in getattr(d, name)], help_ + ".")
+  _F["num_threads"] = flags.DEFINE_integer("num_threads", 0, "Threads; 0 = one per core.", lower_bound=0)
+  _F["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a copy of other settings in --out_dir.")
+  _F["progress"] = flags.DEFINE_bool("progress", True, "Progress bar on stderr.")
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  for name in ("source_dir", "out_dir"):
+    if not _F[name].value:
+      cli.fail(f"no --{name} given: pass --source_dir=DIR (one folder per class) and --out_dir=DIR (the copy)")
+  ranges = {}
+  for name, _ in _RANGES:
+    try:
+      ranges[name] = tuple(float(v) for v in _F[name].value)
+    except ValueError:
+      raise UserError(f"--{name} must be a comma-separated list of numbers") from None
+  perturbation = distortions.Perturbation(_F["kind"].value, _F["probability"].value, **ranges)
+  counts = folder_copy.perturb_folder(_F["source_dir"].value, _F["out_dir"].value, perturbation,
+                                      seed=_F["seed"].value, num_threads=_F["num_threads"].value,
+                                      overwrite=_F["overwrite"].value, progress=_F["progress"].value)
+  resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
+  print(f"wrote {counts['written']} images to {counts['out_dir']}{resumed}")
+  for kind, n in counts["perturbations"].items():
+    print(f"  {kind}: {n}")
+  if counts["skipped"]:
+    print(f"skipped {counts['skipped']} unreadable files (listed with the reason in manifest.jsonl)")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  cli.run(main)
