@@ -15,8 +15,11 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.setdefault("FREQFORENSICS_DATA", tempfile.mkdtemp(prefix="ff_data_"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import math  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import pywt  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
@@ -69,3 +72,72 @@ def one_line_error(r) -> str:
   lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
   assert len(lines) == 1, r.stderr[-2000:]
   return lines[0]
+
+
+@pytest.fixture
+def config(tmp_path):
+  """The tiny config on 24 fingerprinted images per class (4 epochs, patience 10), caches in `tmp_path`."""
+  c = tiny_folder_config(write_fingerprinted_folders(tmp_path / "src", 24), tmp_path / "data", epochs=4)
+  c.train.patience = 10
+  return c
+
+
+@pytest.fixture(scope="session")
+def classify_run(tmp_path_factory) -> Path:
+  """A tiny model trained once per session (two classes of 16x16 images, 2 epochs): its work dir."""
+  from freqforensics import train
+
+  tmp = tmp_path_factory.mktemp("classify")
+  c = tiny_folder_config(write_fingerprinted_folders(tmp / "src", 24), tmp / "data", epochs=2)
+  train.train_and_evaluate(c, tmp / "wd")
+  return tmp / "wd"
+
+
+def good_images(folder: Path, seed: int = 1) -> list[Path]:
+  """A PNG, a JPEG, a grayscale, an RGBA and a wrong-size (20x24) image, one in a subfolder."""
+  rng = np.random.default_rng(seed)
+  (folder / "sub").mkdir(parents=True, exist_ok=True)
+  rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+  paths = {"a.png": Image.fromarray(rgb(16, 16)), "b.jpg": Image.fromarray(rgb(16, 16)),
+           "gray.png": Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L"),
+           "rgba.png": Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA"),
+           "sub/big.png": Image.fromarray(rgb(24, 20))}
+  for name, image in paths.items():
+    image.save(folder / name)
+  return sorted(folder / name for name in paths)
+
+
+# --- Reference frequency views in plain NumPy / PyWavelets (test_spectral, the end-to-end view tests).
+
+
+def np_fft_centred(x: np.ndarray) -> np.ndarray:
+  return np.fft.fftshift(np.fft.fft2(x.astype(np.float64), axes=(-3, -2), norm="ortho"), axes=(-3, -2))
+
+
+def np_ring(h: int, w: int, bins: int) -> np.ndarray:
+  """Ring of every centred frequency in exact integer arithmetic: floor(r / sqrt(0.5) * bins).
+
+  With r^2 = (ky / H)^2 + (kx / W)^2, (r / sqrt(0.5) * bins)^2 = 2 bins^2 (ky^2 W^2 + kx^2 H^2) / (H W)^2,
+  and floor(sqrt(a / b)) = isqrt(a // b) for integers: no rounding at all (bin edges go up).
+  """
+  ky = np.fft.fftshift(np.fft.fftfreq(h)) * h  # integer frequency indices in the centred layout
+  kx = np.fft.fftshift(np.fft.fftfreq(w)) * w
+  ring = np.empty((h, w), np.int64)
+  for i, a in enumerate(ky.round().astype(int)):
+    for j, b in enumerate(kx.round().astype(int)):
+      num = 2 * bins * bins * (a * a * w * w + b * b * h * h)
+      ring[i, j] = min(math.isqrt(num // (h * h * w * w)), bins - 1)
+  return ring
+
+
+def np_azimuthal(spectrum: np.ndarray, bins: int) -> np.ndarray:
+  """(..., H, W, C) -> (..., bins, C): plain loops over rings."""
+  h, w = spectrum.shape[-3:-1]
+  ring = np_ring(h, w, bins)
+  return np.stack([spectrum[..., ring == b, :].mean(axis=-2) for b in range(bins)], axis=-2)
+
+
+def pywt_tiled(plane: np.ndarray, wavelet: str, level: int) -> np.ndarray:
+  """PyWavelets' packets of one 2-D plane in frequency order, tiled into one array."""
+  wp = pywt.WaveletPacket2D(plane, wavelet, mode="periodization", maxlevel=level)
+  return np.block([[node.data for node in row] for row in wp.get_level(level, order="freq")])

@@ -5,21 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
-import jax
 import numpy as np
 import pytest
-from conftest import tiny_folder_config, write_fingerprinted_folders
 
-from freqforensics import bundle, checkpointing, sharding, stats, steps, train, workdir
-from freqforensics.data import loading
+from freqforensics import bundle, checkpointing, train
 from freqforensics.errors import UserError
-
-
-@pytest.fixture
-def config(tmp_path):
-  c = tiny_folder_config(write_fingerprinted_folders(tmp_path / "src", 24), tmp_path / "data", epochs=4)
-  c.train.patience = 10
-  return c
 
 
 def _rows(workdir):
@@ -70,61 +60,10 @@ def test_training_learns_and_restores_the_best_epoch(config, tmp_path):
   assert b.feature_stats is not None and b.info["input_shape"] == [16, 16, 3]
 
 
-def test_same_train_step_on_1_and_4_devices(config):
-  assert len(jax.devices()) == 4
-  prepared = loading.prepare_from_config(config, progress=False)
-  fs, _ = stats.feature_stats(prepared, "dct_log", sharding.make_mesh(1), batch_size=8, progress=False)
-  src = prepared.source("train")
-  batch = {"image": np.stack([src[i]["image"] for i in range(8)]),
-           "label": np.array([src[i]["label"] for i in range(8)], np.int32)}
-  results = []
-  for n in (1, 4):
-    mesh = sharding.make_mesh(n)
-    graphdef, state, _ = steps.create_state(config, prepared.image_shape, 2)
-    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-    step = steps.make_train_step(graphdef, "dct_log", mesh)
-    put = sharding.make_put(mesh)
-    assert len(put(batch)["image"].sharding.device_set) == n
-    for _ in range(3):
-      state, sums = step(state, put(batch), fs)
-    results.append((jax.tree.map(np.asarray, state), jax.tree.map(float, sums)))
-  (s1, m1), (s4, m4) = results
-  assert m1["loss"] == pytest.approx(m4["loss"], rel=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), s1, s4)
-  # and training really moved the weights
-  _, fresh, _ = steps.create_state(config, prepared.image_shape, 2)
-  assert not np.allclose(jax.tree.leaves(s1)[0], jax.tree.leaves(jax.tree.map(np.asarray, fresh))[0])
-
-
-def test_workdir_of_another_config_is_refused_unless_overwrite(config, tmp_path):
-  wd = tmp_path / "wd"
-  workdir.check(config, wd, overwrite=False)
-  (wd / "metrics.jsonl").write_text("")
-  (wd / "my_notes.txt").write_text("mine")
-  workdir.check(config, wd, overwrite=False)  # same config: resume is fine
-  config.model.name = "log1"
-  with pytest.raises(UserError, match="holds a run of another config \\(model.name: 'log2' -> 'log1'\\)"):
-    workdir.check(config, wd, overwrite=False)
-  workdir.check(config, wd, overwrite=True)
-  assert not (wd / "metrics.jsonl").exists() and (wd / "my_notes.txt").read_text() == "mine"
-  assert json.loads((wd / "config.json").read_text())["model"]["name"] == "log1"
-
-
 def test_non_finite_loss_stops_with_a_clear_message(config, tmp_path):
   config.train.learning_rate = 1e38
   with pytest.raises(UserError, match="training loss became (nan|inf) in epoch 1: lower train.learning_rate"):
     train.train_and_evaluate(config, tmp_path / "wd")
-
-
-def test_device_count_follows_the_batch_sizes(config):
-  config.train.batch_size = 6
-  config.eval.batch_size = 8
-  assert steps.num_devices(config) == 2  # 4 devices exist; 6 and 8 both split over 2
-  config.num_devices = 4
-  with pytest.raises(UserError, match="num_devices=4 does not fit"):
-    steps.num_devices(config)
-  config.train.batch_size = 8
-  assert steps.num_devices(config) == 4
 
 
 def test_early_stopping_on_a_crafted_validation_curve():
@@ -170,29 +109,6 @@ def test_mid_epoch_checkpoint_resumes_at_the_data_position(config, tmp_path, mon
   assert resumed["confusion_matrix"] == full["confusion_matrix"]
 
 
-def test_warmup_cosine_schedule_starts_at_zero_and_reaches_the_peak(config):
-  import optax
-
-  config.train.schedule = "warmup_cosine"
-  config.train.warmup_epochs = 1.0
-  config.train.epochs = 3
-  tx = steps.make_optimizer(config, steps_per_epoch=4)
-  params = {"w": np.ones(3, np.float32)}
-  opt_state = tx.init(params)
-  updates = []
-  for _ in range(12):
-    u, opt_state = tx.update({"w": np.ones(3, np.float32)}, opt_state, params)
-    updates.append(float(np.abs(u["w"]).max()))
-  # Adam's normalised step is ~lr: 0 at step 0, rising over the 4 warm-up steps to the peak 1e-3,
-  # then decaying by the cosine to 0 after 12 steps.
-  want = optax.warmup_cosine_decay_schedule(0.0, 1e-3, 4, 12)
-  np.testing.assert_allclose(updates, [float(want(i)) for i in range(12)], rtol=1e-3, atol=1e-9)
-  assert updates[0] == 0.0 and max(updates) == pytest.approx(1e-3, rel=1e-3)
-  config.train.schedule = "linear"
-  with pytest.raises(UserError, match="unknown train.schedule"):
-    steps.make_optimizer(config, 4)
-
-
 def test_resnet_resume_restores_batchnorm_and_dropout_state(config, tmp_path, monkeypatch):
   """BatchNorm running statistics and the dropout RNG are part of the checkpoint: resume is exact."""
   config.model.name = "resnet"
@@ -218,41 +134,3 @@ def test_resnet_resume_restores_batchnorm_and_dropout_state(config, tmp_path, mo
     np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_a_run_of_an_older_version_without_newer_fields_resumes_only_at_their_defaults(config, tmp_path):
-  wd = tmp_path / "wd"
-  workdir.check(config, wd, overwrite=False)
-  stored = json.loads((wd / "config.json").read_text())
-  del stored["data"]["crop"], stored["data"]["max_pixels"]  # fields an older version did not have
-  (wd / "config.json").write_text(json.dumps(stored))
-  workdir.check(config, wd, overwrite=False)  # at their defaults: the same run
-  stored = json.loads((wd / "config.json").read_text())
-  del stored["data"]["crop"]
-  (wd / "config.json").write_text(json.dumps(stored))
-  config.data.crop = "resize"
-  with pytest.raises(UserError, match="data.crop: 'center' -> 'resize'"):
-    workdir.check(config, wd, overwrite=False)
-
-
-def test_train_subset_is_class_balanced_reproducible_and_trains(config, tmp_path):
-  from freqforensics.data import loading
-
-  prepared = loading.prepare_from_config(config, progress=False)
-  full, tag = loading.train_subset(prepared, 1.0, seed=0)
-  assert tag == "" and len(full) == prepared.num_examples["train"]
-  per_class = {name: len(prepared.class_range("train", k)) for k, name in enumerate(prepared.label_names)}
-  for subset, want in ((0.25, {n: round(0.25 * c) for n, c in per_class.items()}), (3.0, dict.fromkeys(per_class, 3))):
-    part, tag = loading.train_subset(prepared, subset, seed=1)
-    again, _ = loading.train_subset(prepared, subset, seed=1)
-    other, _ = loading.train_subset(prepared, subset, seed=2)
-    labels = [int(part[i]["label"]) for i in range(len(part))]
-    assert {n: labels.count(k) for k, n in enumerate(prepared.label_names)} == want
-    assert list(part.indices) == list(again.indices) and list(part.indices) != list(other.indices)
-    assert tag == f"_subset{subset}_seed1"
-    batch = part.read_batch([0, len(part) - 1])
-    np.testing.assert_array_equal(batch["image"][1], full[int(part.indices[-1])]["image"])
-  with pytest.raises(UserError, match="train_subset=2.5"):
-    loading.train_subset(prepared, 2.5, seed=0)
-  config.data.train_subset = 0.5
-  metrics = train.train_and_evaluate(config, tmp_path / "wd")
-  assert (prepared.path / f"stats_{config.features}_subset0.5_seed{config.seed}.npz").is_file()
-  assert sum(map(sum, metrics["confusion_matrix"])) == prepared.num_examples["test"]

@@ -150,9 +150,7 @@ def grid_search(ctx: Context) -> bool:
                  "explained_variance": float(np.sum(a["explained_variance_ratio_"][:k])),
                  "accuracy": results.accuracy(conf), "num_examples": int(conf.sum()), "converged": converged,
                  "pca": str(a["pca_kind"]), "num_train": int(len(a["y_train"]))})
-  res.data["grid_search"]["split"] = "val"
-  res.save()
-  return True
+  return res.finish_grid_search()
 
 
 def train(ctx: Context) -> dict[str, Any]:

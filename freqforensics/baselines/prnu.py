@@ -127,8 +127,7 @@ def grid_search(ctx: Context) -> bool:
   for (lv, s), c in zip(todo, conf):
     res.rows.append({"levels": lv, "sigma": s, "accuracy": results.accuracy(c), "num_examples": int(c.sum()),
                      "num_train": n_train})
-  res.data["grid_search"]["split"] = "val"
-  res.save()
+  res.finish_grid_search()  # saved before the pass checkpoint is cleared: a crash between the two loses nothing
   store.clear()
   return True
 

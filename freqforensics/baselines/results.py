@@ -67,6 +67,12 @@ class Results:
     self.rows.append(row)
     self.save()
 
+  def finish_grid_search(self) -> bool:
+    """Marks the grid search complete (every row scored on the validation split) and saves; True."""
+    self.data["grid_search"]["split"] = "val"
+    self.save()
+    return True
+
   def best(self, keys: tuple[str, ...]) -> dict[str, Any]:
     """Parameters of the grid row with the highest accuracy (the first in grid order on ties)."""
     done = [r for r in self.rows if r.get("accuracy") is not None]

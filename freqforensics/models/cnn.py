@@ -33,8 +33,6 @@ class CNNClassifier(nnx.Module):
 
   def __init__(self, input_shape: tuple[int, int, int], classes: int, *, variant: str = "paper",
                rngs: nnx.Rngs):
-    if variant not in VARIANTS:
-      raise ValueError(f"unknown variant {variant!r} for cnn; expected one of {tuple(VARIANTS)}")
     h, w, c = input_shape
     if min(h, w) < MIN_SIZE:
       raise ValueError(f"cnn needs inputs of at least {MIN_SIZE}x{MIN_SIZE} pixels (two 2x2 pools); got {h}x{w}")

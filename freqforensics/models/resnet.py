@@ -68,8 +68,6 @@ class ResNetClassifier(nnx.Module):
 
   def __init__(self, input_shape: tuple[int, int, int], classes: int, *, variant: str = "paper",
                rngs: nnx.Rngs):
-    if variant not in VARIANTS:
-      raise ValueError(f"unknown variant {variant!r} for resnet; expected one of {tuple(VARIANTS)}")
     h, w, c = input_shape
     _check_size(h, w)
     v = VARIANTS[variant]

@@ -53,6 +53,10 @@ def main(argv: Sequence[str]) -> None:
     print(f"  {cls}: " + ("real crops" if psnr is None else f"PSNR {psnr:.2f} dB vs source crop"))
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  run()

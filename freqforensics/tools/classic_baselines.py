@@ -17,7 +17,6 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from freqforensics import host_devices
 from freqforensics.tools import cli
 
 _F: dict[str, flags.FlagHolder] = {}
@@ -50,7 +49,10 @@ def main(argv: Sequence[str]) -> None:
   print(f"results: {workdir}/{config.baseline.name}.json")
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags, all_cores=True)
+
+
 if __name__ == "__main__":
-  host_devices.use_all_cores()  # before JAX starts (features are computed on the device mesh)
-  _define_flags()
-  cli.run(main)
+  run()

@@ -22,7 +22,6 @@ from pathlib import Path
 from absl import flags
 from absl import logging as absl_logging
 
-from freqforensics import host_devices
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
@@ -83,9 +82,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run() -> None:
-  host_devices.use_all_cores()  # before JAX starts: batches split over one CPU device per core
-  _define_flags()
-  cli.run(main)
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags, all_cores=True)
 
 
 if __name__ == "__main__":

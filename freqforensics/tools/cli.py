@@ -119,6 +119,18 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
   return run_main
 
 
-def run(main: Callable[[Sequence[str]], None]) -> None:
-  """`absl.app.run(main)` with the one-line flag, config, user and environment errors."""
+def run(main: Callable[[Sequence[str]], None], define_flags: Callable[[], None] | None = None, *,
+        all_cores: bool = False) -> None:
+  """`absl.app.run(main)` with the one-line flag, config, user and environment errors.
+
+  `define_flags` is called first (commands define their flags when they run, not on import); with
+  `all_cores` XLA gets one CPU device per core before JAX starts (`host_devices`), for commands whose
+  batches split over the device mesh.
+  """
+  if all_cores:
+    from freqforensics import host_devices  # pylint: disable=g-import-not-at-top
+
+    host_devices.use_all_cores()
+  if define_flags is not None:
+    define_flags()
   app.run(guarded(main), flags_parser=parse_flags)

@@ -62,8 +62,11 @@ def main(argv: Sequence[str]) -> None:
     print(f"  {path}")
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  # One device: this computation is faster on a single CPU device with all intra-op threads.
+  cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-  # No `host_devices.use_all_cores()` here: this computation runs on one device, where a single CPU
-  # device with all intra-op threads is the faster choice.
-  _define_flags()
-  cli.run(main)
+  run()

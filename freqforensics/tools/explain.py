@@ -51,6 +51,10 @@ def main(argv: Sequence[str]) -> None:
   print(f"{'spectrum comparison' if image else 'weight map'} written to {path}")
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  run()

@@ -66,6 +66,10 @@ def main(argv: Sequence[str]) -> None:
     print(f"skipped {counts['skipped']} unreadable files (listed with the reason in manifest.jsonl)")
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  run()

@@ -90,6 +90,10 @@ def main(argv: Sequence[str]) -> None:
   sys.stdout.flush()
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags)
+
+
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  run()

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
-from freqforensics import host_devices
 from freqforensics.analysis import perturbation_sweep  # no JAX at import: the devices are set first
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
@@ -67,7 +66,10 @@ def main(argv: Sequence[str]) -> None:
   print(f"report: {out_dir / 'robustness.json'}  figure: {out_dir / 'robustness.png'}")
 
 
+def run() -> None:
+  """The command line (also the console script of the same name)."""
+  cli.run(main, _define_flags, all_cores=True)
+
+
 if __name__ == "__main__":
-  host_devices.use_all_cores()  # before JAX starts: batches split over one CPU device per core
-  _define_flags()
-  cli.run(main)
+  run()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import one_line_error as _one_line_error
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:

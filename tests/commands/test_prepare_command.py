@@ -15,7 +15,7 @@ from conftest import one_line_error, tiny_folder_config, write_fingerprinted_fol
 
 from freqforensics.data import preparation, reader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_line_error, tiny_folder_config, write_fingerprinted_folders
-from test_feature_views import _np_azimuthal, _np_fft_centred, _pywt_tiled
+from conftest import (
+  np_azimuthal,
+  np_fft_centred,
+  one_line_error,
+  pywt_tiled,
+  tiny_folder_config,
+  write_fingerprinted_folders,
+)
 
 from freqforensics import defaults, models, train
 from freqforensics.analysis import explanations
@@ -19,17 +25,17 @@ from freqforensics.data import reader
 from freqforensics.errors import UserError
 from freqforensics.evaluation import inference, runner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _np_view(images: np.ndarray, name: str) -> np.ndarray:
   """The raw (unstandardised) feature of a uint8 batch, from NumPy / PyWavelets."""
   if name == "fft_log":
-    return np.log(np.abs(_np_fft_centred(images)) + 1e-12)
+    return np.log(np.abs(np_fft_centred(images)) + 1e-12)
   if name == "azimuthal-b8":
-    return np.log(_np_azimuthal(np.abs(_np_fft_centred(images)) ** 2, 8) + 1e-12)
+    return np.log(np_azimuthal(np.abs(np_fft_centred(images)) ** 2, 8) + 1e-12)
   assert name == "wpt_log-db2-l2"
-  planes = [[_pywt_tiled(im[:, :, c].astype(np.float64), "db2", 2) for c in range(im.shape[-1])] for im in images]
+  planes = [[pywt_tiled(im[:, :, c].astype(np.float64), "db2", 2) for c in range(im.shape[-1])] for im in images]
   return np.log(np.abs(np.stack([np.stack(p, -1) for p in planes])) + 1e-12)
 
 

@@ -1,4 +1,4 @@
-"""Robustness: training with augmentation, perturbed evaluation, the report and the perturb command."""
+"""The robustness and perturb commands: the report, the perturbed copy, resume, one-line errors."""
 
 from __future__ import annotations
 
@@ -13,14 +13,10 @@ import pytest
 from conftest import one_line_error, tiny_folder_config, write_class_folders, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import bundle, train
-from freqforensics.analysis import perturbation_sweep
+from freqforensics import train
 from freqforensics.data import distortions as P
-from freqforensics.data import reader
-from freqforensics.errors import UserError
-from freqforensics.evaluation import runner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -31,57 +27,6 @@ def trained(tmp_path_factory):
   c.augment.kind, c.augment.probability = "combined", 1.0
   train.train_and_evaluate(c, root / "wd")
   return c, root
-
-
-def test_training_with_augmentation_records_it_and_rejects_bad_settings(trained, tmp_path):
-  config, root = trained
-  assert bundle.load(root / "wd" / "bundle").info["augment"]["kind"] == "combined"
-  bad = config.copy_and_resolve_references()
-  bad.augment.jpeg_quality = (0, 50)
-  with pytest.raises(UserError, match=r"--config\.augment: perturbation jpeg_quality"):
-    train.train_and_evaluate(bad, tmp_path / "wd")
-  assert not (tmp_path / "wd" / "checkpoints").exists()  # refused before any work
-
-
-def _sources(root: Path):
-  b = bundle.load(root / "wd" / "bundle")
-  source = runner.relabelled_split(reader.open_prepared(b.info["dataset"]), b, "test")
-  return b, source
-
-
-def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
-  config, root = trained
-  b, source = _sources(root)
-  evaluate = runner.bundle_evaluator(b, num_devices=4, batch_size=8, progress=False)
-  calls = []
-
-  def counted(src, name):
-    calls.append(name)
-    return evaluate(src, name)
-
-  sweeps = {"jpeg": [90, 10], "noise": [40.0]}
-  report = perturbation_sweep.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
-  assert len(calls) == 4
-  saved = json.loads((tmp_path / "r" / "robustness.json").read_text())
-  assert saved == json.loads(json.dumps(report)) and (tmp_path / "r" / "robustness.png").is_file()
-  test_metrics = json.loads((root / "wd" / "test_metrics.json").read_text())
-  assert saved["clean"]["accuracy"] == test_metrics["accuracy"] and saved["clean"]["num_examples"] == 8
-  assert [r["strength"] for r in saved["results"]["jpeg"]] == [90, 10] and "blur" not in saved["results"]
-  # The JPEG q=10 point is what eval mode gives on a perturbed copy of the test split.
-  c = config.copy_and_resolve_references()
-  c.eval.splits, c.eval.perturb.kind, c.eval.perturb.jpeg_quality = ("test",), "jpeg", (10, 10)
-  m = runner.evaluate_workdir(c, root / "wd")["test_jpeg"]
-  assert m["accuracy"] == saved["results"]["jpeg"][1]["accuracy"] and m["num_examples"] == 8
-  written = json.loads((root / "wd" / "eval_test_jpeg.json").read_text())
-  assert written["perturbation"]["kind"] == "jpeg" and written["perturbation"]["jpeg_quality"] == [10, 10]
-  # Resume: an interrupted report (last point missing) evaluates only that point.
-  saved["results"]["noise"] = []
-  (tmp_path / "r" / "robustness.json").write_text(json.dumps(saved))
-  calls.clear()
-  again = perturbation_sweep.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
-  assert calls == ["noise 40"] and again["results"]["noise"] == report["results"]["noise"]
-  with pytest.raises(UserError, match="holds a report of other settings"):
-    perturbation_sweep.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -143,3 +88,23 @@ def test_perturb_command_writes_png_or_the_jpeg_itself_and_resumes(tmp_path):
   (tmp_path / "mine" / "notes.txt").write_text("mine")
   assert "is not empty" in one_line_error(_perturb(tmp_path, src, tmp_path / "mine", "--overwrite"))
   assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_an_exif_rotated_photo_stays_upright_in_the_perturbed_copy(tmp_path):
+  """The copy reads images as prepare does (one reader): a phone photo stored sideways with an EXIF
+  orientation comes out upright, as `ImageOps.exif_transpose` turns it, not as its stored pixels lie."""
+  from PIL import ImageOps
+
+  src = tmp_path / "src"
+  (src / "A_real").mkdir(parents=True)
+  stored = np.random.default_rng(3).integers(0, 256, (24, 40, 3), dtype=np.uint8)  # 24 rows x 40 columns
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Orientation: the camera was turned; viewers rotate 90 degrees clockwise
+  Image.fromarray(stored).save(src / "A_real" / "phone.jpg", quality=95, exif=exif)
+  with Image.open(src / "A_real" / "phone.jpg") as im:
+    upright = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+  assert upright.shape == (40, 24, 3)
+  r = _perturb(tmp_path, src, tmp_path / "copy", "--kind=noise", "--probability=0")
+  assert r.returncode == 0, r.stderr[-2000:]
+  copied = np.asarray(Image.open(tmp_path / "copy" / "A_real" / "phone.png"))
+  np.testing.assert_array_equal(copied, upright)

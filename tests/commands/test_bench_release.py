@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import one_line_error
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tiny_run_prints_the_freqforensics_rows_and_the_skip_note(tmp_path):

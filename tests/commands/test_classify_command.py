@@ -1,4 +1,4 @@
-"""Classifying files with a trained bundle: the API, the command line, broken files, exit codes."""
+"""The classify command: mixed folders, broken files, output formats, never overwriting, exit codes."""
 
 from __future__ import annotations
 
@@ -12,24 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import good_images
 from conftest import one_line_error as _one_line_error
-from conftest import tiny_folder_config, write_fingerprinted_folders
 from PIL import Image
 
-from freqforensics import train
 from freqforensics.errors import UserError
 from freqforensics.evaluation import inference, predictions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-  """A tiny model trained once for the module (two classes of 16x16 images, 2 epochs)."""
-  tmp = tmp_path_factory.mktemp("classify")
-  c = tiny_folder_config(write_fingerprinted_folders(tmp / "src", 24), tmp / "data", epochs=2)
-  train.train_and_evaluate(c, tmp / "wd")
-  return tmp / "wd"
+def workdir(classify_run) -> Path:
+  return classify_run
 
 
 @pytest.fixture(scope="module")
@@ -43,54 +38,13 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=300)
 
 
-
-
-def _good_images(folder: Path, seed: int = 1) -> list[Path]:
-  """A PNG, a JPEG, a grayscale, an RGBA and a wrong-size (20x24) image, one in a subfolder."""
-  rng = np.random.default_rng(seed)
-  (folder / "sub").mkdir(parents=True, exist_ok=True)
-  rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-  paths = {"a.png": Image.fromarray(rgb(16, 16)), "b.jpg": Image.fromarray(rgb(16, 16)),
-           "gray.png": Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L"),
-           "rgba.png": Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA"),
-           "sub/big.png": Image.fromarray(rgb(24, 20))}
-  for name, image in paths.items():
-    image.save(folder / name)
-  return sorted(folder / name for name in paths)
-
-
 def _read_csv(path: Path) -> dict[str, dict[str, str]]:
   return {row["path"]: row for row in csv.DictReader(io.StringIO(path.read_text()))}
 
 
-def test_predict_gives_probabilities_and_checks_the_shape(clf):
-  assert clf.label_names == ("A_real", "B_gan")
-  x = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
-  p = clf.predict(x)
-  assert p.shape == (5, 2)
-  np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
-  with pytest.raises(ValueError, match=r"\(N, 16, 16, 3\)"):
-    clf.predict(np.zeros((2, 8, 8, 3), np.uint8))
-  with pytest.raises(ValueError, match="uint8"):
-    clf.predict(x.astype(np.float32))
-
-
-def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
-  Image.new("RGB", (20, 24)).save(tmp_path / "big.png")
-  Image.new("RGB", (16, 16)).save(tmp_path / "ok.png")
-  clf.bundle.info["crop"] = "none"
-  try:
-    assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
-    with pytest.raises(inference.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
-      clf.prepare_file(tmp_path / "big.png")
-  finally:
-    clf.bundle.info["crop"] = "center"
-  assert clf.prepare_file(tmp_path / "big.png").shape == (16, 16, 3)
-
-
 def test_cli_classifies_a_mixed_folder_and_reports_broken_files(workdir, clf, tmp_path):
   folder = tmp_path / "in"
-  good = _good_images(folder)
+  good = good_images(folder)
   (folder / "broken.png").write_bytes(np.random.default_rng(0).bytes(200))
   (folder / "notes.txt").write_text("not an image")
   r = _run(f"--workdir={workdir}", f"--output={tmp_path / 'out.csv'}", "--batch_size=4", str(folder), cwd=tmp_path)
@@ -110,23 +64,8 @@ def test_cli_classifies_a_mixed_folder_and_reports_broken_files(workdir, clf, tm
   assert "A_real" in r.stdout and "B_gan" in r.stdout
 
 
-def test_predict_files_in_memory(clf, tmp_path):
-  folder = tmp_path / "in"
-  good = _good_images(folder)
-  (folder / "broken.png").write_bytes(np.random.default_rng(1).bytes(200))
-  (folder / "notes.txt").write_text("not an image")
-  got = inference.predict_files(clf, [folder], batch_size=2)  # several batches, the last one short
-  assert got.paths == good and [p for p, _ in got.failed] == [folder / "broken.png"]
-  assert got.ignored == [folder / "notes.txt"]
-  want = clf.predict(np.stack([clf.prepare_file(p) for p in good]))
-  np.testing.assert_allclose(got.probs, want, atol=1e-6)
-  names = [clf.label_names[k] for k in np.argmax(want, axis=1)]
-  assert got.predicted == names
-  assert dict(got.counts()) == {n: names.count(n) for n in set(names)}
-
-
 def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
-  good = _good_images(tmp_path / "in")
+  good = good_images(tmp_path / "in")
   r = _run(f"--workdir={workdir}/bundle", "--format=jsonl", "--output=-", str(tmp_path / "in"), str(good[0]),
            cwd=tmp_path)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -139,7 +78,7 @@ def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
 
 
 def test_default_output_is_never_overwritten(workdir, tmp_path):
-  _good_images(tmp_path / "in")
+  good_images(tmp_path / "in")
   before = set(workdir.glob("classify_*.csv"))
   out = predictions.OutputFile(None, workdir, "csv")
   out.stream.write("keep me")

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from conftest import tiny_folder_config, write_fingerprinted_folders
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ".freqforensics.lock"  # each command that locks a work dir writes its process id there
 
 

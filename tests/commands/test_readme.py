@@ -28,7 +28,7 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", re.S | re.M)
 ANY_BLOCK = re.compile(r"^```.*?^```", re.S | re.M)
 INLINE = re.compile(r"`([^`]+)`")

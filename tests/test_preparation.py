@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_class_folders
 from PIL import Image
 
 from freqforensics.data import images, pipeline, preparation, reader, shards
@@ -263,3 +264,14 @@ def test_a_subset_of_the_class_folders_makes_its_own_dataset(make_folders, tmp_p
   with pytest.raises(UserError, match="data.classes names folders that .* does not have \\(D_gan\\)"):
     preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
                     classes=("A_real", "D_gan"))
+
+
+def test_skipped_files_report_reads_back_any_file_name(tmp_path):
+  src = write_class_folders(tmp_path / "src", {"A_real": 6, "B_gan": 6}, size=(16, 16))
+  odd = ["new\nline.png", "tab\there.png", 'quote",comma.png']
+  for name in odd:
+    (src / "B_gan" / name).write_bytes(b"not an image")
+  ds = preparation.prepare_to(src, tmp_path / "out", preparation.PrepareOptions(16, 3, (0.5, 0.25, 0.25)), progress=False)
+  rows = reader.read_report(ds.path)
+  assert sorted(r["path"] for r in rows) == sorted(f"B_gan/{n}" for n in odd)
+  assert {r["reason"] for r in rows} == {"not an image"}

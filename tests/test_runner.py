@@ -46,3 +46,16 @@ def test_eval_mode_on_class_folders_maps_labels_by_name(trained, tmp_path):
   Image.new("RGB", (16, 16)).save(folder / "C_other" / "x.png")
   with pytest.raises(UserError, match=r"class folders \['C_other'\] are not labels of this model"):
     runner.evaluate_workdir(config, root / "wd")
+
+
+def test_training_and_mode_eval_give_the_same_test_metrics(trained):
+  """One evaluation path: training's final test and `mode=eval` on the bundle it wrote agree on every metric."""
+  config, root = trained
+  after_training = json.loads((root / "wd" / "test_metrics.json").read_text())
+  evaluated = runner.evaluate_workdir(config, root / "wd")["test"]
+  for key in ("num_examples", "accuracy", "per_class_accuracy", "per_class_count", "per_class", "confusion_matrix",
+              "label_names"):
+    assert evaluated[key] == after_training[key], key
+  assert evaluated["loss"] == pytest.approx(after_training["loss"], rel=1e-6)
+  for key in ("roc_auc", "average_precision", "accuracy_at_0.5"):
+    assert evaluated["binary"][key] == pytest.approx(after_training["binary"][key], abs=1e-9), key

@@ -1,0 +1,39 @@
+"""A run's work dir: another config is refused unless --overwrite; an older run resumes at new fields' defaults."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from freqforensics import workdir
+from freqforensics.errors import UserError
+
+
+def test_workdir_of_another_config_is_refused_unless_overwrite(config, tmp_path):
+  wd = tmp_path / "wd"
+  workdir.check(config, wd, overwrite=False)
+  (wd / "metrics.jsonl").write_text("")
+  (wd / "my_notes.txt").write_text("mine")
+  workdir.check(config, wd, overwrite=False)  # same config: resume is fine
+  config.model.name = "log1"
+  with pytest.raises(UserError, match="holds a run of another config \\(model.name: 'log2' -> 'log1'\\)"):
+    workdir.check(config, wd, overwrite=False)
+  workdir.check(config, wd, overwrite=True)
+  assert not (wd / "metrics.jsonl").exists() and (wd / "my_notes.txt").read_text() == "mine"
+  assert json.loads((wd / "config.json").read_text())["model"]["name"] == "log1"
+
+
+def test_a_run_of_an_older_version_without_newer_fields_resumes_only_at_their_defaults(config, tmp_path):
+  wd = tmp_path / "wd"
+  workdir.check(config, wd, overwrite=False)
+  stored = json.loads((wd / "config.json").read_text())
+  del stored["data"]["crop"], stored["data"]["max_pixels"]  # fields an older version did not have
+  (wd / "config.json").write_text(json.dumps(stored))
+  workdir.check(config, wd, overwrite=False)  # at their defaults: the same run
+  stored = json.loads((wd / "config.json").read_text())
+  del stored["data"]["crop"]
+  (wd / "config.json").write_text(json.dumps(stored))
+  config.data.crop = "resize"
+  with pytest.raises(UserError, match="data.crop: 'center' -> 'resize'"):
+    workdir.check(config, wd, overwrite=False)
