@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> Path:
   parser = scripts.script_parser(__doc__)
   parser.add_argument("--models", default="log2,cnn")
   args = scripts.parse_args(parser, argv)
-  scripts.script_config(args)  # a mistake in the config or an override: one line before any folder is made
   out = scripts.output_dir(args, "robustness")
   rows, reports, styles = [], {}, {}
   for j, model in enumerate(args.models.split(",")):

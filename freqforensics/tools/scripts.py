@@ -91,13 +91,15 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
   """A script's own arguments plus `--config.KEY=VALUE` overrides (main's syntax), kept in `overrides`.
 
   Every config the script loads (`script_config`) gets them, so the paper scripts run on real data
-  with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`.
+  with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`. The config is
+  loaded once here, so a mistake in it is a `UserError` before the script writes anything.
   """
   args, rest = parser.parse_known_args(argv)
   unknown = [a for a in rest if not a.startswith("--config.")]
   if unknown:
     parser.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides are --config.KEY=VALUE)")
   args.overrides = rest
+  script_config(args)  # a mistake in --config or an override: one line now, before the script makes a folder
   return args
 
 
