@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--resnet_epochs", type=int, default=8)
   parser.add_argument("--pca_subset", type=int, default=1000)
   args = scripts.parse_args(parser, argv)
-  out = scripts.results_dir(args.results, "attribution")
+  out = scripts.output_dir(args, "attribution")
   rows = [baseline_row(name, scripts.script_config(args), out, args.pca_subset, args.tiny)
           for name in ("knn", "eigenfaces", "prnu")]
   for model, features in NEURAL:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--real", default="A_real")
   parser.add_argument("--fake", default="D_transposed")
   args = scripts.parse_args(parser, argv)
-  out = scripts.results_dir(args.results, "binary")
+  out = scripts.output_dir(args, "binary")
   rows = []
   for features in ("pixel", "dct_log"):
     c = scripts.script_config(args)

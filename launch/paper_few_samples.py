@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> Path:
   args = scripts.parse_args(parser, argv)
   fractions = [float(f) for f in args.fractions.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
-  out = scripts.results_dir(args.results, "few_samples")
+  out = scripts.output_dir(args, "few_samples")
   rows = []
   for model in args.models.split(","):
     for features in ("pixel", "dct_log"):

@@ -35,7 +35,7 @@ def _spectra(config, out: Path, name: str) -> None:
   prepared = loading.prepare_from_config(config, progress=False)
   result = mean_spectra.compute([f"{prepared.path}:test"], num=1000, size=0, channels=3)
   folder = out / name
-  folder.mkdir()
+  folder.mkdir(exist_ok=True)  # left behind by an interrupted run (--resume)
   for path in mean_spectra.write_figures(result, folder):
     shutil.move(path, out / f"{name}_{path.name}")
   folder.rmdir()
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> Path:
   parser = scripts.script_parser(__doc__)
   parser.add_argument("--lowpass", type=float, default=1.0)
   args = scripts.parse_args(parser, argv)
-  out = scripts.results_dir(args.results, "upsampling")
+  out = scripts.output_dir(args, "upsampling")
   rows = {kind: {"upsampler": kind.split("_", 1)[1]} for kind in KINDS}
   for tag, lowpass in (("", 0.0), ("lowpass_", args.lowpass)):
     base = scripts.script_config(args)

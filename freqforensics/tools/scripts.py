@@ -1,8 +1,10 @@
 """The paper's experiments as code: run configs, collect their numbers, write tables and figures.
 
-Each script under `launch/paper_*.py` builds configs (the synthetic benchmark by default, any
-config file by `--config`), runs them with `run`, and writes a markdown table, the same rows as JSON,
-and its figures into `results_dir(...)`: a new folder per run, so a result is never overwritten.
+Each experiment script under `launch/` (`paper_*.py`, `robustness.py`, `compare_features.py`,
+`baselines_table.py`) builds configs (the synthetic benchmark by default, any config file by
+`--config`), runs them with `run`, and writes a markdown table, the same rows as JSON, and its
+figures into `output_dir(...)`: a new folder per run, so a result is never overwritten, or with
+`--resume=FOLDER` an earlier one, whose finished runs are read back and interrupted ones resumed.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
   parser.add_argument("--config", default="configs/demo.py", help="config file, path[:arg]")
   parser.add_argument("--results", default="runs/results", help="a new results folder is made under this one")
   parser.add_argument("--tiny", action="store_true", help="the smoke version: the config's :tiny form")
+  parser.add_argument("--resume", default="", metavar="FOLDER",
+                      help="an earlier results folder of this script to finish (instead of a new one under --results)")
   return parser
 
 
@@ -87,14 +91,31 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
   """A script's own arguments plus `--config.KEY=VALUE` overrides (main's syntax), kept in `overrides`.
 
   Every config the script loads (`script_config`) gets them, so the paper scripts run on real data
-  with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`.
+  with the same overrides as training, e.g. `--config.data.prepared_dir=PREPARED`. The config is
+  loaded once here, so a mistake in it is a `UserError` before the script writes anything.
   """
   args, rest = parser.parse_known_args(argv)
   unknown = [a for a in rest if not a.startswith("--config.")]
   if unknown:
     parser.error(f"unrecognized arguments: {' '.join(unknown)} (config overrides are --config.KEY=VALUE)")
   args.overrides = rest
+  script_config(args)  # a mistake in --config or an override: one line now, before the script makes a folder
   return args
+
+
+def output_dir(args: argparse.Namespace, name: str) -> Path:
+  """Where a script writes: `--resume=FOLDER` (an earlier results folder of script `name`), else a new
+  `results_dir(--results, name)`. Its runs' work dirs sit at fixed places inside, so a resumed script
+  reads back the runs that finished and resumes the one that was interrupted."""
+  if not args.resume:
+    return results_dir(args.results, name)
+  out = Path(args.resume).expanduser()
+  if not out.is_dir():
+    raise UserError(f"--resume={args.resume} is not a folder: give a results folder of an earlier run")
+  if out.resolve().parent.name != name:
+    raise UserError(f"--resume={args.resume} is not a results folder of this script: give one like"
+                    f" RESULTS/{name}/<time>")
+  return out
 
 
 def script_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
@@ -102,9 +123,17 @@ def script_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   return load_config(args.config, "tiny" if args.tiny else None, args.overrides)
 
 
+def config_spec(args: argparse.Namespace) -> str:
+  """The `--config=` value of main's command line for a script's config: `path[:arg]`, `tiny` joined as
+  `load_config` joins it (`configs/demo.py:tiny`, `configs/celeba_log2.py:pixel,tiny`)."""
+  path, _, arg = args.config.partition(":")
+  arg = ",".join(a for a in (arg, "tiny" if args.tiny else "") if a)
+  return f"{path}:{arg}" if arg else path
+
+
 def config_label(args: argparse.Namespace) -> str:
   """How a results file names the config it ran: file, argument and overrides."""
-  return " ".join([f"{args.config}{':tiny' if args.tiny else ''}", *args.overrides])
+  return " ".join([config_spec(args), *args.overrides])
 
 
 def script_main(main: Callable[[list[str]], Any], argv: list[str]) -> None:
