@@ -101,9 +101,24 @@ def _photos() -> tuple[Image.Image, ...]:
   return tuple(Image.fromarray(np.ascontiguousarray(a[..., :3], dtype=np.uint8)) for a in arrays)
 
 
-def random_crop(rng: np.random.Generator, size: int) -> np.ndarray:
-  """One (size, size, 3) uint8 crop at a random photo, scale, sub-pixel offset and flip."""
-  photos = _photos()
+@functools.lru_cache(maxsize=2)
+def _region_photos(region: str) -> tuple[Image.Image, ...]:
+  """The left or right half of every bundled photo: disjoint regions (`trained.py` says who uses which)."""
+  if region not in ("left", "right"):
+    raise ValueError(f"unknown photo region {region!r}: use 'left' or 'right'")
+  halves = []
+  for img in _photos():
+    w, h = img.size
+    halves.append(img.crop((0, 0, w // 2, h) if region == "left" else (w - w // 2, 0, w, h)))
+  return tuple(halves)
+
+
+def random_crop(rng: np.random.Generator, size: int, region: str | None = None) -> np.ndarray:
+  """One (size, size, 3) uint8 crop at a random photo, scale, sub-pixel offset and flip.
+
+  `region` 'left' / 'right' crops from that half of every photo only (None: the whole photos).
+  """
+  photos = _photos() if region is None else _region_photos(region)
   for _ in range(20):
     img = photos[rng.integers(len(photos))]
     w, h = img.size
