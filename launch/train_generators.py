@@ -55,7 +55,7 @@ def train_one(name: str, out_dir: Path, pool: np.ndarray, options: trained_train
   else:
     encoder = None
     if f.upsample == "filtered":  # the anti-aliased decoder learns on ae_decoder's frozen encoder
-      encoder = trained.load_params(trained.build("ae_decoder"), trained.weights_path("ae_decoder", out_dir))
+      encoder = trained.load_model("ae_decoder", trained.weights_path("ae_decoder", out_dir))
     model, history = trained_training.train_autoencoder(name, pool, options, encoder_from=encoder, report=report)
   seconds = time.perf_counter() - start
   path = trained.weights_path(name, out_dir)

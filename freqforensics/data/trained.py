@@ -282,13 +282,15 @@ def build(name: str, seed: int = 0) -> nnx.Module:
 
 # --- weights ------------------------------------------------------------------------------------
 
+def _key(path: tuple) -> str:
+  """'a/0/kernel' for a pytree path into a pure-dict state (the npz key)."""
+  return "/".join(str(getattr(p, "key", p)) for p in path)
+
+
 def flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
   """The model's parameters as {'a/b/kernel': float32 array}, the npz layout."""
-  flat = {}
-  for path, value in nnx.to_flat_state(nnx.state(model, nnx.Param)):
-    flat["/".join(str(p) for p in path)] = np.asarray(value.get_value() if hasattr(value, "get_value") else value,
-                                                      np.float32)
-  return flat
+  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))[0]
+  return {_key(path): np.asarray(leaf, np.float32) for path, leaf in leaves}
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
@@ -307,6 +309,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
 
 
 def weights_path(name: str, weights_dir: Path | None = None) -> Path:
+  """The npz of family `name` in `weights_dir` (default: the committed ones, `WEIGHTS_DIR`)."""
   return Path(weights_dir or WEIGHTS_DIR) / f"{family(name).name}.npz"
 
 
@@ -324,28 +327,26 @@ def card(name: str, weights_dir: Path | None = None) -> dict:
   return json.loads(weights_path(name, weights_dir).with_suffix(".json").read_text())
 
 
-def load_params(model: nnx.Module, path: Path) -> nnx.Module:
-  """`model` with its parameters replaced by the npz at `path` (same names and shapes, or a UserError)."""
+def load_model(name: str, path: Path) -> nnx.Module:
+  """The network of family `name` with the weights of the npz at `path` (same names and shapes, or a UserError).
+
+  Built abstractly (`nnx.eval_shape`): no random initialisation runs, which on a CPU costs seconds of
+  small compilations.
+  """
   with np.load(path, allow_pickle=False) as npz:
     stored = {k: npz[k] for k in npz.files}
-  state = nnx.state(model, nnx.Param)
-  flat = nnx.to_flat_state(state)
-  names = {"/".join(str(p) for p in path_): path_ for path_, _ in flat}
-  if set(names) != set(stored):
-    raise UserError(f"{path} does not hold the weights of this architecture (missing "
-                    f"{sorted(set(names) - set(stored))[:2]}, extra {sorted(set(stored) - set(names))[:2]}): "
-                    "retrain with python launch/train_generators.py")
-  for key, p in names.items():
-    target = state
-    for part in p[:-1]:
-      target = target[part]
-    var = target[p[-1]]
-    if tuple(var.value.shape) != stored[key].shape:
-      raise UserError(f"{path}: {key} has shape {stored[key].shape}, the architecture wants {var.value.shape}: "
-                      "retrain with python launch/train_generators.py")
-    var.value = jnp.asarray(stored[key])
-  nnx.update(model, state)
-  return model
+  graphdef, state = nnx.split(nnx.eval_shape(lambda: build(name)))
+  shapes = nnx.to_pure_dict(state)
+  wanted = {_key(p): tuple(leaf.shape) for p, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]}
+  if set(wanted) != set(stored):
+    raise UserError(f"{path} does not hold the weights of {name} (missing {sorted(set(wanted) - set(stored))[:2]}, "
+                    f"extra {sorted(set(stored) - set(wanted))[:2]}): retrain with python launch/train_generators.py")
+  bad = [k for k, shape in wanted.items() if stored[k].shape != shape]
+  if bad:
+    raise UserError(f"{path}: {bad[0]} has shape {stored[bad[0]].shape}, {name} wants {wanted[bad[0]]}: retrain with "
+                    "python launch/train_generators.py")
+  nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(lambda p, _: jnp.asarray(stored[_key(p)]), shapes))
+  return nnx.merge(graphdef, state)
 
 
 @functools.cache
@@ -358,8 +359,7 @@ def _sampler(name: str, weights_dir: Path | None) -> tuple[Callable[[np.ndarray]
   if stored.get("architecture") != architecture(name):
     raise UserError(f"{path.with_suffix('.json')} describes another architecture than this code builds: retrain "
                     f"with python launch/train_generators.py --families={name}")
-  model = load_params(build(name), path)
-  graphdef, state = nnx.split(model)  # Functional form: plain jax.jit, no nnx.jit overhead.
+  graphdef, state = nnx.split(load_model(name, path))  # Functional form: plain jax.jit, no nnx.jit overhead.
 
   @jax.jit
   def forward(state, x):
@@ -384,9 +384,9 @@ def latents(rngs: Sequence[np.random.Generator]) -> np.ndarray:
 
 def sample(name: str, inputs: np.ndarray, *, batch: int = 256, weights_dir: Path | None = None) -> np.ndarray:
   """Images (N, 64, 64, 3) uint8 of family `name` from its weights: GAN latents (N, Z_DIM), or for an
-  autoencoder uint8 crops (N, 64, 64, 3) that it reconstructs. Batches are padded to `batch` (one compile)."""
+  autoencoder uint8 crops (N, 64, 64, 3) that it reconstructs. Inputs go through in batches of `batch`,
+  the last one zero-padded, so each batch size compiles once; an image does not depend on its batch."""
   run, _ = _sampler(name, weights_dir)
-  batch = max(1, min(batch, len(inputs)))
   out = []
   for start in range(0, len(inputs), batch):
     part = inputs[start:start + batch]

@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -147,15 +148,16 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 # --- training loops -----------------------------------------------------------------------------
 
-def train_gan(name: str, pool: np.ndarray, options: Options,
-              report: Callable[[int, dict], None] | None = None) -> tuple[nnx.Module, dict]:
-  """Trains GAN family `name` on `pool` (uint8 real crops); returns the EMA generator and the history."""
-  o = options
-  gen = trained.build(name, seed=o.seed)
-  g_def, g_params = nnx.split(gen)
-  d_def, d_params, d_stats = nnx.split(Discriminator(rngs=nnx.Rngs(o.seed + 1)), nnx.Param, nnx.BatchStat)
+@functools.cache
+def _gan_step(name: str, o: Options) -> tuple[Any, Any, optax.GradientTransformation, optax.GradientTransformation,
+                                              Callable]:
+  """Graphdefs, optimisers and the jitted step (discriminator, then generator, then EMA) of GAN family `name`.
+
+  Cached on the settings the step depends on, so runs that differ in seed or length compile once.
+  """
+  g_def = nnx.split(trained.build(name))[0]
+  d_def = nnx.split(Discriminator(rngs=nnx.Rngs(0)), nnx.Param, nnx.BatchStat)[0]
   tx_g, tx_d = _adam(o.lr_g, o), _adam(o.lr_d, o)
-  state = (g_params, d_params, d_stats, tx_g.init(g_params), tx_d.init(d_params), jax.tree.map(jnp.copy, g_params))
 
   def generate(params, z):
     return nnx.merge(g_def, params)(z)
@@ -166,7 +168,6 @@ def train_gan(name: str, pool: np.ndarray, options: Options,
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state, real, z_d, z_g):
     g_params, d_params, d_stats, g_opt, d_opt, ema = state
-
     d = nnx.merge(d_def, d_params, d_stats)
     d.refresh()
     d_stats = nnx.state(d, nnx.BatchStat)
@@ -182,8 +183,7 @@ def train_gan(name: str, pool: np.ndarray, options: Options,
     d_params = optax.apply_updates(d_params, updates)
 
     def g_loss(g_params):
-      logits = discriminate(d_params, d_stats, generate(g_params, z_g))
-      return jax.nn.softplus(-logits).mean()
+      return jax.nn.softplus(-discriminate(d_params, d_stats, generate(g_params, z_g))).mean()
 
     lg, grads = jax.value_and_grad(g_loss)(g_params)
     updates, g_opt = tx_g.update(grads, g_opt, g_params)
@@ -192,13 +192,28 @@ def train_gan(name: str, pool: np.ndarray, options: Options,
     metrics = {"d_loss": ld, "g_loss": lg, "d_real": jax.nn.sigmoid(lr).mean(), "d_fake": jax.nn.sigmoid(lf).mean()}
     return (g_params, d_params, d_stats, g_opt, d_opt, ema), metrics
 
+  return g_def, d_def, tx_g, tx_d, step
+
+
+def train_gan(name: str, pool: np.ndarray, options: Options,
+              report: Callable[[int, dict], None] | None = None) -> tuple[nnx.Module, dict]:
+  """Trains GAN family `name` on `pool` (uint8 real crops); returns the EMA generator and the history."""
+  o = options
+  if o.batch_size % MBSTD_GROUP:
+    raise ValueError(f"batch_size {o.batch_size} must be a multiple of {MBSTD_GROUP} (minibatch-std groups)")
+  g_def, _, tx_g, tx_d, step = _gan_step(name, dataclasses.replace(o, steps=0, seed=0, log_every=1))
+  g_params = nnx.split(trained.build(name, seed=o.seed))[1]
+  _, d_params, d_stats = nnx.split(Discriminator(rngs=nnx.Rngs(o.seed + 1)), nnx.Param, nnx.BatchStat)
+  state = (g_params, d_params, d_stats, tx_g.init(g_params), tx_d.init(d_params), jax.tree.map(jnp.copy, g_params))
   rng = np.random.default_rng([o.seed, 1])
-  history = _loop(o, report, lambda s, i: step(s, _to_float(pool[rng.integers(len(pool), size=o.batch_size)]),
-                                               rng.standard_normal((o.batch_size, trained.Z_DIM)).astype(np.float32),
-                                               rng.standard_normal((o.batch_size, trained.Z_DIM)).astype(np.float32)),
-                  state)
-  state = history.pop("_state")
-  return nnx.merge(g_def, state[5]), history
+
+  def run_step(state, _):
+    real = _to_float(pool[rng.integers(len(pool), size=o.batch_size)])
+    z_d, z_g = (rng.standard_normal((o.batch_size, trained.Z_DIM)).astype(np.float32) for _ in range(2))
+    return step(state, real, z_d, z_g)
+
+  history = _loop(o, report, run_step, state)
+  return nnx.merge(g_def, history.pop("_state")[5]), history
 
 
 def train_autoencoder(name: str, pool: np.ndarray, options: Options, encoder_from: nnx.Module | None = None,
@@ -208,7 +223,8 @@ def train_autoencoder(name: str, pool: np.ndarray, options: Options, encoder_fro
   o = options
   model = trained.build(name, seed=o.seed)
   if encoder_from is not None:
-    nnx.update(model.encoder, nnx.state(encoder_from.encoder))
+    # Copies: the step donates its state, which must not delete the caller's encoder.
+    nnx.update(model.encoder, jax.tree.map(jnp.copy, nnx.state(encoder_from.encoder)))
   graphdef, enc, dec = nnx.split(model, nnx.PathContains("encoder"), ...)
   train_encoder = encoder_from is None
   params = (enc, dec) if train_encoder else dec
@@ -236,8 +252,8 @@ def train_autoencoder(name: str, pool: np.ndarray, options: Options, encoder_fro
   history = _loop(o, report, lambda s, i: step(s, _to_float(pool[rng.integers(len(pool), size=o.batch_size)]),
                                                jax.random.fold_in(key, i)),
                   (params, tx.init(params), None if train_encoder else enc))
-  params = history.pop("_state")[0]
-  return nnx.merge(graphdef, *(params if train_encoder else (enc, params))), history
+  params, _, fixed = history.pop("_state")  # the donated state: `enc` itself is gone, `fixed` holds its values
+  return nnx.merge(graphdef, *(params if train_encoder else (fixed, params))), history
 
 
 def _loop(o: Options, report: Callable[[int, dict], None] | None, run_step: Callable, state) -> dict:
