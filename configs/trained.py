@@ -15,6 +15,11 @@ transposed-conv, nearest, bilinear and sub-pixel upsampling, and a latent-diffus
 whose decoder upsamples by nearest + conv or by a filtered (anti-aliased) upsampling; their class is the
 reconstruction of fresh real crops. 1000 images per class at 64x64 (7 classes), split 70/10/20 per
 class; crops from the photos' half that generator training never saw.
+Measured on 2 CPU cores (shared; times are noisy): test accuracy 0.995 for dct_log and 0.723 for pixel
+(chance 0.14; pixels confuse the real class with the two decoders: per class 0.425 / 0.53 / 0.375);
+cnn 0.996 / 0.888. About 110 s the first time (most of it generating and preparing the 7,000 images), 19 s
+with the data cached; cnn 112 s (dct_log) and 173 s (pixel). Per family and JPEG-compressed:
+docs/trained_generators.md.
 Tiny (60 images per class, generated at 64x64 and resized to 32x32, 3 epochs): 18 s the first time,
 test accuracy 0.88 on 84 images.
 """

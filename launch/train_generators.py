@@ -1,7 +1,7 @@
 r"""Trains the benchmark's generator families on CPU and writes their weights and cards.
 
   python launch/train_generators.py [--families=gan_transposed,gan_nearest,...] \
-      [--out_dir=freqforensics/data/weights] [--gan_steps=2400] [--ae_steps=1000] [--seed=0] [--pool=4096]
+      [--out_dir=freqforensics/data/weights] [--gan_steps=2400] [--ae_steps=1000] [--seed=-1] [--pool=4096]
 
 Families and what each differs in: `freqforensics/data/trained.py`; losses and optimisers:
 `freqforensics/data/trained_training.py`. Real crops come from the training half of every bundled
@@ -10,7 +10,8 @@ and `<family>.json`, the card: architecture, seed, steps, options, wall time, lo
 mode-collapse figures (mean and closest pairwise distance, per-image standard deviation) of 256
 samples drawn from the written weights, beside the same figures of 256 real crops. `ae_decoder_aa`
 reuses the encoder of `ae_decoder` (trained first, or read from `--out_dir`).
-Deterministic for a seed on one machine; on another CPU float rounding may differ, which is why the
+The default seeds (`SEEDS`) are those of the committed weights, so the default command retrains them;
+`--seed=N` uses N for every family. Deterministic for a seed on one machine; on another CPU float rounding may differ, which is why the
 weights are committed rather than retrained. Measured wall times: the cards and
 docs/trained_generators.md.
 """
@@ -34,6 +35,9 @@ sys.path.insert(0, str(ROOT))
 from freqforensics.data import trained, trained_training  # noqa: E402
 
 DIVERSITY_SAMPLES = 256
+# Seed per family (training pool, initialisation, batches) of the committed weights. gan_transposed: seed 0
+# gave samples whose mean pairwise distance was 0.74 of the real crops' (the others 0.85-0.96); seed 1 gave 0.85.
+SEEDS = {"gan_transposed": 1}
 
 
 def _sample_inputs(name: str, seed: int) -> np.ndarray:
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--out_dir", default=str(trained.WEIGHTS_DIR))
   parser.add_argument("--gan_steps", type=int, default=2400)
   parser.add_argument("--ae_steps", type=int, default=1000)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, default=-1, help="one seed for every family; -1 = SEEDS (else 0)")
   parser.add_argument("--pool", type=int, default=4096, help="real training crops (64x64) drawn once")
   parser.add_argument("--batch_size", type=int, default=trained_training.Options.batch_size)
   parser.add_argument("--lr_g", type=float, default=trained_training.Options.lr_g)
@@ -109,15 +113,19 @@ def main(argv: list[str] | None = None) -> int:
   out = Path(args.out_dir)
   out.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
-  pool = trained_training.real_pool(args.pool, seed=args.seed)
-  print(f"{len(pool)} real training crops in {time.perf_counter() - start:.0f} s", flush=True)
+  pools: dict[int, np.ndarray] = {}
   cards = []
   for name in names:
+    seed = args.seed if args.seed >= 0 else SEEDS.get(name, 0)
+    if seed not in pools:
+      pools[seed] = trained_training.real_pool(args.pool, seed=seed)
+      print(f"{args.pool} real training crops (seed {seed}) after {time.perf_counter() - start:.0f} s", flush=True)
+    pool = pools[seed]
     if trained.family(name).kind == "gan":
-      options = trained_training.Options(steps=args.gan_steps, seed=args.seed, batch_size=args.batch_size,
+      options = trained_training.Options(steps=args.gan_steps, seed=seed, batch_size=args.batch_size,
                                          lr_g=args.lr_g, lr_d=args.lr_d, ema=args.ema)
     else:
-      options = trained_training.Options(steps=args.ae_steps, seed=args.seed, batch_size=args.batch_size,
+      options = trained_training.Options(steps=args.ae_steps, seed=seed, batch_size=args.batch_size,
                                          lr_g=args.ae_lr, lr_d=0.0, b1=0.9, b2=0.999, ema=0.0)
     options = dataclasses.replace(options, log_every=max(1, min(100, options.steps // 10)))
     cards.append(train_one(name, out, pool, options, argv))
