@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic.lowpass = 0.0  # > 0: generated images are blurred (Gaussian, this sigma) before saving
   c.data.synthetic.fingerprint = 1.0  # > 0: scales the generators' kernel perturbation and texture noise (0.5 = weaker)
   c.data.synthetic.jpeg_quality = 0  # 1..100: every image of every class JPEG round-tripped at it before saving; 0 = off
+  c.data.synthetic.generators = ("B_nearest", "C_bilinear", "D_transposed")  # fakes: simulated and/or trained.FAMILIES
   c.data.synthetic.layout = "benchmark"  # benchmark | celeba | lsun | ffhq (a paper data set's stand-in, standins.py)
 
   c.model = ml_collections.ConfigDict()

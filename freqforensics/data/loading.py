@@ -49,8 +49,13 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
     # existed stay the ones the default config finds.
     options = {"lowpass": s.lowpass, "fingerprint": s.fingerprint, "jpeg_quality": s.jpeg_quality}
     synthetic.check_options(**options)
-    suffix = synthetic.variant_suffix(**options)
+    # `--config.data.synthetic.generators=gan_nearest,ae_decoder` arrives as one string: split it.
+    generators = tuple(g for item in s.generators for g in str(item).split(",") if g)
+    suffix = synthetic.variant_suffix(**options) + synthetic.generators_suffix(generators)
     if s.layout != "benchmark":
+      if generators != synthetic.GENERATORS:
+        raise UserError(f"data.synthetic.generators applies to the benchmark layout, not to the {s.layout} stand-in "
+                        "(its classes are fixed): drop --config.data.synthetic.generators or set layout=benchmark")
       from freqforensics.data import standins  # pylint: disable=g-import-not-at-top
 
       out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
@@ -58,7 +63,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
                             progress=progress, **options)
     out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
     report = synthetic.generate(out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
-                                progress=progress, **options)
+                                progress=progress, generators=generators, **options)
     if not report.reused:
       for name, psnr in report.psnr_db.items():
         log.info("synthetic class %s: mean PSNR %.2f dB against its source crop", name, psnr)

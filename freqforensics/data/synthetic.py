@@ -15,6 +15,15 @@ stay those of the crop while each upsampler leaves its own fingerprint in the sp
 the class-folder layout users bring (`out_dir/<class>/00000.png`, sorted folder names give the labels)
 plus `out_dir/synthetic.json`, written last as the completion marker.
 
+Trained generator families (`generators`, e.g. `("gan_transposed", "gan_nearest", "ae_decoder")`,
+`trained.py`): networks whose weights were learned (`launch/train_generators.py`) and are committed.
+Their class folders keep the letter prefix, by position (`B_gan_transposed`, `C_gan_nearest`, ...), so
+the real class sorts first; GANs draw their images from noise, autoencoders reconstruct fresh real
+crops. A benchmark with a trained family takes every crop (real class, autoencoder and simulated
+sources) from the photos' half that generator training never saw (`trained.BENCH_REGION`), needs
+`image_size` 64, and records each family and its weights' sha256 in `synthetic.json` (`families`,
+and `weights_sha256` among the parameters that must match for a cached benchmark to be reused).
+
 Harder variants (`configs/hard.py`): `fingerprint` scales the kernel perturbation and the texture
 noise (0.5 = half as strong). That perturbation is what tells generators of one upsampling family
 apart (D's transposed conv starts from the bilinear kernel: without it D is C); the missing high
@@ -25,13 +34,14 @@ byte-identical to a benchmark written before the options existed, and `synthetic
 same parameters.
 
   python -m freqforensics.tools.benchmark --out_dir=/tmp/synth --num_per_class=1000 \
-      [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0]
+      [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0] [--generators=gan_nearest,ae_decoder]
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import pathlib
@@ -47,7 +57,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from freqforensics import outputs
-from freqforensics.data import distortions
+from freqforensics.data import distortions, trained
 from freqforensics.errors import UserError
 
 FORMAT_VERSION = 1
@@ -100,9 +110,24 @@ def _photos() -> tuple[Image.Image, ...]:
   return tuple(Image.fromarray(np.ascontiguousarray(a[..., :3], dtype=np.uint8)) for a in arrays)
 
 
-def random_crop(rng: np.random.Generator, size: int) -> np.ndarray:
-  """One (size, size, 3) uint8 crop at a random photo, scale, sub-pixel offset and flip."""
-  photos = _photos()
+@functools.lru_cache(maxsize=2)
+def _region_photos(region: str) -> tuple[Image.Image, ...]:
+  """The left or right half of every bundled photo: disjoint regions (`trained.py` says who uses which)."""
+  if region not in ("left", "right"):
+    raise ValueError(f"unknown photo region {region!r}: use 'left' or 'right'")
+  halves = []
+  for img in _photos():
+    w, h = img.size
+    halves.append(img.crop((0, 0, w // 2, h) if region == "left" else (w - w // 2, 0, w, h)))
+  return tuple(halves)
+
+
+def random_crop(rng: np.random.Generator, size: int, region: str | None = None) -> np.ndarray:
+  """One (size, size, 3) uint8 crop at a random photo, scale, sub-pixel offset and flip.
+
+  `region` 'left' / 'right' crops from that half of every photo only (None: the whole photos).
+  """
+  photos = _photos() if region is None else _region_photos(region)
   for _ in range(20):
     img = photos[rng.integers(len(photos))]
     w, h = img.size
@@ -199,6 +224,33 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
 
 
+def class_folders(generators: tuple[str, ...]) -> tuple[str, ...]:
+  """The fake classes' folder names: a simulated generator's own name, a trained family's with the letter of
+  its position (`B_` for the first), so `A_real` sorts first. Raises `UserError` for unknown or repeated names."""
+  unknown = [g for g in generators if g not in GENERATOR_SPECS and g not in trained.FAMILIES]
+  if unknown:
+    raise UserError(f"unknown synthetic generators {unknown}: use simulated {', '.join(GENERATOR_SPECS)} or trained "
+                    f"{', '.join(trained.FAMILIES)} in --config.data.synthetic.generators (or --generators)")
+  if len(set(generators)) != len(generators) or not generators:
+    raise UserError(f"synthetic generators {list(generators)}: name each generator once, at least one, in "
+                    "--config.data.synthetic.generators (or --generators)")
+  folders = tuple(g if g in GENERATOR_SPECS else f"{chr(ord('B') + i)}_{g}" for i, g in enumerate(generators))
+  if len(set(folders)) != len(folders):
+    raise UserError(f"synthetic generators {list(generators)} give the same class folder twice ({list(folders)}): "
+                    "reorder them in --config.data.synthetic.generators")
+  return folders
+
+
+def generators_suffix(generators: tuple[str, ...]) -> str:
+  """The cache-folder suffix of a non-default generator list ('' for the default): a hash of the names and of
+  the trained families' weight checksums, so new weights never reuse images of old ones."""
+  if tuple(generators) == GENERATORS:
+    return ""
+  class_folders(generators)
+  key = [[g, trained.weights_sha256(g) if g in trained.FAMILIES else ""] for g in generators]
+  return "-g" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
+
+
 def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...], lowpass: float,
             fingerprint: float = 1.0, jpeg_quality: int = 0) -> dict:
   params = {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
@@ -291,10 +343,15 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   output (after `lowpass`, before JPEG) against its source crop.
   """
   check_options(fingerprint=fingerprint, jpeg_quality=jpeg_quality, lowpass=lowpass)
-  unknown = [g for g in generators if g not in GENERATOR_SPECS]
-  if unknown:
-    raise UserError(f"unknown synthetic generators {unknown}: use {', '.join(GENERATOR_SPECS)}")
-  classes = (REAL_CLASS,) + tuple(generators)
+  generators = tuple(generators)
+  folders = class_folders(generators)
+  classes = (REAL_CLASS,) + folders
+  uses_trained = any(g in trained.FAMILIES for g in generators)
+  if uses_trained and image_size != trained.IMAGE_SIZE:
+    raise UserError(f"trained generator families make {trained.IMAGE_SIZE}x{trained.IMAGE_SIZE} images, image_size is "
+                    f"{image_size}: set --config.data.synthetic.image_size={trained.IMAGE_SIZE} (data.image_size "
+                    "resizes them for the model)")
+  region = trained.BENCH_REGION if uses_trained else None  # crops from the half generator training never saw
   if num_per_class < 1:
     raise UserError(f"num_per_class must be >= 1, got {num_per_class}.")
   if image_size < 8 or image_size % 2:
@@ -303,6 +360,14 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   if out.exists() and not out.is_dir():
     raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
   params = _params(num_per_class, image_size, seed, classes, lowpass, fingerprint, int(jpeg_quality))
+  families = {}
+  if uses_trained:  # only then: the default benchmark's metadata stays as it was
+    params["crop_region"] = region
+    params["weights_sha256"] = {c: trained.weights_sha256(g) for c, g in zip(folders, generators)
+                                if g in trained.FAMILIES}
+    families = {c: ({"family": g, "kind": trained.FAMILIES[g].kind, "weights": trained.weights_path(g).name,
+                     "sha256": params["weights_sha256"][c]} if g in trained.FAMILIES else
+                    {"family": g, "kind": "simulated"}) for c, g in zip(folders, generators)}
   out.mkdir(parents=True, exist_ok=True)
   meta = _prepare_dir(out, params, overwrite)
   if meta is not None:
@@ -313,7 +378,9 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
     (out / cls).mkdir()
   width = max(5, len(str(num_per_class - 1)))
   batch = min(_BATCH, num_per_class)
-  psnr_sum = {g: 0.0 for g in generators}
+  source_of = dict(zip(folders, generators))
+  with_sources = [c for c, g in source_of.items() if g not in trained.FAMILIES or trained.FAMILIES[g].kind == "ae"]
+  psnr_sum = {c: 0.0 for c in with_sources}
   bar = tqdm(total=num_per_class * len(classes), desc="synthetic", unit="img", disable=not progress)
   for start in range(0, num_per_class, batch):
     idx = range(start, min(start + batch, num_per_class))
@@ -321,17 +388,27 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
       # One RNG per (seed, class, image): crops do not depend on batching, and the source crops of
       # the fakes are other crops than the real ones (other streams), from the same distribution.
       rngs = [np.random.default_rng([seed, k, i]) for i in idx]
-      crops = np.stack([random_crop(r, image_size) for r in rngs])
-      if cls == REAL_CLASS:
-        images = crops
+      gen = source_of.get(cls)
+      if gen in trained.FAMILIES and trained.FAMILIES[gen].kind == "gan":
+        crops = None  # a GAN draws its images from noise: no source crop
+        images = trained.sample(gen, trained.latents(rngs), batch=batch)
       else:
-        half = image_size // 2
-        noise = np.stack([r.normal(0, fingerprint * _TEXTURE_STD, (half, half, 3)) for r in rngs])
-        images = _generator_fn(cls, fingerprint)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
-        images = images[:len(idx)]
+        crops = np.stack([random_crop(r, image_size, region=region) for r in rngs])
+        if cls == REAL_CLASS:
+          images = crops
+        elif gen in trained.FAMILIES:
+          images = trained.sample(gen, crops, batch=batch)  # an autoencoder's reconstruction
+        else:
+          half = image_size // 2
+          noise = np.stack([r.normal(0, fingerprint * _TEXTURE_STD, (half, half, 3)) for r in rngs])
+          images = _generator_fn(cls, fingerprint)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
+          images = images[:len(idx)]
+      if cls != REAL_CLASS:
         if lowpass:
-          images = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass))) for im in images])
-        psnr_sum[cls] += float(_psnr(images, crops).sum())
+          images = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass)))
+                             for im in images])
+        if crops is not None:
+          psnr_sum[cls] += float(_psnr(images, crops).sum())
       if jpeg_quality:
         images = np.stack([distortions.jpeg(im, int(jpeg_quality)) for im in images])
       for i, img in zip(idx, images):
@@ -339,7 +416,7 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
       bar.update(len(idx))
   bar.close()
 
-  psnr = {g: round(psnr_sum[g] / num_per_class, 4) for g in generators}
-  meta = dict(params, generators=list(generators), psnr_db=psnr)
+  psnr = {c: round(psnr_sum[c] / num_per_class, 4) for c in with_sources}
+  meta = dict(params, generators=list(generators), psnr_db=psnr, **({"families": families} if families else {}))
   outputs.write_json(out / MARKER, meta)  # atomic: the marker exists only once every image is written
   return SyntheticReport(out, num_per_class, image_size, seed, classes, psnr, reused=False)

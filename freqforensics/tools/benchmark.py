@@ -1,7 +1,8 @@
 r"""Write the synthetic benchmark (real photo crops and simulated GAN upsamplers) as class folders.
 
   python -m freqforensics.tools.benchmark --out_dir=/tmp/synth [--num_per_class=1000] [--image_size=64] \
-      [--seed=0] [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0] [--overwrite]
+      [--seed=0] [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0] [--generators=gan_nearest,ae_decoder] \
+      [--overwrite]
 
 Deterministic for a seed, no downloads; an out_dir holding the same benchmark is reused, one of other
 parameters is refused unless `--overwrite`. Training configs generate it by themselves
@@ -30,6 +31,10 @@ def _define_flags() -> None:
   _F["jpeg_quality"] = flags.DEFINE_integer(
       "jpeg_quality", 0, "JPEG round trip of every image at this quality (1..100) before saving; 0 = off.")
   _F["lowpass"] = flags.DEFINE_float("lowpass", 0.0, "Gaussian blur sigma (pixels) of the generated images; 0 = off.")
+  _F["generators"] = flags.DEFINE_list(
+      "generators", None, "Fake classes: simulated upsamplers (B_nearest, C_bilinear, D_transposed, E_nearest) or trained"
+      " families (gan_transposed, gan_nearest, gan_bilinear, gan_subpixel, ae_decoder, ae_decoder_aa); default: the"
+      " three simulated ones.")
   _F["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a benchmark of other parameters in --out_dir.")
   _F["progress"] = flags.DEFINE_bool("progress", True, "Progress bar on stderr.")
 
@@ -44,6 +49,7 @@ def main(argv: Sequence[str]) -> None:
   v = {k: f.value for k, f in _F.items()}
   report = synthetic.generate(v["out_dir"], num_per_class=v["num_per_class"], image_size=v["image_size"],
                               seed=v["seed"], overwrite=v["overwrite"], progress=v["progress"],
+                              generators=tuple(v["generators"] or synthetic.GENERATORS),
                               fingerprint=v["fingerprint"], jpeg_quality=v["jpeg_quality"], lowpass=v["lowpass"])
   options = synthetic.variant_suffix(lowpass=v["lowpass"], fingerprint=v["fingerprint"], jpeg_quality=v["jpeg_quality"])
   print(f"{report.out_dir} ({'reused' if report.reused else 'written'}): {report.num_per_class} images/class, "
