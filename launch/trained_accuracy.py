@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--binary", type=int, default=1, help="1 = also real vs each fake class; 0 = multi-class only")
   parser.add_argument("--control", type=int, default=0, help="1 = also the photos' training half vs benchmark half")
   args = scripts.parse_args(parser, argv)
-  out = scripts.results_dir(args.results, "trained_accuracy")
+  out = scripts.output_dir(args, "trained_accuracy")
   models = [m for m in args.models.split(",") if m]
   from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 

@@ -1,6 +1,10 @@
-r"""Figures of the trained generator families: a sample grid beside real crops, and their mean log-DCT mean_spectra.
+r"""Figures of the trained generator families: a sample grid beside real crops, and their mean log-DCT spectra.
 
-  python launch/trained_figures.py [--config=configs/trained.py] [--out_dir=docs] [--columns=8] [--config.KEY=VALUE ...]
+  python launch/trained_figures.py [--config=configs/trained.py] [--results=runs/results] [--tiny] [--columns=8] \
+      [--config.KEY=VALUE ...]
+
+The figures go into a new folder `RESULTS/trained_figures/<time>/`; the README's and docs' copies
+(`docs/trained_samples.png`, `docs/trained_spectra.png`) are copied from there by hand.
 
 Uses the benchmark of the config (generated, or found in the data cache, as training finds it:
 `loading.source_dir`), then writes `trained_samples.png` (the first `--columns` images of each class,
@@ -10,7 +14,6 @@ real crops first) and `trained_spectra.png` (per class, the mean over all its im
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -76,26 +79,22 @@ def spectra_figure(bench: Path, classes: list[str], num: int, out: Path) -> None
   plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out_dir", default=str(ROOT / "docs"))
+def main(argv: list[str] | None = None) -> Path:
+  parser = scripts.script_parser(__doc__)
+  parser.set_defaults(config="configs/trained.py")
   parser.add_argument("--columns", type=int, default=8)
-  parser.add_argument("--config", default=str(ROOT / "configs" / "trained.py"), help="config file, path[:arg]")
-  args, overrides = parser.parse_known_args(argv)
-  unknown = [a for a in overrides if not a.startswith("--config.")]
-  if unknown:
-    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+  args = scripts.parse_args(parser, argv)
   start = time.perf_counter()
-  config = scripts.load_config(args.config, None, overrides)
+  config = scripts.script_config(args)
   bench = loading.source_dir(config)
   classes = sorted(p.name for p in bench.iterdir() if p.is_dir())
   print(f"benchmark {bench}: {len(classes)} classes ({time.perf_counter() - start:.0f} s)")
-  out = Path(args.out_dir)
-  out.mkdir(parents=True, exist_ok=True)
+  out = scripts.output_dir(args, "trained_figures")
   sample_grid(bench, classes, args.columns, out / "trained_samples.png")
   spectra_figure(bench, classes, config.data.synthetic.num_per_class, out / "trained_spectra.png")
   print(f"wrote {out / 'trained_samples.png'} and {out / 'trained_spectra.png'} in {time.perf_counter() - start:.0f} s")
-  return 0
+  return out
+
 
 if __name__ == "__main__":
-  sys.exit(main())
+  scripts.script_main(main, sys.argv[1:])
