@@ -26,8 +26,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   names = [p for p in parts if p in bconfig.NAMES] or ["knn"]
   unknown = [p for p in parts if p not in bconfig.NAMES and p != "tiny"]
   if len(names) != 1 or unknown:
-    raise ValueError(f"unknown config argument {arg!r}: configs/baselines.py takes one of"
-                     f" {', '.join(bconfig.NAMES)}, optionally with ',tiny'")
+    raise ValueError(
+      f"unknown config argument {arg!r}: configs/baselines.py takes one of"
+      f" {', '.join(bconfig.NAMES)}, optionally with ',tiny'"
+    )
   c = defaults.base_config()
   c.features = "pixel"  # the paper's classic baselines work on pixels; dct_log is one override away
   bconfig.add_fields(c, names[0])

@@ -59,8 +59,11 @@ def _unflatten_into(tree: dict, arrays: dict[str, np.ndarray], directory: Path, 
       if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key):
         out[k] = jax.random.wrap_key_data(arrays[key], impl=jax.random.key_impl(v))
       elif arrays[key].shape != tuple(v.shape) or not np.issubdtype(arrays[key].dtype, np.number):
-        raise _bad(directory, f"params.npz has {key} of shape {arrays[key].shape} ({arrays[key].dtype}), the model"
-                              f" described by bundle.json needs {tuple(v.shape)}")
+        raise _bad(
+          directory,
+          f"params.npz has {key} of shape {arrays[key].shape} ({arrays[key].dtype}), the model"
+          f" described by bundle.json needs {tuple(v.shape)}",
+        )
       else:
         out[k] = arrays[key].astype(v.dtype)
     else:
@@ -94,13 +97,19 @@ def save(directory: str | os.PathLike, model: nnx.Module, info: dict[str, Any], 
 
 
 def _bad(directory: Path, what: str) -> UserError:
-  return UserError(f"the model bundle {directory} is damaged or edited: {what}; use the bundle/ folder of a finished"
-                   " run as it was written (or train again)")
+  return UserError(
+    f"the model bundle {directory} is damaged or edited: {what}; use the bundle/ folder of a finished"
+    " run as it was written (or train again)"
+  )
 
 
 def _positive_ints(value: Any, n: int | None = None) -> bool:
-  return (isinstance(value, list) and (n is None or len(value) == n) and len(value) > 0
-          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+  return (
+    isinstance(value, list)
+    and (n is None or len(value) == n)
+    and len(value) > 0
+    and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+  )
 
 
 def validate(directory: Path, info: Any) -> dict[str, Any]:
@@ -110,8 +119,10 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
   if not isinstance(info, dict):
     raise _bad(directory, "bundle.json is not a JSON object")
   if info.get("format_version") != _FORMAT_VERSION:
-    raise UserError(f"{directory / 'bundle.json'} has bundle format {info.get('format_version')!r}, this version"
-                    f" reads {_FORMAT_VERSION}: retrain, or use the freqforensics version that wrote it")
+    raise UserError(
+      f"{directory / 'bundle.json'} has bundle format {info.get('format_version')!r}, this version"
+      f" reads {_FORMAT_VERSION}: retrain, or use the freqforensics version that wrote it"
+    )
   model = info.get("model")
   if model not in models.MODEL_NAMES:
     raise _bad(directory, f"model {model!r} is not one of {', '.join(models.MODEL_NAMES)}")
@@ -123,16 +134,22 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
   if len(set(labels)) != len(labels):
     raise _bad(directory, f"label_names {labels!r} repeats a name")
   if info.get("outputs") != models.num_outputs(len(labels)):
-    raise _bad(directory, f"{len(labels)} label names need {models.num_outputs(len(labels))} model outputs, but"
-                          f" outputs is {info.get('outputs')!r}")
+    raise _bad(
+      directory,
+      f"{len(labels)} label names need {models.num_outputs(len(labels))} model outputs, but"
+      f" outputs is {info.get('outputs')!r}",
+    )
   if not _positive_ints(info.get("input_shape"), 3) or info["input_shape"][-1] not in (1, 3):
     raise _bad(directory, f"input_shape {info.get('input_shape')!r} is not (H, W, 1 or 3)")
   if "feature_shape" in info and not _positive_ints(info["feature_shape"]):
     raise _bad(directory, f"feature_shape {info['feature_shape']!r} is not a list of positive integers")
   h, w, c = info["input_shape"]
   if info.get("image_size", h) != h or info.get("channels", c) != c or h != w:
-    raise _bad(directory, f"image_size {info.get('image_size')!r} / channels {info.get('channels')!r} do not match"
-                          f" input_shape {info['input_shape']}")
+    raise _bad(
+      directory,
+      f"image_size {info.get('image_size')!r} / channels {info.get('channels')!r} do not match"
+      f" input_shape {info['input_shape']}",
+    )
   features = info.get("features")
   try:
     spectral.parse_feature(str(features))
@@ -140,15 +157,19 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
   except (ValueError, TypeError) as e:
     raise _bad(directory, f"features {features!r}: {e}") from None
   if list(shape) != list(info.get("feature_shape", shape)):
-    raise _bad(directory, f"feature_shape {info['feature_shape']} is not the shape of {features} features of"
-                          f" {info['input_shape']} images ({list(shape)})")
+    raise _bad(
+      directory,
+      f"feature_shape {info['feature_shape']} is not the shape of {features} features of"
+      f" {info['input_shape']} images ({list(shape)})",
+    )
   if info.get("crop", "center") not in crops.CROPS:
     raise _bad(directory, f"crop rule {info.get('crop')!r} is not one of {', '.join(crops.CROPS)}")
   name = info.get("stats")
   if spectral.needs_stats(str(features)) and not name:
     raise _bad(directory, f"{features} features need feature statistics, but bundle.json names none")
-  if name is not None and (not isinstance(name, str) or Path(name).name != name or name.startswith(".")
-                           or not (directory / name).is_file()):
+  if name is not None and (
+    not isinstance(name, str) or Path(name).name != name or name.startswith(".") or not (directory / name).is_file()
+  ):
     raise _bad(directory, f"stats {name!r} must name a file inside the bundle folder (e.g. stats_dct_log.npz)")
   return info
 
@@ -167,8 +188,9 @@ def load(directory: str | os.PathLike) -> Bundle:
   info = validate(directory, outputs.read_json(path, "the description of a model bundle"))
   # Bundles from before `feature_shape` existed had image-shaped features only.
   feature_shape = tuple(info.get("feature_shape", info["input_shape"]))
-  model = models.create_model(info["model"], feature_shape, info["outputs"], l1=0.0, l2=0.0,
-                              variant=info.get("variant", "paper"))
+  model = models.create_model(
+    info["model"], feature_shape, info["outputs"], l1=0.0, l2=0.0, variant=info.get("variant", "paper")
+  )
   try:
     with np.load(directory / "params.npz", allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
@@ -188,6 +210,9 @@ def load(directory: str | os.PathLike) -> Bundle:
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
       raise _bad(directory, f"{info['stats']} cannot be used ({e})") from None
     if tuple(feature_stats.mean.shape) != feature_shape:
-      raise _bad(directory, f"{info['stats']} holds statistics of shape {tuple(feature_stats.mean.shape)}, the"
-                            f" features have {feature_shape}")
+      raise _bad(
+        directory,
+        f"{info['stats']} holds statistics of shape {tuple(feature_stats.mean.shape)}, the"
+        f" features have {feature_shape}",
+      )
   return Bundle(model=model, feature_stats=feature_stats, info=info)

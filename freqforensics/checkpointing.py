@@ -42,7 +42,8 @@ class Checkpointer:
     crash between the two leaves an extra checkpoint, which the next save deletes.
     """
     self._manager.save(
-        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)))
+      step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record))
+    )
     self._manager.wait_until_finished()
     keep = {int(s) for s in keep} | {step}
     for old in self._manager.all_steps():
@@ -52,7 +53,8 @@ class Checkpointer:
   def restore(self, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
     """Restores `step` into the structure (and shardings) of `target`; returns (state, record)."""
     restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()))
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore())
+    )
     return restored["state"], dict(restored["record"])
 
   def close(self) -> None:

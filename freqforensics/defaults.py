@@ -25,7 +25,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.feature_options = ml_collections.ConfigDict()
   c.feature_options.wavelet = "haar"  # wpt_log: an orthogonal PyWavelets wavelet (haar, db2, sym4, coif1, ...)
   c.feature_options.level = 3  # wpt_log: packet tree depth (4**level packets); image sides must divide by 2**level
-  c.feature_options.bins = 32  # azimuthal: radial bins of the 1-D power spectrum; up to data.image_size // 2 always fits
+  c.feature_options.bins = (
+    32  # azimuthal: radial bins of the 1-D power spectrum; up to data.image_size // 2 always fits
+  )
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)
@@ -47,7 +49,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic.seed = 0  # the benchmark's own seed (independent of training)
   c.data.synthetic.lowpass = 0.0  # > 0: generated images are blurred (Gaussian, this sigma) before saving
   c.data.synthetic.fingerprint = 1.0  # > 0: scales the generators' kernel perturbation and texture noise (0.5 = weaker)
-  c.data.synthetic.jpeg_quality = 0  # 1..100: every image of every class JPEG round-tripped at it before saving; 0 = off
+  c.data.synthetic.jpeg_quality = (
+    0  # 1..100: every image of every class JPEG round-tripped at it before saving; 0 = off
+  )
   c.data.synthetic.generators = ("B_nearest", "C_bilinear", "D_transposed")  # fakes: simulated and/or trained.FAMILIES
   c.data.synthetic.layout = "benchmark"  # benchmark | celeba | lsun | ffhq (a paper data set's stand-in, standins.py)
 
@@ -133,34 +137,34 @@ def shrink_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 # Allowed ranges of the numeric fields: (lowest, highest, integer?); None = unbounded. Checked by
 # `validate` before a run writes anything, so a mistyped number ends in one line naming the field.
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "seed": (0, None, True),
-    "num_devices": (0, None, True),
-    "num_processes": (0, None, True),
-    "process_id": (-1, None, True),
-    "feature_options.level": (1, 10, True),
-    "feature_options.bins": (1, None, True),
-    "data.image_size": (2, None, True),
-    "data.max_pixels": (1, None, True),
-    "data.channels": (1, 3, True),
-    "data.train_subset": (0, None, False),  # > 0, see the strict bounds below
-    "data.num_threads": (0, None, True),
-    "data.cache_gb": (0, None, False),
-    "data.synthetic.num_per_class": (1, None, True),
-    "data.synthetic.image_size": (8, None, True),
-    "data.synthetic.seed": (0, None, True),
-    "model.l1": (0, None, False),
-    "model.l2": (0, None, False),
-    "train.batch_size": (1, None, True),
-    "train.epochs": (1, None, True),
-    "train.learning_rate": (0, None, False),  # > 0
-    "train.warmup_epochs": (0, None, False),
-    "train.b1": (0, 1, False),  # [0, 1)
-    "train.b2": (0, 1, False),  # [0, 1)
-    "train.eps": (0, None, False),  # > 0
-    "train.patience": (0, None, True),
-    "train.min_delta": (0, None, False),
-    "train.checkpoint_every_steps": (0, None, True),
-    "eval.batch_size": (1, None, True),
+  "seed": (0, None, True),
+  "num_devices": (0, None, True),
+  "num_processes": (0, None, True),
+  "process_id": (-1, None, True),
+  "feature_options.level": (1, 10, True),
+  "feature_options.bins": (1, None, True),
+  "data.image_size": (2, None, True),
+  "data.max_pixels": (1, None, True),
+  "data.channels": (1, 3, True),
+  "data.train_subset": (0, None, False),  # > 0, see the strict bounds below
+  "data.num_threads": (0, None, True),
+  "data.cache_gb": (0, None, False),
+  "data.synthetic.num_per_class": (1, None, True),
+  "data.synthetic.image_size": (8, None, True),
+  "data.synthetic.seed": (0, None, True),
+  "model.l1": (0, None, False),
+  "model.l2": (0, None, False),
+  "train.batch_size": (1, None, True),
+  "train.epochs": (1, None, True),
+  "train.learning_rate": (0, None, False),  # > 0
+  "train.warmup_epochs": (0, None, False),
+  "train.b1": (0, 1, False),  # [0, 1)
+  "train.b2": (0, 1, False),  # [0, 1)
+  "train.eps": (0, None, False),  # > 0
+  "train.patience": (0, None, True),
+  "train.min_delta": (0, None, False),
+  "train.checkpoint_every_steps": (0, None, True),
+  "eval.batch_size": (1, None, True),
 }
 # Fields whose bound is strict (the value may not equal it).
 _STRICT_LOW = {"data.train_subset", "train.learning_rate", "train.eps"}
@@ -183,23 +187,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
     kind = "an integer" if integer else "a number"
     bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value))
     if not bad:
-      bad = ((low is not None and (value <= low if key in _STRICT_LOW else value < low))
-             or (high is not None and (value >= high if key in _STRICT_HIGH else value > high))
-             or value != value)  # NaN
+      bad = (
+        (low is not None and (value <= low if key in _STRICT_LOW else value < low))
+        or (high is not None and (value >= high if key in _STRICT_HIGH else value > high))
+        or value != value
+      )  # NaN
     if bad:
       parts = []
       if low is not None:
         parts.append(f"{'>' if key in _STRICT_LOW else '>='} {low:g}")
       if high is not None:
         parts.append(f"{'<' if key in _STRICT_HIGH else '<='} {high:g}")
-      raise UserError(f"{key}={value!r} is out of range: give {kind} {' and '.join(parts)}"
-                      f" (--config.{key}=...)")
+      raise UserError(f"{key}={value!r} is out of range: give {kind} {' and '.join(parts)} (--config.{key}=...)")
   if config.data.channels not in (1, 3):
     raise UserError(f"data.channels={config.data.channels!r}: give 3 (RGB) or 1 (grayscale)")
   split = tuple(config.data.split)
   if len(split) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 or s != s for s in split):
-    raise UserError(f"data.split={split!r}: give three non-negative numbers (train, val, test), e.g. (0.7, 0.1, 0.2)"
-                    " or (100000, 20000, 30000)")
+    raise UserError(
+      f"data.split={split!r}: give three non-negative numbers (train, val, test), e.g. (0.7, 0.1, 0.2)"
+      " or (100000, 20000, 30000)"
+    )
   if not split[0]:
     raise UserError(f"data.split={split!r} has no training part: give the first number > 0")
 
@@ -224,6 +231,8 @@ def feature_name(config: ml_collections.ConfigDict) -> str:
     named = ", ".join(f"--config.feature_options.{k}={o[k]}" for k in options)
     raise UserError(f"features={kind} with data.image_size={d.image_size}: {e} ({named})") from e
   if len(shape) != 3 and config.model.name in ("cnn", "resnet"):
-    raise UserError(f"model {config.model.name} needs image-shaped features, but features={kind} is a 1-D profile"
-                    f" of shape {shape}: use --config.model.name=log2 (or log, log1, log3, nn)")
+    raise UserError(
+      f"model {config.model.name} needs image-shaped features, but features={kind} is a 1-D profile"
+      f" of shape {shape}: use --config.model.name=log2 (or log, log1, log3, nn)"
+    )
   return name

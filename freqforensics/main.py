@@ -22,8 +22,7 @@ from freqforensics.tools import cli
 
 host_devices.use_all_cores()  # before JAX starts: one CPU device per core (no effect on GPUs)
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/demo.py[:tiny].",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/demo.py[:tiny].", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run of another config in --workdir.")
 
@@ -62,8 +61,10 @@ def main(argv: Sequence[str]) -> None:
     split = m["split"]
     print(f"\n{m['model']} on {m['features']} features, {split} split (best epoch {m['epoch']}):")
     print(metrics.format_summary(m))
-    print(f"metrics: {_WORKDIR.value}/{split}_metrics.json  per-epoch: {_WORKDIR.value}/metrics.jsonl"
-          f"  checkpoints: {_WORKDIR.value}/checkpoints")
+    print(
+      f"metrics: {_WORKDIR.value}/{split}_metrics.json  per-epoch: {_WORKDIR.value}/metrics.jsonl"
+      f"  checkpoints: {_WORKDIR.value}/checkpoints"
+    )
 
 
 def run() -> None:

@@ -88,8 +88,9 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
   try:
     return json.loads(path.read_text())
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise UserError(f"{path} ({what}) is damaged and cannot be read ({e}): restore it, or remove it and"
-                    " start again") from e
+    raise UserError(
+      f"{path} ({what}) is damaged and cannot be read ({e}): restore it, or remove it and start again"
+    ) from e
 
 
 def fresh_dir(parent: str | os.PathLike, prefix: str = "") -> Path:
@@ -123,8 +124,9 @@ def is_our_figure(path: str | os.PathLike) -> bool:
     return False
 
 
-def check_new_output(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = (),
-                     option: str = "--out") -> Path:
+def check_new_output(
+  path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = (), option: str = "--out"
+) -> Path:
   """Refuses an output file that exists unless `overwrite` and it is a figure freqforensics wrote.
 
   An output that is one of the command's `inputs` is refused even with `overwrite`; its folder must
@@ -142,8 +144,10 @@ def check_new_output(path: str | os.PathLike, *, overwrite: bool, inputs: Iterab
     if not overwrite:
       raise UserError(f"{path} exists: give another {option}, or --overwrite to replace a figure this command wrote")
     if not is_our_figure(path):
-      raise UserError(f"{path} exists and was not written by freqforensics: it is never replaced, even with"
-                      f" --overwrite; give another {option}")
+      raise UserError(
+        f"{path} exists and was not written by freqforensics: it is never replaced, even with"
+        f" --overwrite; give another {option}"
+      )
   return path
 
 
@@ -153,8 +157,10 @@ def check_separate(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], 
   for given in inputs:
     src = Path(given).expanduser().resolve()
     if src.is_dir() and (out_r == src or src in out_r.parents or out_r in src.parents):
-      raise UserError(f"{option}={out} and the input folder {given} overlap: the next run would read the outputs"
-                      f" as images; write to a separate folder")
+      raise UserError(
+        f"{option}={out} and the input folder {given} overlap: the next run would read the outputs"
+        f" as images; write to a separate folder"
+      )
 
 
 class OwnershipRecord:
@@ -224,7 +230,7 @@ class OwnershipRecord:
         continue
       if kind == "tree" or (kind == "file" and k == len(parts)):
         return True
-      if kind.startswith("pattern:") and k < len(parts) and re.fullmatch(kind[len("pattern:"):], parts[k]):
+      if kind.startswith("pattern:") and k < len(parts) and re.fullmatch(kind[len("pattern:") :], parts[k]):
         return True
     return False
 
@@ -262,14 +268,15 @@ class OwnershipRecord:
       if kind.startswith("pattern:"):
         if p.is_dir() and not p.is_symlink():
           for child in p.iterdir():
-            if re.fullmatch(kind[len("pattern:"):], child.name):
+            if re.fullmatch(kind[len("pattern:") :], child.name):
               _remove(child)
         with contextlib.suppress(OSError):
           p.rmdir()  # only when nothing foreign is left in it
       elif kind == "tree" or p.is_file() or p.is_symlink():
         _remove(p)
-    for rel in sorted({str(Path(r).parent) for r in entries if str(Path(r).parent) != "."},
-                      key=lambda r: -len(Path(r).parts)):
+    for rel in sorted(
+      {str(Path(r).parent) for r in entries if str(Path(r).parent) != "."}, key=lambda r: -len(Path(r).parts)
+    ):
       with contextlib.suppress(OSError):
         (self.folder / rel).rmdir()  # folders our files were in, once empty
     if self.path.name not in keep:
@@ -306,10 +313,15 @@ class DirLock:
         holder = self.path.read_text().strip() or "another process"
       except OSError:
         holder = "another process"
-      raise UserError(f"{self.path.parent} is in use by {holder}: wait for it to finish, or use another {what}") from None
+      raise UserError(
+        f"{self.path.parent} is in use by {holder}: wait for it to finish, or use another {what}"
+      ) from None
     os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} on {socket.gethostname()} (since"
-                 f" {datetime.datetime.now().isoformat(timespec='seconds')})\n".encode())
+    os.write(
+      fd,
+      f"process {os.getpid()} on {socket.gethostname()} (since"
+      f" {datetime.datetime.now().isoformat(timespec='seconds')})\n".encode(),
+    )
     self._fd = fd
     return self
 
@@ -345,19 +357,19 @@ def describe_os_error(e: OSError) -> str:
   if e.filename2:
     where = f"{e.filename} -> {e.filename2}"
   fixes = {
-      errno.ENOSPC: f"no space left on the device while writing {where}: free disk space or write elsewhere"
-                    " (--workdir, --out_dir, data.data_dir / $FREQFORENSICS_DATA), then run the same command again",
-      errno.EDQUOT: f"disk quota exceeded while writing {where}: free space or write elsewhere, then run again",
-      errno.EFBIG: f"file size limit reached while writing {where}: raise the limit (ulimit -f) or write elsewhere",
-      errno.EROFS: f"{where} is on a read-only file system: give a writable folder (--workdir, --out_dir,"
-                   " data.data_dir / $FREQFORENSICS_DATA)",
-      errno.EACCES: f"permission denied for {where}: give a folder you can write (or a file you can read)",
-      errno.EPERM: f"operation not permitted on {where}: give a folder you can write",
-      errno.ENOTDIR: f"{where} goes through a file where a folder is needed: give a folder path",
-      errno.EEXIST: f"{where} already exists: give a new path",
-      errno.EISDIR: f"{where} is a folder where a file is needed: give a file path",
-      errno.ENOENT: f"{where} does not exist: check the path",
-      errno.ELOOP: f"{where} is a symbolic link loop: remove or fix the link",
-      errno.ENAMETOOLONG: f"the name {where} is too long: use a shorter path",
+    errno.ENOSPC: f"no space left on the device while writing {where}: free disk space or write elsewhere"
+    " (--workdir, --out_dir, data.data_dir / $FREQFORENSICS_DATA), then run the same command again",
+    errno.EDQUOT: f"disk quota exceeded while writing {where}: free space or write elsewhere, then run again",
+    errno.EFBIG: f"file size limit reached while writing {where}: raise the limit (ulimit -f) or write elsewhere",
+    errno.EROFS: f"{where} is on a read-only file system: give a writable folder (--workdir, --out_dir,"
+    " data.data_dir / $FREQFORENSICS_DATA)",
+    errno.EACCES: f"permission denied for {where}: give a folder you can write (or a file you can read)",
+    errno.EPERM: f"operation not permitted on {where}: give a folder you can write",
+    errno.ENOTDIR: f"{where} goes through a file where a folder is needed: give a folder path",
+    errno.EEXIST: f"{where} already exists: give a new path",
+    errno.EISDIR: f"{where} is a folder where a file is needed: give a file path",
+    errno.ENOENT: f"{where} does not exist: check the path",
+    errno.ELOOP: f"{where} is a symbolic link loop: remove or fix the link",
+    errno.ENAMETOOLONG: f"the name {where} is too long: use a shorter path",
   }
   return fixes.get(e.errno, f"{e.strerror or e} ({where}): check the path and the disk")

@@ -103,17 +103,22 @@ def initialize(config: ml_collections.ConfigDict) -> None:
     return
   kwargs = {}
   if config.coordinator_address:
-    kwargs.update(coordinator_address=config.coordinator_address, num_processes=config.num_processes,
-                  process_id=config.process_id)
+    kwargs.update(
+      coordinator_address=config.coordinator_address, num_processes=config.num_processes, process_id=config.process_id
+    )
     if config.num_processes < 1 or not 0 <= config.process_id < config.num_processes:
-      raise UserError(f"distributed run with coordinator {config.coordinator_address}: set num_processes >= 1 and"
-                      f" 0 <= process_id < num_processes (got {config.num_processes}, {config.process_id})")
+      raise UserError(
+        f"distributed run with coordinator {config.coordinator_address}: set num_processes >= 1 and"
+        f" 0 <= process_id < num_processes (got {config.num_processes}, {config.process_id})"
+      )
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only used when the devices are CPUs
   try:
     jax.distributed.initialize(**kwargs)
   except (ValueError, RuntimeError) as e:
-    raise UserError(f"could not start the distributed runtime ({e}); outside SLURM/Open MPI give"
-                    " --config.coordinator_address=HOST:PORT, --config.num_processes and --config.process_id") from e
+    raise UserError(
+      f"could not start the distributed runtime ({e}); outside SLURM/Open MPI give"
+      " --config.coordinator_address=HOST:PORT, --config.num_processes and --config.process_id"
+    ) from e
 
 
 def is_main_process() -> bool:

@@ -104,8 +104,10 @@ def parse_feature(name: str) -> FeatureSpec:
   except ValueError:
     spec = None
   if spec is None or kind not in FEATURE_KINDS:
-    raise ValueError(f"unknown feature kind {name!r}; expected one of {FEATURE_KINDS} (with parameters:"
-                     " wpt_log-<wavelet>-l<level>, azimuthal-b<bins>)")
+    raise ValueError(
+      f"unknown feature kind {name!r}; expected one of {FEATURE_KINDS} (with parameters:"
+      " wpt_log-<wavelet>-l<level>, azimuthal-b<bins>)"
+    )
   feature_name(spec.kind, wavelet=spec.wavelet, level=spec.level, bins=spec.bins)  # validates the parameters
   return spec
 
@@ -170,7 +172,7 @@ def _dct2_fft_last2(x: jax.Array) -> jax.Array:
   q = jnp.conj(w2) * jnp.conj(neg)
   w1 = jnp.asarray(np.exp(-1j * np.pi * np.arange(n1) / (2 * n1)), complex_dtype)[:, None]
   low = jnp.real(w1 * (p + q))  # k2 = 0 .. n2 // 2
-  high = jnp.real(w1 * 1j * (p - q))[..., 1:(n2 + 1) // 2][..., ::-1]  # k2 = n2 // 2 + 1 .. n2 - 1
+  high = jnp.real(w1 * 1j * (p - q))[..., 1 : (n2 + 1) // 2][..., ::-1]  # k2 = n2 // 2 + 1 .. n2 - 1
   out = jnp.concatenate([low, high], axis=-1)
   f1 = np.full(n1, np.sqrt(2.0 / n1))
   f1[0] = np.sqrt(1.0 / n1)
@@ -268,8 +270,10 @@ def radial_bins(h: int, w: int, bins: int, r_max: float = R_MAX) -> tuple[np.nda
   index = np.minimum(index, bins - 1) if r_max >= R_MAX else np.where(index < bins, index, bins)
   counts = np.bincount(index, minlength=bins + 1)[:bins]
   if not counts.all():
-    raise ValueError(f"{bins} azimuthal bins are too many for {h}x{w} images (bin {int(np.argmin(counts > 0))}"
-                     f" holds no frequency): use at most {min(h, w) // 2} bins")
+    raise ValueError(
+      f"{bins} azimuthal bins are too many for {h}x{w} images (bin {int(np.argmin(counts > 0))}"
+      f" holds no frequency): use at most {min(h, w) // 2} bins"
+    )
   index.setflags(write=False)
   counts.setflags(write=False)
   return index, counts
@@ -373,8 +377,7 @@ def raw_features(images: jax.Array, kind: str, *, chunk: int | None = None) -> j
   return _map_chunks(lambda x: _raw(x, kind), images, chunk)
 
 
-def features(images: jax.Array, kind: str, stats: FeatureStats | None = None, *,
-             chunk: int | None = None) -> jax.Array:
+def features(images: jax.Array, kind: str, stats: FeatureStats | None = None, *, chunk: int | None = None) -> jax.Array:
   """Maps a uint8 image batch `(..., H, W, C)` to model input for `kind`.
 
   - `pixel`: `x / 127.5 - 1`.

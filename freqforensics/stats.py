@@ -106,8 +106,17 @@ def to_feature_stats(mean: np.ndarray, var: np.ndarray) -> spectral.FeatureStats
 def save(path: str | os.PathLike, acc: Moments, kind: str) -> None:
   """Writes mean, var, std and count to `path` (.npz, no pickle), atomically."""
   var = variance(acc)
-  outputs.write_with(path, lambda tmp: np.savez(tmp, kind=np.asarray(kind), count=np.asarray(float(acc.count)),
-                                                mean=np.asarray(acc.mean, np.float64), var=var, std=np.sqrt(var)))
+  outputs.write_with(
+    path,
+    lambda tmp: np.savez(
+      tmp,
+      kind=np.asarray(kind),
+      count=np.asarray(float(acc.count)),
+      mean=np.asarray(acc.mean, np.float64),
+      var=var,
+      std=np.sqrt(var),
+    ),
+  )
 
 
 def load(path: str | os.PathLike, kind: str | None = None) -> spectral.FeatureStats:
@@ -123,9 +132,18 @@ def stats_file(dataset_dir: str | os.PathLike, kind: str, tag: str = "") -> Path
   return Path(dataset_dir) / f"stats_{kind}{tag}.npz"
 
 
-def feature_stats(prepared: reader.PreparedDataset, kind: str, mesh: jax.sharding.Mesh, *, batch_size: int,
-                  num_threads: int = 2, progress: bool = True, write: bool = True, source: Any = None,
-                  tag: str = "") -> tuple[spectral.FeatureStats | None, Path | None]:
+def feature_stats(
+  prepared: reader.PreparedDataset,
+  kind: str,
+  mesh: jax.sharding.Mesh,
+  *,
+  batch_size: int,
+  num_threads: int = 2,
+  progress: bool = True,
+  write: bool = True,
+  source: Any = None,
+  tag: str = "",
+) -> tuple[spectral.FeatureStats | None, Path | None]:
   """Per-coefficient mean/std of `kind` over the training split (or `source`, a subset of it named by
   `tag`); cached as `stats_<kind><tag>.npz`.
 
@@ -146,8 +164,13 @@ def feature_stats(prepared: reader.PreparedDataset, kind: str, mesh: jax.shardin
   acc = init(spectral.feature_shape(kind, prepared.image_shape))
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
-  for batch in tqdm(pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), total=steps,
-                    desc=f"stats {kind}", unit="batch", disable=not progress):
+  for batch in tqdm(
+    pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs),
+    total=steps,
+    desc=f"stats {kind}",
+    unit="batch",
+    disable=not progress,
+  ):
     batch = put(batch)
     acc = sharding.settle(mesh, update(acc, raw(batch["image"]), batch["mask"]))
   acc = Moments(*sharding.to_host(tuple(acc)))

@@ -29,13 +29,17 @@ def num_devices(config: ml_collections.ConfigDict) -> int:
   count = jax.device_count()
   if config.num_devices:
     if config.num_devices > count or any(b % config.num_devices for b in sizes):
-      raise UserError(f"num_devices={config.num_devices} does not fit: {count} device(s) exist and"
-                      f" train.batch_size ({sizes[0]}) and eval.batch_size ({sizes[1]}) must be multiples of it")
+      raise UserError(
+        f"num_devices={config.num_devices} does not fit: {count} device(s) exist and"
+        f" train.batch_size ({sizes[0]}) and eval.batch_size ({sizes[1]}) must be multiples of it"
+      )
     return config.num_devices
   if jax.process_count() > 1:  # every host's devices take part: the batch must split over all of them
     if any(b % count for b in sizes):
-      raise UserError(f"train.batch_size ({sizes[0]}) and eval.batch_size ({sizes[1]}) must be multiples of the"
-                      f" {count} devices of this {jax.process_count()}-host run: change them")
+      raise UserError(
+        f"train.batch_size ({sizes[0]}) and eval.batch_size ({sizes[1]}) must be multiples of the"
+        f" {count} devices of this {jax.process_count()}-host run: change them"
+      )
     return count
   n = count
   while any(b % n for b in sizes):
@@ -58,13 +62,15 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int) -> o
   return optax.adam(rate, b1=t.b1, b2=t.b2, eps=t.eps)
 
 
-def create_state(config: ml_collections.ConfigDict, input_shape: tuple[int, ...], num_labels: int,
-                 steps_per_epoch: int = 1):
+def create_state(
+  config: ml_collections.ConfigDict, input_shape: tuple[int, ...], num_labels: int, steps_per_epoch: int = 1
+):
   """Initialises model and optimizer; returns (graphdef, state pytree, model)."""
   m = config.model
   try:
-    model = models.create_model(m.name, input_shape, models.num_outputs(num_labels), l1=m.l1, l2=m.l2,
-                                seed=config.seed, variant=m.variant)
+    model = models.create_model(
+      m.name, input_shape, models.num_outputs(num_labels), l1=m.l1, l2=m.l2, seed=config.seed, variant=m.variant
+    )
   except ValueError as e:
     raise UserError(f"model {m.name!r}: {e}") from e
   optimizer = nnx.Optimizer(model, make_optimizer(config, steps_per_epoch), wrt=nnx.Param)
@@ -80,8 +86,9 @@ def parameter_overview(model: nnx.Module) -> str:
   for path, value in jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))[0]:
     names = [str(getattr(p, "key", p)) for p in path]
     key = "/".join(names[:2] if len(names) > 2 and names[1].isdigit() else names[:-1]) or names[0]
-    groups.setdefault(key, []).append(f"{names[-1]}{tuple(value.shape)}" if len(names) <= 2 or not names[1].isdigit()
-                                      else "")
+    groups.setdefault(key, []).append(
+      f"{names[-1]}{tuple(value.shape)}" if len(names) <= 2 or not names[1].isdigit() else ""
+    )
     counts[key] = counts.get(key, 0) + value.size
     trainable += value.size
   total = trainable + sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.BatchStat)))

@@ -37,8 +37,9 @@ from freqforensics.evaluation import runner
 log = logging.getLogger(__name__)
 
 
-def early_stopping(record: dict[str, Any], epoch: int, val_loss: float, *, patience: int,
-                   min_delta: float) -> dict[str, Any]:
+def early_stopping(
+  record: dict[str, Any], epoch: int, val_loss: float, *, patience: int, min_delta: float
+) -> dict[str, Any]:
   """The early-stopping record after `epoch` with validation loss `val_loss` (Keras semantics).
 
   An epoch improves when its loss is below the best by more than `min_delta`; training stops
@@ -46,10 +47,15 @@ def early_stopping(record: dict[str, Any], epoch: int, val_loss: float, *, patie
   """
   improved = val_loss < record["best_val_loss"] - min_delta
   bad = 0 if improved else record["bad_epochs"] + 1
-  return {"epoch": epoch, "step": 0, "sums": None,
-          "best_epoch": epoch if improved else record["best_epoch"],
-          "best_val_loss": val_loss if improved else record["best_val_loss"],
-          "bad_epochs": bad, "stopped": bad >= patience}
+  return {
+    "epoch": epoch,
+    "step": 0,
+    "sums": None,
+    "best_epoch": epoch if improved else record["best_epoch"],
+    "best_val_loss": val_loss if improved else record["best_val_loss"],
+    "bad_epochs": bad,
+    "stopped": bad >= patience,
+  }
 
 
 def _synced(fn, name: str):
@@ -64,8 +70,9 @@ def _synced(fn, name: str):
   return fn()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-                       overwrite: bool = False) -> dict[str, Any]:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, overwrite: bool = False
+) -> dict[str, Any]:
   """Trains the config's model, evaluates the best epoch on test; returns the test metrics."""
   started = time.time()
   workdir = Path(workdir).expanduser()
@@ -78,8 +85,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     return _train(config, run, kind, augmentation, started)
 
 
-def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentation: Perturbation,
-           started: float) -> dict[str, Any]:
+def _train(
+  config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentation: Perturbation, started: float
+) -> dict[str, Any]:
   workdir, main = run.path, run.write
   progress = bool(config.progress) and main
   t = config.train
@@ -92,39 +100,72 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
   data = _synced(lambda: loading.training_data(config, augmentation, progress=progress), "prepared")
   prepared, labels = data.prepared, data.prepared.label_names
   log.info("dataset %s: %s, labels %s", prepared.path, prepared.num_examples, dict(enumerate(labels)))
-  feature_stats, stats_path = stats.feature_stats(prepared, kind, mesh, batch_size=config.eval.batch_size,
-                                                  num_threads=threads, progress=progress, write=main,
-                                                  source=data.stats_source, tag=data.tag)
+  feature_stats, stats_path = stats.feature_stats(
+    prepared,
+    kind,
+    mesh,
+    batch_size=config.eval.batch_size,
+    num_threads=threads,
+    progress=progress,
+    write=main,
+    source=data.stats_source,
+    tag=data.tag,
+  )
   steps_per_epoch = pipeline.num_train_steps(len(data.train), t.batch_size)
   if steps_per_epoch == 0:
-    raise UserError(f"the training split has {len(data.train)} images, fewer than train.batch_size={t.batch_size}:"
-                    " lower the batch size or add images")
+    raise UserError(
+      f"the training split has {len(data.train)} images, fewer than train.batch_size={t.batch_size}:"
+      " lower the batch size or add images"
+    )
 
   # --- Model, optimizer, checkpoints; the run starts (with --overwrite, the earlier run is replaced only now).
   feature_shape = spectral.feature_shape(kind, prepared.image_shape)
   graphdef, state, model = steps.create_state(config, feature_shape, len(labels), steps_per_epoch)
   run.start()
-  log.info("model %s (%s) on %s features, %d device(s) on %d process(es):\n%s", config.model.name,
-           config.model.variant, kind, mesh.size, jax.process_count(), steps.parameter_overview(model))
+  log.info(
+    "model %s (%s) on %s features, %d device(s) on %d process(es):\n%s",
+    config.model.name,
+    config.model.variant,
+    kind,
+    mesh.size,
+    jax.process_count(),
+    steps.parameter_overview(model),
+  )
   state = jax.device_put(state, sharding.replicated(mesh))
   stats_dev = jax.device_put(feature_stats, sharding.replicated(mesh)) if feature_stats is not None else None
   train_step = steps.make_train_step(graphdef, kind, mesh)
   logits_fn = steps.make_logits_fn(graphdef, kind, mesh)
   ckpt = checkpointing.Checkpointer(workdir / "checkpoints")
   metrics_log = wd.MetricsLog(workdir, enabled=main)
-  record = {"epoch": 0, "step": 0, "sums": None, "best_epoch": 0, "best_val_loss": math.inf, "bad_epochs": 0,
-            "stopped": False}
+  record = {
+    "epoch": 0,
+    "step": 0,
+    "sums": None,
+    "best_epoch": 0,
+    "best_val_loss": math.inf,
+    "bad_epochs": 0,
+    "stopped": False,
+  }
   if (latest := ckpt.latest_step()) is not None:
     pure, record = ckpt.restore(latest, nnx.to_pure_dict(state))
     state = _into(state, pure)
     metrics_log.truncate(record["epoch"])
-    log.info("resumed at epoch %d, step %d, from %s", record["epoch"] + (record["step"] > 0), record["step"],
-             ckpt.directory)
+    log.info(
+      "resumed at epoch %d, step %d, from %s", record["epoch"] + (record["step"] > 0), record["step"], ckpt.directory
+    )
 
   def run_eval(state, source, name, scores=False):
-    return runner.evaluate_source(lambda images: logits_fn(state, images, stats_dev), source, labels, mesh=mesh,
-                                  batch_size=config.eval.batch_size, num_threads=threads, progress=progress,
-                                  name=name, scores=scores)
+    return runner.evaluate_source(
+      lambda images: logits_fn(state, images, stats_dev),
+      source,
+      labels,
+      mesh=mesh,
+      batch_size=config.eval.batch_size,
+      num_threads=threads,
+      progress=progress,
+      name=name,
+      scores=scores,
+    )
 
   def save_bundle(state):
     if main:
@@ -140,10 +181,19 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
     sums = record["sums"] or {"loss": 0.0, "correct": 0.0, "count": 0.0}
     # Augmentation draws depend on (seed, epoch, example) only: a resumed epoch gets the same images.
     epoch_src = augment.augmented(data.train, augmentation, seed=config.seed, epoch=epoch)
-    batches = pipeline.train_batches(epoch_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step,
-                                     num_threads=threads, **procs)
-    bar = tqdm(total=steps_per_epoch * t.batch_size, initial=start_step * t.batch_size, unit="img",
-               desc=f"epoch {epoch}/{t.epochs}", leave=False, disable=not progress, smoothing=0.05, mininterval=1.0)
+    batches = pipeline.train_batches(
+      epoch_src, t.batch_size, seed=config.seed, epoch=epoch, start_step=start_step, num_threads=threads, **procs
+    )
+    bar = tqdm(
+      total=steps_per_epoch * t.batch_size,
+      initial=start_step * t.batch_size,
+      unit="img",
+      desc=f"epoch {epoch}/{t.epochs}",
+      leave=False,
+      disable=not progress,
+      smoothing=0.05,
+      mininterval=1.0,
+    )
     device_sums = None
     for step, batch in enumerate(batches, start=start_step + 1):
       state, s = sharding.settle(mesh, train_step(state, put(batch), stats_dev))
@@ -151,31 +201,50 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
       bar.update(t.batch_size)
       if every and step % every == 0 and step < steps_per_epoch:  # mid-epoch checkpoint with the data position
         partial = _add(sums, device_sums)
-        ckpt.save((epoch - 1) * steps_per_epoch + step, nnx.to_pure_dict(state),
-                  dict(record, step=step, sums=partial), keep=[record["best_epoch"] * steps_per_epoch])
+        ckpt.save(
+          (epoch - 1) * steps_per_epoch + step,
+          nnx.to_pure_dict(state),
+          dict(record, step=step, sums=partial),
+          keep=[record["best_epoch"] * steps_per_epoch],
+        )
     bar.close()
     sums = _add(sums, device_sums)
     train_loss = sums["loss"] / sums["count"]
     if not math.isfinite(train_loss):
       ckpt.close()
       metrics_log.close()
-      raise UserError(f"training loss became {train_loss} in epoch {epoch}: lower train.learning_rate; the last"
-                      f" good checkpoint is in {ckpt.directory}")
+      raise UserError(
+        f"training loss became {train_loss} in epoch {epoch}: lower train.learning_rate; the last"
+        f" good checkpoint is in {ckpt.directory}"
+      )
     val = run_eval(state, data.val, "val")
     previous_best = record["best_epoch"]
     record = early_stopping(record, epoch, val["loss"], patience=t.patience, min_delta=t.min_delta)
-    row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": sums["correct"] / sums["count"],
-           "val_loss": val["loss"], "val_accuracy": val["accuracy"], "seconds": round(time.time() - epoch_start, 3),
-           "samples_per_second": round((steps_per_epoch - start_step) * t.batch_size / (time.time() - epoch_start), 1)}
+    row = {
+      "epoch": epoch,
+      "train_loss": train_loss,
+      "train_accuracy": sums["correct"] / sums["count"],
+      "val_loss": val["loss"],
+      "val_accuracy": val["accuracy"],
+      "seconds": round(time.time() - epoch_start, 3),
+      "samples_per_second": round((steps_per_epoch - start_step) * t.batch_size / (time.time() - epoch_start), 1),
+    }
     # The row first, then the checkpoint: a crash in between leaves a row that resume truncates.
     metrics_log.write(row)
     # Kept: this checkpoint (resume) and the best epoch's, by the record inside it (so also after a restart).
     ckpt.save(epoch * steps_per_epoch, nnx.to_pure_dict(state), record, keep=[record["best_epoch"] * steps_per_epoch])
     if record["best_epoch"] != previous_best:
       save_bundle(state)
-    log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s%s", epoch, train_loss,
-             row["train_accuracy"], val["loss"], val["accuracy"], row["samples_per_second"],
-             " (early stop)" if record["stopped"] else "")
+    log.info(
+      "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s%s",
+      epoch,
+      train_loss,
+      row["train_accuracy"],
+      val["loss"],
+      val["accuracy"],
+      row["samples_per_second"],
+      " (early stop)" if record["stopped"] else "",
+    )
 
   # --- Restore the best epoch, write the bundle, evaluate.
   if t.restore_best and record["best_epoch"] and record["best_epoch"] != record["epoch"]:
@@ -189,8 +258,13 @@ def _train(config: ml_collections.ConfigDict, run: wd.Run, kind: str, augmentati
   for name, source in (("val", data.val), ("test", data.test)):
     if len(source):
       m = run_eval(state, source, name, scores=True)
-      m.update(epoch=record["best_epoch"] if t.restore_best else record["epoch"], split=name,
-               model=config.model.name, features=kind, dataset=str(prepared.path))
+      m.update(
+        epoch=record["best_epoch"] if t.restore_best else record["epoch"],
+        split=name,
+        model=config.model.name,
+        features=kind,
+        dataset=str(prepared.path),
+      )
       if main:
         runner.write(workdir, f"{name}_metrics", m)
       results[name] = m
@@ -207,13 +281,20 @@ def _add(sums: dict[str, float], device_sums) -> dict[str, float]:
 
 def _bundle_info(config: ml_collections.ConfigDict, prepared, labels, kind: str) -> dict[str, Any]:
   # input_shape: the images the bundle takes; feature_shape: what its model takes (they differ for azimuthal).
-  return {"model": config.model.name, "variant": config.model.variant, "features": kind,
-          "input_shape": list(prepared.image_shape),
-          "feature_shape": list(spectral.feature_shape(kind, prepared.image_shape)),
-          "outputs": models.num_outputs(len(labels)),
-          "label_names": list(labels), "image_size": prepared.image_shape[0], "channels": prepared.image_shape[-1],
-          "crop": prepared.metadata.get("crop", "center"), "dataset": str(prepared.path),
-          "augment": config.augment.to_dict()}
+  return {
+    "model": config.model.name,
+    "variant": config.model.variant,
+    "features": kind,
+    "input_shape": list(prepared.image_shape),
+    "feature_shape": list(spectral.feature_shape(kind, prepared.image_shape)),
+    "outputs": models.num_outputs(len(labels)),
+    "label_names": list(labels),
+    "image_size": prepared.image_shape[0],
+    "channels": prepared.image_shape[-1],
+    "crop": prepared.metadata.get("crop", "center"),
+    "dataset": str(prepared.path),
+    "augment": config.augment.to_dict(),
+  }
 
 
 def _into(state, pure: dict):

@@ -39,11 +39,14 @@ def check_wavelet(name: str) -> pywt.Wavelet:
   try:
     wavelet = pywt.Wavelet(name)
   except ValueError as e:
-    raise ValueError(f"unknown wavelet {name!r}: use an orthogonal PyWavelets wavelet such as haar, db2, sym4,"
-                     " coif1") from e
+    raise ValueError(
+      f"unknown wavelet {name!r}: use an orthogonal PyWavelets wavelet such as haar, db2, sym4, coif1"
+    ) from e
   if not wavelet.orthogonal:
-    raise ValueError(f"wavelet {name!r} is not orthogonal: use haar, dbN, symN or coifN (an orthonormal packet"
-                     " transform needs an orthogonal wavelet)")
+    raise ValueError(
+      f"wavelet {name!r} is not orthogonal: use haar, dbN, symN or coifN (an orthonormal packet"
+      " transform needs an orthogonal wavelet)"
+    )
   return wavelet
 
 
@@ -52,8 +55,10 @@ def check_level(n: int, level: int) -> None:
   if level < 1:
     raise ValueError(f"wavelet packet level must be at least 1, got {level}")
   if n % (1 << level):
-    raise ValueError(f"an image side of {n} pixels does not split into 2^{level} = {1 << level} packets: use a"
-                     " lower level or an image size divisible by it")
+    raise ValueError(
+      f"an image side of {n} pixels does not split into 2^{level} = {1 << level} packets: use a"
+      " lower level or an image size divisible by it"
+    )
 
 
 def _dwt_matrix(n: int, wavelet: pywt.Wavelet) -> np.ndarray:
@@ -95,4 +100,3 @@ def packet_matrix(n: int, wavelet: str, level: int) -> np.ndarray:
   p = p[order]
   p.setflags(write=False)
   return p
-

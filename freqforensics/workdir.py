@@ -30,13 +30,33 @@ LOCK = ".freqforensics.lock"
 CHECKPOINT_NAMES = r"\d+(\.orbax-checkpoint-tmp.*)?"
 TENSORBOARD_NAMES = r"events\.out\.tfevents\..*"
 # What a training run writes at the top of its work dir (a run of an older version is recognised by them).
-RUN_FILES: tuple[str, ...] = ("config.json", "checkpoints", "metrics.jsonl", "tensorboard", "bundle",
-                              "test_metrics.json", "val_metrics.json")
+RUN_FILES: tuple[str, ...] = (
+  "config.json",
+  "checkpoints",
+  "metrics.jsonl",
+  "tensorboard",
+  "bundle",
+  "test_metrics.json",
+  "val_metrics.json",
+)
 _RUN_FOLDERS = ("checkpoints", "tensorboard", "bundle")
 # Config fields that do not change results: a resumed run may differ in these.
-RUNTIME_KEYS: tuple[str, ...] = ("data.num_threads", "data.data_dir", "data.cache_gb", "progress", "distributed",
-                                 "coordinator_address", "num_processes", "process_id", "train.checkpoint_every_steps",
-                                 "mode", "eval.splits", "eval.source_dir", "eval.batch_size", "eval.perturb")
+RUNTIME_KEYS: tuple[str, ...] = (
+  "data.num_threads",
+  "data.data_dir",
+  "data.cache_gb",
+  "progress",
+  "distributed",
+  "coordinator_address",
+  "num_processes",
+  "process_id",
+  "train.checkpoint_every_steps",
+  "mode",
+  "eval.splits",
+  "eval.source_dir",
+  "eval.batch_size",
+  "eval.perturb",
+)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -54,11 +74,20 @@ def record(workdir: str | os.PathLike) -> outputs.OwnershipRecord:
 
 def _adopt_older_run(workdir: Path, rec: outputs.OwnershipRecord) -> None:
   """Registers the files a run of a version without ownership records wrote (by their fixed names)."""
-  names = [n for n in ("config.json", "metrics.jsonl", "test_metrics.json", "val_metrics.json") if (workdir / n).is_file()]
-  names += [f"{split}_metrics_{fig}.png" for split in ("val", "test") for fig in ("confusion", "roc")
-            if (workdir / f"{split}_metrics_{fig}.png").is_file()]
-  names += [f"bundle/{p.name}" for p in (workdir / "bundle").glob("*")
-            if p.name in ("bundle.json", "params.npz") or re.fullmatch(r"stats_.*\.npz", p.name)]
+  names = [
+    n for n in ("config.json", "metrics.jsonl", "test_metrics.json", "val_metrics.json") if (workdir / n).is_file()
+  ]
+  names += [
+    f"{split}_metrics_{fig}.png"
+    for split in ("val", "test")
+    for fig in ("confusion", "roc")
+    if (workdir / f"{split}_metrics_{fig}.png").is_file()
+  ]
+  names += [
+    f"bundle/{p.name}"
+    for p in (workdir / "bundle").glob("*")
+    if p.name in ("bundle.json", "params.npz") or re.fullmatch(r"stats_.*\.npz", p.name)
+  ]
   rec.add(*names)
   rec.add_pattern("checkpoints", CHECKPOINT_NAMES)
   rec.add_pattern("tensorboard", TENSORBOARD_NAMES)
@@ -86,8 +115,11 @@ def _config_diff(stored: dict, current: dict) -> list[str]:
   # describes what that run did, so the run may resume.
   base = _flatten(json.loads(defaults.base_config().to_json()))
   old.update({k: base[k] for k in new if k not in old and k in base})
-  diff = sorted(k for k in set(old) | set(new)
-                if old.get(k) != new.get(k) and not any(k == r or k.startswith(r + ".") for r in RUNTIME_KEYS))
+  diff = sorted(
+    k
+    for k in set(old) | set(new)
+    if old.get(k) != new.get(k) and not any(k == r or k.startswith(r + ".") for r in RUNTIME_KEYS)
+  )
   return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff]
 
 
@@ -98,8 +130,9 @@ class Run:
   `write=False` (processes other than 0 of a multi-host run) checks the config only.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str | os.PathLike, overwrite: bool = False, *,
-               write: bool = True):
+  def __init__(
+    self, config: ml_collections.ConfigDict, workdir: str | os.PathLike, overwrite: bool = False, *, write: bool = True
+  ):
     self.config = config
     self.path = Path(workdir).expanduser()
     self.overwrite = overwrite
@@ -122,14 +155,18 @@ class Run:
         stored = _stored_config(config_path)
       except UserError:
         if not self.overwrite:
-          raise UserError(f"{config_path} is damaged: pass --overwrite to replace that run, or use a new --workdir") from None
+          raise UserError(
+            f"{config_path} is damaged: pass --overwrite to replace that run, or use a new --workdir"
+          ) from None
         self._replace = True
         return
       diff = _config_diff(stored, current)
       if diff and not self.overwrite:
         shown = ", ".join(diff[:3])
-        raise UserError(f"work dir {path} holds a run of another config ({shown}{', ...' if len(diff) > 3 else ''}):"
-                        " use a new --workdir, or pass --overwrite to replace that run")
+        raise UserError(
+          f"work dir {path} holds a run of another config ({shown}{', ...' if len(diff) > 3 else ''}):"
+          " use a new --workdir, or pass --overwrite to replace that run"
+        )
       self._replace = self.overwrite
       return
     if path.is_dir():
@@ -138,10 +175,13 @@ class Run:
       if theirs and not self.record.exists():
         run_files = [n for n in theirs if n in RUN_FILES]
         if run_files:
-          raise UserError(f"work dir {path} holds run files ({', '.join(run_files[:3])}) but no config.json: use a"
-                          " new --workdir")
-        raise UserError(f"work dir {path} is not empty and holds no freqforensics run ({', '.join(theirs[:3])}"
-                        f"{', ...' if len(theirs) > 3 else ''}): give a new or empty --workdir")
+          raise UserError(
+            f"work dir {path} holds run files ({', '.join(run_files[:3])}) but no config.json: use a new --workdir"
+          )
+        raise UserError(
+          f"work dir {path} is not empty and holds no freqforensics run ({', '.join(theirs[:3])}"
+          f"{', ...' if len(theirs) > 3 else ''}): give a new or empty --workdir"
+        )
       self._replace = self.record.exists()
 
   def open(self) -> Run:
@@ -171,9 +211,11 @@ class Run:
       folders = [f for f in _RUN_FOLDERS if (self.path / f).exists()]
       foreign = self.record.foreign(folders) if folders else []
       if foreign:
-        raise UserError(f"--overwrite would replace the run in {self.path}, but {', '.join(foreign[:3])}"
-                        f"{' and more' if len(foreign) > 3 else ''} inside it was not written by freqforensics:"
-                        " move that out of the work dir, then run again")
+        raise UserError(
+          f"--overwrite would replace the run in {self.path}, but {', '.join(foreign[:3])}"
+          f"{' and more' if len(foreign) > 3 else ''} inside it was not written by freqforensics:"
+          " move that out of the work dir, then run again"
+        )
       self.record.remove_owned(keep=[LOCK])
     self.record.add(LOCK, "config.json", "metrics.jsonl")
     self.record.add_pattern("checkpoints", CHECKPOINT_NAMES)

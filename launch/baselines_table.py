@@ -79,15 +79,34 @@ def log2_row(args: argparse.Namespace, out: Path, features: str) -> dict[str, An
   c.features, c.progress = features, False
   wd = out / "runs" / f"{c.model.name}_{features}"
   seconds = rss = None
-  if not ((wd / "test_metrics.json").is_file() and (wd / "config.json").is_file()
-          and json.loads((wd / "config.json").read_text()) == json.loads(c.to_json())):
-    seconds, rss = _run(["-m", "freqforensics.main", f"--config={scripts.config_spec(args)}", f"--workdir={wd}",
-                         *args.overrides, f"--config.features={features}", "--config.progress=False"])
+  if not (
+    (wd / "test_metrics.json").is_file()
+    and (wd / "config.json").is_file()
+    and json.loads((wd / "config.json").read_text()) == json.loads(c.to_json())
+  ):
+    seconds, rss = _run(
+      [
+        "-m",
+        "freqforensics.main",
+        f"--config={scripts.config_spec(args)}",
+        f"--workdir={wd}",
+        *args.overrides,
+        f"--config.features={features}",
+        "--config.progress=False",
+      ]
+    )
   m = json.loads((wd / "test_metrics.json").read_text())
-  return {"method": "ridge (log2)" if c.model.name == "log2" else c.model.name,
-          "input": FEATURES.get(features, features), "points": None,
-          "best": f"epoch {m['epoch']} of training (val loss)", "test": m["accuracy"], "per_class": _per_class(m),
-          "per_class_accuracy": m["per_class_accuracy"], "seconds": seconds, "rss": rss}
+  return {
+    "method": "ridge (log2)" if c.model.name == "log2" else c.model.name,
+    "input": FEATURES.get(features, features),
+    "points": None,
+    "best": f"epoch {m['epoch']} of training (val loss)",
+    "test": m["accuracy"],
+    "per_class": _per_class(m),
+    "per_class_accuracy": m["per_class_accuracy"],
+    "seconds": seconds,
+    "rss": rss,
+  }
 
 
 def baseline_row(args: argparse.Namespace, out: Path, name: str, overrides: list[str]) -> dict[str, Any]:
@@ -102,20 +121,29 @@ def baseline_row(args: argparse.Namespace, out: Path, name: str, overrides: list
   saved = json.loads(path.read_text()) if path.is_file() else {}
   seconds = rss = 0.0
   for command in ("grid_search", "train"):
-    if (saved.get("settings") != json.loads(json.dumps(settings)) or command not in saved
-        or (command == "grid_search" and "best" not in saved[command])):
-      t, r = _run(["-m", "freqforensics.tools.classic_baselines", command, f"--config={spec}", f"--workdir={wd}",
-                   *overrides])
+    if (
+      saved.get("settings") != json.loads(json.dumps(settings))
+      or command not in saved
+      or (command == "grid_search" and "best" not in saved[command])
+    ):
+      t, r = _run(
+        ["-m", "freqforensics.tools.classic_baselines", command, f"--config={spec}", f"--workdir={wd}", *overrides]
+      )
       seconds, rss = seconds + t, max(rss, r)
       saved = json.loads(path.read_text())
   grid, trained = saved["grid_search"], saved["train"]
   best_row = next(r for r in grid["rows"] if all(r.get(k) == v for k, v in grid["best"].items()))
-  return {"method": BASELINES[name],
-          "input": "pixels (noise residual)" if name == "prnu" else FEATURES.get(config.features, config.features),
-          "points": len(grid["rows"]),
-          "best": ", ".join(f"{k}={v}" for k, v in grid["best"].items()) + f" ({best_row['accuracy']:.3f})",
-          "test": trained["test"]["accuracy"], "per_class": _per_class(trained["test"]),
-          "per_class_accuracy": trained["test"]["per_class_accuracy"], "seconds": seconds or None, "rss": rss or None}
+  return {
+    "method": BASELINES[name],
+    "input": "pixels (noise residual)" if name == "prnu" else FEATURES.get(config.features, config.features),
+    "points": len(grid["rows"]),
+    "best": ", ".join(f"{k}={v}" for k, v in grid["best"].items()) + f" ({best_row['accuracy']:.3f})",
+    "test": trained["test"]["accuracy"],
+    "per_class": _per_class(trained["test"]),
+    "per_class_accuracy": trained["test"]["per_class_accuracy"],
+    "seconds": seconds or None,
+    "rss": rss or None,
+  }
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -132,23 +160,43 @@ def main(argv: list[str] | None = None) -> Path:
   print(f"data prepared (or found) in {time.perf_counter() - start:.0f} s: {prepared.path}", file=sys.stderr)
   size, _, channels = prepared.image_shape
   # The baselines' config is configs/baselines.py; the data, seed and the script's overrides are the script config's.
-  data = [*args.overrides, f"--config.data.prepared_dir={prepared.path}", f"--config.data.image_size={size}",
-          f"--config.data.channels={channels}", f"--config.seed={config.seed}", "--config.progress=False",
-          f"--config.baseline.n_jobs={args.n_jobs}"]
+  data = [
+    *args.overrides,
+    f"--config.data.prepared_dir={prepared.path}",
+    f"--config.data.image_size={size}",
+    f"--config.data.channels={channels}",
+    f"--config.seed={config.seed}",
+    "--config.progress=False",
+    f"--config.baseline.n_jobs={args.n_jobs}",
+  ]
   pca = min(args.pca_subset, 200) if args.tiny else args.pca_subset  # as configs/baselines.py:tiny
-  rows = [baseline_row(args, out, "knn", data),
-          baseline_row(args, out, "eigenfaces", data + [f"--config.baseline.eigenfaces.pca_subset={pca}"]),
-          baseline_row(args, out, "prnu", data),
-          log2_row(args, out, "pixel"), log2_row(args, out, "dct_log")]
-  columns = [("method", "method", "s"), ("input", "input", "s"), ("points", "grid points", "d"),
-             ("best", "best (val accuracy)", "s"), ("test", "test accuracy", ".3f"),
-             ("per_class", f"per class ({' / '.join(prepared.label_names)})", "s"), ("seconds", "wall time (s)", ".0f"),
-             ("rss", "peak RSS (MiB)", ",.0f")]
+  rows = [
+    baseline_row(args, out, "knn", data),
+    baseline_row(args, out, "eigenfaces", data + [f"--config.baseline.eigenfaces.pca_subset={pca}"]),
+    baseline_row(args, out, "prnu", data),
+    log2_row(args, out, "pixel"),
+    log2_row(args, out, "dct_log"),
+  ]
+  columns = [
+    ("method", "method", "s"),
+    ("input", "input", "s"),
+    ("points", "grid points", "d"),
+    ("best", "best (val accuracy)", "s"),
+    ("test", "test accuracy", ".3f"),
+    ("per_class", f"per class ({' / '.join(prepared.label_names)})", "s"),
+    ("seconds", "wall time (s)", ".0f"),
+    ("rss", "peak RSS (MiB)", ",.0f"),
+  ]
   md = scripts.write_results(
-      out, "baselines", rows, columns, title="Attribution: the classic baselines beside log2, each as its own command",
-      notes=f"Config {scripts.config_label(args)}; test split ({prepared.num_examples['test']} images); Eigenfaces"
-            f" PCA subset {pca}; {platform.machine()}, {os.cpu_count()} cores; wall time and peak RSS of the whole"
-            " commands (- for results read back); ours.")
+    out,
+    "baselines",
+    rows,
+    columns,
+    title="Attribution: the classic baselines beside log2, each as its own command",
+    notes=f"Config {scripts.config_label(args)}; test split ({prepared.num_examples['test']} images); Eigenfaces"
+    f" PCA subset {pca}; {platform.machine()}, {os.cpu_count()} cores; wall time and peak RSS of the whole"
+    " commands (- for results read back); ours.",
+  )
   print(md.read_text())
   return out
 

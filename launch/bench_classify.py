@@ -77,8 +77,12 @@ def classify_process(workdir: Path, folder: Path) -> tuple[float, float, float, 
   """(images/s after start-up, whole wall seconds, peak RSS in MiB, output file) of the classify command."""
   out = workdir / f"bench_{time.strftime('%Y%m%d-%H%M%S')}.csv"
   start = time.perf_counter()
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.tools.classify", f"--workdir={workdir}", f"--output={out}",
-                           str(folder)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "freqforensics.tools.classify", f"--workdir={workdir}", f"--output={out}", str(folder)],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+    text=True,
+  )
   peak, child = 0, psutil.Process(proc.pid)
   while proc.poll() is None:  # the child's own resident memory, sampled every 20 ms
     try:
@@ -120,15 +124,21 @@ def main() -> None:
   rows = sum(1 for _ in open(out)) - 1
   assert rows == len(files), f"{rows} rows for {len(files)} files"
 
-  print(f"# {platform.machine()}, {os.cpu_count()} cores, {jax.device_count()} {jax.default_backend()} device(s),"
-        f" {args.size}x{args.size}x3 PNG files, log2 on dct_log")
+  print(
+    f"# {platform.machine()}, {os.cpu_count()} cores, {jax.device_count()} {jax.default_backend()} device(s),"
+    f" {args.size}x{args.size}x3 PNG files, log2 on dct_log"
+  )
   print("| what | images | images/s | classify's share | peak RSS |")
   print("|---|---|---|---|---|")
   share = lambda ips: f"{steady / ips:.0%}"
-  print(f"| evaluation loop over the prepared records (decoded already) | {n_eval:,} | {eval_ips:,.0f} |"
-        f" {share(eval_ips)} | |")
-  print(f"| evaluation of the PNG folder (prepared on the fly) | {len(files):,} | {folder_ips:,.0f} |"
-        f" {share(folder_ips)} | |")
+  print(
+    f"| evaluation loop over the prepared records (decoded already) | {n_eval:,} | {eval_ips:,.0f} |"
+    f" {share(eval_ips)} | |"
+  )
+  print(
+    f"| evaluation of the PNG folder (prepared on the fly) | {len(files):,} | {folder_ips:,.0f} |"
+    f" {share(folder_ips)} | |"
+  )
   print(f"| decoding alone (classify's threads, no model) | {len(files):,} | {dec_ips:,.0f} | {share(dec_ips)} | |")
   print(f"| classify command, after start-up | {len(files):,} | {steady:,.0f} | | {rss_mib:,.0f} MiB |")
   print(f"| classify command, whole process ({wall:.1f} s) | {len(files):,} | {len(files) / wall:,.0f} | | |")

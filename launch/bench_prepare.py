@@ -114,8 +114,18 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None, stderr=None)
 
 
 def _measure(method: str, src: Path, out: Path, args) -> dict:
-  cmd = [sys.executable, __file__, "--_child", method, "--_src", str(src), "--_out", str(out),
-         f"--size={args.size}", f"--workers={args.workers}"]
+  cmd = [
+    sys.executable,
+    __file__,
+    "--_child",
+    method,
+    "--_src",
+    str(src),
+    "--_out",
+    str(out),
+    f"--size={args.size}",
+    f"--workers={args.workers}",
+  ]
   stdout, code, peak = run_measured(cmd)
   if code:
     raise SystemExit(f"{method} failed with exit code {code}")
@@ -147,8 +157,10 @@ def main() -> None:
   print("|---|---|---|---|")
   for r in results:
     print(f"| {r['method']} | {r['images_per_s']:,.0f} | {r['seconds']:.1f} | {r['peak_rss_mib']:,.0f} |")
-  print(f"\nspeed-up: {results[1]['images_per_s'] / results[0]['images_per_s']:.2f}x"
-        f" (target >= 1.8x on 2 cores); peak RSS {results[1]['peak_rss_mib']:,.0f} MiB (target < 1024)")
+  print(
+    f"\nspeed-up: {results[1]['images_per_s'] / results[0]['images_per_s']:.2f}x"
+    f" (target >= 1.8x on 2 cores); peak RSS {results[1]['peak_rss_mib']:,.0f} MiB (target < 1024)"
+  )
 
 
 if __name__ == "__main__":

@@ -51,13 +51,17 @@ def main() -> None:
   cores = len(os.sched_getaffinity(0))
   c = len(prepared.label_names)
   prints = np.random.default_rng(0).normal(size=(len(full), c) + prepared.image_shape[:2])
-  print(f"# {platform.machine()}, {cores} cores, {n} images {prepared.image_shape}, chunks of {args.chunk},"
-        f" best of {args.repeats}")
+  print(
+    f"# {platform.machine()}, {cores} cores, {n} images {prepared.image_shape}, chunks of {args.chunk},"
+    f" best of {args.repeats}"
+  )
   print(f"| pass | grid points | images/s, 1 process | images/s, {cores} worker processes | speed-up |")
   print("|---|---|---|---|---|")
   batches = [source.read_batch(ch) for ch in chunks]
-  for name, fn, extra in (("fingerprint sums", noise_residuals.accumulate, lambda b, g: (b["image"], b["label"], c, g, windows)),
-                          ("scoring", noise_residuals.predict, lambda b, g: (b["image"], g, windows, prints[:len(g)]))):
+  for name, fn, extra in (
+    ("fingerprint sums", noise_residuals.accumulate, lambda b, g: (b["image"], b["label"], c, g, windows)),
+    ("scoring", noise_residuals.predict, lambda b, g: (b["image"], g, windows, prints[: len(g)])),
+  ):
     for grid in (full, full[:1]):
       tasks = [extra(b, grid) for b in batches]
       one, many = float("inf"), float("inf")

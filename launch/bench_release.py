@@ -53,16 +53,16 @@ RELEASE_PINS = ("tensorflow-cpu==2.21.0", "numpy==2.4.6", "scipy==1.17.1", "pill
 GENERATORS = ("B_nearest", "C_bilinear", "D_transposed", "E_nearest")
 # (key, label, better): the table's rows in order.
 ROWS = (
-    ("prep_stats", "preparation + statistics, images/s", "higher"),
-    ("log2", "log2 training, samples/s (full loop)", "higher"),
-    ("cnn", "cnn training, samples/s (full loop)", "higher"),
-    ("bytes", "bytes per image on disk", "lower"),
-    ("rss", "peak RSS, MiB (process tree)", "lower"),
-    ("maxrss", "peak RSS, MiB (main process, getrusage)", "lower"),
-    ("prep", "preparation alone, images/s", "higher"),
-    ("stats", "statistics pass, s", "lower"),
-    ("log2_bare", "log2 bare jitted step, samples/s", "higher"),
-    ("cnn_bare", "cnn bare jitted step, samples/s", "higher"),
+  ("prep_stats", "preparation + statistics, images/s", "higher"),
+  ("log2", "log2 training, samples/s (full loop)", "higher"),
+  ("cnn", "cnn training, samples/s (full loop)", "higher"),
+  ("bytes", "bytes per image on disk", "lower"),
+  ("rss", "peak RSS, MiB (process tree)", "lower"),
+  ("maxrss", "peak RSS, MiB (main process, getrusage)", "lower"),
+  ("prep", "preparation alone, images/s", "higher"),
+  ("stats", "statistics pass, s", "lower"),
+  ("log2_bare", "log2 bare jitted step, samples/s", "higher"),
+  ("cnn_bare", "cnn bare jitted step, samples/s", "higher"),
 )
 RELEASE_KEYS = ("prep_stats", "log2", "cnn", "bytes", "rss", "maxrss")  # the rows measured on both sides
 TINY = {"num_images": 80, "size": 32, "rounds": 1, "steps": 3, "max_seconds": 5.0}
@@ -91,12 +91,20 @@ def setup(venv: Path) -> None:
   base = getattr(sys, "_base_executable", sys.executable)  # the interpreter behind the project's venv
   print(f"creating {venv} with {base} ...", flush=True)
   subprocess.run([base, "-m", "venv", str(venv)], check=True)
-  subprocess.run([str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                  *RELEASE_PINS], check=True)
+  subprocess.run(
+    [str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q", *RELEASE_PINS], check=True
+  )
   versions = subprocess.run(
-      [str(venv_python(venv)), "-c", "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in"
-       " ('tensorflow-cpu', 'keras', 'numpy', 'scipy', 'pillow', 'protobuf')))"],
-      check=True, capture_output=True, text=True).stdout.strip()
+    [
+      str(venv_python(venv)),
+      "-c",
+      "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in"
+      " ('tensorflow-cpu', 'keras', 'numpy', 'scipy', 'pillow', 'protobuf')))",
+    ],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout.strip()
   size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
   print(f"release environment ready: {venv} ({size / 2**30:.1f} GiB): {versions}")
 
@@ -105,14 +113,19 @@ def machine_line() -> str:
   """The machine the numbers belong to: CPU model, cores, memory, load, Python and JAX versions."""
   cpu = platform.processor() or platform.machine()
   try:
-    cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-               if line.startswith("model name"))
+    cpu = next(
+      line.split(":", 1)[1].strip()
+      for line in Path("/proc/cpuinfo").read_text().splitlines()
+      if line.startswith("model name")
+    )
   except (OSError, StopIteration):
     pass
   mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
   load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-  return (f"# {platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; load average {load};"
-          f" Python {platform.python_version()}, jax {importlib.metadata.version('jax')}")
+  return (
+    f"# {platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; load average {load};"
+    f" Python {platform.python_version()}, jax {importlib.metadata.version('jax')}"
+  )
 
 
 def source_folder(num_images: int, size: int) -> Path:
@@ -131,6 +144,7 @@ def warm_page_cache(folder: Path) -> int:
 
 
 # --- freqforensics' side (a child process of this script, in the project's environment).
+
 
 def run_freqforensics(src: Path, work: Path, size: int, models: list[str], *, steps: int, max_seconds: float) -> dict:
   """Prepare + statistics, then the training loop per model, timed as `launch/bench_train.py` does."""
@@ -152,15 +166,22 @@ def run_freqforensics(src: Path, work: Path, size: int, models: list[str], *, st
   stats.feature_stats(prepared, "dct_log", mesh, batch_size=config.eval.batch_size, progress=False)
   stats_s = time.perf_counter() - start
   n = sum(prepared.num_examples.values())
-  train = {m: bench_train.time_training(bench_train.config_for(m, size), prepared, steps, warmup=2,
-                                        max_seconds=max_seconds) for m in models}
-  return {"side": "freqforensics", "train": train, "devices": jax.device_count(),
-          "prep": {"images": n, "prep_seconds": prep_s, "stats_seconds": stats_s, "bytes_per_image": on_disk / n},
-          "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "versions": {p: importlib.metadata.version(p) for p in ("jax", "flax", "optax", "grain", "numpy")}}
+  train = {
+    m: bench_train.time_training(bench_train.config_for(m, size), prepared, steps, warmup=2, max_seconds=max_seconds)
+    for m in models
+  }
+  return {
+    "side": "freqforensics",
+    "train": train,
+    "devices": jax.device_count(),
+    "prep": {"images": n, "prep_seconds": prep_s, "stats_seconds": stats_s, "bytes_per_image": on_disk / n},
+    "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "versions": {p: importlib.metadata.version(p) for p in ("jax", "flax", "optax", "grain", "numpy")},
+  }
 
 
 # --- One round of one side, measured from here.
+
 
 def measure(side: str, src: Path, args, venv: Path) -> dict:
   """Runs one side on `src` in its own process (a fresh work folder); returns its measures by row key."""
@@ -170,12 +191,31 @@ def measure(side: str, src: Path, args, venv: Path) -> dict:
   root.mkdir(parents=True, exist_ok=True)
   with tempfile.TemporaryDirectory(dir=root, prefix=f"{side}-") as tmp:
     if side == "release":
-      cmd = [str(venv_python(venv)), str(RELEASE_SCRIPT), "--src", str(src), "--work", str(Path(tmp) / "records"),
-             "--warmup", "3", *common]
+      cmd = [
+        str(venv_python(venv)),
+        str(RELEASE_SCRIPT),
+        "--src",
+        str(src),
+        "--work",
+        str(Path(tmp) / "records"),
+        "--warmup",
+        "3",
+        *common,
+      ]
       env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}  # nothing of ours there
     else:
-      cmd = [sys.executable, __file__, "--_child", "--_src", str(src), "--_work", tmp, "--size", str(args.size),
-             *common]
+      cmd = [
+        sys.executable,
+        __file__,
+        "--_child",
+        "--_src",
+        str(src),
+        "--_work",
+        tmp,
+        "--size",
+        str(args.size),
+        *common,
+      ]
       env = None
     with open(Path(tmp) / "stderr.txt", "w") as err:
       stdout, code, peak = run_measured(cmd, env=env, stderr=err)
@@ -213,8 +253,10 @@ def table(runs: dict[str, list[dict]], models: list[str]) -> tuple[str, list[dic
   A release cell reads `skipped` when the release side did not run, `-` for a measure it has not
   (its preparation and statistics are one pass; Keras has no bare step apart from `fit`).
   """
-  lines = ["| measure | release min / median / max | freqforensics min / median / max |"
-           " freqforensics / release (medians) |", "|---|---|---|---|"]
+  lines = [
+    "| measure | release min / median / max | freqforensics min / median / max | freqforensics / release (medians) |",
+    "|---|---|---|---|",
+  ]
   rows = []
   for key, label, better in ROWS:
     if key.split("_")[0] in ("log2", "cnn") and key.split("_")[0] not in models:
@@ -230,12 +272,17 @@ def table(runs: dict[str, list[dict]], models: list[str]) -> tuple[str, list[dic
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="\n".join(__doc__.splitlines()[1:5]))
+  parser = argparse.ArgumentParser(
+    description=__doc__.splitlines()[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog="\n".join(__doc__.splitlines()[1:5]),
+  )
   parser.add_argument("--setup", action="store_true", help="create the release's venv (tensorflow-cpu) and exit")
-  parser.add_argument("--venv", default=None, help="the release's venv (default: $FREQFORENSICS_DATA/release-venv,"
-                      " else ~/.cache/freqforensics/release-venv)")
+  parser.add_argument(
+    "--venv",
+    default=None,
+    help="the release's venv (default: $FREQFORENSICS_DATA/release-venv, else ~/.cache/freqforensics/release-venv)",
+  )
   parser.add_argument("--num_images", type=int, default=4000, help="PNG files, five classes")
   parser.add_argument("--size", type=int, default=128, help="image side")
   parser.add_argument("--rounds", type=int, default=3, help="rounds of both sides, alternating")
@@ -250,8 +297,9 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   models = [m for m in args.models.split(",") if m]
   if args._child:
-    r = run_freqforensics(Path(args._src), Path(args._work), args.size, models, steps=args.steps,
-                          max_seconds=args.max_seconds)
+    r = run_freqforensics(
+      Path(args._src), Path(args._work), args.size, models, steps=args.steps, max_seconds=args.max_seconds
+    )
     print(json.dumps(r), flush=True)
     return
   if bad := [m for m in models if m not in ("log2", "cnn")]:
@@ -264,13 +312,18 @@ def main(argv: list[str] | None = None) -> None:
       setattr(args, k, v)
   have_release = venv_python(venv).is_file()
   if not have_release and not args.tiny:
-    fail(f"no release environment at {venv}: create it with `python launch/bench_release.py --setup` (a separate"
-         " venv with tensorflow-cpu), or pass --venv")
+    fail(
+      f"no release environment at {venv}: create it with `python launch/bench_release.py --setup` (a separate"
+      " venv with tensorflow-cpu), or pass --venv"
+    )
   print(machine_line(), flush=True)
   src = source_folder(args.num_images, args.size)
   n_files = sum(1 for _ in src.rglob("*.png"))
-  print(f"# {n_files:,} PNG files of {args.size}x{args.size}x3 in 5 classes ({warm_page_cache(src) / n_files / 1024:.1f}"
-        f" KiB each) at {src}; {args.rounds} round(s), batch 32, models {', '.join(models)}", flush=True)
+  print(
+    f"# {n_files:,} PNG files of {args.size}x{args.size}x3 in 5 classes ({warm_page_cache(src) / n_files / 1024:.1f}"
+    f" KiB each) at {src}; {args.rounds} round(s), batch 32, models {', '.join(models)}",
+    flush=True,
+  )
   runs: dict[str, list[dict]] = {"release": [], "freqforensics": []}
   for i in range(args.rounds):
     order = ("release", "freqforensics") if i % 2 == 0 else ("freqforensics", "release")
@@ -288,12 +341,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# {side}: " + ", ".join(f"{k} {x}" for k, x in v.items()))
   print(f"# load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
   if not have_release:
-    print(f"note: the release (TensorFlow) half was skipped: no release environment at {venv}; create it with"
-          " `python launch/bench_release.py --setup` (a separate venv with tensorflow-cpu), then run again")
+    print(
+      f"note: the release (TensorFlow) half was skipped: no release environment at {venv}; create it with"
+      " `python launch/bench_release.py --setup` (a separate venv with tensorflow-cpu), then run again"
+    )
   if args.json:
-    out = {"machine": machine_line(), "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-           "rows": rows, "versions": versions,
-           "runs": {side: [r["raw"] for r in rs] for side, rs in runs.items()}}
+    out = {
+      "machine": machine_line(),
+      "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+      "rows": rows,
+      "versions": versions,
+      "runs": {side: [r["raw"] for r in rs] for side, rs in runs.items()},
+    }
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 
 

@@ -44,8 +44,9 @@ def bench(size: int, batch: int, reps: int) -> dict[str, float]:
   """images/s of both implementations on one uint8 batch of `batch` x size x size x 3."""
   x = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
   mesh = sharding.make_mesh()
-  stats = jax.device_put(spectral.FeatureStats(jnp.zeros((size, size, 3)), jnp.ones((size, size, 3))),
-                         sharding.replicated(mesh))
+  stats = jax.device_put(
+    spectral.FeatureStats(jnp.zeros((size, size, 3)), jnp.ones((size, size, 3))), sharding.replicated(mesh)
+  )
   ours = jax.jit(sharding.features_fn(mesh, "dct_log"))
   put = sharding.make_put(mesh)
 
@@ -71,14 +72,18 @@ def main() -> None:
   parser.add_argument("--reps", type=int, default=7)
   parser.add_argument("--sizes", default="128:256,1024:8", help="comma-separated SIZE:BATCH pairs")
   args = parser.parse_args()
-  print(f"# {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s),"
-        f" jax {jax.__version__}, scipy {scipy.__version__}")
+  print(
+    f"# {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s),"
+    f" jax {jax.__version__}, scipy {scipy.__version__}"
+  )
   print("| batch | features(dct_log) img/s | scipy dctn + log img/s | ratio | max error / max coefficient |")
   print("|---|---|---|---|---|")
   for pair in args.sizes.split(","):
     size, batch = map(int, pair.split(":"))
     r = bench(size, batch, args.reps)
-    print(f"| {batch} x {size}x{size}x3 | {r['ours']:,.0f} | {r['scipy']:,.0f} | {r['ratio']:.2f} | {r['max_rel_err']:.1e} |")
+    print(
+      f"| {batch} x {size}x{size}x3 | {r['ours']:,.0f} | {r['scipy']:,.0f} | {r['ratio']:.2f} | {r['max_rel_err']:.1e} |"
+    )
 
 
 if __name__ == "__main__":

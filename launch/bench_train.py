@@ -103,14 +103,15 @@ def main() -> None:
   import os  # pylint: disable=g-import-not-at-top
 
   os.environ.setdefault("FREQFORENSICS_DATA", os.path.join(tempfile.gettempdir(), "freqforensics_bench"))
-  print(f"# {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__},"
-        f" batch 32, {args.size}x{args.size}x3, dct_log")
+  print(
+    f"# {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__},"
+    f" batch 32, {args.size}x{args.size}x3, dct_log"
+  )
   print("| model | full loop samples/s | bare step samples/s | full / bare | timed steps |")
   print("|---|---|---|---|---|")
   for model in args.models.split(","):
     r = bench(model, args.size, args.steps, args.num_per_class)
-    print(f"| {model} | {r['full']:,.0f} | {r['bare']:,.0f} | {r['full'] / r['bare']:.2f} | {r['steps']} |",
-          flush=True)
+    print(f"| {model} | {r['full']:,.0f} | {r['bare']:,.0f} | {r['full'] / r['bare']:.2f} | {r['steps']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def reference(x: np.ndarray, kind: str) -> np.ndarray:
     out = np.empty(x.shape, np.float64)
     for b in range(x.shape[0]):
       for c in range(x.shape[-1]):
-        wp = pywt.WaveletPacket2D(x[b, :, :, c].astype(np.float64), spec.wavelet, mode="periodization",
-                                  maxlevel=spec.level)
+        wp = pywt.WaveletPacket2D(
+          x[b, :, :, c].astype(np.float64), spec.wavelet, mode="periodization", maxlevel=spec.level
+        )
         out[b, :, :, c] = np.block([[n.data for n in row] for row in wp.get_level(spec.level, order="freq")])
     return np.log(np.abs(out) + 1e-12)
   f = np.fft.fftshift(np.fft.fft2(x.astype(np.float32), axes=(1, 2), norm="ortho"), axes=(1, 2))
@@ -62,8 +63,12 @@ def reference(x: np.ndarray, kind: str) -> np.ndarray:
     return np.log(np.abs(f) + 1e-12)
   index, counts = spectral.radial_bins(x.shape[1], x.shape[2], spec.bins)
   power = (np.abs(f) ** 2).reshape(x.shape[0], -1, x.shape[-1])
-  rings = np.stack([np.stack([np.bincount(index, power[b, :, c], spec.bins) for c in range(x.shape[-1])], -1)
-                    for b in range(x.shape[0])])
+  rings = np.stack(
+    [
+      np.stack([np.bincount(index, power[b, :, c], spec.bins) for c in range(x.shape[-1])], -1)
+      for b in range(x.shape[0])
+    ]
+  )
   return np.log(rings / counts[:, None] + 1e-12)
 
 
@@ -88,16 +93,21 @@ def main() -> None:
   parser.add_argument("--reps", type=int, default=5)
   parser.add_argument("--sizes", default="64:256,128:256", help="comma-separated SIZE:BATCH pairs")
   args = parser.parse_args()
-  print(f"# {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s),"
-        f" jax {jax.__version__}, numpy {np.__version__}, PyWavelets {metadata.version('PyWavelets')}")
+  print(
+    f"# {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s),"
+    f" jax {jax.__version__}, numpy {np.__version__}, PyWavelets {metadata.version('PyWavelets')}"
+  )
   print("| batch | feature | features() img/s | NumPy / PyWavelets img/s | ratio | max abs error of log (|c| > 0.01) |")
   print("|---|---|---|---|---|---|")
   for pair in args.sizes.split(","):
     size, batch = map(int, pair.split(":"))
     for kind in KINDS:
       r = bench(kind, size, batch, args.reps)
-      print(f"| {batch} x {size}x{size}x3 | `{kind}` | {r['ours']:,.0f} | {r['ref']:,.0f} | {r['ours'] / r['ref']:.1f}"
-            f" | {r['max_err']:.1e} |", flush=True)
+      print(
+        f"| {batch} x {size}x{size}x3 | `{kind}` | {r['ours']:,.0f} | {r['ref']:,.0f} | {r['ours'] / r['ref']:.1f}"
+        f" | {r['max_err']:.1e} |",
+        flush=True,
+      )
 
 
 if __name__ == "__main__":

@@ -64,11 +64,17 @@ def run_one(config: ml_collections.ConfigDict, workdir: Path, per_class: str) ->
   """Trains (or resumes, or reads back) one run; returns its summary."""
   m = scripts.run(config, workdir)
   epochs = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-  return {"per_class": per_class, "accuracy": m["accuracy"],
-          "recall": {name: c["recall"] for name, c in m["per_class"].items()}, "epochs": len(epochs),
-          "best_epoch": m["epoch"],
-          "seconds_per_epoch": statistics.median(r["seconds"] for r in epochs) if epochs else None,
-          "tested": m["num_examples"], "seconds": m["seconds"], "workdir": f"runs/{workdir.name}"}
+  return {
+    "per_class": per_class,
+    "accuracy": m["accuracy"],
+    "recall": {name: c["recall"] for name, c in m["per_class"].items()},
+    "epochs": len(epochs),
+    "best_epoch": m["epoch"],
+    "seconds_per_epoch": statistics.median(r["seconds"] for r in epochs) if epochs else None,
+    "tested": m["num_examples"],
+    "seconds": m["seconds"],
+    "workdir": f"runs/{workdir.name}",
+  }
 
 
 def plot(rows: list[dict[str, Any]], sizes: dict[str, int], path: Path, *, classes: int, tested: str) -> None:
@@ -81,15 +87,20 @@ def plot(rows: list[dict[str, Any]], sizes: dict[str, int], path: Path, *, class
   from freqforensics import outputs  # pylint: disable=g-import-not-at-top
 
   models = list(dict.fromkeys(r["model"] for r in rows))
-  fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False, sharey=True,
-                           constrained_layout=True)
+  fig, axes = plt.subplots(
+    1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False, sharey=True, constrained_layout=True
+  )
   features = list(dict.fromkeys(r["features"] for r in rows))
   colours = {f: plt.get_cmap("tab10")(i) for i, f in enumerate(features)}  # one colour per feature in every panel
   for ax, model in zip(axes[0], models):
     for r in rows:
       if r["model"] == model:
-        ax.plot(*zip(*sorted((sizes[run["per_class"]], run["accuracy"]) for run in r["runs"])), marker="o",
-                label=r["features"], color=colours[r["features"]])
+        ax.plot(
+          *zip(*sorted((sizes[run["per_class"]], run["accuracy"]) for run in r["runs"])),
+          marker="o",
+          label=r["features"],
+          color=colours[r["features"]],
+        )
     ax.axhline(1 / classes, color="grey", lw=0.8, ls=":")  # chance
     ax.set_xscale("log")
     ax.set_xticks(sorted(sizes.values()), [str(v) for v in sorted(sizes.values())])
@@ -106,8 +117,9 @@ def plot(rows: list[dict[str, Any]], sizes: dict[str, int], path: Path, *, class
 
 def main(argv: list[str] | None = None) -> Path:
   parser = scripts.script_parser(__doc__)
-  parser.add_argument("--per_class", help=f"training images per class or {FULL}, comma-separated"
-                      f" (default {DEFAULTS['per_class']})")
+  parser.add_argument(
+    "--per_class", help=f"training images per class or {FULL}, comma-separated (default {DEFAULTS['per_class']})"
+  )
   parser.add_argument("--models", help=f"default {DEFAULTS['models']}")
   parser.add_argument("--features", help=f"default {DEFAULTS['features']}")
   args = scripts.parse_args(parser, argv)
@@ -118,8 +130,10 @@ def main(argv: list[str] | None = None) -> Path:
     raise UserError(f"--per_class={args.per_class}: give whole numbers of images per class or {FULL}, e.g. 8,32,{FULL}")
   full_config = scripts.script_config(args)
   if full_config.data.prepared_dir and sizes != [FULL]:
-    raise UserError(f"--per_class={args.per_class} re-splits the source images, but data.prepared_dir is prepared"
-                    f" already: give --per_class={FULL}, or the source (data.source_dir) instead")
+    raise UserError(
+      f"--per_class={args.per_class} re-splits the source images, but data.prepared_dir is prepared"
+      f" already: give --per_class={FULL}, or the source (data.source_dir) instead"
+    )
   train, val, test, classes = split_counts(full_config)  # the N-runs hold out as many images as the full split
   numbers = {s: train if s == FULL else int(s) for s in sizes}  # training images per class
   out = scripts.output_dir(args, "feature_views")
@@ -139,30 +153,48 @@ def main(argv: list[str] | None = None) -> Path:
           c.data.split = (numbers[size], val, test)
           c.train.batch_size = min(c.train.batch_size, max(2, 2 * numbers[size]))  # >= 2 steps per epoch
         runs.append(run_one(c, out / "runs" / f"{feature}_{model}_n{size}", size))
-        print(f"{feature:>10} {model:>5} n={size:>4}: test accuracy {runs[-1]['accuracy']:.3f} ({runs[-1]['epochs']}"
-              f" epochs, {runs[-1]['seconds']:.0f} s)", flush=True)
+        print(
+          f"{feature:>10} {model:>5} n={size:>4}: test accuracy {runs[-1]['accuracy']:.3f} ({runs[-1]['epochs']}"
+          f" epochs, {runs[-1]['seconds']:.0f} s)",
+          flush=True,
+        )
       kind = defaults.feature_name(c)  # with its parameters, e.g. azimuthal-b32
       shape = spectral.feature_shape(kind, (c.data.image_size, c.data.image_size, c.data.channels))
-      row = {"features": feature, "model": model, "name": kind, "shape": "x".join(map(str, shape)),
-             **{f"n{r['per_class']}": r["accuracy"] for r in runs},
-             "seconds_per_epoch": next((r["seconds_per_epoch"] for r in runs if r["per_class"] == FULL), None),
-             "runs": runs}
+      row = {
+        "features": feature,
+        "model": model,
+        "name": kind,
+        "shape": "x".join(map(str, shape)),
+        **{f"n{r['per_class']}": r["accuracy"] for r in runs},
+        "seconds_per_epoch": next((r["seconds_per_epoch"] for r in runs if r["per_class"] == FULL), None),
+        "runs": runs,
+      }
       rows.append(row)
   if not rows:
-    raise UserError(f"nothing to run: --models={args.models} take image-shaped features, not"
-                    f" --features={args.features}")
+    raise UserError(
+      f"nothing to run: --models={args.models} take image-shaped features, not --features={args.features}"
+    )
   tested = " / ".join(map(str, sorted({run["tested"] for row in rows for run in row["runs"]})))
   plot(rows, numbers, out / "feature_views.png", classes=classes, tested=tested)
-  columns = [("name", "features", "s"), ("model", "model", "s"), ("shape", "feature shape", "s"),
-             *[(f"n{s}", f"{numbers[s]} / class" + (f" ({FULL})" if s == FULL else ""), ".3f") for s in sizes],
-             ("seconds_per_epoch", f"s / epoch ({FULL})", ".1f")]
+  columns = [
+    ("name", "features", "s"),
+    ("model", "model", "s"),
+    ("shape", "feature shape", "s"),
+    *[(f"n{s}", f"{numbers[s]} / class" + (f" ({FULL})" if s == FULL else ""), ".3f") for s in sizes],
+    ("seconds_per_epoch", f"s / epoch ({FULL})", ".1f"),
+  ]
   import jax  # pylint: disable=g-import-not-at-top  (started by the runs above)
 
   md = scripts.write_results(
-      out, "feature_views", rows, columns, title="Test accuracy per feature view, model and training-set size",
-      notes=f"Config {scripts.config_label(args)}; test accuracy on {tested} images ({classes} classes), one"
-            f" seed; {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax"
-            f" {jax.__version__}; ours. Figure: feature_views.png.")
+    out,
+    "feature_views",
+    rows,
+    columns,
+    title="Test accuracy per feature view, model and training-set size",
+    notes=f"Config {scripts.config_label(args)}; test accuracy on {tested} images ({classes} classes), one"
+    f" seed; {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax"
+    f" {jax.__version__}; ours. Figure: feature_views.png.",
+  )
   print(md.read_text())
   return out
 

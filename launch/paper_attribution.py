@@ -22,8 +22,14 @@ from pathlib import Path
 from freqforensics import host_devices
 from freqforensics.tools import scripts
 
-COLUMNS = [("method", "method", "s"), ("features", "input", "s"), ("best", "best grid point (val accuracy)", "s"),
-           ("accuracy", "test accuracy", ".3f"), ("seconds", "wall time (s)", ".0f"), ("parameters", "parameters", ",d")]
+COLUMNS = [
+  ("method", "method", "s"),
+  ("features", "input", "s"),
+  ("best", "best grid point (val accuracy)", "s"),
+  ("accuracy", "test accuracy", ".3f"),
+  ("seconds", "wall time (s)", ".0f"),
+  ("parameters", "parameters", ",d"),
+]
 NEURAL = (("log2", "pixel"), ("log2", "dct_log"), ("cnn", "pixel"), ("cnn", "dct_log"), ("resnet", "dct_log"))
 
 
@@ -45,10 +51,13 @@ def baseline_row(name: str, base, out: Path, pca_subset: int, tiny: bool = False
   trained = commands.run(c, out / "baselines", "train")
   best = grid.get("best") or {}
   best_row = next((r for r in grid["rows"] if all(r.get(k) == v for k, v in best.items())), {})
-  return {"method": {"knn": "kNN", "eigenfaces": "Eigenfaces", "prnu": "PRNU"}[name],
-          "features": "pixels" if name != "prnu" else "noise residual",
-          "best": ", ".join(f"{k}={v}" for k, v in best.items()) + f" ({best_row.get('accuracy', 0):.3f})",
-          "accuracy": trained["test"]["accuracy"], "seconds": time.perf_counter() - start}
+  return {
+    "method": {"knn": "kNN", "eigenfaces": "Eigenfaces", "prnu": "PRNU"}[name],
+    "features": "pixels" if name != "prnu" else "noise residual",
+    "best": ", ".join(f"{k}={v}" for k, v in best.items()) + f" ({best_row.get('accuracy', 0):.3f})",
+    "accuracy": trained["test"]["accuracy"],
+    "seconds": time.perf_counter() - start,
+  }
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -57,20 +66,35 @@ def main(argv: list[str] | None = None) -> Path:
   parser.add_argument("--pca_subset", type=int, default=1000)
   args = scripts.parse_args(parser, argv)
   out = scripts.output_dir(args, "attribution")
-  rows = [baseline_row(name, scripts.script_config(args), out, args.pca_subset, args.tiny)
-          for name in ("knn", "eigenfaces", "prnu")]
+  rows = [
+    baseline_row(name, scripts.script_config(args), out, args.pca_subset, args.tiny)
+    for name in ("knn", "eigenfaces", "prnu")
+  ]
   for model, features in NEURAL:
     c = scripts.script_config(args)
     c.model.name, c.features, c.progress = model, features, False
     if model == "resnet":
       c.train.epochs = min(c.train.epochs, args.resnet_epochs)
     m = scripts.run(c, out / "runs" / f"{model}_{features}")
-    rows.append({"method": model, "features": {"pixel": "pixels", "dct_log": "log DCT"}[features], "best": "-",
-                 "accuracy": m["accuracy"], "seconds": m["seconds"], "parameters": m["parameters"]})
+    rows.append(
+      {
+        "method": model,
+        "features": {"pixel": "pixels", "dct_log": "log DCT"}[features],
+        "best": "-",
+        "accuracy": m["accuracy"],
+        "seconds": m["seconds"],
+        "parameters": m["parameters"],
+      }
+    )
   md = scripts.write_results(
-      out, "attribution", rows, COLUMNS, title="Attribution: every method on the same test split",
-      notes=f"Config {scripts.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
-            "wall time of the whole method (grid search included for the classic ones); ours.")
+    out,
+    "attribution",
+    rows,
+    COLUMNS,
+    title="Attribution: every method on the same test split",
+    notes=f"Config {scripts.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
+    "wall time of the whole method (grid search included for the classic ones); ours.",
+  )
   print(md.read_text())
   return out
 

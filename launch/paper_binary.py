@@ -19,9 +19,15 @@ from pathlib import Path
 from freqforensics import host_devices
 from freqforensics.tools import scripts
 
-COLUMNS = [("features", "features", "s"), ("accuracy", "test accuracy", ".3f"), ("roc_auc", "ROC-AUC", ".4f"),
-           ("average_precision", "AP", ".4f"), ("accuracy_at_0.5", "acc@0.5", ".3f"), ("seconds", "seconds", ".0f"),
-           ("parameters", "parameters", ",d")]
+COLUMNS = [
+  ("features", "features", "s"),
+  ("accuracy", "test accuracy", ".3f"),
+  ("roc_auc", "ROC-AUC", ".4f"),
+  ("average_precision", "AP", ".4f"),
+  ("accuracy_at_0.5", "acc@0.5", ".3f"),
+  ("seconds", "seconds", ".0f"),
+  ("parameters", "parameters", ",d"),
+]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -35,12 +41,25 @@ def main(argv: list[str] | None = None) -> Path:
     c = scripts.script_config(args)
     c.features, c.data.classes, c.progress = features, (args.real, args.fake), False
     m = scripts.run(c, out / "runs" / features)
-    rows.append({"features": features, "accuracy": m["accuracy"], "roc_auc": m["binary"]["roc_auc"],
-                 "average_precision": m["binary"]["average_precision"],
-                 "accuracy_at_0.5": m["binary"]["accuracy_at_0.5"], "seconds": m["seconds"],
-                 "parameters": m["parameters"]})
-  md = scripts.write_results(out, "binary", rows, COLUMNS, title=f"{args.real} vs {args.fake}, log2",
-                                 notes=f"Config {scripts.config_label(args)}; test split; ours.")
+    rows.append(
+      {
+        "features": features,
+        "accuracy": m["accuracy"],
+        "roc_auc": m["binary"]["roc_auc"],
+        "average_precision": m["binary"]["average_precision"],
+        "accuracy_at_0.5": m["binary"]["accuracy_at_0.5"],
+        "seconds": m["seconds"],
+        "parameters": m["parameters"],
+      }
+    )
+  md = scripts.write_results(
+    out,
+    "binary",
+    rows,
+    COLUMNS,
+    title=f"{args.real} vs {args.fake}, log2",
+    notes=f"Config {scripts.config_label(args)}; test split; ours.",
+  )
   print(md.read_text())
   return out
 

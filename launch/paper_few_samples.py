@@ -22,9 +22,15 @@ import numpy as np
 from freqforensics import host_devices
 from freqforensics.tools import scripts
 
-COLUMNS = [("model", "model", "s"), ("features", "features", "s"), ("fraction", "fraction of train", "g"),
-           ("per_class", "train images per class", ",d"), ("mean", "test accuracy (mean)", ".3f"),
-           ("std", "std over seeds", ".3f"), ("seeds", "seeds", "d")]
+COLUMNS = [
+  ("model", "model", "s"),
+  ("features", "features", "s"),
+  ("fraction", "fraction of train", "g"),
+  ("per_class", "train images per class", ",d"),
+  ("mean", "test accuracy (mean)", ".3f"),
+  ("std", "std over seeds", ".3f"),
+  ("seeds", "seeds", "d"),
+]
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -75,11 +81,26 @@ def main(argv: list[str] | None = None) -> Path:
           c.train.batch_size = min(c.train.batch_size, max(4, per_class * classes // 4 * 4))
           m = scripts.run(c, out / "runs" / f"{model}_{features}_{fraction:g}_seed{seed}")
           accs.append(m["accuracy"])
-        rows.append({"model": model, "features": features, "fraction": fraction, "per_class": per_class,
-                     "mean": float(np.mean(accs)), "std": float(np.std(accs)), "seeds": len(seeds)})
+        rows.append(
+          {
+            "model": model,
+            "features": features,
+            "fraction": fraction,
+            "per_class": per_class,
+            "mean": float(np.mean(accs)),
+            "std": float(np.std(accs)),
+            "seeds": len(seeds),
+          }
+        )
   _plot(rows, out / "few_samples.png")
-  md = scripts.write_results(out, "few_samples", rows, COLUMNS, title="Test accuracy as the training set shrinks",
-                                 notes=f"Config {scripts.config_label(args)}; ours. Figure: few_samples.png.")
+  md = scripts.write_results(
+    out,
+    "few_samples",
+    rows,
+    COLUMNS,
+    title="Test accuracy as the training set shrinks",
+    notes=f"Config {scripts.config_label(args)}; ours. Figure: few_samples.png.",
+  )
   print(md.read_text())
   return out
 

@@ -24,8 +24,13 @@ from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 KINDS = ("B_nearest", "C_bilinear", "D_transposed")
-COLUMNS = [("upsampler", "upsampler", "s"), ("accuracy", "accuracy", ".3f"), ("roc_auc", "ROC-AUC", ".4f"),
-           ("lowpass_accuracy", "accuracy, low-passed", ".3f"), ("lowpass_roc_auc", "ROC-AUC, low-passed", ".4f")]
+COLUMNS = [
+  ("upsampler", "upsampler", "s"),
+  ("accuracy", "accuracy", ".3f"),
+  ("roc_auc", "ROC-AUC", ".4f"),
+  ("lowpass_accuracy", "accuracy, low-passed", ".3f"),
+  ("lowpass_roc_auc", "ROC-AUC, low-passed", ".4f"),
+]
 
 
 def _spectra(config, out: Path, name: str) -> None:
@@ -58,10 +63,14 @@ def main(argv: list[str] | None = None) -> Path:
       m = scripts.run(c, out / "runs" / f"{tag}{kind}")
       rows[kind].update({f"{tag}accuracy": m["accuracy"], f"{tag}roc_auc": m["binary"]["roc_auc"]})
   md = scripts.write_results(
-      out, "upsampling", list(rows.values()), COLUMNS,
-      title="Real vs each upsampler, log2 on log-DCT features (test split)",
-      notes=f"Low-passed: every generated image blurred (Gaussian, sigma {args.lowpass} px) before saving. "
-            f"Config {scripts.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.")
+    out,
+    "upsampling",
+    list(rows.values()),
+    COLUMNS,
+    title="Real vs each upsampler, log2 on log-DCT features (test split)",
+    notes=f"Low-passed: every generated image blurred (Gaussian, sigma {args.lowpass} px) before saving. "
+    f"Config {scripts.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.",
+  )
   print(md.read_text())
   return out
 

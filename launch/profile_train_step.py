@@ -81,8 +81,9 @@ def profile(model: str, size: int, reps: int, num_per_class: int, rounds: int) -
   dct_log = jax.jit(sharding.per_device(mesh, lambda x: spectral.log_scale(spectral.dct2(x))))
   rows.append(("DCT + log", lambda: dct_log(batch["image"]).block_until_ready()))
   features = jax.jit(sharding.features_fn(mesh, "dct_log"))
-  rows.append(("DCT + log + standardise (the step's features)",
-               lambda: features(batch["image"], fs).block_until_ready()))
+  rows.append(
+    ("DCT + log + standardise (the step's features)", lambda: features(batch["image"], fs).block_until_ready())
+  )
   x = features(batch["image"], fs)
 
   def loss_fn(model, x, labels):
@@ -94,7 +95,9 @@ def profile(model: str, size: int, reps: int, num_per_class: int, rounds: int) -
     return nnx.grad(loss_fn)(model, x, labels)
 
   grads = jax.jit(grads_fn, out_shardings=rep)
-  rows.append(("model forward + backward on ready features", lambda: jax.block_until_ready(grads(state, x, batch["label"]))))
+  rows.append(
+    ("model forward + backward on ready features", lambda: jax.block_until_ready(grads(state, x, batch["label"])))
+  )
   g = grads(state, x, batch["label"])
 
   def update_fn(state, g):
@@ -135,6 +138,7 @@ def profile(model: str, size: int, reps: int, num_per_class: int, rounds: int) -
   rows.append(("bare step (train.py's jitted step)", run_step))
 
   for threads in (1, 2):
+
     def batches(threads=threads):
       epoch = 0
       while True:
@@ -190,10 +194,14 @@ def main() -> None:
   args = parser.parse_args()
   os.environ.setdefault("FREQFORENSICS_DATA", os.path.join(tempfile.gettempdir(), "freqforensics_bench"))
   load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-  print(f"# {platform.node()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__},"
-        f" XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, load average {load}")
-  print(f"# {args.model}, batch 32, {args.size}x{args.size}x3, dct_log; {args.rounds} rounds of every part, each the"
-        f" median of {args.reps} runs")
+  print(
+    f"# {platform.node()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__},"
+    f" XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, load average {load}"
+  )
+  print(
+    f"# {args.model}, batch 32, {args.size}x{args.size}x3, dct_log; {args.rounds} rounds of every part, each the"
+    f" median of {args.reps} runs"
+  )
   rows = profile(args.model, args.size, args.reps, args.num_per_class, args.rounds)
   bare = {name: low for name, low, _ in rows}["bare step (train.py's jitted step)"]
   print("| part | ms per batch of 32, min over rounds | median over rounds | min as share of the bare step's min |")

@@ -98,10 +98,14 @@ def list_splits(src: Path) -> tuple[list[str], dict[str, list[tuple[Path, int]]]
 
 
 def _example(feature: np.ndarray, label: int) -> bytes:
-  return tf.train.Example(features=tf.train.Features(feature={
-      "data": tf.train.Feature(float_list=tf.train.FloatList(value=feature.ravel())),
-      "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-  })).SerializeToString()
+  return tf.train.Example(
+    features=tf.train.Features(
+      feature={
+        "data": tf.train.Feature(float_list=tf.train.FloatList(value=feature.ravel())),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      }
+    )
+  ).SerializeToString()
 
 
 def prepare(src: Path, out: Path) -> dict:
@@ -133,9 +137,15 @@ def prepare(src: Path, out: Path) -> dict:
   seconds = time.perf_counter() - start
   n = sum(len(v) for v in splits.values())
   size = sum((out / f"{s}.tfrecords").stat().st_size for s in SPLITS)
-  return {"images": n, "seconds": seconds, "images_per_s": n / seconds, "bytes_per_image": size / n,
-          "shape": list(features["train"].shape[1:]), "classes": classes,
-          "counts": {s: len(splits[s]) for s in SPLITS}}
+  return {
+    "images": n,
+    "seconds": seconds,
+    "images_per_s": n / seconds,
+    "bytes_per_image": size / n,
+    "shape": list(features["train"].shape[1:]),
+    "classes": classes,
+    "counts": {s: len(splits[s]) for s in SPLITS},
+  }
 
 
 def expected_params(name: str, shape: tuple[int, int, int], classes: int) -> int:
@@ -179,8 +189,10 @@ def build_model(name: str, shape: tuple[int, int, int], classes: int) -> tf.kera
 
 def train_dataset(path: Path, shape: tuple[int, int, int], batch_size: int) -> tf.data.Dataset:
   """The training TFRecords as the release reads them: parsed per example, batched, repeated, no shuffle."""
-  spec = {"data": tf.io.FixedLenFeature([int(np.prod(shape))], tf.float32),
-          "label": tf.io.FixedLenFeature([], tf.int64)}
+  spec = {
+    "data": tf.io.FixedLenFeature([int(np.prod(shape))], tf.float32),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+  }
 
   def parse(record):
     ex = tf.io.parse_single_example(record, spec)
@@ -209,18 +221,31 @@ class _Timer(tf.keras.callbacks.Callback):
         self.model.stop_training = True
 
 
-def time_training(name: str, records: Path, shape: tuple[int, int, int], classes: int, *, steps: int, warmup: int,
-                  max_seconds: float, batch_size: int = 32) -> dict:
+def time_training(
+  name: str,
+  records: Path,
+  shape: tuple[int, int, int],
+  classes: int,
+  *,
+  steps: int,
+  warmup: int,
+  max_seconds: float,
+  batch_size: int = 32,
+) -> dict:
   """Samples/s of `model.fit` on the training TFRecords over steady-state batches."""
   tf.keras.utils.set_random_seed(0)
   model = build_model(name, shape, classes)
   timer = _Timer(warmup, steps, max_seconds)
-  model.fit(train_dataset(records, shape, batch_size), epochs=1, steps_per_epoch=warmup + steps, verbose=0,
-            callbacks=[timer])
+  model.fit(
+    train_dataset(records, shape, batch_size), epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[timer]
+  )
   if timer.timed == 0:
     raise RuntimeError(f"{name}: no batch was timed (warm-up {warmup}, steps {steps})")
-  return {"samples_per_s": timer.timed * batch_size / (timer.end - timer.start), "steps": timer.timed,
-          "params": model.count_params()}
+  return {
+    "samples_per_s": timer.timed * batch_size / (timer.end - timer.start),
+    "steps": timer.timed,
+    "params": model.count_params(),
+  }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,17 +259,42 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   prep = prepare(Path(args.src), Path(args.work))
   shape = tuple(prep["shape"])
-  train = {m: time_training(m, Path(args.work) / "train.tfrecords", shape, len(prep["classes"]), steps=args.steps,
-                            warmup=args.warmup, max_seconds=args.max_seconds)
-           for m in filter(None, args.models.split(","))}
+  train = {
+    m: time_training(
+      m,
+      Path(args.work) / "train.tfrecords",
+      shape,
+      len(prep["classes"]),
+      steps=args.steps,
+      warmup=args.warmup,
+      max_seconds=args.max_seconds,
+    )
+    for m in filter(None, args.models.split(","))
+  }
   usage = resource.getrusage(resource.RUSAGE_SELF)
-  print(json.dumps({
-      "side": "release", "prep": prep, "train": train, "maxrss_mib": usage.ru_maxrss / 1024,
-      "threads": {"inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                  "intra_op": tf.config.threading.get_intra_op_parallelism_threads()},
-      "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": tf.keras.__version__,
-                   "numpy": np.__version__, "scipy": scipy.__version__, "pillow": Image.__version__},
-  }), flush=True)
+  print(
+    json.dumps(
+      {
+        "side": "release",
+        "prep": prep,
+        "train": train,
+        "maxrss_mib": usage.ru_maxrss / 1024,
+        "threads": {
+          "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+          "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        },
+        "versions": {
+          "python": sys.version.split()[0],
+          "tensorflow": tf.__version__,
+          "keras": tf.keras.__version__,
+          "numpy": np.__version__,
+          "scipy": scipy.__version__,
+          "pillow": Image.__version__,
+        },
+      }
+    ),
+    flush=True,
+  )
 
 
 if __name__ == "__main__":

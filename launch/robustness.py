@@ -37,9 +37,13 @@ from freqforensics.analysis import perturbation_sweep
 from freqforensics.tools import scripts
 
 KINDS = tuple(perturbation_sweep.DEFAULT_SWEEPS)
-COLUMNS = [("run", "run", "s"), ("clean", "clean accuracy", ".3f"),
-           *[(k, f"{k}: mean drop", ".3f") for k in KINDS],
-           ("train_seconds", "training (s)", ".0f"), ("report_seconds", "report (s)", ".0f")]
+COLUMNS = [
+  ("run", "run", "s"),
+  ("clean", "clean accuracy", ".3f"),
+  *[(k, f"{k}: mean drop", ".3f") for k in KINDS],
+  ("train_seconds", "training (s)", ".0f"),
+  ("report_seconds", "report (s)", ".0f"),
+]
 
 
 def sweeps(tiny: bool) -> dict[str, tuple[float, ...]]:
@@ -72,22 +76,43 @@ def main(argv: list[str] | None = None) -> Path:
       seconds = time.perf_counter() - start
       label = name.replace("_", " ")
       reports[label], styles[label] = report, {"color": f"C{j}", "linestyle": "-" if augmented else "--"}
-      rows.append({"run": label, "model": model, "augmented": augmented, "clean": report["clean"]["accuracy"],
-                   **drops(report), "train_seconds": m["seconds"], "report_seconds": seconds,
-                   "report": str((report_dir / "robustness.json").relative_to(out))})
-      print(f"{label}: clean accuracy {report['clean']['accuracy']:.3f}; training {m['seconds']:.0f} s, robustness"
-            f" report {seconds:.0f} s", flush=True)
+      rows.append(
+        {
+          "run": label,
+          "model": model,
+          "augmented": augmented,
+          "clean": report["clean"]["accuracy"],
+          **drops(report),
+          "train_seconds": m["seconds"],
+          "report_seconds": seconds,
+          "report": str((report_dir / "robustness.json").relative_to(out)),
+        }
+      )
+      print(
+        f"{label}: clean accuracy {report['clean']['accuracy']:.3f}; training {m['seconds']:.0f} s, robustness"
+        f" report {seconds:.0f} s",
+        flush=True,
+      )
   features = c.features
-  perturbation_sweep.plot(reports, out / "robustness.png", styles=styles, title=f"{scripts.config_spec(args)},"
-                          f" {features}: trained clean (dashed) vs with augmentation (solid)")
+  perturbation_sweep.plot(
+    reports,
+    out / "robustness.png",
+    styles=styles,
+    title=f"{scripts.config_spec(args)}, {features}: trained clean (dashed) vs with augmentation (solid)",
+  )
   import jax  # pylint: disable=g-import-not-at-top  (started by the runs above)
 
   md = scripts.write_results(
-      out, "robustness", rows, COLUMNS, title=f"Accuracy under perturbation, trained clean vs augmented ({features})",
-      notes=f"Config {scripts.config_label(args)}; test split ({report['clean']['num_examples']} images); drop ="
-            " clean accuracy minus accuracy under the perturbation, averaged over its strengths;"
-            f" {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__};"
-            f" ours. Figure: robustness.png.\n\nAccuracy at every strength:\n\n{perturbation_sweep.table(reports)}")
+    out,
+    "robustness",
+    rows,
+    COLUMNS,
+    title=f"Accuracy under perturbation, trained clean vs augmented ({features})",
+    notes=f"Config {scripts.config_label(args)}; test split ({report['clean']['num_examples']} images); drop ="
+    " clean accuracy minus accuracy under the perturbation, averaged over its strengths;"
+    f" {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__};"
+    f" ours. Figure: robustness.png.\n\nAccuracy at every strength:\n\n{perturbation_sweep.table(reports)}",
+  )
   print(md.read_text())
   return out
 

@@ -51,8 +51,9 @@ def _sample_inputs(name: str, seed: int) -> np.ndarray:
 def train_one(name: str, out_dir: Path, pool: np.ndarray, options: generator_training.Options, argv: list[str]) -> dict:
   """Trains family `name`, writes its npz and card into `out_dir`; returns the card."""
   start = time.perf_counter()
-  report = lambda step, m: print(f"  {name} step {step}/{options.steps}: " + ", ".join(
-      f"{k} {v:.4g}" for k, v in m.items()), flush=True)
+  report = lambda step, m: print(
+    f"  {name} step {step}/{options.steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()), flush=True
+  )
   f = trained.family(name)
   if f.kind == "gan":
     model, history = generator_training.train_gan(name, pool, options, report)
@@ -64,26 +65,38 @@ def train_one(name: str, out_dir: Path, pool: np.ndarray, options: generator_tra
   seconds = time.perf_counter() - start
   path = trained.weights_path(name, out_dir)
   sha = trained.write_npz(path, trained.flat_params(model))
-  card = {"family": name, "description": f.description, "architecture": trained.architecture(name),
-          "seed": options.seed, "steps": options.steps, "options": dataclasses.asdict(options),
-          "training_pool": {"crops": len(pool), "region": trained.TRAIN_REGION, "seed": options.seed},
-          "encoder_from": "ae_decoder" if f.upsample == "filtered" else None,
-          "wall_time_s": round(seconds, 1), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-          "command": "python launch/train_generators.py " + " ".join(argv),
-          "weights_sha256": sha, "weights_bytes": path.stat().st_size,
-          "parameters": int(sum(a.size for a in trained.flat_params(model).values())),
-          "loss_history": history}
+  card = {
+    "family": name,
+    "description": f.description,
+    "architecture": trained.architecture(name),
+    "seed": options.seed,
+    "steps": options.steps,
+    "options": dataclasses.asdict(options),
+    "training_pool": {"crops": len(pool), "region": trained.TRAIN_REGION, "seed": options.seed},
+    "encoder_from": "ae_decoder" if f.upsample == "filtered" else None,
+    "wall_time_s": round(seconds, 1),
+    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    "command": "python launch/train_generators.py " + " ".join(argv),
+    "weights_sha256": sha,
+    "weights_bytes": path.stat().st_size,
+    "parameters": int(sum(a.size for a in trained.flat_params(model).values())),
+    "loss_history": history,
+  }
   path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
   trained.clear_cache()
   inputs = _sample_inputs(name, options.seed)
   samples = trained.sample(name, inputs, weights_dir=out_dir)
   real = generator_training.real_pool(DIVERSITY_SAMPLES, seed=options.seed + 2000, region=trained.BENCH_REGION)
-  fig = {"samples": generator_training.diversity(samples), "real_crops": generator_training.diversity(real),
-         "n": DIVERSITY_SAMPLES, "real_region": trained.BENCH_REGION}
+  fig = {
+    "samples": generator_training.diversity(samples),
+    "real_crops": generator_training.diversity(real),
+    "n": DIVERSITY_SAMPLES,
+    "real_region": trained.BENCH_REGION,
+  }
   fig["ratio"] = {k: round(fig["samples"][k] / fig["real_crops"][k], 4) for k in fig["samples"]}
   if f.kind == "ae":
     mse = ((samples.astype(np.float64) - inputs.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    fig["psnr_db"] = round(float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10)))), 3)
+    fig["psnr_db"] = round(float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10)))), 3)
   card["diversity"] = fig
   path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
   return card
@@ -122,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
       print(f"{args.pool} real training crops (seed {seed}) after {time.perf_counter() - start:.0f} s", flush=True)
     pool = pools[seed]
     if trained.family(name).kind == "gan":
-      options = generator_training.Options(steps=args.gan_steps, seed=seed, batch_size=args.batch_size,
-                                         lr_g=args.lr_g, lr_d=args.lr_d, ema=args.ema)
+      options = generator_training.Options(
+        steps=args.gan_steps, seed=seed, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, ema=args.ema
+      )
     else:
-      options = generator_training.Options(steps=args.ae_steps, seed=seed, batch_size=args.batch_size,
-                                         lr_g=args.ae_lr, lr_d=0.0, b1=0.9, b2=0.999, ema=0.0)
+      options = generator_training.Options(
+        steps=args.ae_steps, seed=seed, batch_size=args.batch_size, lr_g=args.ae_lr, lr_d=0.0, b1=0.9, b2=0.999, ema=0.0
+      )
     options = dataclasses.replace(options, log_every=max(1, min(100, options.steps // 10)))
     cards.append(train_one(name, out, pool, options, argv))
   print(f"\nall done in {time.perf_counter() - start:.0f} s")
@@ -134,9 +149,11 @@ def main(argv: list[str] | None = None) -> int:
   print("|---|---|---|---|---|---|")
   for c in cards:
     d = c["diversity"]
-    print(f"| {c['family']} | {c['steps']} | {c['wall_time_s']:.0f} | {d['samples']['mean_pairwise_distance']:.1f} "
-          f"({d['real_crops']['mean_pairwise_distance']:.1f}) | {d['samples']['per_image_std']:.1f} "
-          f"({d['real_crops']['per_image_std']:.1f}) | {c['weights_bytes'] / 1e6:.2f} |")
+    print(
+      f"| {c['family']} | {c['steps']} | {c['wall_time_s']:.0f} | {d['samples']['mean_pairwise_distance']:.1f} "
+      f"({d['real_crops']['mean_pairwise_distance']:.1f}) | {d['samples']['per_image_std']:.1f} "
+      f"({d['real_crops']['per_image_std']:.1f}) | {c['weights_bytes'] / 1e6:.2f} |"
+    )
   return 0
 
 

@@ -21,9 +21,15 @@ from pathlib import Path
 from freqforensics import host_devices
 from freqforensics.tools import scripts
 
-COLUMNS = [("task", "task", "s"), ("model", "model", "s"), ("features", "features", "s"),
-           ("accuracy", "test accuracy", ".3f"), ("roc_auc", "ROC-AUC", ".4f"), ("epoch", "best epoch", "d"),
-           ("seconds", "wall time (s)", ".0f")]
+COLUMNS = [
+  ("task", "task", "s"),
+  ("model", "model", "s"),
+  ("features", "features", "s"),
+  ("accuracy", "test accuracy", ".3f"),
+  ("roc_auc", "ROC-AUC", ".4f"),
+  ("epoch", "best epoch", "d"),
+  ("seconds", "wall time (s)", ".0f"),
+]
 FEATURES = ("pixel", "dct_log")
 
 
@@ -72,13 +78,27 @@ def main(argv: list[str] | None = None) -> Path:
         if folder:
           c.data.source, c.data.source_dir = "folder", folder
         m = scripts.run(c, out / "runs" / f"{model}_{features}_{tag}")
-        rows.append({"task": task, "model": model, "features": {"pixel": "pixels", "dct_log": "log DCT"}[features],
-                     "accuracy": m["accuracy"], "roc_auc": (m.get("binary") or {}).get("roc_auc"),
-                     "epoch": m.get("epoch"), "seconds": m["seconds"], "parameters": m["parameters"]})
+        rows.append(
+          {
+            "task": task,
+            "model": model,
+            "features": {"pixel": "pixels", "dct_log": "log DCT"}[features],
+            "accuracy": m["accuracy"],
+            "roc_auc": (m.get("binary") or {}).get("roc_auc"),
+            "epoch": m.get("epoch"),
+            "seconds": m["seconds"],
+            "parameters": m["parameters"],
+          }
+        )
         print(f"{task} {model} {features}: {m['accuracy']:.3f} ({m['seconds']:.0f} s)", flush=True)
-  md = scripts.write_results(out, "trained_accuracy", rows, COLUMNS,
-                                 title="Trained generator families: test accuracy, pixels vs log DCT",
-                                 notes=f"Config {scripts.config_label(args)}; test split; ours.")
+  md = scripts.write_results(
+    out,
+    "trained_accuracy",
+    rows,
+    COLUMNS,
+    title="Trained generator families: test accuracy, pixels vs log DCT",
+    notes=f"Config {scripts.config_label(args)}; test split; ours.",
+  )
   print(md.read_text())
   return out
 

@@ -35,12 +35,15 @@ def sample_grid(bench: Path, classes: list[str], columns: int, out: Path) -> Non
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  fig, axes = plt.subplots(len(classes), 1, figsize=(columns * 0.9, len(classes) * 1.1), squeeze=False,
-                           constrained_layout=True)
+  fig, axes = plt.subplots(
+    len(classes), 1, figsize=(columns * 0.9, len(classes) * 1.1), squeeze=False, constrained_layout=True
+  )
   for ax, cls in zip(axes[:, 0], classes):
     files = sorted((bench / cls).glob("*.png"))[:columns]
-    row = np.concatenate([np.pad(np.asarray(Image.open(f).convert("RGB")), ((0, 0), (0, 2), (0, 0)),
-                                 constant_values=255) for f in files], axis=1)
+    row = np.concatenate(
+      [np.pad(np.asarray(Image.open(f).convert("RGB")), ((0, 0), (0, 2), (0, 0)), constant_values=255) for f in files],
+      axis=1,
+    )
     ax.imshow(row, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -60,8 +63,9 @@ def spectra_figure(bench: Path, classes: list[str], num: int, out: Path) -> None
   diffs = [m - logs[0] for m in logs[1:]]
   lo, hi = np.percentile(np.concatenate([m.ravel() for m in logs]), [1, 99])
   v = float(np.percentile(np.abs(np.concatenate([d.ravel() for d in diffs])), 99))
-  fig, axes = plt.subplots(2, len(classes), figsize=(2.3 * len(classes) + 1.2, 4.8), squeeze=False,
-                           constrained_layout=True)
+  fig, axes = plt.subplots(
+    2, len(classes), figsize=(2.3 * len(classes) + 1.2, 4.8), squeeze=False, constrained_layout=True
+  )
   for c, (cls, m) in enumerate(zip(classes, logs)):
     im = axes[0, c].imshow(m, cmap="viridis", vmin=lo, vmax=hi)
     axes[0, c].set_title(cls, fontsize=9)

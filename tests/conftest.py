@@ -23,8 +23,9 @@ import pywt  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
-def write_class_folders(root: Path, counts: dict[str, int], size: tuple[int, int] = (20, 24), seed: int = 0,
-                        ext: str = ".png") -> Path:
+def write_class_folders(
+  root: Path, counts: dict[str, int], size: tuple[int, int] = (20, 24), seed: int = 0, ext: str = ".png"
+) -> Path:
   """Writes random images: `counts` maps class folder name -> number of images."""
   rng = np.random.default_rng(seed)
   for name, n in counts.items():
@@ -60,8 +61,10 @@ def tiny_folder_config(src: Path, data_dir: Path, *, split=(16, 4, 4), batch_siz
 @pytest.fixture
 def make_folders(tmp_path):
   """Factory fixture: `make_folders({'A_real': 10, 'B_gan': 10})` -> source dir."""
+
   def make(counts: dict[str, int], **kwargs) -> Path:
     return write_class_folders(tmp_path / "src", counts, **kwargs)
+
   return make
 
 
@@ -98,10 +101,13 @@ def good_images(folder: Path, seed: int = 1) -> list[Path]:
   rng = np.random.default_rng(seed)
   (folder / "sub").mkdir(parents=True, exist_ok=True)
   rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-  paths = {"a.png": Image.fromarray(rgb(16, 16)), "b.jpg": Image.fromarray(rgb(16, 16)),
-           "gray.png": Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L"),
-           "rgba.png": Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA"),
-           "sub/big.png": Image.fromarray(rgb(24, 20))}
+  paths = {
+    "a.png": Image.fromarray(rgb(16, 16)),
+    "b.jpg": Image.fromarray(rgb(16, 16)),
+    "gray.png": Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L"),
+    "rgba.png": Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA"),
+    "sub/big.png": Image.fromarray(rgb(24, 20)),
+  }
   for name, image in paths.items():
     image.save(folder / name)
   return sorted(folder / name for name in paths)

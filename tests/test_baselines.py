@@ -113,8 +113,12 @@ def test_eigenfaces_trains_a_variance_above_the_grid(folders, tmp_path):
 
 
 def test_eigenfaces_incremental_pca_over_the_memory_budget(folders, tmp_path):
-  c = _config(folders, "eigenfaces", memory_gb=2e-4, **{"eigenfaces.variance_grid": (0.5,), "eigenfaces.c_grid": (1.0,),
-                                                      "eigenfaces.incremental_components": 6})
+  c = _config(
+    folders,
+    "eigenfaces",
+    memory_gb=2e-4,
+    **{"eigenfaces.variance_grid": (0.5,), "eigenfaces.c_grid": (1.0,), "eigenfaces.incremental_components": 6},
+  )
   row = brun.run(c, tmp_path, "grid_search")["rows"][0]
   assert row["pca"] == "incremental"
   path = json.loads((tmp_path / "eigenfaces.json").read_text())["settings"]["prepared"]
@@ -205,6 +209,7 @@ def test_model_files_are_not_pickles_and_foreign_files_are_refused(folders, tmp_
   brun.run(c, tmp_path, "train")
   est = tmp_path / "knn_model" / "estimator.skops"
   import zipfile
+
   assert zipfile.is_zipfile(est)  # skops: JSON schema + .npy arrays, no pickle stream
   est.write_bytes(pickle.dumps({"not": "an estimator"}))
   with pytest.raises(UserError, match="not a skops file"):
@@ -236,5 +241,3 @@ def test_balanced_indices_are_class_balanced_and_seeded():
   assert np.bincount(y[idx]).tolist() == [4, 3, 4] and np.all(np.diff(idx) > 0)
   assert idx.tolist() == inputs.balanced_indices(y, 4, 3, seed=1).tolist()
   assert inputs.balanced_indices(y, 0, 3, seed=1).tolist() == list(range(20))
-
-

@@ -21,8 +21,14 @@ def test_bundle_round_trip_gives_the_same_outputs(name, tmp_path):
     model(x, train=True)  # move the BatchNorm running statistics away from their initial values
   acc = stats.update(stats.init((16, 16, 3)), x)
   stats.save(tmp_path / "stats_dct_log.npz", acc, "dct_log")
-  info = {"model": name, "variant": "tiny", "features": "dct_log", "input_shape": [16, 16, 3], "outputs": 4,
-          "label_names": ["A_real", "B", "C", "D"]}
+  info = {
+    "model": name,
+    "variant": "tiny",
+    "features": "dct_log",
+    "input_shape": [16, 16, 3],
+    "outputs": 4,
+    "label_names": ["A_real", "B", "C", "D"],
+  }
   bundle.save(tmp_path / "bundle", model, info, tmp_path / "stats_dct_log.npz")
   with zipfile.ZipFile(tmp_path / "bundle" / "params.npz") as z:  # plain .npy arrays, nothing pickled
     for member in z.namelist():

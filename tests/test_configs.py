@@ -51,6 +51,16 @@ def test_requirements_are_pinned_exactly():
   lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
   assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][A-Za-z0-9_.+\-]*", line) for line in lines), lines
   names = {line.split("==")[0].lower().replace("_", "-") for line in lines}
-  for needed in ("jax", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain", "scikit-image",
-                 "importlib-resources", "ml-collections", "pytest"):
+  for needed in (
+    "jax",
+    "flax",
+    "optax",
+    "orbax-checkpoint",
+    "tensorflow-datasets",
+    "grain",
+    "scikit-image",
+    "importlib-resources",
+    "ml-collections",
+    "pytest",
+  ):
     assert needed in names

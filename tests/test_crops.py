@@ -29,7 +29,7 @@ def lanczos(array: np.ndarray, size: int) -> np.ndarray:
 def test_celeba_window_is_the_release_geometry(tmp_path, h, w):
   a = coords(h, w)
   bottom, right = min(185, h), min(153, w)
-  want = a[bottom - 128:bottom, right - 128:right]
+  want = a[bottom - 128 : bottom, right - 128 : right]
   got = images.load_image(png(tmp_path, a), 128, 3, crop="celeba")
   np.testing.assert_array_equal(got, want)
   if (h, w) == (218, 178):  # the aligned CelebA size: rows 57..184, columns 25..152
@@ -51,7 +51,7 @@ def test_center_crop_is_square_and_centred_for_odd_and_off_by_one_sizes(tmp_path
   a = coords(h, w)
   side = min(h, w)
   top, left = (h - side) // 2, (w - side) // 2
-  square = a[top:top + side, left:left + side]
+  square = a[top : top + side, left : left + side]
   np.testing.assert_array_equal(images.load_image(png(tmp_path, a), side, 3, crop="center"), square)
   np.testing.assert_array_equal(images.load_image(png(tmp_path, a), 32, 3, crop="center"), lanczos(square, 32))
 

@@ -61,8 +61,9 @@ def test_blur_sigma_zero_is_identity_and_more_sigma_removes_more_high_frequencie
     out = P.gaussian_blur(img, sigma, k)
     # SciPy's Gaussian filter with the same radius and border rule (reflect without the edge pixel).
     r = (k - 1) // 2
-    ref = scipy.ndimage.gaussian_filter(img.astype(np.float64), sigma=(sigma, sigma, 0), radius=(r, r, 0),
-                                        mode="mirror")
+    ref = scipy.ndimage.gaussian_filter(
+      img.astype(np.float64), sigma=(sigma, sigma, 0), radius=(r, r, 0), mode="mirror"
+    )
     assert np.abs(out.astype(np.float64) - ref).max() <= 0.5 + 1e-9
     energies.append(_high_frequency_energy(out))
   assert energies == sorted(energies, reverse=True) and energies[-1] < 0.05 * energies[0], energies
@@ -70,8 +71,9 @@ def test_blur_sigma_zero_is_identity_and_more_sigma_removes_more_high_frequencie
 
 def test_blur_sigma_follows_the_kernel_or_the_configured_value():
   rng = np.random.default_rng(0)
-  auto = {(s["kernel_size"], round(s["sigma"], 6)) for s in
-          (P.Perturbation("blur", 1.0).sample(rng)[0] for _ in range(200))}
+  auto = {
+    (s["kernel_size"], round(s["sigma"], 6)) for s in (P.Perturbation("blur", 1.0).sample(rng)[0] for _ in range(200))
+  }
   assert auto == {(3, 0.8), (5, 1.1), (7, 1.4), (9, 1.7)}  # OpenCV's sigma for kernel sizes 3/5/7/9
   fixed = P.Perturbation("blur", 1.0, blur_kernel=(7,), blur_sigma=(2.5,)).sample(rng)[0]
   assert fixed == {"name": "blur", "kernel_size": 7, "sigma": 2.5}  # not the release's constant 4
@@ -81,7 +83,7 @@ def test_blur_sigma_follows_the_kernel_or_the_configured_value():
 def test_noise_has_the_requested_standard_deviation(std):
   gray = np.full((64, 64, 3), 128, np.uint8)  # far from 0 and 255: nothing is clipped
   diff = P.gaussian_noise(gray, np.random.default_rng(1), std).astype(np.float64) - 128
-  expected = math.sqrt(std ** 2 + 1 / 12)  # rounding to integers adds uniform(-0.5, 0.5) noise
+  expected = math.sqrt(std**2 + 1 / 12)  # rounding to integers adds uniform(-0.5, 0.5) noise
   assert diff.std() == pytest.approx(expected, rel=0.03)
   assert abs(diff.mean()) < 4 * std / math.sqrt(diff.size)
 
@@ -126,12 +128,14 @@ def test_combined_picks_one_of_four_and_all_applies_each_in_turn():
 def test_bad_perturbation_settings_name_the_option():
   c = defaults.perturbation_config()
   assert P.Perturbation.from_config(c) == P.Perturbation()
-  for field, value, message in (("kind", "jpg", "unknown perturbation kind 'jpg'"),
-                                ("probability", 1.5, "probability 1.5"),
-                                ("jpeg_quality", (0, 50), "jpeg_quality"),
-                                ("blur_kernel", (4,), "blur_kernel"),
-                                ("noise_std", (20.0, 5.0), "noise_std"),
-                                ("crop_fraction", (1.2,), "crop_fraction")):
+  for field, value, message in (
+    ("kind", "jpg", "unknown perturbation kind 'jpg'"),
+    ("probability", 1.5, "probability 1.5"),
+    ("jpeg_quality", (0, 50), "jpeg_quality"),
+    ("blur_kernel", (4,), "blur_kernel"),
+    ("noise_std", (20.0, 5.0), "noise_std"),
+    ("crop_fraction", (1.2,), "crop_fraction"),
+  ):
     bad = defaults.perturbation_config()
     bad[field] = value
     with pytest.raises(UserError, match=r"--config\.augment: .*" + message.replace("(", r"\(")):

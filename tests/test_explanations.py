@@ -58,8 +58,9 @@ def trained_workdir(tmp_path_factory):
   from freqforensics import train
 
   root = tmp_path_factory.mktemp("explain")
-  c = tiny_folder_config(write_fingerprinted_folders(root / "src", 10), root / "data", split=(6, 2, 2), batch_size=4,
-                         epochs=1)
+  c = tiny_folder_config(
+    write_fingerprinted_folders(root / "src", 10), root / "data", split=(6, 2, 2), batch_size=4, epochs=1
+  )
   train.train_and_evaluate(c, root / "wd")
   return root
 

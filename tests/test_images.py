@@ -70,8 +70,14 @@ def test_every_listed_format_decodes_in_one_folder(tmp_path):
   src = tmp_path / "src"
   for cls in ("A_real", "B_gan"):
     (src / cls).mkdir(parents=True)
-    for ext, kwargs in ((".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True}),
-                        (".jpg", {"quality": 95}), (".jpeg", {"quality": 95})):
+    for ext, kwargs in (
+      (".png", {}),
+      (".bmp", {}),
+      (".tif", {}),
+      (".webp", {"lossless": True}),
+      (".jpg", {"quality": 95}),
+      (".jpeg", {"quality": 95}),
+    ):
       Image.fromarray(RGB).save(src / cls / f"img{ext}", **kwargs)
   ds = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert ds.num_examples == {"train": 8, "val": 2, "test": 2} and ds.metadata["skipped"] == 0
@@ -99,11 +105,17 @@ def test_bad_files_are_skipped_per_reason_and_reported(tmp_path):
   opts = preparation.PrepareOptions(16, 3, (0.5, 0.25, 0.25), max_pixels=1000)
   ds = preparation.prepare(src, tmp_path / "data", opts, progress=False)
   assert ds.num_examples == {"train": 4, "val": 2, "test": 2}
-  assert ds.metadata["skipped_by_reason"] == {"empty file": 1, "not an image": 2, "pixel limit": 1,
-                                              "too small": 1, "truncated": 1}
+  assert ds.metadata["skipped_by_reason"] == {
+    "empty file": 1,
+    "not an image": 2,
+    "pixel limit": 1,
+    "too small": 1,
+    "truncated": 1,
+  }
   report = {row["path"]: f"{row['reason']}: {row['message']}" for row in reader.read_report(ds.path)}
-  assert set(report) == {f"B_gan/{n}" for n in ("empty.png", "text.png", "truncated.png", "small.png", "huge.png",
-                                                "notes.txt")}
+  assert set(report) == {
+    f"B_gan/{n}" for n in ("empty.png", "text.png", "truncated.png", "small.png", "huge.png", "notes.txt")
+  }
   assert report["B_gan/huge.png"].startswith("pixel limit: 40x40 pixels, above the limit of 1,000")
   assert report["B_gan/small.png"].startswith("too small:")
 
@@ -122,8 +134,18 @@ def test_decompression_bombs_are_refused_from_the_header(tmp_path, monkeypatch):
 
 
 def _tree(root: Path) -> None:
-  for rel in ["A/1.png", "A/sub/2.png", "A/sub/deeper/3.jpg", "A/.hidden.png", "A/.cache/4.png", "A/notes.txt",
-              "A/Z.png", "A/a.png", "A/sub-x/5.png", "outside/6.png"]:
+  for rel in [
+    "A/1.png",
+    "A/sub/2.png",
+    "A/sub/deeper/3.jpg",
+    "A/.hidden.png",
+    "A/.cache/4.png",
+    "A/notes.txt",
+    "A/Z.png",
+    "A/a.png",
+    "A/sub-x/5.png",
+    "outside/6.png",
+  ]:
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_bytes(b"x")
   os.symlink(root / "outside", root / "A" / "linked_dir")  # pathlib's rglob does not enter it either
@@ -134,8 +156,11 @@ def _tree(root: Path) -> None:
 def test_files_under_equals_rglob_without_hidden_parts(tmp_path):
   _tree(tmp_path)
   folder = tmp_path / "A"
-  expected = [p for p in sorted(folder.rglob("*"))
-              if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+  expected = [
+    p
+    for p in sorted(folder.rglob("*"))
+    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+  ]
   got = images.files_under(folder)
   assert got == expected
   names = [str(p.relative_to(folder)) for p in got]

@@ -28,8 +28,13 @@ def _bundle(tmp_path, features: str, outputs: int, rng) -> bundle.Bundle:
     acc = stats.update(stats.init(shape), np.log(np.abs(scipy.fft.dctn(train, norm="ortho", axes=(1, 2))) + 1e-12))
     stats_file = tmp_path / "stats_dct_log.npz"
     stats.save(stats_file, acc, "dct_log")
-  info = {"model": "log2", "features": features, "input_shape": list(shape), "outputs": outputs,
-          "label_names": ["A_real", "B_gan"] if outputs == 1 else [f"c{k}" for k in range(outputs)]}
+  info = {
+    "model": "log2",
+    "features": features,
+    "input_shape": list(shape),
+    "outputs": outputs,
+    "label_names": ["A_real", "B_gan"] if outputs == 1 else [f"c{k}" for k in range(outputs)],
+  }
   bundle.save(tmp_path / "bundle", model, info, stats_file)
   return bundle.load(tmp_path / "bundle")
 
@@ -87,7 +92,9 @@ def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
   clf.bundle.info["crop"] = "none"
   try:
     assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
-    with pytest.raises(inference.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
+    with pytest.raises(
+      inference.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"
+    ):
       clf.prepare_file(tmp_path / "big.png")
   finally:
     clf.bundle.info["crop"] = "center"
@@ -107,5 +114,3 @@ def test_predict_files_in_memory(clf, tmp_path):
   names = [clf.label_names[k] for k in np.argmax(want, axis=1)]
   assert got.predicted == names
   assert dict(got.counts()) == {n: names.count(n) for n in set(names)}
-
-

@@ -29,9 +29,11 @@ def test_fixed_logits_give_exact_metrics_with_a_padded_last_batch():
   # 7 examples in batches of 3: the last batch holds 1 real row and 2 padding rows.
   true = [0, 0, 1, 1, 2, 2, 2]
   pred = [0, 1, 1, 1, 2, 0, 2]  # 5 of 7 right; A 1/2, B 2/2, C 2/3
+
   def logits_fn(batch):
     idx = np.asarray(batch["image"])[:, 0, 0, 0]  # the example index, stored in the image
     return jnp.asarray(np.eye(3)[np.asarray(pred)[idx]] * 10.0)
+
   m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), LABELS)
   assert m["num_examples"] == 7
   assert m["accuracy"] == pytest.approx(5 / 7)
@@ -58,8 +60,10 @@ def test_eval_batches_cover_each_example_once(n, batch):
 def test_binary_head_metrics():
   true = [0, 1, 1, 0]
   logits = np.array([[-3.0], [2.0], [-1.0], [0.5]])  # predictions 0, 1, 0, 1
+
   def logits_fn(batch):
     return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
+
   m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), ("real", "fake"))
   assert m["confusion_matrix"] == [[1, 1], [1, 1]] and m["accuracy"] == 0.5
 

@@ -115,7 +115,9 @@ def test_a_prepared_dataset_is_one_data_set_per_class_read_as_the_models_see_it(
   src = tmp_path / "classes"
   _write(src / "A_real", real)
   _write(src / "B_gan", fake)
-  ds = preparation.prepare_to(src, tmp_path / "prepared", preparation.PrepareOptions(SIZE, 3, (3, 1, 1)), progress=False)
+  ds = preparation.prepare_to(
+    src, tmp_path / "prepared", preparation.PrepareOptions(SIZE, 3, (3, 1, 1)), progress=False
+  )
   out = mean_spectra.compute([f"{ds.path}:train"], num=100, size=0, channels=3)  # size 0: the dataset's
   assert list(out["names"]) == ["A_real", "B_gan"] and list(out["count"]) == [3, 3] and int(out["size"]) == SIZE
   for k, arrays in enumerate((real[:3], fake[:3])):  # the train split: the first 3 files of each class

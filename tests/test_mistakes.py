@@ -60,8 +60,9 @@ def test_misclassified_refuses_other_labels_and_splits(prepared):
     mistakes.misclassified(_parity_predict, path, "test", label_names=("B_gan", "A_real"))
   with pytest.raises(UserError, match="no split 'tset'"):
     mistakes.misclassified(_parity_predict, path, "tset", label_names=("A_real", "B_gan"))
-  none = mistakes.misclassified(lambda b: np.tile([[1.0, 0.0]], (len(b), 1)), path, "val",
-                                label_names=("A_real", "B_gan"))
+  none = mistakes.misclassified(
+    lambda b: np.tile([[1.0, 0.0]], (len(b), 1)), path, "val", label_names=("A_real", "B_gan")
+  )
   assert len(none.indices) == 1 and none.images.shape == (1, 16, 16, 3)  # only the B_gan val image is wrong
 
 

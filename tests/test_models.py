@@ -25,7 +25,7 @@ def test_linear_parameter_count_matches_paper(name):
 def test_penalties_are_keras_kernel_sums(name, l1, l2):
   model = models.create_model(name, (4, 4, 1), 3, l1=0.01, l2=0.01, seed=3)
   w = np.asarray(model.dense.kernel[...], np.float64)
-  want = l1 * np.abs(w).sum() + l2 * (w ** 2).sum()
+  want = l1 * np.abs(w).sum() + l2 * (w**2).sum()
   assert float(model.penalty()) == pytest.approx(want, rel=1e-5, abs=1e-12)
 
 
@@ -85,7 +85,9 @@ def test_tiny_parameter_counts_from_layer_lists():
   cnn_count = _conv(1, 2) + _conv(2, 4) + _conv(4, 8) + _conv(8, 16) + _dense(4 * 4 * 16, 1)
   assert models.count_params(models.create_model("cnn", (16, 16, 1), 1, variant="tiny")) == (cnn_count, cnn_count)
   # resnet: stem 4, 8 channels, 2 blocks of two convs and two BNs (scale/bias trainable, mean/var not).
-  trainable = _conv(3, 4) + _conv(4, 8) + 2 * (2 * _conv(8, 8) + 2 * 2 * 8) + _conv(8, 8) + _dense(8, 16) + _dense(16, 5)
+  trainable = (
+    _conv(3, 4) + _conv(4, 8) + 2 * (2 * _conv(8, 8) + 2 * 2 * 8) + _conv(8, 8) + _dense(8, 16) + _dense(16, 5)
+  )
   stats = 2 * 2 * 2 * 8
   got = models.count_params(models.create_model("resnet", (16, 16, 3), 5, variant="tiny"))
   assert got == (trainable + stats, trainable)
@@ -152,7 +154,7 @@ def test_nn_penalty_is_l2_sum_on_hidden_kernel_only():
   model = models.create_model("nn", (8, 8, 2), 5, l1=0.5, l2=0.03, seed=1)
   w = np.asarray(model.hidden.kernel[...], np.float64)
   assert w.shape == (8 * 8 * 2, 128)
-  assert float(model.penalty()) == pytest.approx(0.03 * (w ** 2).sum(), rel=1e-5)
+  assert float(model.penalty()) == pytest.approx(0.03 * (w**2).sum(), rel=1e-5)
   assert float(models.create_model("nn", (8, 8, 2), 5, l2=0.0).penalty()) == 0.0
 
 

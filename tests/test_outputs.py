@@ -26,8 +26,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_ownership_record_removes_exactly_what_was_registered(tmp_path):
   rec = outputs.OwnershipRecord(tmp_path, ".record.jsonl")
-  for rel in ("config.json", "bundle/params.npz", "tree/x/y.bin", "checkpoints/3/state", "checkpoints/12/state",
-              "checkpoints/notes.txt", "bundle/mine.txt", "mine.txt"):
+  for rel in (
+    "config.json",
+    "bundle/params.npz",
+    "tree/x/y.bin",
+    "checkpoints/3/state",
+    "checkpoints/12/state",
+    "checkpoints/notes.txt",
+    "bundle/mine.txt",
+    "mine.txt",
+  ):
     (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / rel).write_text(rel)
   rec.add("config.json", "bundle/params.npz", tmp_path / "never_written.txt")
@@ -71,7 +79,9 @@ def test_environment_faults_are_found_inside_library_errors():
   e = RuntimeError("write() failed: No space left on device; writing /data/out/chunk.tmp1; at byte 9")
   fault = outputs.environment_fault(e)
   assert fault.errno == errno.ENOSPC and fault.filename == "/data/out/chunk.tmp1"
-  assert "no space left" in outputs.describe_os_error(fault) and "/data/out/chunk.tmp1" in outputs.describe_os_error(fault)
+  assert "no space left" in outputs.describe_os_error(fault) and "/data/out/chunk.tmp1" in outputs.describe_os_error(
+    fault
+  )
   wrapped = ValueError("could not save")
   wrapped.__cause__ = PermissionError(errno.EACCES, "Permission denied", "/ro/x")
   assert outputs.environment_fault(wrapped).errno == errno.EACCES
@@ -91,8 +101,11 @@ def test_outputs_that_are_inputs_or_foreign_files_are_refused(tmp_path):
   plt.close(fig)
   assert outputs.is_our_figure(ours) and not outputs.is_our_figure(theirs)
   assert outputs.check_new_output(ours, overwrite=True) == ours
-  for path, overwrite, needle in ((ours, False, "exists"), (theirs, True, "not written by freqforensics"),
-                                  (tmp_path / "x.png", True, "also an input")):
+  for path, overwrite, needle in (
+    (ours, False, "exists"),
+    (theirs, True, "not written by freqforensics"),
+    (tmp_path / "x.png", True, "also an input"),
+  ):
     with pytest.raises(UserError, match=needle):
       outputs.check_new_output(path, overwrite=overwrite, inputs=[tmp_path / "x.png"])
   (tmp_path / "data" / "A").mkdir(parents=True)

@@ -92,19 +92,25 @@ def test_unreadable_and_truncated_images_are_skipped_counted_listed_and_replaced
 def test_a_class_short_of_usable_images_names_itself_and_both_numbers(make_folders, tmp_path):
   src = make_folders({"A_real": 6, "B_gan": 6})
   (src / "B_gan" / "img_0003.png").write_bytes(b"")
-  with pytest.raises(UserError, match=r"class B_gan has 5 usable images \(1 of its 6 files skipped, listed in .*"
-                     r"skipped_files.csv\), fewer than the requested split 4\+1\+1=6") as e:
+  with pytest.raises(
+    UserError,
+    match=r"class B_gan has 5 usable images \(1 of its 6 files skipped, listed in .*"
+    r"skipped_files.csv\), fewer than the requested split 4\+1\+1=6",
+  ) as e:
     preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(16, 3, (4, 1, 1)), progress=False)
   assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("case,match", [
+@pytest.mark.parametrize(
+  "case,match",
+  [
     ("missing", "does not exist"),
     ("empty", "holds no class folders"),
     ("one_class", "only one class folder"),
     ("no_images", "class folder .*B_gan holds no images"),
     ("too_few", "class B_gan has 3 images, fewer than the requested split"),
-])
+  ],
+)
 def test_bad_sources_give_one_clear_line(case, match, make_folders, tmp_path):
   if case == "missing":
     src = tmp_path / "nope"
@@ -179,8 +185,11 @@ def test_interrupted_preparation_resumes_at_the_first_unfinished_task(make_folde
   # Per class, tasks never cross a split boundary: files [0, 4), [4, 8), [8, 10) | [10, 11) | [11, 12).
   assert preparation.chunk_bounds(12, (10, 1, 1), 4) == [(0, 4), (4, 8), (8, 10), (10, 11), (11, 12)]
   chunk_names = [f"class{c:04d}-{j:06d}.array_record" for c in (0, 1) for j in range(5)]
-  shard_names = [f"freqforensics-{s}.array_record-{i:05d}-of-{n:05d}"
-                 for s, n in (("train", 6), ("val", 2), ("test", 2)) for i in range(n)]
+  shard_names = [
+    f"freqforensics-{s}.array_record-{i:05d}-of-{n:05d}"
+    for s, n in (("train", 6), ("val", 2), ("test", 2))
+    for i in range(n)
+  ]
   decoded, packed = [], []
   _record_work(monkeypatch, "write_chunk", decoded, crash_at=3)
   with pytest.raises(KeyboardInterrupt):
@@ -222,8 +231,9 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path, monkeypat
   for n in (20, 200):
     src = write_class_folders(tmp_path / f"src{n}", {"A_real": n, "B_gan": n}, size=(64, 64))
     tracemalloc.start()
-    preparation.prepare(src, tmp_path / f"data{n}", preparation.PrepareOptions(64, 3, (0.8, 0.1, 0.1), parallel="thread"),
-                    progress=False)
+    preparation.prepare(
+      src, tmp_path / f"data{n}", preparation.PrepareOptions(64, 3, (0.8, 0.1, 0.1), parallel="thread"), progress=False
+    )
     peaks[n] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
   # 360 more images are 4.4 MB of pixels; a pipeline that held them all would grow by at least that.
@@ -254,16 +264,22 @@ def test_record_and_in_memory_sources_agree_with_tfds(make_folders, tmp_path):
 
 def test_a_subset_of_the_class_folders_makes_its_own_dataset(make_folders, tmp_path):
   src = make_folders({"A_real": 5, "B_nearest": 5, "C_bilinear": 5})
-  both = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
-                         classes=("A_real", "C_bilinear"))
+  both = preparation.prepare(
+    src,
+    tmp_path / "data",
+    preparation.PrepareOptions(8, 3, (3, 1, 1)),
+    progress=False,
+    classes=("A_real", "C_bilinear"),
+  )
   assert both.label_names == ("A_real", "C_bilinear") and both.num_examples == {"train": 6, "val": 2, "test": 2}
   test = both.source("test")
   assert sorted(test[i]["path"].decode().split("/")[0] for i in range(len(test))) == ["A_real", "C_bilinear"]
   every = preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False)
   assert every.path != both.path and len(every.label_names) == 3
   with pytest.raises(UserError, match="data.classes names folders that .* does not have \\(D_gan\\)"):
-    preparation.prepare(src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False,
-                    classes=("A_real", "D_gan"))
+    preparation.prepare(
+      src, tmp_path / "data", preparation.PrepareOptions(8, 3, (3, 1, 1)), progress=False, classes=("A_real", "D_gan")
+    )
 
 
 def test_skipped_files_report_reads_back_any_file_name(tmp_path):
@@ -271,7 +287,9 @@ def test_skipped_files_report_reads_back_any_file_name(tmp_path):
   odd = ["new\nline.png", "tab\there.png", 'quote",comma.png']
   for name in odd:
     (src / "B_gan" / name).write_bytes(b"not an image")
-  ds = preparation.prepare_to(src, tmp_path / "out", preparation.PrepareOptions(16, 3, (0.5, 0.25, 0.25)), progress=False)
+  ds = preparation.prepare_to(
+    src, tmp_path / "out", preparation.PrepareOptions(16, 3, (0.5, 0.25, 0.25)), progress=False
+  )
   rows = reader.read_report(ds.path)
   assert sorted(r["path"] for r in rows) == sorted(f"B_gan/{n}" for n in odd)
   assert {r["reason"] for r in rows} == {"not an image"}

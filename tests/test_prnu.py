@@ -67,9 +67,10 @@ def test_residual_is_the_image_minus_its_wavelet_wiener_denoised_version():
       for bands in coeffs[1:]:
         den = []
         for d in bands:
-          v = np.min([np.maximum(ndimage.uniform_filter(d ** 2, w, mode="reflect") - sigma ** 2, 0) for w in windows],
-                     axis=0)
-          den.append(d * v / (v + sigma ** 2))
+          v = np.min(
+            [np.maximum(ndimage.uniform_filter(d**2, w, mode="reflect") - sigma**2, 0) for w in windows], axis=0
+          )
+          den.append(d * v / (v + sigma**2))
         out.append(tuple(den))
       ref = img[b, :, :, ch] - pywt.waverec2(out, "db4", mode="periodization")
       np.testing.assert_allclose(ours[b, :, :, ch], ref, atol=1e-9)
@@ -124,8 +125,10 @@ def test_prnu_workers_give_the_same_fingerprints(patterned, tmp_path):
   one = brun.run(c, tmp_path / "one", "train")["test"]
   c.baseline.n_jobs = 2
   two = brun.run(c, tmp_path / "two", "train")["test"]
-  with np.load(tmp_path / "one" / "prnu_model" / "fingerprints.npz") as a, \
-      np.load(tmp_path / "two" / "prnu_model" / "fingerprints.npz") as b:
+  with (
+    np.load(tmp_path / "one" / "prnu_model" / "fingerprints.npz") as a,
+    np.load(tmp_path / "two" / "prnu_model" / "fingerprints.npz") as b,
+  ):
     np.testing.assert_allclose(a["fingerprints"], b["fingerprints"], rtol=1e-12, atol=1e-15)
   assert one["confusion_matrix"] == two["confusion_matrix"]
 
@@ -158,5 +161,6 @@ def test_prnu_grid_search_resumes_after_an_interruption(patterned, tmp_path, mon
   monkeypatch.setattr(prnu.parallel, "ordered_map", spy)
   rows = brun.run(c, tmp_path / "wd", "grid_search")["rows"]
   assert tasks.count("accumulate") == 4  # 60 training images in chunks of 12: the first was kept
-  assert [{k: r[k] for k in ("levels", "sigma", "accuracy")} for r in rows] == \
-      [{k: r[k] for k in ("levels", "sigma", "accuracy")} for r in reference]
+  assert [{k: r[k] for k in ("levels", "sigma", "accuracy")} for r in rows] == [
+    {k: r[k] for k in ("levels", "sigma", "accuracy")} for r in reference
+  ]

@@ -53,8 +53,15 @@ def test_training_and_mode_eval_give_the_same_test_metrics(trained):
   config, root = trained
   after_training = json.loads((root / "wd" / "test_metrics.json").read_text())
   evaluated = runner.evaluate_workdir(config, root / "wd")["test"]
-  for key in ("num_examples", "accuracy", "per_class_accuracy", "per_class_count", "per_class", "confusion_matrix",
-              "label_names"):
+  for key in (
+    "num_examples",
+    "accuracy",
+    "per_class_accuracy",
+    "per_class_count",
+    "per_class",
+    "confusion_matrix",
+    "label_names",
+  ):
     assert evaluated[key] == after_training[key], key
   assert evaluated["loss"] == pytest.approx(after_training["loss"], rel=1e-6)
   for key in ("roc_auc", "average_precision", "accuracy_at_0.5"):

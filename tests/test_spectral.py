@@ -21,8 +21,11 @@ def _rel_err(a, b) -> float:
 @pytest.mark.parametrize("h,w", SIZES)
 def test_dct2_matches_scipy_float32(h, w):
   rng = np.random.default_rng(h * 1000 + w)
-  x = rng.integers(0, 256, (2, h, w, 3)).astype(np.float32) if h * w <= 128 * 200 else \
-      rng.integers(0, 256, (1, h, w, 3)).astype(np.float32)
+  x = (
+    rng.integers(0, 256, (2, h, w, 3)).astype(np.float32)
+    if h * w <= 128 * 200
+    else rng.integers(0, 256, (1, h, w, 3)).astype(np.float32)
+  )
   ref = scipy.fft.dctn(x.astype(np.float64), type=2, norm="ortho", axes=(-3, -2))
   got = jax.jit(spectral.dct2)(x)
   assert got.dtype == jnp.float32
@@ -110,6 +113,7 @@ def test_chunked_features_equal_one_pass():
 
 # --- FFT
 
+
 @pytest.mark.parametrize("h,w", [(8, 8), (15, 20), (64, 48)])
 def test_fft_log_magnitude_matches_numpy(h, w):
   x = np.random.default_rng(h * w).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
@@ -128,7 +132,7 @@ def test_fft_is_orthonormal_and_centred():
   x = np.random.default_rng(0).normal(size=(3, 16, 12, 2))
   with jax.enable_x64(True):
     power = np.asarray(spectral.power_spectrum(jnp.asarray(x)))
-  np.testing.assert_allclose(power.sum(axis=(1, 2)), (x ** 2).sum(axis=(1, 2)), rtol=1e-12)  # Parseval
+  np.testing.assert_allclose(power.sum(axis=(1, 2)), (x**2).sum(axis=(1, 2)), rtol=1e-12)  # Parseval
   # A cosine of 3 cycles down and 2 across peaks at (H//2 +- 3, W//2 +- 2) and nowhere else.
   yy, xx = np.mgrid[:16, :12]
   wave = np.cos(2 * np.pi * (3 * yy / 16 + 2 * xx / 12))[None, :, :, None]
@@ -138,6 +142,7 @@ def test_fft_is_orthonormal_and_centred():
 
 
 # --- azimuthal average
+
 
 @pytest.mark.parametrize("h,w,bins", [(16, 16, 8), (32, 32, 16), (15, 20, 7), (64, 48, 24)])
 def test_azimuthal_average_matches_loops(h, w, bins):
@@ -154,7 +159,9 @@ def test_azimuthal_average_matches_loops(h, w, bins):
   assert spectral.radial_bins(h, w, bins)[1].sum() == h * w
 
 
-@pytest.mark.parametrize("h,w,ky,kx", [(32, 32, 0, 5), (32, 32, 7, 9), (64, 48, 12, 0), (48, 64, 10, 21), (33, 40, 4, 13)])
+@pytest.mark.parametrize(
+  "h,w,ky,kx", [(32, 32, 0, 5), (32, 32, 7, 9), (64, 48, 12, 0), (48, 64, 10, 21), (33, 40, 4, 13)]
+)
 def test_pure_sinusoid_is_one_peak_at_its_radius(h, w, ky, kx):
   bins = 16
   yy, xx = np.mgrid[:h, :w]
@@ -183,8 +190,18 @@ def test_bins_are_fixed_frequencies_at_any_size():
 
 # --- wavelet packets
 
-@pytest.mark.parametrize("wavelet,level,h,w", [("haar", 1, 8, 8), ("haar", 3, 32, 16), ("db2", 2, 16, 24),
-                                               ("db4", 2, 16, 16), ("sym3", 3, 8, 16), ("coif1", 1, 12, 10)])
+
+@pytest.mark.parametrize(
+  "wavelet,level,h,w",
+  [
+    ("haar", 1, 8, 8),
+    ("haar", 3, 32, 16),
+    ("db2", 2, 16, 24),
+    ("db4", 2, 16, 16),
+    ("sym3", 3, 8, 16),
+    ("coif1", 1, 12, 10),
+  ],
+)
 def test_wavelet_packets_match_pywavelets(wavelet, level, h, w):
   x = np.random.default_rng(level * h + w).normal(size=(2, h, w, 3))
   ref = np.stack([np.stack([pywt_tiled(x[b, :, :, c], wavelet, level) for c in range(3)], -1) for b in range(2)])
@@ -204,13 +221,13 @@ def test_wavelet_packets_are_orthonormal(wavelet):
   x = np.random.default_rng(2).normal(size=(2, 32, 32, 3))
   with jax.enable_x64(True):
     c = np.asarray(spectral.wavelet_packets(jnp.asarray(x), wavelet, 2))
-  np.testing.assert_allclose((c ** 2).sum(axis=(1, 2)), (x ** 2).sum(axis=(1, 2)), rtol=1e-12)  # Parseval
+  np.testing.assert_allclose((c**2).sum(axis=(1, 2)), (x**2).sum(axis=(1, 2)), rtol=1e-12)  # Parseval
   p = wavelets.packet_matrix(32, wavelet, 2)
   np.testing.assert_allclose(p @ p.T, np.eye(32), atol=1e-12)  # so P.T inverts it
   # The DCT is orthonormal as well.
   with jax.enable_x64(True):
     d = np.asarray(spectral.dct2(jnp.asarray(x)))
-  np.testing.assert_allclose((d ** 2).sum(axis=(1, 2)), (x ** 2).sum(axis=(1, 2)), rtol=1e-12)
+  np.testing.assert_allclose((d**2).sum(axis=(1, 2)), (x**2).sum(axis=(1, 2)), rtol=1e-12)
 
 
 def test_wavelet_packets_are_in_frequency_order():
@@ -221,7 +238,7 @@ def test_wavelet_packets_are_in_frequency_order():
   yy, xx = np.mgrid[:side, :side]
   for image, (i, j) in ((np.ones((side, side)), (0, 0)), ((-1.0) ** (yy + xx), (3, 3))):
     c = np.asarray(spectral.wavelet_packets(image[:, :, None], "haar", level))[:, :, 0]
-    energy = (c ** 2).reshape(4, block, 4, block).sum(axis=(1, 3))
+    energy = (c**2).reshape(4, block, 4, block).sum(axis=(1, 3))
     assert energy[i, j] == pytest.approx(energy.sum(), rel=1e-5)
 
 
@@ -236,9 +253,14 @@ def test_wavelet_and_level_are_checked():
 
 # --- feature names and the feature entry point
 
+
 def test_feature_names_round_trip():
-  for kind, params in (("dct_log", {}), ("fft_log", {}), ("azimuthal", {"bins": 16}),
-                       ("wpt_log", {"wavelet": "db2", "level": 2})):
+  for kind, params in (
+    ("dct_log", {}),
+    ("fft_log", {}),
+    ("azimuthal", {"bins": 16}),
+    ("wpt_log", {"wavelet": "db2", "level": 2}),
+  ):
     name = spectral.feature_name(kind, **params)
     spec = spectral.parse_feature(name)
     assert spec.kind == kind and spec.name == name
@@ -256,10 +278,16 @@ def test_feature_names_round_trip():
 def test_features_standardise_each_view():
   x = np.random.default_rng(7).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
   refs = {
-      "fft_log": np.log(np.abs(np_fft_centred(x)) + 1e-12),
-      "azimuthal-b8": np.log(np_azimuthal(np.abs(np_fft_centred(x)) ** 2, 8) + 1e-12),
-      "wpt_log-db2-l2": np.log(np.abs(np.stack([np.stack([pywt_tiled(x[b, :, :, c].astype(np.float64), "db2", 2)
-                                                          for c in range(3)], -1) for b in range(8)])) + 1e-12),
+    "fft_log": np.log(np.abs(np_fft_centred(x)) + 1e-12),
+    "azimuthal-b8": np.log(np_azimuthal(np.abs(np_fft_centred(x)) ** 2, 8) + 1e-12),
+    "wpt_log-db2-l2": np.log(
+      np.abs(
+        np.stack(
+          [np.stack([pywt_tiled(x[b, :, :, c].astype(np.float64), "db2", 2) for c in range(3)], -1) for b in range(8)]
+        )
+      )
+      + 1e-12
+    ),
   }
   for name, ref in refs.items():
     mean, std = ref.mean(axis=0), ref.std(axis=0) + 0.5

@@ -15,14 +15,17 @@ from freqforensics.data import preparation, standins
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("layout,size,raw", [("celeba", 128, (218, 178)), ("lsun", 48, (48, 64)), ("ffhq", 32, (32, 32))])
+@pytest.mark.parametrize(
+  "layout,size,raw", [("celeba", 128, (218, 178)), ("lsun", 48, (48, 64)), ("ffhq", 32, (32, 32))]
+)
 def test_standin_layout_geometry_and_crop_recover_the_synthetic_images(tmp_path, layout, size, raw):
   out = standins.write(layout, tmp_path / layout, num_per_class=3, image_size=size, progress=False)
   spec = standins.LAYOUTS[layout]
   assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.is_dir()) == list(spec.classes)
   crop = _paper_config(layout).data.crop
-  ds = preparation.prepare_to(out, tmp_path / "prepared", preparation.PrepareOptions(size, 3, (1, 1, 1), crop=crop),
-                          progress=False)
+  ds = preparation.prepare_to(
+    out, tmp_path / "prepared", preparation.PrepareOptions(size, 3, (1, 1, 1), crop=crop), progress=False
+  )
   assert ds.label_names == spec.classes and ds.metadata["skipped"] == 0
   train = ds.source("train")
   for i in range(len(train)):

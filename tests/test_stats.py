@@ -12,7 +12,7 @@ from freqforensics import stats
 def test_streaming_moments_equal_numpy_over_uneven_batches():
   rng = np.random.default_rng(0)
   data = rng.normal(loc=1e4, scale=3.0, size=(203, 5, 4, 3)).astype(np.float32)  # large mean: a naive
-  acc = stats.init((5, 4, 3))                                                     # sum of squares fails
+  acc = stats.init((5, 4, 3))  # sum of squares fails
   for lo, hi in [(0, 64), (64, 100), (100, 101), (101, 203)]:
     acc = stats.update(acc, jnp.asarray(data[lo:hi]))
   ref = data.astype(np.float64)

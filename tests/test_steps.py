@@ -16,8 +16,10 @@ def test_same_train_step_on_1_and_4_devices(config):
   prepared = loading.prepare_from_config(config, progress=False)
   fs, _ = stats.feature_stats(prepared, "dct_log", sharding.make_mesh(1), batch_size=8, progress=False)
   src = prepared.source("train")
-  batch = {"image": np.stack([src[i]["image"] for i in range(8)]),
-           "label": np.array([src[i]["label"] for i in range(8)], np.int32)}
+  batch = {
+    "image": np.stack([src[i]["image"] for i in range(8)]),
+    "label": np.array([src[i]["label"] for i in range(8)], np.int32),
+  }
   results = []
   for n in (1, 4):
     mesh = sharding.make_mesh(n)

@@ -36,8 +36,7 @@ def _load(out_dir: pathlib.Path, cls: str) -> np.ndarray:
 
 
 def _files(out_dir: pathlib.Path) -> dict[str, bytes]:
-  return {str(p.relative_to(out_dir)): p.read_bytes()
-          for p in sorted(out_dir.rglob("*")) if p.is_file()}
+  return {str(p.relative_to(out_dir)): p.read_bytes() for p in sorted(out_dir.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -113,21 +112,19 @@ def test_fakes_keep_colour_of_their_source_crop(bench):
   # must keep its mean colour (no global shift a pixel model could use).
   for k, cls in enumerate(bench.classes[1:], start=1):
     fakes = _load(bench.out_dir, cls).astype(np.float64)
-    src = np.stack([synthetic.random_crop(np.random.default_rng([0, k, i]), SIZE)
-                    for i in range(N)]).astype(np.float64)
+    src = np.stack([synthetic.random_crop(np.random.default_rng([0, k, i]), SIZE) for i in range(N)]).astype(np.float64)
     assert np.abs(fakes.mean((1, 2)) - src.mean((1, 2))).max() < 3.0, cls
 
 
 def _power(x: np.ndarray) -> np.ndarray:
   """Mean DCT power spectrum (over images and channels), normalised to sum 1."""
-  p = np.mean(np.abs(dctn(x.astype(np.float64), type=2, norm="ortho", axes=(1, 2))) ** 2,
-              axis=(0, 3))
+  p = np.mean(np.abs(dctn(x.astype(np.float64), type=2, norm="ortho", axes=(1, 2))) ** 2, axis=(0, 3))
   return p / p.sum()
 
 
 def test_each_generator_leaves_a_spectral_fingerprint(bench):
   spectra = {cls: _power(_load(bench.out_dir, cls)) for cls in bench.classes}
-  top = {cls: p[SIZE // 2:, SIZE // 2:].sum() for cls, p in spectra.items()}
+  top = {cls: p[SIZE // 2 :, SIZE // 2 :].sum() for cls, p in spectra.items()}
   nyquist = {cls: p[-1, :].sum() + p[:, -1].sum() for cls, p in spectra.items()}
   # Upsampled from half resolution: the top frequency quadrant holds only replica energy.
   assert top["B_nearest"] < top["A_real"] / 3
@@ -140,8 +137,14 @@ def test_each_generator_leaves_a_spectral_fingerprint(bench):
 def test_lowpass_blurs_only_the_generated_images(bench, tmp_path):
   from PIL import ImageFilter
 
-  blurred = synthetic.generate(tmp_path / "lp", num_per_class=bench.num_per_class, image_size=bench.image_size,
-                               seed=bench.seed, progress=False, lowpass=1.0)
+  blurred = synthetic.generate(
+    tmp_path / "lp",
+    num_per_class=bench.num_per_class,
+    image_size=bench.image_size,
+    seed=bench.seed,
+    progress=False,
+    lowpass=1.0,
+  )
   for cls in synthetic.CLASSES:
     for name in ("00000.png", "00001.png"):
       plain = Image.open(bench.out_dir / cls / name)
@@ -159,14 +162,20 @@ OPT_SIZE = 32
 # the hash is the same on every machine (the fakes go through XLA convolutions: compared below instead).
 A_REAL_SHA256 = "008e847fb67a4cb752bff8eb082df83670fe64a41604ee3aa5329dcd557f6451"
 # synthetic.json's parameters as that code wrote them (the cache key).
-OLD_PARAMS = {"format_version": 1, "num_per_class": OPT_N, "image_size": OPT_SIZE, "seed": 0,
-              "classes": ["A_real", "B_nearest", "C_bilinear", "D_transposed"],
-              "generators": ["B_nearest", "C_bilinear", "D_transposed"]}
+OLD_PARAMS = {
+  "format_version": 1,
+  "num_per_class": OPT_N,
+  "image_size": OPT_SIZE,
+  "seed": 0,
+  "classes": ["A_real", "B_nearest", "C_bilinear", "D_transposed"],
+  "generators": ["B_nearest", "C_bilinear", "D_transposed"],
+}
 
 
 def _generate_options(out_dir: pathlib.Path, **kwargs) -> synthetic.SyntheticReport:
-  return synthetic.generate(out_dir, **{"num_per_class": OPT_N, "image_size": OPT_SIZE, "seed": 0, "progress": False,
-                                        **kwargs})
+  return synthetic.generate(
+    out_dir, **{"num_per_class": OPT_N, "image_size": OPT_SIZE, "seed": 0, "progress": False, **kwargs}
+  )
 
 
 def _load_options(out_dir: pathlib.Path, cls: str) -> np.ndarray:
@@ -229,8 +238,10 @@ def test_weaker_fingerprint_changes_only_the_fakes_and_brings_the_generators_clo
   # so both upsample the same crops with the same noise: their per-image spectral distance must shrink.
   gap = {}
   for f in (1.0, 0.5):
-    c, d = (_load_options(_generate_options(tmp_path / f"{g}{f}", fingerprint=f, generators=(g,)).out_dir, g)
-            for g in ("C_bilinear", "D_transposed"))
+    c, d = (
+      _load_options(_generate_options(tmp_path / f"{g}{f}", fingerprint=f, generators=(g,)).out_dir, g)
+      for g in ("C_bilinear", "D_transposed")
+    )
     gap[f] = np.abs(_log_spectrum(c) - _log_spectrum(d)).mean()
   assert gap[0.5] < 0.8 * gap[1.0], gap
 
@@ -255,9 +266,14 @@ def test_jpeg_quality_round_trips_every_class(plain, tmp_path):
   assert meta["psnr_db"] == json.loads((plain.out_dir / synthetic.MARKER).read_text())["psnr_db"]  # the generators'
 
 
-BAD = [({"fingerprint": 0.0}, "fingerprint"), ({"fingerprint": -1.0}, "fingerprint"),
-       ({"fingerprint": float("nan")}, "fingerprint"), ({"jpeg_quality": 101}, "jpeg_quality"),
-       ({"jpeg_quality": -5}, "jpeg_quality"), ({"lowpass": -1.0}, "lowpass")]
+BAD = [
+  ({"fingerprint": 0.0}, "fingerprint"),
+  ({"fingerprint": -1.0}, "fingerprint"),
+  ({"fingerprint": float("nan")}, "fingerprint"),
+  ({"jpeg_quality": 101}, "jpeg_quality"),
+  ({"jpeg_quality": -5}, "jpeg_quality"),
+  ({"lowpass": -1.0}, "lowpass"),
+]
 
 
 @pytest.mark.parametrize("options,needle", BAD + [({"jpeg_quality": 50.5}, "jpeg_quality")])
@@ -297,8 +313,9 @@ def test_the_cache_tells_settings_apart(tmp_path):
 
 
 def test_standins_carry_the_options(tmp_path):
-  spec = importlib.util.spec_from_file_location("ffhq_log2", pathlib.Path(__file__).resolve().parents[1] / "configs"
-                                                / "ffhq_log2.py")
+  spec = importlib.util.spec_from_file_location(
+    "ffhq_log2", pathlib.Path(__file__).resolve().parents[1] / "configs" / "ffhq_log2.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   c = module.get_config("tiny")
@@ -314,7 +331,9 @@ def test_standins_carry_the_options(tmp_path):
 
 
 def _hard():
-  spec = importlib.util.spec_from_file_location("hard", pathlib.Path(__file__).resolve().parents[1] / "configs" / "hard.py")
+  spec = importlib.util.spec_from_file_location(
+    "hard", pathlib.Path(__file__).resolve().parents[1] / "configs" / "hard.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -335,5 +354,7 @@ def test_hard_config_loads_and_its_tiny_form_trains(tmp_path):
   assert json.loads((tmp_path / "wd" / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
   src = loading.source_dir(tiny, progress=False)
   meta = json.loads((src / synthetic.MARKER).read_text())
-  assert (meta["fingerprint"], meta["jpeg_quality"]) == (tiny.data.synthetic.fingerprint,
-                                                         tiny.data.synthetic.jpeg_quality)
+  assert (meta["fingerprint"], meta["jpeg_quality"]) == (
+    tiny.data.synthetic.fingerprint,
+    tiny.data.synthetic.jpeg_quality,
+  )

@@ -132,5 +132,3 @@ def test_resnet_resume_restores_batchnorm_and_dropout_state(config, tmp_path, mo
   assert any("bn1" in k and "mean" in k for k in a.files)  # running statistics are in the bundle
   for k in a.files:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
-
-

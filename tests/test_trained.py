@@ -27,20 +27,20 @@ FAMILIES = ("gan_transposed", "gan_nearest", "gan_bilinear", "gan_subpixel", "ae
 # `_inputs` (4 images), recorded when the weights were committed. Sampling runs in float64, so these hold
 # on any CPU; new weights (launch/train_generators.py) must update both tables.
 WEIGHTS_SHA256 = {
-    "gan_transposed": "80d4ee37496e18c6c3a114e06541eee94e9f574179359fb4490f1e94586627be",
-    "gan_nearest": "050ae9fb178c313ec0ef1fecd9ca1f55ae8efa1984e33d86fa1b5db19c8e2a1b",
-    "gan_bilinear": "7fbb7c8282b6ea709a9fa0f107918d9cea3cd80161774505958909b1224ec32d",
-    "gan_subpixel": "969e7244e32f4f7242597b7c4cb1bc3fd2578525ebfcece51b46d0e3479811ce",
-    "ae_decoder": "ef159e890d1d1e801a51521762d46b10c18a6c7fd10492adcc36ce91fc31e9f9",
-    "ae_decoder_aa": "576fc3bbbeaef0bc7f5821bc67e00ef44c87197763fbb75c1b8d84d730dec279",
+  "gan_transposed": "80d4ee37496e18c6c3a114e06541eee94e9f574179359fb4490f1e94586627be",
+  "gan_nearest": "050ae9fb178c313ec0ef1fecd9ca1f55ae8efa1984e33d86fa1b5db19c8e2a1b",
+  "gan_bilinear": "7fbb7c8282b6ea709a9fa0f107918d9cea3cd80161774505958909b1224ec32d",
+  "gan_subpixel": "969e7244e32f4f7242597b7c4cb1bc3fd2578525ebfcece51b46d0e3479811ce",
+  "ae_decoder": "ef159e890d1d1e801a51521762d46b10c18a6c7fd10492adcc36ce91fc31e9f9",
+  "ae_decoder_aa": "576fc3bbbeaef0bc7f5821bc67e00ef44c87197763fbb75c1b8d84d730dec279",
 }
 SAMPLES_SHA256 = {
-    "gan_transposed": "df3ae0798530b048fff04895b9c588d2a98f9a75de1113cd1f5d98ec04975555",
-    "gan_nearest": "b28358b6d65b041563a0c2b0f174a4f35c569baa031cda4804fd5ed157fe1f18",
-    "gan_bilinear": "29976e01ef5aa3ad8b62343dcd3b4aebc1f803b2f0998182a68e9fb12a9da179",
-    "gan_subpixel": "15e002fd5d8745226bfc982f86695840469fda1ef17bc7a0d0085e52e0ecf327",
-    "ae_decoder": "1ee10cf560b47a97ddd836b0c10169d6114dcaebf1f14dfacc9ac714658bc657",
-    "ae_decoder_aa": "e89d7a2c9643c15451b79880e1856a545e0f1a180bf6693f4fc1c922fe6f602e",
+  "gan_transposed": "df3ae0798530b048fff04895b9c588d2a98f9a75de1113cd1f5d98ec04975555",
+  "gan_nearest": "b28358b6d65b041563a0c2b0f174a4f35c569baa031cda4804fd5ed157fe1f18",
+  "gan_bilinear": "29976e01ef5aa3ad8b62343dcd3b4aebc1f803b2f0998182a68e9fb12a9da179",
+  "gan_subpixel": "15e002fd5d8745226bfc982f86695840469fda1ef17bc7a0d0085e52e0ecf327",
+  "ae_decoder": "1ee10cf560b47a97ddd836b0c10169d6114dcaebf1f14dfacc9ac714658bc657",
+  "ae_decoder_aa": "e89d7a2c9643c15451b79880e1856a545e0f1a180bf6693f4fc1c922fe6f602e",
 }
 # Diversity margin: a family's mean pairwise distance and per-image std, each over its samples, within this
 # factor of the same figure over as many real crops (a collapsed GAN has a far smaller pairwise distance).
@@ -87,7 +87,7 @@ def _conv_same(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
   kh, kw = k.shape[:2]
   xp = np.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)))
   h, w = x.shape[1:3]
-  return sum(xp[:, i:i + h, j:j + w] @ k[i, j] for i in range(kh) for j in range(kw)) + b
+  return sum(xp[:, i : i + h, j : j + w] @ k[i, j] for i in range(kh) for j in range(kw)) + b
 
 
 def _numpy_gan(path: pathlib.Path, z: np.ndarray, mode: str) -> np.ndarray:
@@ -127,7 +127,7 @@ def test_filtered_upsampling_is_zero_insertion_and_the_low_pass():
   zeros = np.zeros(2 * len(xp))
   zeros[0::2] = xp
   # Output j is centred at input coordinate j/2 - 1/4 (half-pixel, as bilinear); the filter's centre is at 5.5.
-  want = np.convolve(zeros, taps)[11:11 + 32]
+  want = np.convolve(zeros, taps)[11 : 11 + 32]
   img = np.broadcast_to(x[None, :, None, None], (1, 16, 5, 1)).astype(np.float32)
   got = np.asarray(trained.upsample_filtered(img))[0, :, 2, 0]
   np.testing.assert_allclose(got, want, atol=1e-5)
@@ -140,8 +140,9 @@ def _rms_diversity(images: np.ndarray) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def real_diversity() -> tuple[float, float]:
-  crops = np.stack([synthetic.random_crop(np.random.default_rng([0, 3, i]), 64, region="right")
-                    for i in range(N_DIVERSITY)])
+  crops = np.stack(
+    [synthetic.random_crop(np.random.default_rng([0, 3, i]), 64, region="right") for i in range(N_DIVERSITY)]
+  )
   return _rms_diversity(crops)
 
 
@@ -198,8 +199,9 @@ def _pngs(folder: pathlib.Path) -> np.ndarray:
 
 def test_families_by_name_write_their_folders_and_metadata(tmp_path):
   generators = ("gan_transposed", "D_transposed", "ae_decoder")
-  report = synthetic.generate(tmp_path / "b", num_per_class=BATCH, image_size=64, generators=generators,
-                              progress=False)  # BATCH images: the benchmark samples in batches of that many
+  report = synthetic.generate(
+    tmp_path / "b", num_per_class=BATCH, image_size=64, generators=generators, progress=False
+  )  # BATCH images: the benchmark samples in batches of that many
   folders = sorted(p.name for p in report.out_dir.iterdir() if p.is_dir())
   assert folders == ["A_real", "B_gan_transposed", "D_ae_decoder", "D_transposed"]
   meta = json.loads((report.out_dir / synthetic.MARKER).read_text())
@@ -214,8 +216,9 @@ def test_families_by_name_write_their_folders_and_metadata(tmp_path):
   real = np.stack([synthetic.random_crop(np.random.default_rng([0, 0, i]), 64, region="right") for i in range(4)])
   np.testing.assert_array_equal(_pngs(report.out_dir / "A_real")[:4], real)
   z = np.stack([np.random.default_rng([0, 1, i]).standard_normal(trained.Z_DIM) for i in range(4)])
-  np.testing.assert_array_equal(_pngs(report.out_dir / "B_gan_transposed")[:4],
-                                trained.sample("gan_transposed", z, batch=BATCH))
+  np.testing.assert_array_equal(
+    _pngs(report.out_dir / "B_gan_transposed")[:4], trained.sample("gan_transposed", z, batch=BATCH)
+  )
 
 
 def test_config_selects_families_and_the_cache_follows_the_weights(tmp_path, monkeypatch):
@@ -228,15 +231,18 @@ def test_config_selects_families_and_the_cache_follows_the_weights(tmp_path, mon
   assert src.name.startswith(f"n{BATCH}-s64-seed0-g")
   real = trained.weights_sha256
   monkeypatch.setattr(trained, "weights_sha256", lambda name, d=None: "0" * 64 if name == "gan_nearest" else real(name))
-  assert synthetic.generators_suffix(("gan_nearest", "ae_decoder_aa")) != src.name[len(f"n{BATCH}-s64-seed0"):]
+  assert synthetic.generators_suffix(("gan_nearest", "ae_decoder_aa")) != src.name[len(f"n{BATCH}-s64-seed0") :]
 
 
-@pytest.mark.parametrize("generators,image_size,layout,needle", [
+@pytest.mark.parametrize(
+  "generators,image_size,layout,needle",
+  [
     (("gan_nearest", "gan_nearset"), 64, "benchmark", "unknown synthetic generators ['gan_nearset']"),
     (("gan_nearest", "gan_nearest"), 64, "benchmark", "name each generator once"),
     (("gan_nearest",), 32, "benchmark", "image_size=64"),
     (("gan_nearest",), 64, "ffhq", "drop --config.data.synthetic.generators"),
-])
+  ],
+)
 def test_bad_family_choices_are_one_line_user_errors(tmp_path, generators, image_size, layout, needle):
   c = defaults.base_config()
   c.data.data_dir = str(tmp_path / "data")
@@ -251,9 +257,14 @@ def test_bad_family_choices_are_one_line_user_errors(tmp_path, generators, image
 # The default benchmark's real class and metadata, as tests/test_synthetic_options.py pins them (code of main at
 # 67b0b86): the trained families must leave the default untouched (its fakes are compared there).
 A_REAL_SHA256 = "008e847fb67a4cb752bff8eb082df83670fe64a41604ee3aa5329dcd557f6451"
-OLD_PARAMS = {"format_version": 1, "num_per_class": 6, "image_size": 32, "seed": 0,
-              "classes": ["A_real", "B_nearest", "C_bilinear", "D_transposed"],
-              "generators": ["B_nearest", "C_bilinear", "D_transposed"]}
+OLD_PARAMS = {
+  "format_version": 1,
+  "num_per_class": 6,
+  "image_size": 32,
+  "seed": 0,
+  "classes": ["A_real", "B_nearest", "C_bilinear", "D_transposed"],
+  "generators": ["B_nearest", "C_bilinear", "D_transposed"],
+}
 
 
 def test_the_default_benchmark_is_unchanged(tmp_path):

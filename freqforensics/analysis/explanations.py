@@ -96,8 +96,9 @@ def plot_weight_map(weight_map: np.ndarray, label_names: Sequence[str], path: st
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
-def output_path(out: str | os.PathLike | None, default: Path, *, overwrite: bool = False,
-                inputs: Sequence[str | os.PathLike] = ()) -> Path:
+def output_path(
+  out: str | os.PathLike | None, default: Path, *, overwrite: bool = False, inputs: Sequence[str | os.PathLike] = ()
+) -> Path:
   """The figure file to write: `out` or `default`; checked before any work (`outputs.check_new_output`).
 
   An existing file is refused unless `overwrite` and freqforensics wrote it; an input is never replaced.
@@ -108,20 +109,24 @@ def output_path(out: str | os.PathLike | None, default: Path, *, overwrite: bool
   return outputs.check_new_output(path, overwrite=overwrite, inputs=inputs)
 
 
-def explain_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                    overwrite: bool = False) -> Path:
+def explain_workdir(
+  workdir: str | os.PathLike, out: str | os.PathLike | None = None, *, overwrite: bool = False
+) -> Path:
   """Loads `WORKDIR/bundle` and writes its weight map (default `WORKDIR/weight_map.png`)."""
   from freqforensics import bundle as bundle_lib  # pylint: disable=g-import-not-at-top  (fast --help)
 
   path = output_path(out, Path(workdir) / "weight_map.png", overwrite=overwrite)
   b = bundle_lib.load(Path(workdir) / "bundle")
   if not isinstance(b.model, linear.LinearClassifier):
-    raise UserError(f"the model of {workdir} is {b.info.get('model')!r}: weight maps need a linear model"
-                    " (log, log1, log2 or log3)")
+    raise UserError(
+      f"the model of {workdir} is {b.info.get('model')!r}: weight maps need a linear model (log, log1, log2 or log3)"
+    )
   shape = tuple(b.info.get("feature_shape", b.info["input_shape"]))
   if len(shape) != 3:
-    raise UserError(f"the model of {workdir} reads {b.info.get('features')} features of shape {shape}, not a 2-D"
-                    " spectrum: weight maps need image-shaped features (dct_log, fft_log, wpt_log, ...)")
+    raise UserError(
+      f"the model of {workdir} reads {b.info.get('features')} features of shape {shape}, not a 2-D"
+      " spectrum: weight maps need image-shaped features (dct_log, fft_log, wpt_log, ...)"
+    )
   wm = weight_map(b.model, shape)
   if not out:
     _register(workdir, path)
@@ -136,8 +141,13 @@ def _register(workdir: str | os.PathLike, path: Path) -> None:
     wd.register(workdir, path)
 
 
-def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
-                     out: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
+def image_vs_classes(
+  image_path: str | os.PathLike,
+  workdir: str | os.PathLike,
+  out: str | os.PathLike | None = None,
+  *,
+  overwrite: bool = False,
+) -> Path:
   """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
   model's probability for each class in the panel titles (channel-averaged, one colour scale).
   """
@@ -150,13 +160,16 @@ def image_vs_classes(image_path: str | os.PathLike, workdir: str | os.PathLike,
   from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
   from freqforensics.evaluation import inference  # pylint: disable=g-import-not-at-top
 
-  path = output_path(out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite,
-                     inputs=[image_path])
+  path = output_path(
+    out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite, inputs=[image_path]
+  )
   clf = inference.load(workdir)
   dataset_dir = clf.bundle.info.get("dataset")
   if not dataset_dir or not Path(dataset_dir).is_dir():
-    raise UserError(f"the bundle of {workdir} names no training dataset that exists here ({dataset_dir}): the class"
-                    " spectra come from it; run where the run's data cache is")
+    raise UserError(
+      f"the bundle of {workdir} names no training dataset that exists here ({dataset_dir}): the class"
+      " spectra come from it; run where the run's data cache is"
+    )
   image = clf.prepare_file(image_path)
   probs = clf.predict(image[None])[0]
   names, means = mean_spectra.class_mean_spectra(dataset_dir)

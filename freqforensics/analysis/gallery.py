@@ -30,8 +30,9 @@ def log_spectra(images: np.ndarray) -> np.ndarray:
   return np.asarray(spectral.raw_features(images, "dct_log"), np.float64).mean(axis=-1)
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str], path: str | os.PathLike, *, spectra: bool = True,
-               columns: int = 8) -> Path:
+def image_grid(
+  images: np.ndarray, titles: Sequence[str], path: str | os.PathLike, *, spectra: bool = True, columns: int = 8
+) -> Path:
   """Writes images `(N, H, W, C)` uint8 with `titles` (and their log-DCT spectra) to the PNG `path`.
 
   Up to `columns` images per row; with `spectra` each row of images has a row of spectra below it.
@@ -57,8 +58,9 @@ def image_grid(images: np.ndarray, titles: Sequence[str], path: str | os.PathLik
   for i, (image, title) in enumerate(zip(images, titles)):
     block, col = divmod(i, cols)
     ax = axes[block * rows_per_block, col]
-    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None,
-              vmin=0, vmax=255)
+    ax.imshow(
+      image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=255
+    )
     ax.set_title(str(title), fontsize="small")
     if logs is not None:
       im = axes[block * rows_per_block + 1, col].imshow(logs[i], cmap="viridis", vmin=vmin, vmax=vmax)

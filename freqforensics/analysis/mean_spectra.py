@@ -65,8 +65,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
   return files
 
 
-def _batches(files: Sequence[Path], num: int, size: int, channels: int, batch_size: int,
-             skipped: list) -> Iterator[np.ndarray]:
+def _batches(
+  files: Sequence[Path], num: int, size: int, channels: int, batch_size: int, skipped: list
+) -> Iterator[np.ndarray]:
   """Yields uint8 batches `(B, S, S, C)` of the first `num` usable images; counts skips in `skipped[0]`
   and their reasons in `skipped[1]` (a Counter, when given).
 
@@ -123,15 +124,16 @@ def luma(batch: np.ndarray) -> np.ndarray:
   return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)[..., None]
 
 
-def _prepared_batches(ds: reader.PreparedDataset, split: str, label: int, num: int, channels: int,
-                      batch_size: int) -> Iterator[np.ndarray]:
+def _prepared_batches(
+  ds: reader.PreparedDataset, split: str, label: int, num: int, channels: int, batch_size: int
+) -> Iterator[np.ndarray]:
   """The first `num` images of class `label` in a prepared split, in batches (read from disk as needed)."""
   if split not in ds.num_examples:
     raise UserError(f"{ds.path} has no split {split!r}: use one of {', '.join(ds.num_examples)} (DIR:SPLIT)")
   indices = list(ds.class_range(split, label))[:num]
   source = ds.source(split)
   for lo in range(0, len(indices), batch_size):
-    batch = source.read_batch(indices[lo:lo + batch_size])["image"]
+    batch = source.read_batch(indices[lo : lo + batch_size])["image"]
     yield luma(batch) if channels == 1 and batch.shape[-1] == 3 else batch
 
 
@@ -144,8 +146,7 @@ def _datasets(args: Sequence[str | os.PathLike], num: int, size: int, channels: 
     found = prepared_split(arg)
     if found is None:
       skipped = [0, collections.Counter()]
-      out.append((next(names), str(arg), _batches(list_images(arg), num, size, channels, batch_size, skipped),
-                  skipped))
+      out.append((next(names), str(arg), _batches(list_images(arg), num, size, channels, batch_size, skipped), skipped))
       continue
     ds = reader.open_prepared(found[0])
     h, _, c = ds.image_shape
@@ -154,8 +155,9 @@ def _datasets(args: Sequence[str | os.PathLike], num: int, size: int, channels: 
     if c < channels:
       raise UserError(f"{ds.path} holds grayscale images: pass --grayscale")
     for label, name in enumerate(ds.label_names):
-      out.append((name, f"{ds.path}:{found[1]}:{name}",
-                  _prepared_batches(ds, found[1], label, num, channels, batch_size), [0]))
+      out.append(
+        (name, f"{ds.path}:{found[1]}:{name}", _prepared_batches(ds, found[1], label, num, channels, batch_size), [0])
+      )
   return out
 
 
@@ -179,8 +181,9 @@ def view_names(size: int, *, wavelet: str = "haar", level: int = 0, bins: int = 
   return names
 
 
-def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], size: int,
-             channels: int, views: Sequence[str] = ()) -> dict[str, Any]:
+def _one_set(
+  source: str, batches: Iterator[np.ndarray], skipped: list[int], size: int, channels: int, views: Sequence[str] = ()
+) -> dict[str, Any]:
   shape = (size, size, channels)
   raw, logs = stats.init(shape), stats.init(shape)
   view_acc = {name: stats.init(spectral.feature_shape(name, shape)) for name in views}
@@ -201,17 +204,19 @@ def _one_set(source: str, batches: Iterator[np.ndarray], skipped: list[int], siz
     count += batch.shape[0]
   if count == 0:
     reasons = ", ".join(f"{r}: {n}" for r, n in sorted(skipped[1].items())) if len(skipped) > 1 else ""
-    raise UserError(f"no image in {source} could be used at --size={size} ({skipped[0]} tried"
-                    f"{'; ' + reasons if reasons else ''}): give images of at least that size, or a smaller --size")
+    raise UserError(
+      f"no image in {source} could be used at --size={size} ({skipped[0]} tried"
+      f"{'; ' + reasons if reasons else ''}): give images of at least that size, or a smaller --size"
+    )
   return {
-      "count": count,
-      "skipped": skipped[0],
-      "mean": np.asarray(raw.mean, np.float64),
-      "std": np.sqrt(stats.variance(raw)),
-      "log_mean": np.asarray(logs.mean, np.float64),
-      "log_std": np.sqrt(stats.variance(logs)),
-      "radial": radial_power(power_sum / count),
-      **{"view_" + spectral.parse_feature(name).kind: np.asarray(view_acc[name].mean, np.float64) for name in views},
+    "count": count,
+    "skipped": skipped[0],
+    "mean": np.asarray(raw.mean, np.float64),
+    "std": np.sqrt(stats.variance(raw)),
+    "log_mean": np.asarray(logs.mean, np.float64),
+    "log_std": np.sqrt(stats.variance(logs)),
+    "radial": radial_power(power_sum / count),
+    **{"view_" + spectral.parse_feature(name).kind: np.asarray(view_acc[name].mean, np.float64) for name in views},
   }
 
 
@@ -232,9 +237,18 @@ def _unique_names(folders: Sequence[str | os.PathLike]) -> list[str]:
   return names
 
 
-def compute(folders: Sequence[str | os.PathLike], *, num: int, size: int, channels: int,
-            batch_size: int = 64, wavelet: str = "haar", level: int = 0, bins: int = 0,
-            views: bool = True) -> dict[str, Any]:
+def compute(
+  folders: Sequence[str | os.PathLike],
+  *,
+  num: int,
+  size: int,
+  channels: int,
+  batch_size: int = 64,
+  wavelet: str = "haar",
+  level: int = 0,
+  bins: int = 0,
+  views: bool = True,
+) -> dict[str, Any]:
   """Spectrum statistics of each data set (the first is the reference), stacked over data sets.
 
   `folders` are image folders (one data set each) or prepared datasets (`DIR` or `DIR:SPLIT`, one
@@ -294,8 +308,7 @@ def _shared_limits(maps: Sequence[np.ndarray], symmetric: bool = False) -> tuple
 
 
 def _panel_grid(plt, rows: int, cols: int):
-  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.0, 3.0 * rows), squeeze=False,
-                           constrained_layout=True)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.0, 3.0 * rows), squeeze=False, constrained_layout=True)
   return fig, axes
 
 
@@ -336,10 +349,13 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   if len(names) > 1:
     others = range(1, len(names))
     rows = [
-        ("log(|mean| / |mean ref|)", [maps[i] - maps[0] for i in others], "RdBu_r"),
-        ("mean log|c| - ref", [np.mean(result["log_mean"][i] - result["log_mean"][0], -1) for i in others], "RdBu_r"),
-        ("log(std / std ref)", [np.mean(np.log((result["std"][i] + PLOT_EPS) / (result["std"][0] + PLOT_EPS)), -1)
-                                for i in others], "PuOr_r"),
+      ("log(|mean| / |mean ref|)", [maps[i] - maps[0] for i in others], "RdBu_r"),
+      ("mean log|c| - ref", [np.mean(result["log_mean"][i] - result["log_mean"][0], -1) for i in others], "RdBu_r"),
+      (
+        "log(std / std ref)",
+        [np.mean(np.log((result["std"][i] + PLOT_EPS) / (result["std"][0] + PLOT_EPS)), -1) for i in others],
+        "PuOr_r",
+      ),
     ]
     fig, axes = _panel_grid(plt, len(rows), len(others))
     for r, (label, diffs, cmap) in enumerate(rows):
@@ -365,8 +381,9 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   # (d) every view a model can read, mean raw feature per data set (channels averaged): one row per view.
   if "views" in result:
     view_names_ = {spectral.parse_feature(str(v)).kind: str(v) for v in result["views"]}
-    rows = [("dct_log", result["log_mean"])] + [(k, result[f"view_{k}"]) for k in ("fft_log", "wpt_log")
-                                                 if f"view_{k}" in result]
+    rows = [("dct_log", result["log_mean"])] + [
+      (k, result[f"view_{k}"]) for k in ("fft_log", "wpt_log") if f"view_{k}" in result
+    ]
     fig = plt.figure(figsize=(3.0 * len(names) + 1.2, 2.9 * (len(rows) + 1)), constrained_layout=True)
     grid = fig.add_gridspec(len(rows) + 1, len(names))
     for r, (kind, means) in enumerate(rows):
@@ -380,7 +397,7 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
         ax.set_yticks([])
         if c == 0:
           ax.set_ylabel(view_names_.get(kind, kind))
-      fig.colorbar(im, ax=fig.axes[-len(names):], shrink=0.8, label="mean feature")
+      fig.colorbar(im, ax=fig.axes[-len(names) :], shrink=0.8, label="mean feature")
     ax = fig.add_subplot(grid[len(rows), :])
     azimuthal = result["view_azimuthal"]
     centres = (np.arange(azimuthal.shape[1]) + 0.5) / azimuthal.shape[1] * spectral.R_MAX
@@ -393,21 +410,33 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   return written
 
 
-def run_spectra(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, num: int, size: int,
-                channels: int, batch_size: int = 64, pdf: bool = False, wavelet: str = "haar", level: int = 0,
-                bins: int = 0) -> tuple[Path, list[Path]]:
+def run_spectra(
+  folders: Sequence[str | os.PathLike],
+  out_dir: str | os.PathLike,
+  *,
+  num: int,
+  size: int,
+  channels: int,
+  batch_size: int = 64,
+  pdf: bool = False,
+  wavelet: str = "haar",
+  level: int = 0,
+  bins: int = 0,
+) -> tuple[Path, list[Path]]:
   """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
   outputs.check_separate(out_dir, [prepared_split(f)[0] if prepared_split(f) else f for f in folders])
-  result = compute(folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet,
-                   level=level, bins=bins)
+  result = compute(
+    folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet, level=level, bins=bins
+  )
   out = fresh_out_dir(out_dir)
   npz = out / "spectra.npz"
   outputs.write_with(npz, lambda p: np.savez(p, **result))
   return out, [npz, *write_figures(result, out, pdf=pdf)]
 
 
-def class_mean_spectra(dataset_dir: str | os.PathLike, *, per_class: int = 500,
-                       batch_size: int = 128) -> tuple[tuple[str, ...], np.ndarray]:
+def class_mean_spectra(
+  dataset_dir: str | os.PathLike, *, per_class: int = 500, batch_size: int = 128
+) -> tuple[tuple[str, ...], np.ndarray]:
   """Mean `log(|DCT| + eps)` per class over (up to `per_class` of each class of) a prepared dataset's
   training split: `compute`'s `log_mean` of `DIR:train`. Returns the label names and `(classes, H, W, C)`."""
   ds = reader.open_prepared(dataset_dir)

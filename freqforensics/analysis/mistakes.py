@@ -34,13 +34,21 @@ class Mistakes:
 
   def titles(self) -> list[str]:
     """`true -> predicted (p)` per example, for figure panels."""
-    return [f"{self.label_names[t]} -> {self.label_names[p]} ({pr[p]:.2f})"
-            for t, p, pr in zip(self.true, self.predicted, self.probs)]
+    return [
+      f"{self.label_names[t]} -> {self.label_names[p]} ({pr[p]:.2f})"
+      for t, p, pr in zip(self.true, self.predicted, self.probs)
+    ]
 
 
-def misclassified(predict: Callable[[np.ndarray], np.ndarray], dataset_dir: str | os.PathLike,
-                  split: str = "test", *, label_names: Sequence[str], limit: int | None = None,
-                  batch_size: int = 64) -> Mistakes:
+def misclassified(
+  predict: Callable[[np.ndarray], np.ndarray],
+  dataset_dir: str | os.PathLike,
+  split: str = "test",
+  *,
+  label_names: Sequence[str],
+  limit: int | None = None,
+  batch_size: int = 64,
+) -> Mistakes:
   """Runs `predict` over every example of `split` of a prepared dataset; keeps the wrong ones.
 
   `label_names` are the model's labels, in its output order: they must equal the dataset's, or the
@@ -49,8 +57,10 @@ def misclassified(predict: Callable[[np.ndarray], np.ndarray], dataset_dir: str 
   """
   ds = reader.open_prepared(dataset_dir)
   if tuple(label_names) != tuple(ds.label_names):
-    raise UserError(f"the model's labels {tuple(label_names)} differ from those of {ds.path} {ds.label_names}:"
-                    " give the dataset the model was trained on")
+    raise UserError(
+      f"the model's labels {tuple(label_names)} differ from those of {ds.path} {ds.label_names}:"
+      " give the dataset the model was trained on"
+    )
   if split not in ds.num_examples:
     raise UserError(f"{ds.path} has no split {split!r}: use one of {', '.join(ds.num_examples)}")
   source = ds.source(split)
@@ -73,9 +83,12 @@ def misclassified(predict: Callable[[np.ndarray], np.ndarray], dataset_dir: str 
   k = len(ds.label_names)
   paths = [source[i]["path"] for i in kept["indices"]]
   return Mistakes(
-      label_names=tuple(ds.label_names), num_examples=n,
-      indices=np.asarray(kept["indices"], np.int64),
-      images=np.stack(kept["images"]) if kept["images"] else np.zeros((0, h, w, c), np.uint8),
-      true=np.asarray(kept["true"], np.int64), predicted=np.asarray(kept["predicted"], np.int64),
-      probs=np.stack(kept["probs"]) if kept["probs"] else np.zeros((0, k), np.float32),
-      paths=[p.decode() if isinstance(p, bytes) else str(p) for p in paths])
+    label_names=tuple(ds.label_names),
+    num_examples=n,
+    indices=np.asarray(kept["indices"], np.int64),
+    images=np.stack(kept["images"]) if kept["images"] else np.zeros((0, h, w, c), np.uint8),
+    true=np.asarray(kept["true"], np.int64),
+    predicted=np.asarray(kept["predicted"], np.int64),
+    probs=np.stack(kept["probs"]) if kept["probs"] else np.zeros((0, k), np.float32),
+    paths=[p.decode() if isinstance(p, bytes) else str(p) for p in paths],
+  )

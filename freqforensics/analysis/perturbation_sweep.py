@@ -24,10 +24,10 @@ from freqforensics.errors import UserError
 
 # perturbation -> (parameter, strengths from mild to strong)
 DEFAULT_SWEEPS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "jpeg": ("quality", (90, 80, 70, 60, 50, 40, 30, 20, 10)),
-    "blur": ("sigma", (0.5, 1.0, 1.5, 2.0, 3.0)),
-    "noise": ("std", (2.0, 5.0, 10.0, 20.0, 30.0)),
-    "crop": ("fraction", (0.05, 0.1, 0.2, 0.3)),
+  "jpeg": ("quality", (90, 80, 70, 60, 50, 40, 30, 20, 10)),
+  "blur": ("sigma", (0.5, 1.0, 1.5, 2.0, 3.0)),
+  "noise": ("std", (2.0, 5.0, 10.0, 20.0, 30.0)),
+  "crop": ("fraction", (0.05, 0.1, 0.2, 0.3)),
 }
 
 
@@ -49,20 +49,40 @@ def at_strength(kind: str, value: float) -> Perturbation:
 def summary(m: dict[str, Any]) -> dict[str, Any]:
   """The numbers of one evaluation a report keeps."""
   auc = m["binary"]["roc_auc"] if "binary" in m else m.get("one_vs_rest", {}).get("macro_roc_auc")
-  return {"accuracy": m["accuracy"], "loss": m["loss"], "roc_auc": auc, "num_examples": m["num_examples"],
-          "per_class_accuracy": m["per_class_accuracy"]}
+  return {
+    "accuracy": m["accuracy"],
+    "loss": m["loss"],
+    "roc_auc": auc,
+    "num_examples": m["num_examples"],
+    "per_class_accuracy": m["per_class_accuracy"],
+  }
 
 
 def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str, num_examples: int) -> dict[str, Any]:
   """What a report is about (a bundle and a split): part of the settings a report resumes with."""
-  return {"bundle": str((Path(workdir).expanduser() / "bundle").resolve()), "model": b.info["model"],
-          "features": b.info["features"], "augment": b.info.get("augment"), "data": str(data), "split": split,
-          "num_examples": num_examples}
+  return {
+    "bundle": str((Path(workdir).expanduser() / "bundle").resolve()),
+    "model": b.info["model"],
+    "features": b.info["features"],
+    "augment": b.info.get("augment"),
+    "data": str(data),
+    "split": split,
+    "num_examples": num_examples,
+  }
 
 
-def run_report(evaluate_fn: Callable[[Any, str], dict[str, Any]], source, out_dir: str | os.PathLike,
-               about: Mapping[str, Any], *, sweeps: Mapping[str, Sequence[float]] | None = None, seed: int = 0,
-               overwrite: bool = False, progress: bool = True, label: str = "") -> dict[str, Any]:
+def run_report(
+  evaluate_fn: Callable[[Any, str], dict[str, Any]],
+  source,
+  out_dir: str | os.PathLike,
+  about: Mapping[str, Any],
+  *,
+  sweeps: Mapping[str, Sequence[float]] | None = None,
+  seed: int = 0,
+  overwrite: bool = False,
+  progress: bool = True,
+  label: str = "",
+) -> dict[str, Any]:
   """Evaluates `source` clean and under every perturbation of `sweeps`; writes the JSON and the figure.
 
   `evaluate_fn(source, name)` returns evaluation metrics (`eval_run.bundle_evaluator`); `about`
@@ -95,15 +115,23 @@ def run_report(evaluate_fn: Callable[[Any, str], dict[str, Any]], source, out_di
     report["results"][kind].append({"strength": value, **summary(m)})
     outputs.write_json(path, report)
     if progress:
-      print(f"[{i + 1}/{len(points)}] {kind} {settings['parameters'][kind]} {value:g}: accuracy"
-            f" {m['accuracy']:.4f}", flush=True)
-  plot({label or f"{about.get('model', 'model')} {about.get('features', '')}".strip(): report},
-       out_dir / "robustness.png")
+      print(
+        f"[{i + 1}/{len(points)}] {kind} {settings['parameters'][kind]} {value:g}: accuracy {m['accuracy']:.4f}",
+        flush=True,
+      )
+  plot(
+    {label or f"{about.get('model', 'model')} {about.get('features', '')}".strip(): report}, out_dir / "robustness.png"
+  )
   return report
 
 
-def plot(reports: Mapping[str, dict[str, Any]], path: str | os.PathLike, *, styles: Mapping[str, dict] | None = None,
-         title: str = "") -> None:
+def plot(
+  reports: Mapping[str, dict[str, Any]],
+  path: str | os.PathLike,
+  *,
+  styles: Mapping[str, dict] | None = None,
+  title: str = "",
+) -> None:
   """Accuracy against strength, one panel per perturbation, one line per report; clean accuracy dashed."""
   import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -138,8 +166,9 @@ def table(reports: Mapping[str, dict[str, Any]]) -> str:
   lines = ["| perturbation | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
   lines.append("| none (clean) | " + " | ".join(f"{reports[n]['clean']['accuracy']:.3f}" for n in names) + " |")
   for kind, (param, _) in DEFAULT_SWEEPS.items():
-    strengths = sorted({row["strength"] for r in reports.values() for row in r["results"].get(kind, [])},
-                       reverse=kind == "jpeg")
+    strengths = sorted(
+      {row["strength"] for r in reports.values() for row in r["results"].get(kind, [])}, reverse=kind == "jpeg"
+    )
     for s in strengths:
       cells = []
       for n in names:
@@ -149,9 +178,19 @@ def table(reports: Mapping[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
-def sweep_workdir(workdir: str | os.PathLike, sweeps: Mapping[str, Sequence[float]], *, split: str = "test",
-                  source_dir: str = "", data_dir: str = "", out_dir: str = "", seed: int = 0, batch_size: int = 256,
-                  overwrite: bool = False, progress: bool = True) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+def sweep_workdir(
+  workdir: str | os.PathLike,
+  sweeps: Mapping[str, Sequence[float]],
+  *,
+  split: str = "test",
+  source_dir: str = "",
+  data_dir: str = "",
+  out_dir: str = "",
+  seed: int = 0,
+  batch_size: int = 256,
+  overwrite: bool = False,
+  progress: bool = True,
+) -> tuple[dict[str, Any], Path, dict[str, Any]]:
   """The report of `WORKDIR/bundle` on a split of its training dataset, or on class folders (`source_dir`,
   prepared with the bundle's preprocessing under `data_dir`); returns (report, out folder, what it is about).
 
@@ -172,8 +211,10 @@ def sweep_workdir(workdir: str | os.PathLike, sweeps: Mapping[str, Sequence[floa
     split, name = "test", "folder_" + Path(source_dir).resolve().name
   else:
     if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
-      raise UserError(f"the dataset this model was trained on ({b.info.get('dataset')}) is not here: pass"
-                      " --source_dir=DIR with class folders to evaluate")
+      raise UserError(
+        f"the dataset this model was trained on ({b.info.get('dataset')}) is not here: pass"
+        " --source_dir=DIR with class folders to evaluate"
+      )
     prepared = reader.open_prepared(b.info["dataset"])
     name = split
     if split not in prepared.num_examples:
@@ -185,6 +226,5 @@ def sweep_workdir(workdir: str | os.PathLike, sweeps: Mapping[str, Sequence[floa
   if not out_dir and (workdir / "config.json").is_file():
     wd.register(workdir, out, tree=True)
   about = describe(b, workdir, prepared.path, split, len(source))
-  report = run_report(evaluate_fn, source, out, about, sweeps=sweeps, seed=seed, overwrite=overwrite,
-                      progress=progress)
+  report = run_report(evaluate_fn, source, out, about, sweeps=sweeps, seed=seed, overwrite=overwrite, progress=progress)
   return report, out, about

@@ -29,12 +29,17 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 def settings(config: ml_collections.ConfigDict, prepared_path: Path) -> dict[str, Any]:
   """What a baseline's numbers depend on; a work dir holds results of one setting."""
-  return {"prepared": str(prepared_path), "train_per_class": int(config.baseline.train_per_class),
-          "seed": int(config.seed), **MODULES[config.baseline.name].settings(config)}
+  return {
+    "prepared": str(prepared_path),
+    "train_per_class": int(config.baseline.train_per_class),
+    "seed": int(config.seed),
+    **MODULES[config.baseline.name].settings(config),
+  }
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | Path, command: str, *, split: str = "test",
-        overwrite: bool = False) -> dict[str, Any]:
+def run(
+  config: ml_collections.ConfigDict, workdir: str | Path, command: str, *, split: str = "test", overwrite: bool = False
+) -> dict[str, Any]:
   """Runs `command` of `config.baseline.name` on the config's prepared data; returns its results."""
   if command not in COMMANDS:
     raise UserError(f"unknown command {command!r}: use one of {', '.join(COMMANDS)}")
@@ -78,8 +83,10 @@ def format_summary(config: ml_collections.ConfigDict, command: str, out: dict[st
   lines = []
   if command == "grid_search":
     if out.get("already_done"):
-      lines.append(f"{name}: every grid point is done already (delete the work dir's {name} files or pass"
-                   " --overwrite to search again)")
+      lines.append(
+        f"{name}: every grid point is done already (delete the work dir's {name} files or pass"
+        " --overwrite to search again)"
+      )
     for r in out["rows"]:
       params = ", ".join(f"{k}={r[k]}" for k in _PARAM_KEYS if k in r)
       acc = f"{r['accuracy']:.4f}" if r.get("accuracy") is not None else f"skipped ({r.get('skipped')})"
@@ -88,10 +95,14 @@ def format_summary(config: ml_collections.ConfigDict, command: str, out: dict[st
   else:
     m = out["test"] if command == "train" else out
     params = ", ".join(f"{k}={v}" for k, v in m["params"].items())
-    lines.append(f"{name} ({params}) on the {'test' if command == 'train' else split} split:"
-                 f" accuracy {m['accuracy']:.4f} on {m['num_examples']} images")
-    lines.append("  per class: " + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -"
-                                             for k, v in m["per_class_accuracy"].items()))
+    lines.append(
+      f"{name} ({params}) on the {'test' if command == 'train' else split} split:"
+      f" accuracy {m['accuracy']:.4f} on {m['num_examples']} images"
+    )
+    lines.append(
+      "  per class: "
+      + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in m["per_class_accuracy"].items())
+    )
   rss = out["peak_rss_mib"]
   workers = f" (largest worker process {rss['largest_child']:.0f} MiB)" if name == "prnu" else ""
   lines.append(f"peak RSS: {rss['process']:.0f} MiB{workers}; {out['seconds']:.1f} s")

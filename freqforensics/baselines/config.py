@@ -13,7 +13,7 @@ import ml_collections
 from freqforensics.errors import UserError
 
 NAMES: tuple[str, ...] = ("knn", "eigenfaces", "prnu")
-KNN_GRID: tuple[int, ...] = (1,) + tuple(2 ** i + 1 for i in range(1, 11))  # 1, 3, 5, 9, 17, ..., 1025
+KNN_GRID: tuple[int, ...] = (1,) + tuple(2**i + 1 for i in range(1, 11))  # 1, 3, 5, 9, 17, ..., 1025
 VARIANCE_GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 0.95)
 C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1)
 LEVELS_GRID: tuple[int, ...] = (1, 2, 3, 4)

@@ -55,8 +55,14 @@ class Context:
     return reader.SubsetSource(self.source("train"), self.balanced("train", self.b.train_per_class))
 
   def model_info(self, params: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"baseline": self.b.name, "params": params, "label_names": list(self.label_names),
-            "image_shape": list(self.prepared.image_shape), "prepared": str(self.prepared.path), **extra}
+    return {
+      "baseline": self.b.name,
+      "params": params,
+      "label_names": list(self.label_names),
+      "image_shape": list(self.prepared.image_shape),
+      "prepared": str(self.prepared.path),
+      **extra,
+    }
 
   def load_model_info(self) -> dict[str, Any]:
     """`model.json` of the saved model; its labels and image shape must match the inputs."""
@@ -65,9 +71,11 @@ class Context:
       raise UserError(f"no saved {self.b.name} model in {self.results.model_dir}: run the train command first")
     info = json.loads(path.read_text())
     if tuple(info["label_names"]) != self.label_names or tuple(info["image_shape"]) != self.prepared.image_shape:
-      raise UserError(f"the model in {self.results.model_dir} was trained on labels {info['label_names']} at"
-                      f" {info['image_shape']}, the data have {list(self.label_names)} at"
-                      f" {list(self.prepared.image_shape)}: test with the data it was trained on")
+      raise UserError(
+        f"the model in {self.results.model_dir} was trained on labels {info['label_names']} at"
+        f" {info['image_shape']}, the data have {list(self.label_names)} at"
+        f" {list(self.prepared.image_shape)}: test with the data it was trained on"
+      )
     return info
 
   def save_model_info(self, info: dict[str, Any]) -> None:

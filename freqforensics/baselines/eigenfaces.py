@@ -32,8 +32,14 @@ _SVD_OVERHEAD = 3.0  # the full SVD holds about three copies of its input matrix
 
 def settings(config) -> dict[str, Any]:
   e = config.baseline.eigenfaces
-  return {"features": config.features, "pca_subset": int(e.pca_subset), "variance_grid": list(e.variance_grid),
-          "c_grid": list(e.c_grid), "max_iter": int(e.max_iter), "incremental_components": int(e.incremental_components)}
+  return {
+    "features": config.features,
+    "pca_subset": int(e.pca_subset),
+    "variance_grid": list(e.variance_grid),
+    "c_grid": list(e.c_grid),
+    "max_iter": int(e.max_iter),
+    "incremental_components": int(e.incremental_components),
+  }
 
 
 def components_for(ratio: np.ndarray, variance: float) -> int:
@@ -53,8 +59,12 @@ def _fit_pca(ctx: Context, fm: inputs.FeatureMaker) -> tuple[PCA | IncrementalPC
     x, _ = fm.matrix(subset, desc="eigenfaces pca subset")
     return PCA(svd_solver="full").fit(x), "full"
   k = int(min(e.incremental_components, fm.dim, len(subset)))
-  inputs.check_memory(f"IncrementalPCA with {k} components of {fm.dim} features", 3 * 4.0 * k * fm.dim + 4.0 * max(
-      k, fm.batch_size) * fm.dim, ctx.config, "lower --config.baseline.eigenfaces.incremental_components")
+  inputs.check_memory(
+    f"IncrementalPCA with {k} components of {fm.dim} features",
+    3 * 4.0 * k * fm.dim + 4.0 * max(k, fm.batch_size) * fm.dim,
+    ctx.config,
+    "lower --config.baseline.eigenfaces.incremental_components",
+  )
   ipca = IncrementalPCA(n_components=k)
   chunk: list[np.ndarray] = []
   ready = None  # a chunk of >= k rows, fitted once the next one exists (the last one takes the tail)
@@ -89,7 +99,7 @@ def _project(fm: inputs.FeatureMaker, pca, source, k: int, desc: str) -> tuple[n
   i = 0
   mean, comps = pca.mean_.astype(np.float32), pca.components_[:k].astype(np.float32)
   for xb, yb in fm.batches(source, desc=desc):
-    z[i:i + len(yb)], y[i:i + len(yb)] = (xb - mean) @ comps.T, yb
+    z[i : i + len(yb)], y[i : i + len(yb)] = (xb - mean) @ comps.T, yb
     i += len(yb)
   return z, y
 
@@ -104,8 +114,12 @@ def _prepared(ctx: Context) -> dict[str, np.ndarray]:
   pca, kind = _fit_pca(ctx, fm)
   k = components_for(pca.explained_variance_ratio_, max(ctx.b.eigenfaces.variance_grid))
   train = ctx.train_subset()
-  inputs.check_memory(f"projected training features ({len(train)} x {k})", 4.0 * len(train) * k, ctx.config,
-                    "lower --config.baseline.train_per_class")
+  inputs.check_memory(
+    f"projected training features ({len(train)} x {k})",
+    4.0 * len(train) * k,
+    ctx.config,
+    "lower --config.baseline.train_per_class",
+  )
   z_train, y_train = _project(fm, pca, train, k, "eigenfaces project train")
   z_val, y_val = _project(fm, pca, ctx.source("val"), k, "eigenfaces project val")
   arrays = _arrays(pca, k)
@@ -117,8 +131,11 @@ def _prepared(ctx: Context) -> dict[str, np.ndarray]:
 def _arrays(pca: PCA | IncrementalPCA, k: int) -> dict[str, np.ndarray]:
   """The fitted PCA as arrays, keeping the first `k` components (all ratios: `components_for` needs them)."""
   out = {key: np.asarray(getattr(pca, key))[:k] for key in _PCA_KEYS if key != "mean_"}
-  out.update(mean_=np.asarray(pca.mean_), explained_variance_ratio_=np.asarray(pca.explained_variance_ratio_),
-             n_samples=np.asarray(getattr(pca, "n_samples_seen_", getattr(pca, "n_samples_", 0))))
+  out.update(
+    mean_=np.asarray(pca.mean_),
+    explained_variance_ratio_=np.asarray(pca.explained_variance_ratio_),
+    n_samples=np.asarray(getattr(pca, "n_samples_seen_", getattr(pca, "n_samples_", 0))),
+  )
   return out
 
 
@@ -146,10 +163,19 @@ def grid_search(ctx: Context) -> bool:
     k = components_for(a["explained_variance_ratio_"], v)
     svm, converged = _fit_svm(ctx.config, c, a["z_train"][:, :k], a["y_train"])
     conf = results.confusion(a["y_val"], svm.predict(a["z_val"][:, :k]), ctx.num_classes)
-    res.add_row({"variance": v, "C": c, "n_components": k,
-                 "explained_variance": float(np.sum(a["explained_variance_ratio_"][:k])),
-                 "accuracy": results.accuracy(conf), "num_examples": int(conf.sum()), "converged": converged,
-                 "pca": str(a["pca_kind"]), "num_train": int(len(a["y_train"]))})
+    res.add_row(
+      {
+        "variance": v,
+        "C": c,
+        "n_components": k,
+        "explained_variance": float(np.sum(a["explained_variance_ratio_"][:k])),
+        "accuracy": results.accuracy(conf),
+        "num_examples": int(conf.sum()),
+        "converged": converged,
+        "pca": str(a["pca_kind"]),
+        "num_train": int(len(a["y_train"])),
+      }
+    )
   return res.finish_grid_search()
 
 

@@ -73,16 +73,20 @@ def check_memory(what: str, nbytes: float, config: ml_collections.ConfigDict, fi
   """Raises a one-line error when `what` (`nbytes`) exceeds `baseline.memory_gb`."""
   budget = config.baseline.memory_gb * (1 << 30)
   if nbytes > budget:
-    raise UserError(f"{what} would take {nbytes / (1 << 30):.2f} GiB, over baseline.memory_gb="
-                    f"{config.baseline.memory_gb}: {fix}, or raise --config.baseline.memory_gb")
+    raise UserError(
+      f"{what} would take {nbytes / (1 << 30):.2f} GiB, over baseline.memory_gb="
+      f"{config.baseline.memory_gb}: {fix}, or raise --config.baseline.memory_gb"
+    )
 
 
-def image_batches(source, batch_size: int, *, num_threads: int = 2, desc: str = "", progress: bool = False,
-                  start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def image_batches(
+  source, batch_size: int, *, num_threads: int = 2, desc: str = "", progress: bool = False, start: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """uint8 images `(n, H, W, C)` and int32 labels of `source`, in order, from batch `start` on."""
   steps = pipeline.num_eval_steps(len(source), batch_size)
-  it = pipeline.eval_batches(reader.SubsetSource(source, np.arange(start * batch_size, len(source))), batch_size,
-                             num_threads=num_threads)
+  it = pipeline.eval_batches(
+    reader.SubsetSource(source, np.arange(start * batch_size, len(source))), batch_size, num_threads=num_threads
+  )
   for batch in tqdm(it, total=steps - start, desc=desc, unit="batch", disable=not progress):
     keep = batch["mask"] > 0
     yield batch["image"][keep], batch["label"][keep]
@@ -96,8 +100,14 @@ class FeatureMaker:
   numbers a neural model gets.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, prepared: reader.PreparedDataset, *, progress: bool,
-               feature_stats: spectral.FeatureStats | None = None):
+  def __init__(
+    self,
+    config: ml_collections.ConfigDict,
+    prepared: reader.PreparedDataset,
+    *,
+    progress: bool,
+    feature_stats: spectral.FeatureStats | None = None,
+  ):
     self.kind = config.features
     self.batch_size = config.baseline.batch_size
     self.num_threads = config.data.num_threads or 2
@@ -108,20 +118,23 @@ class FeatureMaker:
     self.mesh = sharding.make_mesh(n)
     self.stats = feature_stats
     if self.stats is None and spectral.needs_stats(self.kind):
-      self.stats, _ = stats.feature_stats(prepared, self.kind, self.mesh, batch_size=self.batch_size,
-                                          num_threads=self.num_threads, progress=progress)
+      self.stats, _ = stats.feature_stats(
+        prepared, self.kind, self.mesh, batch_size=self.batch_size, num_threads=self.num_threads, progress=progress
+      )
     self._put = sharding.make_put(self.mesh)
     fn = sharding.features_fn(self.mesh, self.kind)
     self._fn = jax.jit(fn)
-    self._stats_on_mesh = (jax.device_put(self.stats, sharding.replicated(self.mesh))
-                           if self.stats is not None else None)
+    self._stats_on_mesh = jax.device_put(self.stats, sharding.replicated(self.mesh)) if self.stats is not None else None
     self.dim = int(np.prod(prepared.image_shape))
 
   def batches(self, source, *, desc: str = "", start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """`(features (n, D) float32, labels (n,))` per batch of `source`, in order, from batch `start` on."""
     steps = pipeline.num_eval_steps(len(source), self.batch_size)
-    it = pipeline.eval_batches(reader.SubsetSource(source, np.arange(start * self.batch_size, len(source))), self.batch_size,
-                               num_threads=self.num_threads)
+    it = pipeline.eval_batches(
+      reader.SubsetSource(source, np.arange(start * self.batch_size, len(source))),
+      self.batch_size,
+      num_threads=self.num_threads,
+    )
     for batch in tqdm(it, total=steps - start, desc=desc, unit="batch", disable=not self.progress):
       keep = batch["mask"] > 0
       x = self._fn(self._put({"image": batch["image"]})["image"], self._stats_on_mesh)
@@ -134,7 +147,7 @@ class FeatureMaker:
     y = np.empty((len(source),), np.int32)
     i = 0
     for xb, yb in self.batches(source, desc=desc):
-      x[i:i + len(yb)], y[i:i + len(yb)] = xb, yb
+      x[i : i + len(yb)], y[i : i + len(yb)] = xb, yb
       i += len(yb)
     return x, y
 
@@ -157,8 +170,12 @@ def saved_estimator_confusion(ctx, name: str, split: str, *, n_jobs: int | None 
   config = ctx.config.copy_and_resolve_references()
   with config.unlocked():
     config.features = info["features"]
-  fm = FeatureMaker(config, ctx.prepared, progress=ctx.progress,
-                    feature_stats=load_feature_stats(info["features"], ctx.results.model_dir))
+  fm = FeatureMaker(
+    config,
+    ctx.prepared,
+    progress=ctx.progress,
+    feature_stats=load_feature_stats(info["features"], ctx.results.model_dir),
+  )
   conf = np.zeros((ctx.num_classes, ctx.num_classes), np.int64)
   for xb, yb in fm.batches(ctx.source(split), desc=f"{name} {split}"):
     conf += results.confusion(yb, estimator.predict(xb), ctx.num_classes)

@@ -26,8 +26,12 @@ def settings(config) -> dict[str, Any]:
 
 def _training_features(ctx: Context, fm: inputs.FeatureMaker) -> tuple[np.ndarray, np.ndarray]:
   subset = ctx.train_subset()
-  inputs.check_memory(f"kNN's training features ({len(subset)} x {fm.dim} float32)", 4.0 * len(subset) * fm.dim,
-                    ctx.config, "lower --config.baseline.train_per_class")
+  inputs.check_memory(
+    f"kNN's training features ({len(subset)} x {fm.dim} float32)",
+    4.0 * len(subset) * fm.dim,
+    ctx.config,
+    "lower --config.baseline.train_per_class",
+  )
   return fm.matrix(subset, desc="knn train features")
 
 
@@ -55,8 +59,9 @@ def grid_search(ctx: Context) -> bool:
   clf = KNeighborsClassifier(n_neighbors=max(ks), algorithm="brute", n_jobs=ctx.n_jobs).fit(x, y)
   prog = results.Progress(res, "grid_val")
   state = prog.load()
-  start, conf = (state[0], state[1]["confusion"]) if state else (0, np.zeros((len(ks), ctx.num_classes,
-                                                                              ctx.num_classes), np.int64))
+  start, conf = (
+    (state[0], state[1]["confusion"]) if state else (0, np.zeros((len(ks), ctx.num_classes, ctx.num_classes), np.int64))
+  )
   step = start
   for xb, yb in fm.batches(ctx.source("val"), desc="knn grid (val)", start=start):
     neighbours = clf.kneighbors(xb, max(ks), return_distance=False)
@@ -68,8 +73,9 @@ def grid_search(ctx: Context) -> bool:
   for k in grid:
     if k in ks:
       c = conf[ks.index(k)]
-      res.rows.append({"n_neighbors": k, "accuracy": results.accuracy(c), "num_examples": int(c.sum()),
-                       "num_train": len(y)})
+      res.rows.append(
+        {"n_neighbors": k, "accuracy": results.accuracy(c), "num_examples": int(c.sum()), "num_train": len(y)}
+      )
     else:
       res.rows.append({"n_neighbors": k, "accuracy": None, "skipped": f"k exceeds the {len(y)} training examples"})
   res.finish_grid_search()  # saved before the pass checkpoint is cleared: a crash between the two loses nothing

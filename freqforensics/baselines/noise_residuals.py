@@ -63,8 +63,9 @@ def noise_gain(min_energy: np.ndarray, sigma: float) -> np.ndarray:
   return var / (np.maximum(min_energy - var, 0.0) + var)
 
 
-def residuals(images: np.ndarray, grid: Sequence[tuple[int, float]],
-              windows: Sequence[int] = (3, 5, 7, 9)) -> Iterator[np.ndarray]:
+def residuals(
+  images: np.ndarray, grid: Sequence[tuple[int, float]], windows: Sequence[int] = (3, 5, 7, 9)
+) -> Iterator[np.ndarray]:
   """Noise residuals `(B, H, W, C)` float64 of a batch, one per (levels, sigma) of `grid`, in order.
 
   `images` are pixel values 0..255 (uint8 or float); sigma is in the same units.
@@ -74,7 +75,7 @@ def residuals(images: np.ndarray, grid: Sequence[tuple[int, float]],
     x = x[..., None]
   h, w = x.shape[1:3]
   top = max(levels for levels, _ in grid)
-  xp = _pad(x, 2 ** top)
+  xp = _pad(x, 2**top)
   with warnings.catch_warnings():  # small images: periodic extension has no boundary effects to warn of
     warnings.simplefilter("ignore", UserWarning)
     coeffs = pywt.wavedec2(xp, WAVELET, mode="periodization", level=top, axes=(1, 2))
@@ -121,12 +122,11 @@ def wiener_dft(x: np.ndarray, windows: Sequence[int] = (3, 5, 7, 9)) -> np.ndarr
   x = np.asarray(x, np.float64)
   h, w = x.shape[1:]
   spec = np.fft.fft2(x, axes=(1, 2))
-  energy = (spec.real ** 2 + spec.imag ** 2) / (h * w)
+  energy = (spec.real**2 + spec.imag**2) / (h * w)
   sigma = x.reshape(len(x), -1).std(axis=1, ddof=1) if h * w > 1 else np.zeros(len(x))
   var = (sigma * sigma)[:, None, None]
   min_energy = _min_local_energy(energy, windows, "wrap")
-  gain = np.divide(var, np.maximum(min_energy - var, 0.0) + var, out=np.zeros_like(min_energy),
-                   where=var > 0)
+  gain = np.divide(var, np.maximum(min_energy - var, 0.0) + var, out=np.zeros_like(min_energy), where=var > 0)
   return np.fft.ifft2(spec * gain, axes=(1, 2)).real
 
 
@@ -150,8 +150,13 @@ def intensity_weight(images: np.ndarray) -> np.ndarray:
   return np.where(clipped, 0.0, t)
 
 
-def accumulate(images: np.ndarray, labels: np.ndarray, num_classes: int, grid: Sequence[tuple[int, float]],
-               windows: Sequence[int] = (3, 5, 7, 9)) -> tuple[np.ndarray, np.ndarray]:
+def accumulate(
+  images: np.ndarray,
+  labels: np.ndarray,
+  num_classes: int,
+  grid: Sequence[tuple[int, float]],
+  windows: Sequence[int] = (3, 5, 7, 9),
+) -> tuple[np.ndarray, np.ndarray]:
   """Per grid point and class sum(W t) `(G, num_classes, H, W, C)`; per class sum(t^2) `(num_classes, H, W, C)`."""
   t = intensity_weight(images)
   onehot = np.eye(num_classes)[np.asarray(labels, np.int64)]  # (B, num_classes)
@@ -186,8 +191,9 @@ def normalised_correlation(x: np.ndarray, k: np.ndarray) -> np.ndarray:
   return np.divide(x @ k.T, denom, out=np.zeros(denom.shape), where=denom > 0)
 
 
-def predict(images: np.ndarray, grid: Sequence[tuple[int, float]], windows: Sequence[int],
-            fingerprints: np.ndarray) -> np.ndarray:
+def predict(
+  images: np.ndarray, grid: Sequence[tuple[int, float]], windows: Sequence[int], fingerprints: np.ndarray
+) -> np.ndarray:
   """Predicted classes `(G, B)` of a batch for every grid point (highest normalised correlation).
 
   `fingerprints` is `(G, num_classes, H, W)`: the classes' fingerprints for each grid point.

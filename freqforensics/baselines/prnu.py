@@ -23,12 +23,16 @@ from freqforensics.errors import UserError
 
 def settings(config) -> dict[str, Any]:
   p = config.baseline.prnu
-  return {"features": "pixels (noise residuals)", "levels_grid": [int(v) for v in p.levels_grid],
-          "sigma_grid": [float(v) for v in p.sigma_grid], "windows": [int(w) for w in p.windows]}
+  return {
+    "features": "pixels (noise residuals)",
+    "levels_grid": [int(v) for v in p.levels_grid],
+    "sigma_grid": [float(v) for v in p.sigma_grid],
+    "windows": [int(w) for w in p.windows],
+  }
 
 
 def _chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
-  return [indices[i:i + size] for i in range(0, len(indices), size)]
+  return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
 def _read(source, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +54,12 @@ def _resume(prog: results.Progress, grid: list[tuple[int, float]]) -> tuple[int,
 def fingerprints(ctx: Context, grid: list[tuple[int, float]], *, pass_name: str) -> np.ndarray:
   """Fingerprints `(G, num_classes, H, W)` from the training subset, for every (levels, sigma)."""
   h, w, ch = ctx.prepared.image_shape
-  inputs.check_memory(f"PRNU sums for {len(grid)} grid points", 8.0 * (len(grid) + 1) * ctx.num_classes * h * w * ch
-                    * (1 + 2 * ctx.n_jobs), ctx.config, "shrink the grid or lower --config.baseline.n_jobs")
+  inputs.check_memory(
+    f"PRNU sums for {len(grid)} grid points",
+    8.0 * (len(grid) + 1) * ctx.num_classes * h * w * ch * (1 + 2 * ctx.n_jobs),
+    ctx.config,
+    "shrink the grid or lower --config.baseline.n_jobs",
+  )
   windows = tuple(int(x) for x in ctx.b.prnu.windows)
   indices = ctx.balanced("train", ctx.b.train_per_class)
   chunks = _chunks(indices, ctx.b.batch_size)
@@ -67,8 +75,13 @@ def fingerprints(ctx: Context, grid: list[tuple[int, float]], *, pass_name: str)
   source = ctx.source("train")
   tasks = ((*_read(source, c), ctx.num_classes, grid, windows) for c in chunks[start:])
   done = start
-  for wt, tt in tqdm(parallel.ordered_map(noise_residuals.accumulate, tasks, ctx.n_jobs), total=len(chunks) - start,
-                     desc="prnu fingerprints", unit="chunk", disable=not ctx.progress):
+  for wt, tt in tqdm(
+    parallel.ordered_map(noise_residuals.accumulate, tasks, ctx.n_jobs),
+    total=len(chunks) - start,
+    desc="prnu fingerprints",
+    unit="chunk",
+    disable=not ctx.progress,
+  ):
     sum_wt += wt
     sum_tt += tt
     done += 1
@@ -78,16 +91,20 @@ def fingerprints(ctx: Context, grid: list[tuple[int, float]], *, pass_name: str)
   return noise_residuals.finish_fingerprint(sum_wt, np.broadcast_to(sum_tt, sum_wt.shape), windows)
 
 
-def _score(ctx: Context, split: str, grid: list[tuple[int, float]], prints: np.ndarray, *,
-           pass_name: str | None = None) -> np.ndarray:
+def _score(
+  ctx: Context, split: str, grid: list[tuple[int, float]], prints: np.ndarray, *, pass_name: str | None = None
+) -> np.ndarray:
   """Confusion counts `(G, C, C)` of `split` for every grid point (checkpointed when `pass_name`)."""
   source = ctx.source(split)
   windows = tuple(int(x) for x in ctx.b.prnu.windows)
   chunks = _chunks(np.arange(len(source)), ctx.b.batch_size)
   prog = results.Progress(ctx.results, pass_name) if pass_name else None
   state = _resume(prog, grid) if prog else None
-  start, conf = (state[0], state[1]["confusion"]) if state else (
-      0, np.zeros((len(grid), ctx.num_classes, ctx.num_classes), np.int64))
+  start, conf = (
+    (state[0], state[1]["confusion"])
+    if state
+    else (0, np.zeros((len(grid), ctx.num_classes, ctx.num_classes), np.int64))
+  )
   labels: list[np.ndarray] = []
 
   def tasks():
@@ -97,8 +114,13 @@ def _score(ctx: Context, split: str, grid: list[tuple[int, float]], prints: np.n
       yield images, grid, windows, prints
 
   done = start
-  for preds in tqdm(parallel.ordered_map(noise_residuals.predict, tasks(), ctx.n_jobs), total=len(chunks) - start,
-                    desc=f"prnu {split}", unit="chunk", disable=not ctx.progress):
+  for preds in tqdm(
+    parallel.ordered_map(noise_residuals.predict, tasks(), ctx.n_jobs),
+    total=len(chunks) - start,
+    desc=f"prnu {split}",
+    unit="chunk",
+    disable=not ctx.progress,
+  ):
     y = labels.pop(0)
     for g, pred in enumerate(preds):
       conf[g] += results.confusion(y, pred, ctx.num_classes)
@@ -125,8 +147,9 @@ def grid_search(ctx: Context) -> bool:
   conf = _score(ctx, "val", todo, prints, pass_name="grid_val")
   n_train = len(ctx.balanced("train", ctx.b.train_per_class))
   for (lv, s), c in zip(todo, conf):
-    res.rows.append({"levels": lv, "sigma": s, "accuracy": results.accuracy(c), "num_examples": int(c.sum()),
-                     "num_train": n_train})
+    res.rows.append(
+      {"levels": lv, "sigma": s, "accuracy": results.accuracy(c), "num_examples": int(c.sum()), "num_train": n_train}
+    )
   res.finish_grid_search()  # saved before the pass checkpoint is cleared: a crash between the two loses nothing
   store.clear()
   return True
@@ -139,9 +162,17 @@ def train(ctx: Context) -> dict[str, Any]:
   prints = fingerprints(ctx, [(levels, sigma)], pass_name="train")[0]
   ctx.results.model_dir.mkdir(parents=True, exist_ok=True)
   path = ctx.results.model_dir / "fingerprints.npz"
-  outputs.write_with(path, lambda tmp: np.savez(
-      tmp, fingerprints=prints, levels=np.asarray(levels), sigma=np.asarray(sigma),
-      windows=np.asarray(p.windows, np.int64), label_names=np.asarray(ctx.label_names)))
+  outputs.write_with(
+    path,
+    lambda tmp: np.savez(
+      tmp,
+      fingerprints=prints,
+      levels=np.asarray(levels),
+      sigma=np.asarray(sigma),
+      windows=np.asarray(p.windows, np.int64),
+      label_names=np.asarray(ctx.label_names),
+    ),
+  )
   n_train = len(ctx.balanced("train", ctx.b.train_per_class))
   params = {"levels": levels, "sigma": sigma}
   ctx.save_model_info(ctx.model_info(params, features="pixels (noise residuals)", num_train=n_train))

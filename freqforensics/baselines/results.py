@@ -38,10 +38,13 @@ class Results:
     if self.path.is_file():
       old = json.loads(self.path.read_text())
       if old.get("settings") != settings:
-        diff = sorted(k for k in set(settings) | set(old.get("settings", {}))
-                      if settings.get(k) != old.get("settings", {}).get(k))
-        raise UserError(f"{self.path} holds results of other settings ({', '.join(diff)}): use a new --workdir,"
-                        " or pass --overwrite to replace this baseline's results")
+        diff = sorted(
+          k for k in set(settings) | set(old.get("settings", {})) if settings.get(k) != old.get("settings", {}).get(k)
+        )
+        raise UserError(
+          f"{self.path} holds results of other settings ({', '.join(diff)}): use a new --workdir,"
+          " or pass --overwrite to replace this baseline's results"
+        )
       self.data = old
 
   def remove(self) -> None:
@@ -77,8 +80,10 @@ class Results:
     """Parameters of the grid row with the highest accuracy (the first in grid order on ties)."""
     done = [r for r in self.rows if r.get("accuracy") is not None]
     if not done:
-      raise UserError(f"{self.path} holds no grid search: run the grid_search command first, or give the"
-                      f" parameters ({', '.join('baseline.' + self.name + '.' + k for k in keys)})")
+      raise UserError(
+        f"{self.path} holds no grid search: run the grid_search command first, or give the"
+        f" parameters ({', '.join('baseline.' + self.name + '.' + k for k in keys)})"
+      )
     best = max(done, key=lambda r: r["accuracy"])  # max keeps the first of equal values
     return {k: best[k] for k in keys}
 
@@ -133,11 +138,12 @@ def summary(conf: np.ndarray, label_names: tuple[str, ...]) -> dict[str, Any]:
   conf = np.asarray(conf, np.int64)
   support = conf.sum(axis=1)
   return {
-      "num_examples": int(conf.sum()),
-      "accuracy": accuracy(conf),
-      "per_class_accuracy": {n: (float(conf[i, i] / support[i]) if support[i] else None)
-                             for i, n in enumerate(label_names)},
-      "per_class": metrics.per_class_report(conf, label_names),
-      "confusion_matrix": conf.tolist(),
-      "label_names": list(label_names),
+    "num_examples": int(conf.sum()),
+    "accuracy": accuracy(conf),
+    "per_class_accuracy": {
+      n: (float(conf[i, i] / support[i]) if support[i] else None) for i, n in enumerate(label_names)
+    },
+    "per_class": metrics.per_class_report(conf, label_names),
+    "confusion_matrix": conf.tolist(),
+    "label_names": list(label_names),
   }

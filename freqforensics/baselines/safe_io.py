@@ -30,6 +30,8 @@ def load(path: Path) -> Any:
   except Exception as e:  # a truncated or foreign file: zipfile/JSON errors of many kinds
     raise UserError(f"{path} is not a skops file ({type(e).__name__}: {e}): run the train command again") from e
   if untrusted:
-    raise UserError(f"{path} names types outside the trusted set ({', '.join(untrusted)}); it was not loaded:"
-                    " use a model written by the train command")
+    raise UserError(
+      f"{path} names types outside the trusted set ({', '.join(untrusted)}); it was not loaded:"
+      " use a model written by the train command"
+    )
   return sio.load(path)

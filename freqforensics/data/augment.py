@@ -52,8 +52,10 @@ class PerturbedSource:
       batch = dict(self._source.read_batch(indices))
     else:
       examples = [self._source[int(i)] for i in indices]
-      batch = {"image": np.stack([np.asarray(e["image"], np.uint8) for e in examples]),
-               "label": np.asarray([e["label"] for e in examples], np.int32)}
+      batch = {
+        "image": np.stack([np.asarray(e["image"], np.uint8) for e in examples]),
+        "label": np.asarray([e["label"] for e in examples], np.int32),
+      }
     images = np.empty_like(batch["image"])
     for j, i in enumerate(indices):
       images[j] = self._perturb(batch["image"][j], int(i))

@@ -36,9 +36,7 @@ def beam_runner(pipeline_args: str | Sequence[str] = ()) -> preparation.Runner:
     if not tasks:
       return
     with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
-      _ = (pipeline
-           | "tasks" >> beam.Create(list(tasks), reshuffle=True)
-           | fn.__name__ >> beam.Map(fn))
+      _ = pipeline | "tasks" >> beam.Create(list(tasks), reshuffle=True) | fn.__name__ >> beam.Map(fn)
     done(sum(weights))
 
   return run

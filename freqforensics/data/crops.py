@@ -61,8 +61,11 @@ def apply_crop(image: Image.Image, crop: str, size: int) -> Image.Image:
   w, h = image.size
   if crop == "none":
     if (w, h) != (size, size):
-      raise CropError("wrong size", f"is {w}x{h} pixels, crop 'none' needs exactly {size}x{size}"
-                      " (use crop 'center' or 'resize' to bring images to size)")
+      raise CropError(
+        "wrong size",
+        f"is {w}x{h} pixels, crop 'none' needs exactly {size}x{size}"
+        " (use crop 'center' or 'resize' to bring images to size)",
+      )
     return image
   if crop == "celeba":
     if w < CELEBA_WINDOW or h < CELEBA_WINDOW:
@@ -70,8 +73,9 @@ def apply_crop(image: Image.Image, crop: str, size: int) -> Image.Image:
     return _resize(image.crop(celeba_box(w, h)), size)
   if crop == "center":
     if min(w, h) < size:
-      raise CropError("too small", f"is {w}x{h} pixels, its short side is below the target size {size}"
-                      " (images are never upsampled)")
+      raise CropError(
+        "too small", f"is {w}x{h} pixels, its short side is below the target size {size} (images are never upsampled)"
+      )
     return _resize(image.crop(center_box(w, h)) if w != h else image, size)
   if crop == "resize":
     if w != h:

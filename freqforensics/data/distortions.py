@@ -168,8 +168,13 @@ class Perturbation:
     for name in ("jpeg_quality", "blur_kernel", "blur_sigma", "noise_std", "crop_fraction"):
       object.__setattr__(self, name, _floats(getattr(self, name)))
     _check_range("jpeg_quality", self.jpeg_quality, lambda v: v == int(v) and 1 <= v <= 100, "integers in 1..100")
-    _check_range("blur_sigma", self.blur_sigma, lambda v: v >= 0, "sigmas >= 0 (or () for OpenCV's sigma of the"
-                 " kernel size)", allow_empty=True)
+    _check_range(
+      "blur_sigma",
+      self.blur_sigma,
+      lambda v: v >= 0,
+      "sigmas >= 0 (or () for OpenCV's sigma of the kernel size)",
+      allow_empty=True,
+    )
     _check_range("noise_std", self.noise_std, lambda v: v >= 0, "standard deviations >= 0")
     _check_range("crop_fraction", self.crop_fraction, lambda v: 0 <= v < 1, "fractions in [0, 1)")
     if not self.blur_kernel or not all(v == int(v) and v >= 1 and v % 2 == 1 for v in self.blur_kernel):
@@ -179,8 +184,15 @@ class Perturbation:
   def from_config(cls, c, *, name: str = "augment") -> Perturbation:
     """From a config block (`config.augment`, `config.eval.perturb`); errors name `--config.<name>`."""
     try:
-      return cls(kind=c.kind, probability=c.probability, jpeg_quality=c.jpeg_quality, blur_kernel=c.blur_kernel,
-                 blur_sigma=c.blur_sigma, noise_std=c.noise_std, crop_fraction=c.crop_fraction)
+      return cls(
+        kind=c.kind,
+        probability=c.probability,
+        jpeg_quality=c.jpeg_quality,
+        blur_kernel=c.blur_kernel,
+        blur_sigma=c.blur_sigma,
+        noise_std=c.noise_std,
+        crop_fraction=c.crop_fraction,
+      )
     except UserError as e:
       raise UserError(f"--config.{name}: {e}") from None
 
@@ -220,8 +232,9 @@ class Perturbation:
     return apply(image, self.sample(rng), rng)[0]
 
 
-def apply(image: np.ndarray, steps: Sequence[dict[str, Any]],
-          rng: np.random.Generator) -> tuple[np.ndarray, bytes | None]:
+def apply(
+  image: np.ndarray, steps: Sequence[dict[str, Any]], rng: np.random.Generator
+) -> tuple[np.ndarray, bytes | None]:
   """Applies sampled `steps` in order; returns the image and, when the last step is JPEG, its file bytes."""
   image = _check_image(image).copy()
   data = None

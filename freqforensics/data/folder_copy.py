@@ -50,8 +50,12 @@ def file_rng(seed: int, relative_path: str) -> np.random.Generator:
 def _output_names(files: Sequence[Path], root: Path) -> dict[Path, str]:
   """Relative output names before the extension: `a/x.jpg` -> `a/x`, or `a/x.jpg` where `a/x.png` exists too."""
   stems = collections.Counter(str(f.relative_to(root).with_suffix("")) for f in files)
-  return {f: str(f.relative_to(root).with_suffix("")) if stems[str(f.relative_to(root).with_suffix(""))] == 1
-          else str(f.relative_to(root)) for f in files}
+  return {
+    f: str(f.relative_to(root).with_suffix(""))
+    if stems[str(f.relative_to(root).with_suffix(""))] == 1
+    else str(f.relative_to(root))
+    for f in files
+  }
 
 
 def _one(path: Path, rel: str, out_name: str, out_dir: Path, perturbation: P.Perturbation, seed: int) -> dict:
@@ -83,8 +87,10 @@ def _prepare_out(out_dir: Path, source: Path, settings: dict, overwrite: bool) -
     old = json.loads(settings_file.read_text())
     if old != settings:
       if not overwrite:
-        raise UserError(f"{out_dir} holds a perturbed copy of other settings: use another --out_dir, or --overwrite"
-                        " to replace that copy")
+        raise UserError(
+          f"{out_dir} holds a perturbed copy of other settings: use another --out_dir, or --overwrite"
+          " to replace that copy"
+        )
       rows = [json.loads(line) for line in manifest.read_text().splitlines()] if manifest.is_file() else []
       for row in rows:
         if "output" in row:
@@ -95,8 +101,9 @@ def _prepare_out(out_dir: Path, source: Path, settings: dict, overwrite: bool) -
         if not any(d.iterdir()):
           d.rmdir()
   elif out_dir.is_dir() and any(out_dir.iterdir()):
-    raise UserError(f"--out_dir={out_dir} is not empty and holds no perturbed copy (perturb.json): give a new or"
-                    " empty folder")
+    raise UserError(
+      f"--out_dir={out_dir} is not empty and holds no perturbed copy (perturb.json): give a new or empty folder"
+    )
   out_dir.mkdir(parents=True, exist_ok=True)
   if not settings_file.is_file():
     settings_file.write_text(json.dumps(settings, indent=2) + "\n")
@@ -105,38 +112,58 @@ def _prepare_out(out_dir: Path, source: Path, settings: dict, overwrite: bool) -
   return {row["source"]: row for row in rows if "error" in row or (out_dir / row["output"]).is_file()}
 
 
-def perturb_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike, perturbation: P.Perturbation, *,
-                   seed: int = 0, num_threads: int = 0, overwrite: bool = False,
-                   progress: bool = True) -> dict[str, Any]:
+def perturb_folder(
+  source_dir: str | os.PathLike,
+  out_dir: str | os.PathLike,
+  perturbation: P.Perturbation,
+  *,
+  seed: int = 0,
+  num_threads: int = 0,
+  overwrite: bool = False,
+  progress: bool = True,
+) -> dict[str, Any]:
   """Writes the perturbed copy; returns counts (`written`, `resumed`, `skipped`, per perturbation)."""
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
   folders = images.list_class_folders(source_dir, min_classes=1)
   out_dir = Path(out_dir).expanduser()
-  settings = {"version": _VERSION, "source_dir": str(folders.root.resolve()), "seed": int(seed),
-              "perturbation": dataclasses.asdict(perturbation)}
+  settings = {
+    "version": _VERSION,
+    "source_dir": str(folders.root.resolve()),
+    "seed": int(seed),
+    "perturbation": dataclasses.asdict(perturbation),
+  }
   settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
   done = _prepare_out(out_dir, folders.root, settings, overwrite)
   files = [f for name in folders.class_names for f in folders.files[name]]
   names = _output_names(files, folders.root)
   todo = [f for f in files if str(f.relative_to(folders.root)) not in done]
   rows = list(done.values())
-  with concurrent.futures.ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool, \
-      open(out_dir / "manifest.jsonl", "w") as manifest, \
-      tqdm(total=len(files), initial=len(files) - len(todo), unit="img", desc="perturb", disable=not progress) as bar:
+  with (
+    concurrent.futures.ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool,
+    open(out_dir / "manifest.jsonl", "w") as manifest,
+    tqdm(total=len(files), initial=len(files) - len(todo), unit="img", desc="perturb", disable=not progress) as bar,
+  ):
     for row in rows:  # the resumed rows first: the manifest is rewritten whole, then appended to
       manifest.write(json.dumps(row) + "\n")
     it = iter(todo)
     while chunk := list(itertools.islice(it, _CHUNK)):
-      new = list(pool.map(lambda f: _one(f, str(f.relative_to(folders.root)), names[f], out_dir, perturbation, seed),
-                          chunk))
+      new = list(
+        pool.map(lambda f: _one(f, str(f.relative_to(folders.root)), names[f], out_dir, perturbation, seed), chunk)
+      )
       for row in new:
         manifest.write(json.dumps(row) + "\n")
       manifest.flush()
       os.fsync(manifest.fileno())
       rows += new
       bar.update(len(chunk))
-  kinds = collections.Counter("+".join(s["name"] for s in r["perturbations"]) or "none"
-                              for r in rows if "perturbations" in r)
-  return {"written": sum("output" in r for r in rows), "resumed": len(done), "skipped": sum("error" in r for r in rows),
-          "perturbations": dict(sorted(kinds.items())), "out_dir": str(out_dir)}
+  kinds = collections.Counter(
+    "+".join(s["name"] for s in r["perturbations"]) or "none" for r in rows if "perturbations" in r
+  )
+  return {
+    "written": sum("output" in r for r in rows),
+    "resumed": len(done),
+    "skipped": sum("error" in r for r in rows),
+    "perturbations": dict(sorted(kinds.items())),
+    "out_dir": str(out_dir),
+  }

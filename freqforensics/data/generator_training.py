@@ -73,11 +73,15 @@ def diversity(images: np.ndarray, max_pairs_of: int = 256) -> dict[str, float]:
   d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0) / x.shape[1]
   iu = np.triu_indices(len(x), 1)
   dist = np.sqrt(d2[iu])
-  return {"mean_pairwise_distance": float(dist.mean()), "min_pairwise_distance": float(dist.min()),
-          "per_image_std": float(images.reshape(len(images), -1).astype(np.float64).std(axis=1).mean())}
+  return {
+    "mean_pairwise_distance": float(dist.mean()),
+    "min_pairwise_distance": float(dist.min()),
+    "per_image_std": float(images.reshape(len(images), -1).astype(np.float64).std(axis=1).mean()),
+  }
 
 
 # --- the GAN discriminator ----------------------------------------------------------------------
+
 
 class SNConv(nnx.Module):
   """A conv whose kernel is divided by its spectral norm (one power iteration per call, `u` kept)."""
@@ -98,8 +102,14 @@ class SNConv(nnx.Module):
     u = jax.lax.stop_gradient(self.u.value)
     v = jax.lax.stop_gradient(_l2n(w @ u))
     sigma = v @ w @ u
-    y = jax.lax.conv_general_dilated(x, self.kernel.value / sigma, (self.stride, self.stride), self.padding,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST)
+    y = jax.lax.conv_general_dilated(
+      x,
+      self.kernel.value / sigma,
+      (self.stride, self.stride),
+      self.padding,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=jax.lax.Precision.HIGHEST,
+    )
     return y + self.bias.value
 
 
@@ -148,9 +158,11 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 # --- training loops -----------------------------------------------------------------------------
 
+
 @functools.cache
-def _gan_step(name: str, o: Options) -> tuple[Any, Any, optax.GradientTransformation, optax.GradientTransformation,
-                                              Callable]:
+def _gan_step(
+  name: str, o: Options
+) -> tuple[Any, Any, optax.GradientTransformation, optax.GradientTransformation, Callable]:
   """Graphdefs, optimisers and the jitted step (discriminator, then generator, then EMA) of GAN family `name`.
 
   Cached on the settings the step depends on, so runs that differ in seed or length compile once.
@@ -175,7 +187,7 @@ def _gan_step(name: str, o: Options) -> tuple[Any, Any, optax.GradientTransforma
     def d_loss(d_params):
       fake = generate(g_params, z_d)
       logits = discriminate(d_params, d_stats, jnp.concatenate([real, fake]))
-      lr, lf = logits[:len(real)], logits[len(real):]
+      lr, lf = logits[: len(real)], logits[len(real) :]
       return jax.nn.softplus(-lr).mean() + jax.nn.softplus(lf).mean(), (lr, lf)
 
     (ld, (lr, lf)), grads = jax.value_and_grad(d_loss, has_aux=True)(d_params)
@@ -195,8 +207,9 @@ def _gan_step(name: str, o: Options) -> tuple[Any, Any, optax.GradientTransforma
   return g_def, d_def, tx_g, tx_d, step
 
 
-def train_gan(name: str, pool: np.ndarray, options: Options,
-              report: Callable[[int, dict], None] | None = None) -> tuple[nnx.Module, dict]:
+def train_gan(
+  name: str, pool: np.ndarray, options: Options, report: Callable[[int, dict], None] | None = None
+) -> tuple[nnx.Module, dict]:
   """Trains GAN family `name` on `pool` (uint8 real crops); returns the EMA generator and the history."""
   o = options
   if o.batch_size % MBSTD_GROUP:
@@ -216,8 +229,13 @@ def train_gan(name: str, pool: np.ndarray, options: Options,
   return nnx.merge(g_def, history.pop("_state")[5]), history
 
 
-def train_autoencoder(name: str, pool: np.ndarray, options: Options, encoder_from: nnx.Module | None = None,
-                      report: Callable[[int, dict], None] | None = None) -> tuple[nnx.Module, dict]:
+def train_autoencoder(
+  name: str,
+  pool: np.ndarray,
+  options: Options,
+  encoder_from: nnx.Module | None = None,
+  report: Callable[[int, dict], None] | None = None,
+) -> tuple[nnx.Module, dict]:
   """Trains autoencoder family `name` on `pool`; with `encoder_from` (a trained autoencoder) only the
   decoder learns, on that frozen encoder. Returns the autoencoder and the history."""
   o = options
@@ -240,7 +258,7 @@ def train_autoencoder(name: str, pool: np.ndarray, options: Options, encoder_fro
       z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
       rec = ae.decoder(z)
       l1 = jnp.abs(rec - x).mean()
-      kl = 0.5 * jnp.sum(mean ** 2 + jnp.exp(logvar) - 1.0 - logvar) / len(x)
+      kl = 0.5 * jnp.sum(mean**2 + jnp.exp(logvar) - 1.0 - logvar) / len(x)
       return l1 + KL_WEIGHT * kl, {"l1": l1, "kl": kl}
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -249,9 +267,12 @@ def train_autoencoder(name: str, pool: np.ndarray, options: Options, encoder_fro
 
   rng = np.random.default_rng([o.seed, 2])
   key = jax.random.key(o.seed)
-  history = _loop(o, report, lambda s, i: step(s, _to_float(pool[rng.integers(len(pool), size=o.batch_size)]),
-                                               jax.random.fold_in(key, i)),
-                  (params, tx.init(params), None if train_encoder else enc))
+  history = _loop(
+    o,
+    report,
+    lambda s, i: step(s, _to_float(pool[rng.integers(len(pool), size=o.batch_size)]), jax.random.fold_in(key, i)),
+    (params, tx.init(params), None if train_encoder else enc),
+  )
   params, _, fixed = history.pop("_state")  # the donated state: `enc` itself is gone, `fixed` holds its values
   return nnx.merge(graphdef, *(params if train_encoder else (fixed, params))), history
 

@@ -49,14 +49,14 @@ are not read. An image file named explicitly on a command line is always tried."
 
 # Why the listing rule leaves a path out: the reason (a short category, counted in summaries) -> what it means.
 SKIP_REASONS: dict[str, str] = {
-    "hidden": "a hidden file or folder (its name starts with '.')",
-    "not an image": f"not an image file: its extension is not one of {', '.join(IMAGE_EXTENSIONS)}",
-    "broken link": "a symbolic link to nothing",
-    "link loop": "a symbolic link loop",
-    "link to a folder": "a symbolic link to a folder (not followed)",
-    "not a regular file": "not a regular file (a device, socket or pipe)",
-    "unreadable folder": "a folder that cannot be read (permissions)",
-    "unreadable": "cannot be read (permissions)",
+  "hidden": "a hidden file or folder (its name starts with '.')",
+  "not an image": f"not an image file: its extension is not one of {', '.join(IMAGE_EXTENSIONS)}",
+  "broken link": "a symbolic link to nothing",
+  "link loop": "a symbolic link loop",
+  "link to a folder": "a symbolic link to a folder (not followed)",
+  "not a regular file": "not a regular file (a device, socket or pipe)",
+  "unreadable folder": "a folder that cannot be read (permissions)",
+  "unreadable": "cannot be read (permissions)",
 }
 
 
@@ -139,12 +139,17 @@ def relative_name(path: Path, root: Path) -> str:
   prefix = os.path.join(os.fspath(root), "")
   s = os.fspath(path)
   if prefix != "." + os.sep and s.startswith(prefix):
-    return s[len(prefix):]
+    return s[len(prefix) :]
   return str(path.relative_to(root))
 
 
-def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2, classes: Sequence[str] = (),
-                       option: str = "--config.data.source_dir") -> ClassFolders:
+def list_class_folders(
+  source_dir: str | os.PathLike,
+  *,
+  min_classes: int = 2,
+  classes: Sequence[str] = (),
+  option: str = "--config.data.source_dir",
+) -> ClassFolders:
   """Lists the classes (sorted folder names) and their image files (`list_files`, the listing rule).
 
   `classes` keeps only these class folders (e.g. a binary real-vs-one-generator data set from a
@@ -159,8 +164,7 @@ def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2, c
     raise UserError(f"no source directory given: set {option}=DIR (one folder per class)")
   if not root.is_dir():
     what = "is a file" if root.exists() else "does not exist"
-    raise UserError(f"source directory {root} {what}: set {option} to a folder holding one folder of images per"
-                    " class")
+    raise UserError(f"source directory {root} {what}: set {option} to a folder holding one folder of images per class")
   try:
     children = sorted(root.iterdir())
   except OSError as e:
@@ -170,17 +174,21 @@ def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2, c
   if classes:
     missing = sorted(set(classes) - {p.name for p in class_dirs})
     if missing:
-      raise UserError(f"data.classes names folders that {root} does not have ({', '.join(missing)}); it has"
-                      f" {', '.join(p.name for p in class_dirs)}")
+      raise UserError(
+        f"data.classes names folders that {root} does not have ({', '.join(missing)}); it has"
+        f" {', '.join(p.name for p in class_dirs)}"
+      )
     class_dirs = [p for p in class_dirs if p.name in set(classes)]
   if not class_dirs:
     raise UserError(
-        f"source directory {root} holds no class folders: put the images of each class in its own"
-        " folder (e.g. A_real/, B_gan/)")
+      f"source directory {root} holds no class folders: put the images of each class in its own"
+      " folder (e.g. A_real/, B_gan/)"
+    )
   if len(class_dirs) < min_classes:
     raise UserError(
-        f"source directory {root} holds only one class folder ({class_dirs[0].name}): a detector needs"
-        " at least two classes (real and one generator)")
+      f"source directory {root} holds only one class folder ({class_dirs[0].name}): a detector needs"
+      " at least two classes (real and one generator)"
+    )
   files: dict[str, tuple[Path, ...]] = {}
   skipped: list[tuple[Path, str]] = []
   for class_dir in class_dirs:
@@ -188,8 +196,8 @@ def list_class_folders(source_dir: str | os.PathLike, *, min_classes: int = 2, c
     skipped += listing.skipped
     if not listing.files:
       raise UserError(
-          f"class folder {class_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)}): add images or"
-          " remove the folder")
+        f"class folder {class_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)}): add images or remove the folder"
+      )
     files[class_dir.name] = listing.files
   return ClassFolders(root, tuple(d.name for d in class_dirs), files, tuple(skipped))
 
@@ -237,8 +245,10 @@ def _decoded(data: bytes, channels: int | None, max_pixels: int) -> Image.Image:
       with Image.open(io.BytesIO(data)) as image:
         w, h = image.size
         if w * h > max_pixels:
-          raise ImageDecodeError(f"{w}x{h} pixels, above the limit of {max_pixels:,} (raise data.max_pixels"
-                                 " if the image is genuine)", reason="pixel limit")
+          raise ImageDecodeError(
+            f"{w}x{h} pixels, above the limit of {max_pixels:,} (raise data.max_pixels if the image is genuine)",
+            reason="pixel limit",
+          )
         image.load()
         if channels is None:
           channels = 1 if image.mode in _GRAY_MODES else 3
@@ -246,13 +256,16 @@ def _decoded(data: bytes, channels: int | None, max_pixels: int) -> Image.Image:
   except Image.DecompressionBombError as e:
     raise ImageDecodeError(f"{e}", reason="pixel limit") from e
   except UnidentifiedImageError as e:
-    raise ImageDecodeError("not an image file Pillow can read (unknown or damaged format)", reason="not an image") from e
+    raise ImageDecodeError(
+      "not an image file Pillow can read (unknown or damaged format)", reason="not an image"
+    ) from e
   except (OSError, ValueError, SyntaxError, EOFError) as e:
     raise ImageDecodeError(f"{type(e).__name__}: {e}", reason=_reason(e)) from e
 
 
-def decode_pil(data: bytes, size: int, channels: int, *, crop: str = "center",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_pil(
+  data: bytes, size: int, channels: int, *, crop: str = "center", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
   """Decodes encoded image bytes to an RGB (or `L`) image of `size` x `size` by crop rule `crop`.
 
   Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
@@ -279,8 +292,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
   return np.asarray(image, np.uint8).reshape(image.height, image.width, 1 if image.mode == "L" else 3)
 
 
-def decode_image(data: bytes, size: int, channels: int, *, crop: str = "center",
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(
+  data: bytes, size: int, channels: int, *, crop: str = "center", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
   """`decode_pil` as a uint8 array `(size, size, channels)`."""
   image = decode_pil(data, size, channels, crop=crop, max_pixels=max_pixels)
   return np.asarray(image, np.uint8).reshape(size, size, channels)
@@ -294,7 +308,8 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     raise ImageDecodeError(f"{type(e).__name__}: {e.strerror or e}", reason="unreadable") from e
 
 
-def load_image(path: str | os.PathLike, size: int, channels: int, *, crop: str = "center",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(
+  path: str | os.PathLike, size: int, channels: int, *, crop: str = "center", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
   """Decodes the file `path` to uint8 `(size, size, channels)`; see `decode_image`."""
   return decode_image(read_bytes(path), size, channels, crop=crop, max_pixels=max_pixels)

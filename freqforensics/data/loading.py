@@ -54,16 +54,26 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
     suffix = synthetic.variant_suffix(**options) + synthetic.generators_suffix(generators)
     if s.layout != "benchmark":
       if generators != synthetic.GENERATORS:
-        raise UserError(f"data.synthetic.generators applies to the benchmark layout, not to the {s.layout} stand-in "
-                        "(its classes are fixed): drop --config.data.synthetic.generators or set layout=benchmark")
+        raise UserError(
+          f"data.synthetic.generators applies to the benchmark layout, not to the {s.layout} stand-in "
+          "(its classes are fixed): drop --config.data.synthetic.generators or set layout=benchmark"
+        )
       from freqforensics.data import standins  # pylint: disable=g-import-not-at-top
 
       out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
-      return standins.write(s.layout, out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
-                            progress=progress, **options)
+      return standins.write(
+        s.layout, out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed, progress=progress, **options
+      )
     out = data_root(config) / "synthetic" / f"n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
-    report = synthetic.generate(out, num_per_class=s.num_per_class, image_size=s.image_size, seed=s.seed,
-                                progress=progress, generators=generators, **options)
+    report = synthetic.generate(
+      out,
+      num_per_class=s.num_per_class,
+      image_size=s.image_size,
+      seed=s.seed,
+      progress=progress,
+      generators=generators,
+      **options,
+    )
     if not report.reused:
       for name, psnr in report.psnr_db.items():
         log.info("synthetic class %s: mean PSNR %.2f dB against its source crop", name, psnr)
@@ -80,17 +90,33 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
   if d.prepared_dir:
     prepared = reader.open_prepared(d.prepared_dir)
     h, _, c = prepared.image_shape
-    fix = [f"--config.data.{k}={v}" for k, v, want in (("image_size", h, d.image_size), ("channels", c, d.channels))
-           if v != want]
+    fix = [
+      f"--config.data.{k}={v}"
+      for k, v, want in (("image_size", h, d.image_size), ("channels", c, d.channels))
+      if v != want
+    ]
     if fix:
-      raise UserError(f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images, but the config says"
-                      f" data.image_size={d.image_size}, data.channels={d.channels}: pass {' '.join(fix)}, or prepare"
-                      " the data as the config says")
+      raise UserError(
+        f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images, but the config says"
+        f" data.image_size={d.image_size}, data.channels={d.channels}: pass {' '.join(fix)}, or prepare"
+        " the data as the config says"
+      )
     return prepared
-  options = preparation.PrepareOptions(image_size=d.image_size, channels=d.channels, split=tuple(d.split),
-                                   crop=d.crop, max_pixels=d.max_pixels, num_threads=d.num_threads)
-  return preparation.prepare(source_dir(config, progress=progress), data_root(config) / "prepared", options,
-                         progress=progress, classes=tuple(d.classes))
+  options = preparation.PrepareOptions(
+    image_size=d.image_size,
+    channels=d.channels,
+    split=tuple(d.split),
+    crop=d.crop,
+    max_pixels=d.max_pixels,
+    num_threads=d.num_threads,
+  )
+  return preparation.prepare(
+    source_dir(config, progress=progress),
+    data_root(config) / "prepared",
+    options,
+    progress=progress,
+    classes=tuple(d.classes),
+  )
 
 
 def train_subset(prepared: reader.PreparedDataset, subset: float, seed: int) -> tuple[Any, str]:
@@ -128,8 +154,9 @@ class TrainingData:
   test: Any
 
 
-def training_data(config: ml_collections.ConfigDict, augmentation: Perturbation, *,
-                  progress: bool = True) -> TrainingData:
+def training_data(
+  config: ml_collections.ConfigDict, augmentation: Perturbation, *, progress: bool = True
+) -> TrainingData:
   """The config's prepared dataset and splits; `UserError` when they cannot train a model.
 
   With augmentation, validation (early stopping) sees the same perturbations, drawn once per image,
@@ -140,6 +167,11 @@ def training_data(config: ml_collections.ConfigDict, augmentation: Perturbation,
   val = prepared.source("val")
   if not len(val):
     raise UserError("the validation split is empty: early stopping needs one; give data.split a val part")
-  return TrainingData(prepared=prepared, train=reader.maybe_in_memory(subset, config.data.cache_gb),
-                      stats_source=subset, tag=tag, val=augment.perturbed_for_eval(val, augmentation, seed=config.seed),
-                      test=prepared.source("test"))
+  return TrainingData(
+    prepared=prepared,
+    train=reader.maybe_in_memory(subset, config.data.cache_gb),
+    stats_source=subset,
+    tag=tag,
+    val=augment.perturbed_for_eval(val, augmentation, seed=config.seed),
+    test=prepared.source("test"),
+  )

@@ -38,8 +38,17 @@ def _read_options(num_threads: int) -> grain.ReadOptions:
   return grain.ReadOptions(num_threads=max(1, num_threads), prefetch_buffer_size=max(2, 2 * num_threads))
 
 
-def train_batches(source, batch_size: int, *, seed: int, epoch: int, start_step: int = 0, num_threads: int = 2,
-                  process_index: int = 0, process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+def train_batches(
+  source,
+  batch_size: int,
+  *,
+  seed: int,
+  epoch: int,
+  start_step: int = 0,
+  num_threads: int = 2,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
   """This process's part of the shuffled full global batches of one epoch, from `start_step` on.
 
   `batch_size` is the global batch. The epoch's permutation is global (the same on every host);
@@ -55,7 +64,7 @@ def train_batches(source, batch_size: int, *, seed: int, epoch: int, start_step:
     raise ValueError(f"the training split has {len(source)} examples, fewer than one batch ({batch_size})")
   order = np.random.default_rng(epoch_seed(seed, epoch)).permutation(len(source))[process_index::process_count]
   local = batch_size // process_count
-  ds = grain.MapDataset.range(start_step, steps).map(lambda b: _read(source, order[b * local:(b + 1) * local]))
+  ds = grain.MapDataset.range(start_step, steps).map(lambda b: _read(source, order[b * local : (b + 1) * local]))
   return iter(ds.to_iter_dataset(_read_options(num_threads)))
 
 
@@ -66,14 +75,17 @@ def num_train_steps(num_examples: int, batch_size: int) -> int:
 
 def _pad(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
   n = batch["label"].shape[0]
-  out = {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)]) if n < batch_size else v
-         for k, v in batch.items()}
+  out = {
+    k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)]) if n < batch_size else v
+    for k, v in batch.items()
+  }
   out["mask"] = (np.arange(batch_size) < n).astype(np.float32)
   return out
 
 
-def eval_batches(source, batch_size: int, *, num_threads: int = 2, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(
+  source, batch_size: int, *, num_threads: int = 2, process_index: int = 0, process_count: int = 1
+) -> Iterator[dict[str, np.ndarray]]:
   """Every example once, in order, in full-size batches with a `mask` (1 real, 0 padding).
 
   `batch_size` is global; process p reads examples p, p + P, ... Every process yields the same
@@ -83,8 +95,9 @@ def eval_batches(source, batch_size: int, *, num_threads: int = 2, process_index
   local = batch_size // process_count
   order = np.arange(len(source))[process_index::process_count]
   steps = num_eval_steps(len(source), batch_size, process_count)
-  ds = grain.MapDataset.range(steps).map(lambda b: _pad(_read_or_empty(source, order[b * local:(b + 1) * local]),
-                                                         local))
+  ds = grain.MapDataset.range(steps).map(
+    lambda b: _pad(_read_or_empty(source, order[b * local : (b + 1) * local]), local)
+  )
   return iter(ds.to_iter_dataset(_read_options(num_threads)))
 
 

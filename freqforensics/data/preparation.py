@@ -95,14 +95,16 @@ def split_counts(n: int, split: Sequence[float], class_name: str, option: str = 
     counts = (n_train, n_val, n_test)
     if any(c == 0 and s > 0 for c, s in zip(counts, split)):
       raise UserError(
-          f"class {class_name} has {n} images: too few for split fractions {tuple(split)} (a split"
-          f" would be empty); add images or give larger fractions ({option})")
+        f"class {class_name} has {n} images: too few for split fractions {tuple(split)} (a split"
+        f" would be empty); add images or give larger fractions ({option})"
+      )
     return counts
   counts = (int(split[0]), int(split[1]), int(split[2]))
   if sum(counts) > n:
     raise UserError(
-        f"class {class_name} has {n} images, fewer than the requested split"
-        f" {counts[0]}+{counts[1]}+{counts[2]}={sum(counts)}: lower {option} or add images")
+      f"class {class_name} has {n} images, fewer than the requested split"
+      f" {counts[0]}+{counts[1]}+{counts[2]}={sum(counts)}: lower {option} or add images"
+    )
   return counts
 
 
@@ -114,8 +116,18 @@ def is_counts(split: Sequence[float]) -> bool:
 def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
   """A hash of every file's relative path, size and mtime, and of the options that shape the data."""
   h = hashlib.sha256()
-  h.update(json.dumps({"v": _FORMAT_VERSION, "size": options.image_size, "channels": options.channels,
-                       "split": list(options.split), "crop": options.crop, "max_pixels": options.max_pixels}).encode())
+  h.update(
+    json.dumps(
+      {
+        "v": _FORMAT_VERSION,
+        "size": options.image_size,
+        "channels": options.channels,
+        "split": list(options.split),
+        "crop": options.crop,
+        "max_pixels": options.max_pixels,
+      }
+    ).encode()
+  )
   for name in folders.class_names:
     for path in folders.files[name]:
       st = path.stat()
@@ -128,7 +140,7 @@ def _shard_name(split: str, index: int, count: int) -> str:
 
 
 def _image_bytes(options: PrepareOptions) -> int:
-  return options.image_size ** 2 * options.channels
+  return options.image_size**2 * options.channels
 
 
 def chunk_files(options: PrepareOptions) -> int:
@@ -150,13 +162,21 @@ def chunk_bounds(n_files: int, plan: Sequence[int], k: int) -> list[tuple[int, i
   return [(lo, min(lo + k, hi)) for a, hi in zip(edges[:-1], edges[1:]) for lo in range(a, hi, k)]
 
 
-def _chunk_task(path: Path, folders: images.ClassFolders, label: int, j: int, bounds: tuple[int, int],
-                options: PrepareOptions) -> shards.ChunkTask:
-  files = folders.files[folders.class_names[label]][bounds[0]:bounds[1]]
+def _chunk_task(
+  path: Path, folders: images.ClassFolders, label: int, j: int, bounds: tuple[int, int], options: PrepareOptions
+) -> shards.ChunkTask:
+  files = folders.files[folders.class_names[label]][bounds[0] : bounds[1]]
   return shards.ChunkTask(
-      out=str(path / ".chunks" / f"class{label:04d}-{j:06d}.array_record"), root=str(folders.root),
-      files=tuple(str(f) for f in files), label=label, label_names=folders.class_names,
-      image_size=options.image_size, channels=options.channels, crop=options.crop, max_pixels=options.max_pixels)
+    out=str(path / ".chunks" / f"class{label:04d}-{j:06d}.array_record"),
+    root=str(folders.root),
+    files=tuple(str(f) for f in files),
+    label=label,
+    label_names=folders.class_names,
+    image_size=options.image_size,
+    channels=options.channels,
+    crop=options.crop,
+    max_pixels=options.max_pixels,
+  )
 
 
 def _needed(n_files: int, split: Sequence[float]) -> int:
@@ -164,8 +184,9 @@ def _needed(n_files: int, split: Sequence[float]) -> int:
   return n_files if not is_counts(split) else min(n_files, int(sum(split)))
 
 
-def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOptions, run: Runner,
-                    bar) -> dict[int, list[tuple[shards.ChunkTask, dict]]]:
+def _decode_classes(
+  path: Path, folders: images.ClassFolders, options: PrepareOptions, run: Runner, bar
+) -> dict[int, list[tuple[shards.ChunkTask, dict]]]:
   """Runs the decoding stage; returns, per label, its chunk tasks and records in file order.
 
   With count splits only the files needed are decoded; when bad files leave a class short, the
@@ -173,17 +194,23 @@ def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOp
   """
   k = chunk_files(options)
   done: dict[int, list[tuple[shards.ChunkTask, dict]]] = {label: [] for label in range(len(folders.class_names))}
-  bounds = {label: chunk_bounds(len(folders.files[name]), planned(len(folders.files[name]), options.split, name,
-                                                                  options.split_option), k)
-            for label, name in enumerate(folders.class_names)}
+  bounds = {
+    label: chunk_bounds(
+      len(folders.files[name]), planned(len(folders.files[name]), options.split, name, options.split_option), k
+    )
+    for label, name in enumerate(folders.class_names)
+  }
   want = {label: _needed(len(folders.files[name]), options.split) for label, name in enumerate(folders.class_names)}
   while True:
     tasks = []
     for label in bounds:
       covered = bounds[label][len(done[label]) - 1][1] if done[label] else 0  # files decoded so far
       reach = covered + want[label] - sum(r["count"] for _, r in done[label])  # ... and to cover now
-      tasks += [_chunk_task(path, folders, label, j, bounds[label][j], options)
-                for j in range(len(done[label]), len(bounds[label])) if bounds[label][j][0] < reach]
+      tasks += [
+        _chunk_task(path, folders, label, j, bounds[label][j], options)
+        for j in range(len(done[label]), len(bounds[label]))
+        if bounds[label][j][0] < reach
+      ]
     if not tasks:
       return done
     run(shards.write_chunk, tasks, [len(t.files) for t in tasks], bar.update)
@@ -191,14 +218,22 @@ def _decode_classes(path: Path, folders: images.ClassFolders, options: PrepareOp
       done[t.label].append((t, shards.read_record(t.out)))
 
 
-def class_requests(usable: int, split: Sequence[float], class_name: str, n_files: int, n_skipped: int,
-                   report: Path, option: str = "data.split") -> tuple[int, int, int]:
+def class_requests(
+  usable: int,
+  split: Sequence[float],
+  class_name: str,
+  n_files: int,
+  n_skipped: int,
+  report: Path,
+  option: str = "data.split",
+) -> tuple[int, int, int]:
   """Per-class (train, val, test) sizes from its usable images; a shortfall names the class and numbers."""
   if is_counts(split) and usable < sum(split):
     raise UserError(
-        f"class {class_name} has {usable} usable images ({n_skipped} of its {n_files} files skipped, listed in"
-        f" {report}), fewer than the requested split {'+'.join(str(int(x)) for x in split)}={int(sum(split))}:"
-        f" lower {option} or add images")
+      f"class {class_name} has {usable} usable images ({n_skipped} of its {n_files} files skipped, listed in"
+      f" {report}), fewer than the requested split {'+'.join(str(int(x)) for x in split)}={int(sum(split))}:"
+      f" lower {option} or add images"
+    )
   return split_counts(usable, split, class_name, option)
 
 
@@ -224,8 +259,9 @@ def assign_records(counts: Sequence[int], requests: Sequence[int]) -> list[list[
 
 def listing_skips(folders: images.ClassFolders) -> list[list[str]]:
   """`[relative path, reason, message]` of the files the listing rule left out (`images.LISTING_RULE`)."""
-  return [[os.path.relpath(p, folders.root), reason, images.SKIP_REASONS.get(reason, reason)]
-          for p, reason in folders.skipped]
+  return [
+    [os.path.relpath(p, folders.root), reason, images.SKIP_REASONS.get(reason, reason)] for p, reason in folders.skipped
+  ]
 
 
 def _write_report(path: Path, skipped: Sequence[Sequence[str]]) -> Path:
@@ -243,8 +279,9 @@ def skip_reasons(skipped: Sequence[Sequence[str]]) -> dict[str, int]:
   return dict(sorted(collections.Counter(reason for _, reason, _ in skipped).items()))
 
 
-def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOptions, fp: str, run: Runner,
-                   progress: bool) -> None:
+def _write_dataset(
+  path: Path, folders: images.ClassFolders, options: PrepareOptions, fp: str, run: Runner, progress: bool
+) -> None:
   """Decodes, assigns, packs, and writes the tfds metadata and the skip report."""
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
@@ -259,8 +296,15 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
   for label, name in enumerate(folders.class_names):
     chunks = decoded[label]
     counts = [r["count"] for _, r in chunks]
-    requests = class_requests(sum(counts), options.split, name, len(folders.files[name]),
-                              sum(len(r["skipped"]) for _, r in chunks), report, options.split_option)
+    requests = class_requests(
+      sum(counts),
+      options.split,
+      name,
+      len(folders.files[name]),
+      sum(len(r["skipped"]) for _, r in chunks),
+      report,
+      options.split_option,
+    )
     per_class[name] = dict(zip(SPLITS, requests))
     for s, ranges in zip(SPLITS, assign_records(counts, requests)):
       for j, start, stop in ranges:
@@ -271,32 +315,62 @@ def _write_dataset(path: Path, folders: images.ClassFolders, options: PrepareOpt
   for s in SPLITS:  # one shard per run of records: a whole chunk is moved into place, a part copied
     names[s] = [_shard_name(s, i, len(per_split[s])) for i in range(len(per_split[s]))]
     tasks += [shards.PackTask(out=str(path / name), sources=(piece,)) for name, piece in zip(names[s], per_split[s])]
-  with tqdm(total=sum(stop - start for t in tasks for _, start, stop in t.sources), desc="pack", unit="img",
-            disable=not progress) as bar:
+  with tqdm(
+    total=sum(stop - start for t in tasks for _, start, stop in t.sources),
+    desc="pack",
+    unit="img",
+    disable=not progress,
+  ) as bar:
     run(shards.pack_shard, tasks, [sum(stop - start for _, start, stop in t.sources) for t in tasks], bar.update)
   split_infos = []
   for s in SPLITS:
     if not names[s]:
       continue
     lengths = [shards.read_record(path / n)["count"] for n in names[s]]
-    split_infos.append(tfds.core.SplitInfo(
-        name=s, shard_lengths=lengths, num_bytes=sum((path / n).stat().st_size for n in names[s]),
+    split_infos.append(
+      tfds.core.SplitInfo(
+        name=s,
+        shard_lengths=lengths,
+        num_bytes=sum((path / n).stat().st_size for n in names[s]),
         filename_template=tfds.core.ShardedFileTemplate(
-            data_dir=path, template=_TEMPLATE, dataset_name=_DATASET_NAME, split=s, filetype_suffix="array_record")))
+          data_dir=path, template=_TEMPLATE, dataset_name=_DATASET_NAME, split=s, filetype_suffix="array_record"
+        ),
+      )
+    )
   reasons = skip_reasons(skipped)
   metadata = tfds.core.MetadataDict(
-      source_dir=str(folders.root.resolve()), label_names=list(folders.class_names),
-      image_size=options.image_size, channels=options.channels, crop=options.crop, max_pixels=options.max_pixels,
-      split=list(options.split), counts=per_class, skipped=sum(reasons.values()), skipped_by_reason=reasons,
-      fingerprint=fp, content_fingerprint=content.hexdigest(), format_version=_FORMAT_VERSION)
+    source_dir=str(folders.root.resolve()),
+    label_names=list(folders.class_names),
+    image_size=options.image_size,
+    channels=options.channels,
+    crop=options.crop,
+    max_pixels=options.max_pixels,
+    split=list(options.split),
+    counts=per_class,
+    skipped=sum(reasons.values()),
+    skipped_by_reason=reasons,
+    fingerprint=fp,
+    content_fingerprint=content.hexdigest(),
+    format_version=_FORMAT_VERSION,
+  )
   tfds.folder_dataset.write_metadata(
-      data_dir=path, features=shards.features(options.image_size, options.channels, folders.class_names),
-      split_infos=split_infos, filename_template=_TEMPLATE, check_data=False,
-      description="Class-folder images prepared by freqforensics.", metadata=metadata)
+    data_dir=path,
+    features=shards.features(options.image_size, options.channels, folders.class_names),
+    split_infos=split_infos,
+    filename_template=_TEMPLATE,
+    check_data=False,
+    description="Class-folder images prepared by freqforensics.",
+    metadata=metadata,
+  )
   shutil.rmtree(path / ".chunks", ignore_errors=True)
   if reasons:
-    log.warning("skipped %d file(s) of %s (%s); listed in %s", sum(reasons.values()), folders.root,
-                ", ".join(f"{r}: {n}" for r, n in reasons.items()), report)
+    log.warning(
+      "skipped %d file(s) of %s (%s); listed in %s",
+      sum(reasons.values()),
+      folders.root,
+      ", ".join(f"{r}: {n}" for r, n in reasons.items()),
+      report,
+    )
 
 
 def _watch_parent(parent: int) -> None:
@@ -329,11 +403,16 @@ class LocalRunner:
   def _get_pool(self, total: int) -> concurrent.futures.Executor:
     if self._pool is None:
       processes = self._options.parallel == "process" or (
-          self._options.parallel == "auto" and self._workers > 1 and total >= _PROCESS_MIN_FILES)
+        self._options.parallel == "auto" and self._workers > 1 and total >= _PROCESS_MIN_FILES
+      )
       # spawn, not fork: the parent may hold JAX's threads, which a forked child would deadlock on.
-      self._pool = (concurrent.futures.ProcessPoolExecutor(self._workers, multiprocessing.get_context("spawn"),
-                                                           initializer=_die_with_parent, initargs=(os.getpid(),))
-                    if processes else concurrent.futures.ThreadPoolExecutor(self._workers))
+      self._pool = (
+        concurrent.futures.ProcessPoolExecutor(
+          self._workers, multiprocessing.get_context("spawn"), initializer=_die_with_parent, initargs=(os.getpid(),)
+        )
+        if processes
+        else concurrent.futures.ThreadPoolExecutor(self._workers)
+      )
     return self._pool
 
   def __call__(self, fn: Callable, tasks: Sequence, weights: Sequence[int], done: Callable[[int], None]) -> None:
@@ -364,10 +443,12 @@ class LocalRunner:
 
 
 # What preparation (and the statistics pass of training, `stats_*.npz`) writes in a dataset folder.
-_OWN_NAMES = re.compile(r"(" + re.escape(_DATASET_NAME) + r"-\w+\.array_record-\d+-of-\d+|dataset_info\.json"
-                        r"|features\.json|metadata\.json|[\w.-]*\.labels\.txt|skipped_files\.(csv|txt)"
-                        r"|stats_[\w.-]+\.npz|\.chunks|\.progress|" + re.escape(_MARKER) + r")(\.tmp\d*)?"
-                        r"|\..*\.tmp\d+(\.\w+)?")
+_OWN_NAMES = re.compile(
+  r"(" + re.escape(_DATASET_NAME) + r"-\w+\.array_record-\d+-of-\d+|dataset_info\.json"
+  r"|features\.json|metadata\.json|[\w.-]*\.labels\.txt|skipped_files\.(csv|txt)"
+  r"|stats_[\w.-]+\.npz|\.chunks|\.progress|" + re.escape(_MARKER) + r")(\.tmp\d*)?"
+  r"|\..*\.tmp\d+(\.\w+)?"
+)
 
 
 def remove_prepared(path: str | os.PathLike) -> list[Path]:
@@ -403,18 +484,21 @@ def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOp
       remove_prepared(path)
     elif not overwrite:
       raise UserError(
-          f"{path} holds a dataset prepared from {theirs.get('source_dir')} with other files or arguments"
-          f" ({theirs.get('options')}): pass --overwrite to replace it, or choose another output directory")
+        f"{path} holds a dataset prepared from {theirs.get('source_dir')} with other files or arguments"
+        f" ({theirs.get('options')}): pass --overwrite to replace it, or choose another output directory"
+      )
     else:
       remove_prepared(path)
   elif path.exists() and (not path.is_dir() or any(path.iterdir())):
-    raise UserError(f"{path} exists and is not a dataset prepared by freqforensics: choose another output directory"
-                    " (nothing in it is overwritten)")
+    raise UserError(
+      f"{path} exists and is not a dataset prepared by freqforensics: choose another output directory"
+      " (nothing in it is overwritten)"
+    )
   path.mkdir(parents=True, exist_ok=True)
-  options_json = {k: v for k, v in dataclasses.asdict(options).items()
-                  if k not in ("num_threads", "parallel", "split_option")}
-  shards.write_json(marker, {"fingerprint": fp, "source_dir": str(folders.root.resolve()),
-                             "options": options_json})
+  options_json = {
+    k: v for k, v in dataclasses.asdict(options).items() if k not in ("num_threads", "parallel", "split_option")
+  }
+  shards.write_json(marker, {"fingerprint": fp, "source_dir": str(folders.root.resolve()), "options": options_json})
   return False
 
 
@@ -423,22 +507,35 @@ def _check(folders: images.ClassFolders, options: PrepareOptions) -> None:
   if options.crop not in crops.CROPS:
     raise UserError(f"unknown crop rule {options.crop!r}: use one of {', '.join(crops.CROPS)} (--crop, data.crop)")
   if options.image_size < 1 or options.channels not in (1, 3):
-    raise UserError(f"image size {options.image_size} / channels {options.channels}: need a size >= 1 and"
-                    " channels 1 (grayscale) or 3 (RGB)")
+    raise UserError(
+      f"image size {options.image_size} / channels {options.channels}: need a size >= 1 and"
+      " channels 1 (grayscale) or 3 (RGB)"
+    )
   for name in folders.class_names:  # too few files even if every one is usable
     split_counts(len(folders.files[name]), options.split, name, options.split_option)
 
 
-def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str | os.PathLike,
-               options: PrepareOptions, *, overwrite: bool = False, progress: bool = True, min_classes: int = 2,
-               runner: Runner | None = None, source_option: str = "--config.data.source_dir") -> PreparedDataset:
+def prepare_to(
+  source_dir: str | os.PathLike | images.ClassFolders,
+  out_dir: str | os.PathLike,
+  options: PrepareOptions,
+  *,
+  overwrite: bool = False,
+  progress: bool = True,
+  min_classes: int = 2,
+  runner: Runner | None = None,
+  source_option: str = "--config.data.source_dir",
+) -> PreparedDataset:
   """Prepares `source_dir` (one folder per class, or its listing) into `out_dir`; see the module docstring.
 
   A re-run with the same files and options returns the existing dataset; an interrupted one
   resumes; `runner` (default: a `LocalRunner`) runs the tasks, e.g. on Beam (`prepare_beam`).
   """
-  folders = (source_dir if isinstance(source_dir, images.ClassFolders)
-             else images.list_class_folders(source_dir, min_classes=min_classes, option=source_option))
+  folders = (
+    source_dir
+    if isinstance(source_dir, images.ClassFolders)
+    else images.list_class_folders(source_dir, min_classes=min_classes, option=source_option)
+  )
   _check(folders, options)
   fp = fingerprint(folders, options)
   path = Path(out_dir).expanduser()
@@ -453,9 +550,16 @@ def prepare_to(source_dir: str | os.PathLike | images.ClassFolders, out_dir: str
   return reader.open_prepared(path)
 
 
-def prepare(source_dir: str | os.PathLike, data_dir: str | os.PathLike, options: PrepareOptions, *,
-            progress: bool = True, min_classes: int = 2, classes: Sequence[str] = (),
-            source_option: str = "--config.data.source_dir") -> PreparedDataset:
+def prepare(
+  source_dir: str | os.PathLike,
+  data_dir: str | os.PathLike,
+  options: PrepareOptions,
+  *,
+  progress: bool = True,
+  min_classes: int = 2,
+  classes: Sequence[str] = (),
+  source_option: str = "--config.data.source_dir",
+) -> PreparedDataset:
   """Prepares `source_dir` (only its folders `classes`, if given) into the cache `data_dir`, in a
   folder named after it and its fingerprint."""
   folders = images.list_class_folders(source_dir, min_classes=min_classes, classes=classes, option=source_option)

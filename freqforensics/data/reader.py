@@ -49,8 +49,11 @@ class RecordSource:
       ours, ref = self._parse(record), self._features.deserialize_example_np(record)
     except (KeyError, IndexError, ValueError):
       return False
-    return (np.array_equal(ours["image"], ref["image"]) and int(ours["label"]) == int(ref["label"])
-            and ours["path"] == ref["path"])
+    return (
+      np.array_equal(ours["image"], ref["image"])
+      and int(ours["label"]) == int(ref["label"])
+      and ours["path"] == ref["path"]
+    )
 
   def _parse(self, record: bytes) -> dict[str, np.ndarray]:
     f = example_parser.tf_example_pb2.Example.FromString(record).features.feature
@@ -169,8 +172,7 @@ class PreparedDataset:
     label order, with the per-class counts in the metadata."""
     counts = self.metadata.get("counts")
     if self.metadata.get("format_version", 0) < 3 or not counts:
-      raise UserError(f"{self.path} was prepared by an older freqforensics without per-class counts: prepare it"
-                      " again")
+      raise UserError(f"{self.path} was prepared by an older freqforensics without per-class counts: prepare it again")
     sizes = [int(counts[name][split]) for name in self.label_names]
     start = sum(sizes[:label])
     return range(start, start + sizes[label])
@@ -181,9 +183,12 @@ def _open(path: Path) -> PreparedDataset:
   info = builder.info
   shape = tuple(info.features["image"].shape)
   return PreparedDataset(
-      path=path, label_names=tuple(info.features["label"].names), image_shape=shape,  # type: ignore[arg-type]
-      num_examples={s: info.splits[s].num_examples for s in info.splits.keys()},
-      metadata=dict(info.metadata or {}))
+    path=path,
+    label_names=tuple(info.features["label"].names),
+    image_shape=shape,  # type: ignore[arg-type]
+    num_examples={s: info.splits[s].num_examples for s in info.splits.keys()},
+    metadata=dict(info.metadata or {}),
+  )
 
 
 def open_prepared(path: str | os.PathLike) -> PreparedDataset:

@@ -41,11 +41,17 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "celeba": Layout(("0_celeba", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan"),
-                     (synthetic.REAL_CLASS, "B_nearest", "C_bilinear", "D_transposed", "E_nearest"), "celeba"),
-    "lsun": Layout(("0_lsun_bedroom", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan"),
-                   (synthetic.REAL_CLASS, "B_nearest", "C_bilinear", "D_transposed", "E_nearest"), "center"),
-    "ffhq": Layout(("0_ffhq", "1_stylegan"), (synthetic.REAL_CLASS, "C_bilinear"), "none"),
+  "celeba": Layout(
+    ("0_celeba", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan"),
+    (synthetic.REAL_CLASS, "B_nearest", "C_bilinear", "D_transposed", "E_nearest"),
+    "celeba",
+  ),
+  "lsun": Layout(
+    ("0_lsun_bedroom", "1_progan", "2_sngan", "3_cramergan", "4_mmdgan"),
+    (synthetic.REAL_CLASS, "B_nearest", "C_bilinear", "D_transposed", "E_nearest"),
+    "center",
+  ),
+  "ffhq": Layout(("0_ffhq", "1_stylegan"), (synthetic.REAL_CLASS, "C_bilinear"), "none"),
 }
 
 
@@ -62,8 +68,18 @@ def _place(image: np.ndarray, layout: str) -> np.ndarray:
   return image
 
 
-def write(layout: str, out_dir: str | os.PathLike, *, num_per_class: int, image_size: int, seed: int = 0,
-          progress: bool = True, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quality: int = 0) -> Path:
+def write(
+  layout: str,
+  out_dir: str | os.PathLike,
+  *,
+  num_per_class: int,
+  image_size: int,
+  seed: int = 0,
+  progress: bool = True,
+  lowpass: float = 0.0,
+  fingerprint: float = 1.0,
+  jpeg_quality: int = 0,
+) -> Path:
   """Writes (or reuses) the stand-in of `layout` in `out_dir` (synthetic images of `image_size`).
 
   `lowpass`, `fingerprint` and `jpeg_quality` are the synthetic benchmark's options (`synthetic.generate`).
@@ -75,15 +91,32 @@ def write(layout: str, out_dir: str | os.PathLike, *, num_per_class: int, image_
   marker = out / "standin.json"
   params = {"layout": layout, "num_per_class": num_per_class, "image_size": image_size, "seed": seed}
   # Options only when set, so stand-ins written before they existed are reused.
-  params.update({k: v for k, v, default in (("lowpass", lowpass, 0.0), ("fingerprint", fingerprint, 1.0),
-                                            ("jpeg_quality", jpeg_quality, 0)) if v != default})
+  params.update(
+    {
+      k: v
+      for k, v, default in (
+        ("lowpass", lowpass, 0.0),
+        ("fingerprint", fingerprint, 1.0),
+        ("jpeg_quality", jpeg_quality, 0),
+      )
+      if v != default
+    }
+  )
   if marker.is_file() and json.loads(marker.read_text()) == params:
     return out
   if out.exists() and any(out.iterdir()) and not marker.is_file():
     raise UserError(f"{out} exists and is not a stand-in written by freqforensics: choose another directory")
-  bench = synthetic.generate(out / ".synthetic", num_per_class=num_per_class, image_size=image_size, seed=seed,
-                             generators=tuple(s for s in spec.sources if s != synthetic.REAL_CLASS),
-                             progress=progress, lowpass=lowpass, fingerprint=fingerprint, jpeg_quality=jpeg_quality)
+  bench = synthetic.generate(
+    out / ".synthetic",
+    num_per_class=num_per_class,
+    image_size=image_size,
+    seed=seed,
+    generators=tuple(s for s in spec.sources if s != synthetic.REAL_CLASS),
+    progress=progress,
+    lowpass=lowpass,
+    fingerprint=fingerprint,
+    jpeg_quality=jpeg_quality,
+  )
   marker.unlink(missing_ok=True)
   for folder, source in zip(spec.classes, spec.sources):
     (out / folder).mkdir(parents=True, exist_ok=True)

@@ -68,8 +68,7 @@ MARKER = "synthetic.json"
 
 _BATCH = 256
 # Skimage photos that are RGB colour photographs (`cat` is the same picture as `chelsea`).
-_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry",
-                   "hubble_deep_field", "retina")
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 # Crops flatter than this (black sky, retina border) look the same in every class: resample them.
 _MIN_STD = 4.0
 # Std of the fixed kernel perturbation (per tap) and of the GAN "texture" noise added before
@@ -81,8 +80,12 @@ _TEXTURE_STD = 0.02
 # Generator classes: (upsampling mode, weight seed). The benchmark uses the first three; `E_nearest`
 # is another network of B's architecture with other weights (as two GANs of one family), for data
 # sets with four generators (the paper's CelebA/LSUN stand-ins, `standins.py`).
-GENERATOR_SPECS = {"B_nearest": ("nearest", 101), "C_bilinear": ("bilinear", 202),
-                   "D_transposed": ("transposed", 303), "E_nearest": ("nearest", 404)}
+GENERATOR_SPECS = {
+  "B_nearest": ("nearest", 101),
+  "C_bilinear": ("bilinear", 202),
+  "D_transposed": ("transposed", 303),
+  "E_nearest": ("nearest", 404),
+}
 _PNG_NAME = re.compile(r"^\d{5,}\.png$")
 
 
@@ -104,6 +107,7 @@ def _photos() -> tuple[Image.Image, ...]:
   """The bundled colour photos as RGB PIL images (all load offline)."""
   import skimage.data
   from sklearn.datasets import load_sample_images
+
   arrays = [getattr(skimage.data, name)() for name in _SKIMAGE_PHOTOS]
   arrays.append(skimage.data.stereo_motorcycle()[0])  # The right view is nearly the same scene.
   arrays.extend(load_sample_images().images)  # china, flower
@@ -152,10 +156,12 @@ def _perturbed(base: np.ndarray, eps: float):
   Zero sum keeps the DC gain, so mean brightness and colour are those of the source crop and the
   classes differ in their spectra, not in a global shift a pixel model could pick up.
   """
+
   def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
     noise = jax.random.normal(key, shape, dtype)
     noise = noise - noise.mean(axis=(0, 1), keepdims=True)
     return (base + eps * noise).astype(dtype)
+
   return init
 
 
@@ -175,20 +181,28 @@ class Upsampler(nnx.Module):
     # HIGHEST: on GPUs float32 convs default to TF32, which would change the images per device.
     hp = jax.lax.Precision.HIGHEST
     if mode == "transposed":
-      self.up = nnx.ConvTranspose(3, 3, (4, 4), strides=(2, 2), padding="VALID", use_bias=False,
-                                  kernel_init=_perturbed(_BILINEAR, eps),
-                                  precision=hp, rngs=rngs)
+      self.up = nnx.ConvTranspose(
+        3,
+        3,
+        (4, 4),
+        strides=(2, 2),
+        padding="VALID",
+        use_bias=False,
+        kernel_init=_perturbed(_BILINEAR, eps),
+        precision=hp,
+        rngs=rngs,
+      )
     else:
-      self.conv = nnx.Conv(3, 3, (3, 3), padding="VALID", use_bias=False,
-                           kernel_init=_perturbed(_DELTA, eps),
-                           precision=hp, rngs=rngs)
+      self.conv = nnx.Conv(
+        3, 3, (3, 3), padding="VALID", use_bias=False, kernel_init=_perturbed(_DELTA, eps), precision=hp, rngs=rngs
+      )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
     # Symmetric padding matches the DCT-II's implicit extension: no border artifacts.
     pad = lambda t: jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
     if self.mode == "transposed":
-      return self.up(pad(x))[:, 3:3 + 2 * h, 3:3 + 2 * w]  # This offset aligns with bilinear.
+      return self.up(pad(x))[:, 3 : 3 + 2 * h, 3 : 3 + 2 * w]  # This offset aligns with bilinear.
     if self.mode == "nearest":
       x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
     else:
@@ -221,7 +235,7 @@ def _pad_to(a: np.ndarray, n: int) -> np.ndarray:
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
-  return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+  return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
 
 
 def class_folders(generators: tuple[str, ...]) -> tuple[str, ...]:
@@ -229,15 +243,21 @@ def class_folders(generators: tuple[str, ...]) -> tuple[str, ...]:
   its position (`B_` for the first), so `A_real` sorts first. Raises `UserError` for unknown or repeated names."""
   unknown = [g for g in generators if g not in GENERATOR_SPECS and g not in trained.FAMILIES]
   if unknown:
-    raise UserError(f"unknown synthetic generators {unknown}: use simulated {', '.join(GENERATOR_SPECS)} or trained "
-                    f"{', '.join(trained.FAMILIES)} in --config.data.synthetic.generators (or --generators)")
+    raise UserError(
+      f"unknown synthetic generators {unknown}: use simulated {', '.join(GENERATOR_SPECS)} or trained "
+      f"{', '.join(trained.FAMILIES)} in --config.data.synthetic.generators (or --generators)"
+    )
   if len(set(generators)) != len(generators) or not generators:
-    raise UserError(f"synthetic generators {list(generators)}: name each generator once, at least one, in "
-                    "--config.data.synthetic.generators (or --generators)")
+    raise UserError(
+      f"synthetic generators {list(generators)}: name each generator once, at least one, in "
+      "--config.data.synthetic.generators (or --generators)"
+    )
   folders = tuple(g if g in GENERATOR_SPECS else f"{chr(ord('B') + i)}_{g}" for i, g in enumerate(generators))
   if len(set(folders)) != len(folders):
-    raise UserError(f"synthetic generators {list(generators)} give the same class folder twice ({list(folders)}): "
-                    "reorder them in --config.data.synthetic.generators")
+    raise UserError(
+      f"synthetic generators {list(generators)} give the same class folder twice ({list(folders)}): "
+      "reorder them in --config.data.synthetic.generators"
+    )
   return folders
 
 
@@ -251,10 +271,22 @@ def generators_suffix(generators: tuple[str, ...]) -> str:
   return "-g" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
 
 
-def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, ...], lowpass: float,
-            fingerprint: float = 1.0, jpeg_quality: int = 0) -> dict:
-  params = {"format_version": FORMAT_VERSION, "num_per_class": num_per_class,
-            "image_size": image_size, "seed": seed, "classes": list(classes)}
+def _params(
+  num_per_class: int,
+  image_size: int,
+  seed: int,
+  classes: tuple[str, ...],
+  lowpass: float,
+  fingerprint: float = 1.0,
+  jpeg_quality: int = 0,
+) -> dict:
+  params = {
+    "format_version": FORMAT_VERSION,
+    "num_per_class": num_per_class,
+    "image_size": image_size,
+    "seed": seed,
+    "classes": list(classes),
+  }
   # Options only when used: benchmarks written before an option existed keep their parameters.
   if lowpass:
     params["lowpass"] = lowpass
@@ -268,20 +300,29 @@ def _params(num_per_class: int, image_size: int, seed: int, classes: tuple[str, 
 def check_options(*, fingerprint: float = 1.0, jpeg_quality: int = 0, lowpass: float = 0.0) -> None:
   """Raises `UserError` (one line, naming the option) unless the harder-benchmark options are valid."""
   if isinstance(fingerprint, bool) or not isinstance(fingerprint, (int, float)) or not 0 < fingerprint < float("inf"):
-    raise UserError(f"synthetic fingerprint={fingerprint!r} is not valid: give a number > 0 (1.0 = the default "
-                    "strength, 0.5 = weaker) with --config.data.synthetic.fingerprint (or --fingerprint)")
+    raise UserError(
+      f"synthetic fingerprint={fingerprint!r} is not valid: give a number > 0 (1.0 = the default "
+      "strength, 0.5 = weaker) with --config.data.synthetic.fingerprint (or --fingerprint)"
+    )
   if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, (int, np.integer)) or not 0 <= jpeg_quality <= 100:
-    raise UserError(f"synthetic jpeg_quality={jpeg_quality!r} is not valid: give an integer in 1..100 (or 0 = no "
-                    "JPEG) with --config.data.synthetic.jpeg_quality (or --jpeg_quality)")
+    raise UserError(
+      f"synthetic jpeg_quality={jpeg_quality!r} is not valid: give an integer in 1..100 (or 0 = no "
+      "JPEG) with --config.data.synthetic.jpeg_quality (or --jpeg_quality)"
+    )
   if isinstance(lowpass, bool) or not isinstance(lowpass, (int, float)) or not 0 <= lowpass < float("inf"):
-    raise UserError(f"synthetic lowpass={lowpass!r} is not valid: give a blur sigma >= 0 in pixels (0 = off) with "
-                    "--config.data.synthetic.lowpass (or --lowpass)")
+    raise UserError(
+      f"synthetic lowpass={lowpass!r} is not valid: give a blur sigma >= 0 in pixels (0 = off) with "
+      "--config.data.synthetic.lowpass (or --lowpass)"
+    )
 
 
 def variant_suffix(*, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quality: int = 0) -> str:
   """The cache-folder suffix of the non-default options ('' at the defaults: old folders stay valid)."""
-  return ((f"-lowpass{lowpass}" if lowpass else "") + (f"-fp{fingerprint}" if fingerprint != 1.0 else "")
-          + (f"-jpeg{jpeg_quality}" if jpeg_quality else ""))
+  return (
+    (f"-lowpass{lowpass}" if lowpass else "")
+    + (f"-fp{fingerprint}" if fingerprint != 1.0 else "")
+    + (f"-jpeg{jpeg_quality}" if jpeg_quality else "")
+  )
 
 
 def _is_marker_tmp(name: str) -> bool:
@@ -302,10 +343,15 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
     if stored == params and isinstance(meta.get("psnr_db"), dict) and not overwrite:
       return meta
     if not overwrite:
-      diff = (f"unreadable {MARKER}" if stored is None else ", ".join(
-          f"{k}={stored[k]!r} (asked {v!r})" for k, v in params.items() if stored[k] != v))
-      raise UserError(f"{out} holds a synthetic benchmark with other parameters ({diff}); use a "
-                      "new --out_dir or pass overwrite=True (--overwrite) to replace it.")
+      diff = (
+        f"unreadable {MARKER}"
+        if stored is None
+        else ", ".join(f"{k}={stored[k]!r} (asked {v!r})" for k, v in params.items() if stored[k] != v)
+      )
+      raise UserError(
+        f"{out} holds a synthetic benchmark with other parameters ({diff}); use a "
+        "new --out_dir or pass overwrite=True (--overwrite) to replace it."
+      )
     owned = set(classes) | {c for c in meta.get("classes", []) if re.fullmatch(r"\w+", str(c))}
   else:
     # An interrupted run left only our class folders: regenerating them is safe (deterministic).
@@ -315,8 +361,10 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
       if (out / cls).is_dir():
         foreign += [f"{cls}/{p.name}" for p in (out / cls).iterdir() if not _PNG_NAME.match(p.name)]
     if foreign:
-      raise UserError(f"{out} exists without {MARKER} and holds files that are not the synthetic "
-                      f"benchmark's ({', '.join(sorted(foreign)[:3])}); use a new --out_dir.")
+      raise UserError(
+        f"{out} exists without {MARKER} and holds files that are not the synthetic "
+        f"benchmark's ({', '.join(sorted(foreign)[:3])}); use a new --out_dir."
+      )
     owned = set(classes)
   for cls in owned:
     if (out / cls).is_dir():
@@ -328,10 +376,19 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
   return None
 
 
-def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int = 64,
-             seed: int = 0, overwrite: bool = False, progress: bool = True,
-             generators: tuple[str, ...] = GENERATORS, lowpass: float = 0.0, fingerprint: float = 1.0,
-             jpeg_quality: int = 0) -> SyntheticReport:
+def generate(
+  out_dir: str | os.PathLike,
+  *,
+  num_per_class: int,
+  image_size: int = 64,
+  seed: int = 0,
+  overwrite: bool = False,
+  progress: bool = True,
+  generators: tuple[str, ...] = GENERATORS,
+  lowpass: float = 0.0,
+  fingerprint: float = 1.0,
+  jpeg_quality: int = 0,
+) -> SyntheticReport:
   """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
 
   `generators` (keys of `GENERATOR_SPECS`) are the fake classes beside `A_real`. `lowpass` > 0
@@ -348,9 +405,11 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   classes = (REAL_CLASS,) + folders
   uses_trained = any(g in trained.FAMILIES for g in generators)
   if uses_trained and image_size != trained.IMAGE_SIZE:
-    raise UserError(f"trained generator families make {trained.IMAGE_SIZE}x{trained.IMAGE_SIZE} images, image_size is "
-                    f"{image_size}: set --config.data.synthetic.image_size={trained.IMAGE_SIZE} (data.image_size "
-                    "resizes them for the model)")
+    raise UserError(
+      f"trained generator families make {trained.IMAGE_SIZE}x{trained.IMAGE_SIZE} images, image_size is "
+      f"{image_size}: set --config.data.synthetic.image_size={trained.IMAGE_SIZE} (data.image_size "
+      "resizes them for the model)"
+    )
   region = trained.BENCH_REGION if uses_trained else None  # crops from the half generator training never saw
   if num_per_class < 1:
     raise UserError(f"num_per_class must be >= 1, got {num_per_class}.")
@@ -363,16 +422,28 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
   families = {}
   if uses_trained:  # only then: the default benchmark's metadata stays as it was
     params["crop_region"] = region
-    params["weights_sha256"] = {c: trained.weights_sha256(g) for c, g in zip(folders, generators)
-                                if g in trained.FAMILIES}
-    families = {c: ({"family": g, "kind": trained.FAMILIES[g].kind, "weights": trained.weights_path(g).name,
-                     "sha256": params["weights_sha256"][c]} if g in trained.FAMILIES else
-                    {"family": g, "kind": "simulated"}) for c, g in zip(folders, generators)}
+    params["weights_sha256"] = {
+      c: trained.weights_sha256(g) for c, g in zip(folders, generators) if g in trained.FAMILIES
+    }
+    families = {
+      c: (
+        {
+          "family": g,
+          "kind": trained.FAMILIES[g].kind,
+          "weights": trained.weights_path(g).name,
+          "sha256": params["weights_sha256"][c],
+        }
+        if g in trained.FAMILIES
+        else {"family": g, "kind": "simulated"}
+      )
+      for c, g in zip(folders, generators)
+    }
   out.mkdir(parents=True, exist_ok=True)
   meta = _prepare_dir(out, params, overwrite)
   if meta is not None:
-    return SyntheticReport(out, num_per_class, image_size, seed, classes,
-                           {k: float(v) for k, v in meta["psnr_db"].items()}, reused=True)
+    return SyntheticReport(
+      out, num_per_class, image_size, seed, classes, {k: float(v) for k, v in meta["psnr_db"].items()}, reused=True
+    )
 
   for cls in classes:
     (out / cls).mkdir()
@@ -402,11 +473,12 @@ def generate(out_dir: str | os.PathLike, *, num_per_class: int, image_size: int 
           half = image_size // 2
           noise = np.stack([r.normal(0, fingerprint * _TEXTURE_STD, (half, half, 3)) for r in rngs])
           images = _generator_fn(cls, fingerprint)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
-          images = images[:len(idx)]
+          images = images[: len(idx)]
       if cls != REAL_CLASS:
         if lowpass:
-          images = np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass)))
-                             for im in images])
+          images = np.stack(
+            [np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(lowpass))) for im in images]
+          )
         if crops is not None:
           psnr_sum[cls] += float(_psnr(images, crops).sum())
       if jpeg_quality:

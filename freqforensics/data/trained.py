@@ -74,14 +74,17 @@ class Family:
   description: str
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
+FAMILIES: dict[str, Family] = {
+  f.name: f
+  for f in (
     Family("gan_transposed", "gan", "transposed", "DCGAN-style GAN, 4x4 stride-2 transposed-conv upsampling"),
     Family("gan_nearest", "gan", "nearest", "DCGAN-style GAN, nearest 2x + 3x3 conv upsampling"),
     Family("gan_bilinear", "gan", "bilinear", "DCGAN-style GAN, bilinear 2x + 3x3 conv upsampling"),
     Family("gan_subpixel", "gan", "subpixel", "DCGAN-style GAN, sub-pixel conv (pixel shuffle) upsampling"),
     Family("ae_decoder", "ae", "nearest", "latent-diffusion-style autoencoder, decoder nearest 2x + 3x3 conv"),
     Family("ae_decoder_aa", "ae", "filtered", "the same autoencoder, decoder with filtered (anti-aliased) upsampling"),
-)}
+  )
+}
 
 
 def architecture(name: str) -> dict:
@@ -91,8 +94,14 @@ def architecture(name: str) -> dict:
   if f.kind == "gan":
     arch.update(z_dim=Z_DIM, widths=list(GAN_WIDTHS), norm="pixelnorm", activation="leaky_relu_0.2", output="tanh")
   else:
-    arch.update(encoder_widths=list(AE_ENCODER_WIDTHS), decoder_widths=list(AE_DECODER_WIDTHS), latent=AE_LATENT,
-                groups=AE_GROUPS, norm="groupnorm", activation="silu")
+    arch.update(
+      encoder_widths=list(AE_ENCODER_WIDTHS),
+      decoder_widths=list(AE_DECODER_WIDTHS),
+      latent=AE_LATENT,
+      groups=AE_GROUPS,
+      norm="groupnorm",
+      activation="silu",
+    )
     if f.upsample == "filtered":
       arch.update(filter_taps=FILTER_TAPS, filter_beta=FILTER_BETA)
   return arch
@@ -106,6 +115,7 @@ def family(name: str) -> Family:
 
 
 # --- layers -------------------------------------------------------------------------------------
+
 
 def normal_init(std: float = 0.02):
   """DCGAN's N(0, std) kernel initialisation."""
@@ -151,12 +161,13 @@ def upsample_filtered(x: jax.Array) -> jax.Array:
     xp = jnp.pad(x, [(half, half) if a == axis else (0, 0) for a in range(4)], mode="symmetric")
     phases = []
     for p in (0, 1):
-      terms = [float(taps[p + 2 * t]) * jax.lax.slice_in_dim(xp, p + t, p + t + n, axis=axis)
-               for t in range(len(taps) // 2)]
+      terms = [
+        float(taps[p + 2 * t]) * jax.lax.slice_in_dim(xp, p + t, p + t + n, axis=axis) for t in range(len(taps) // 2)
+      ]
       phases.append(sum(terms[1:], terms[0]))
     x = jnp.stack(phases, axis=axis + 1)
     shape = list(x.shape)
-    x = x.reshape(shape[:axis] + [2 * n] + shape[axis + 2:])
+    x = x.reshape(shape[:axis] + [2 * n] + shape[axis + 2 :])
   return x
 
 
@@ -282,6 +293,7 @@ def build(name: str, seed: int = 0) -> nnx.Module:
 
 # --- weights ------------------------------------------------------------------------------------
 
+
 def _key(path: tuple) -> str:
   """'a/0/kernel' for a pytree path into a pure-dict state (the npz key)."""
   return "/".join(str(getattr(p, "key", p)) for p in path)
@@ -317,8 +329,10 @@ def weights_sha256(name: str, weights_dir: Path | None = None) -> str:
   """sha256 of the committed weight file of `name`."""
   path = weights_path(name, weights_dir)
   if not path.is_file():
-    raise UserError(f"no weights for trained family {name} at {path}: run python launch/train_generators.py "
-                    f"--families={name} (or reinstall freqforensics)")
+    raise UserError(
+      f"no weights for trained family {name} at {path}: run python launch/train_generators.py "
+      f"--families={name} (or reinstall freqforensics)"
+    )
   return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -339,12 +353,16 @@ def load_model(name: str, path: Path) -> nnx.Module:
   shapes = nnx.to_pure_dict(state)
   wanted = {_key(p): tuple(leaf.shape) for p, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]}
   if set(wanted) != set(stored):
-    raise UserError(f"{path} does not hold the weights of {name} (missing {sorted(set(wanted) - set(stored))[:2]}, "
-                    f"extra {sorted(set(stored) - set(wanted))[:2]}): retrain with python launch/train_generators.py")
+    raise UserError(
+      f"{path} does not hold the weights of {name} (missing {sorted(set(wanted) - set(stored))[:2]}, "
+      f"extra {sorted(set(stored) - set(wanted))[:2]}): retrain with python launch/train_generators.py"
+    )
   bad = [k for k, shape in wanted.items() if stored[k].shape != shape]
   if bad:
-    raise UserError(f"{path}: {bad[0]} has shape {stored[bad[0]].shape}, {name} wants {wanted[bad[0]]}: retrain with "
-                    "python launch/train_generators.py")
+    raise UserError(
+      f"{path}: {bad[0]} has shape {stored[bad[0]].shape}, {name} wants {wanted[bad[0]]}: retrain with "
+      "python launch/train_generators.py"
+    )
   nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(lambda p, _: jnp.asarray(stored[_key(p)]), shapes))
   return nnx.merge(graphdef, state)
 
@@ -357,8 +375,10 @@ def _sampler(name: str, weights_dir: Path | None) -> tuple[Callable[[np.ndarray]
   sha = weights_sha256(name, weights_dir)
   stored = card(name, weights_dir)
   if stored.get("architecture") != architecture(name):
-    raise UserError(f"{path.with_suffix('.json')} describes another architecture than this code builds: retrain "
-                    f"with python launch/train_generators.py --families={name}")
+    raise UserError(
+      f"{path.with_suffix('.json')} describes another architecture than this code builds: retrain "
+      f"with python launch/train_generators.py --families={name}"
+    )
   graphdef, state = nnx.split(load_model(name, path))  # Functional form: plain jax.jit, no nnx.jit overhead.
 
   @jax.jit
@@ -389,9 +409,9 @@ def sample(name: str, inputs: np.ndarray, *, batch: int = 256, weights_dir: Path
   run, _ = _sampler(name, weights_dir)
   out = []
   for start in range(0, len(inputs), batch):
-    part = inputs[start:start + batch]
+    part = inputs[start : start + batch]
     padded = np.concatenate([part, np.zeros((batch - len(part),) + part.shape[1:], part.dtype)])
-    out.append(run(padded)[:len(part)])
+    out.append(run(padded)[: len(part)])
   return np.concatenate(out) if out else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
 
 

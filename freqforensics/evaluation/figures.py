@@ -36,8 +36,9 @@ def confusion_png(confusion: np.ndarray, label_names: tuple[str, ...], path: str
   plt.close(fig)
 
 
-def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, float | None],
-            path: str | os.PathLike, title: str) -> None:
+def roc_png(
+  curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, float | None], path: str | os.PathLike, title: str
+) -> None:
   """One ROC curve per label (one-vs-rest) or for the positive label of a binary model."""
   fig, ax = plt.subplots(figsize=(5, 5))
   for name, (fpr, tpr) in curves.items():

@@ -62,9 +62,14 @@ def place(b: bundle.Bundle, mesh: jax.sharding.Mesh) -> PlacedModel:
   logits = steps.make_logits_fn(graphdef, b.info["features"], mesh)
   rep = sharding.replicated(mesh)
   feature_stats = jax.device_put(b.feature_stats, rep) if b.feature_stats is not None else None
-  return PlacedModel(mesh=mesh, put=sharding.make_put(mesh), _state=jax.device_put(state, rep),
-                     _stats=feature_stats, _logits=logits,
-                     _probabilities=jax.jit(lambda *args: heads.probabilities(logits(*args))))
+  return PlacedModel(
+    mesh=mesh,
+    put=sharding.make_put(mesh),
+    _state=jax.device_put(state, rep),
+    _stats=feature_stats,
+    _logits=logits,
+    _probabilities=jax.jit(lambda *args: heads.probabilities(logits(*args))),
+  )
 
 
 def bundle_dir(workdir: str | os.PathLike) -> Path:
@@ -129,8 +134,10 @@ class Classifier:
     batch = np.asarray(batch)
     expected = (None,) + self.input_shape
     if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
-      raise ValueError(f"expected images shaped (N, {', '.join(map(str, self.input_shape))}), got {batch.shape};"
-                       f" decode files with prepare_file (expected {expected})")
+      raise ValueError(
+        f"expected images shaped (N, {', '.join(map(str, self.input_shape))}), got {batch.shape};"
+        f" decode files with prepare_file (expected {expected})"
+      )
     if batch.dtype != np.uint8:
       # The features scale by the uint8 range: floats in 0..1 would silently give garbage.
       raise ValueError(f"expected uint8 images, got {batch.dtype}")
@@ -182,9 +189,12 @@ def collect_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[
   return files, skipped
 
 
-def decoded_batches(files: Sequence[Path], decode: Callable[[Path], np.ndarray | str], batch_size: int,
-                    workers: int | None = None,
-                    ) -> Iterator[tuple[list[Path], list[np.ndarray | str]]]:
+def decoded_batches(
+  files: Sequence[Path],
+  decode: Callable[[Path], np.ndarray | str],
+  batch_size: int,
+  workers: int | None = None,
+) -> Iterator[tuple[list[Path], list[np.ndarray | str]]]:
   """Yields `(paths, decoded images or error reasons)` per batch, decoded in a thread pool.
 
   At most two batches are submitted ahead of the one the caller holds, so memory is bounded by a
@@ -193,7 +203,7 @@ def decoded_batches(files: Sequence[Path], decode: Callable[[Path], np.ndarray |
   model then compete for the same cores, and they cost a start-up.)
   """
   workers = workers or min(8, os.cpu_count() or 1)
-  chunks = (list(files[i:i + batch_size]) for i in range(0, len(files), batch_size))
+  chunks = (list(files[i : i + batch_size]) for i in range(0, len(files), batch_size))
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     pending: collections.deque = collections.deque()
     for chunk in chunks:
@@ -219,7 +229,7 @@ def predicted(clf: Classifier, files: Sequence[Path], batch_size: int) -> Iterat
       batch = np.stack(good)
       if len(batch) < batch_size:  # pad the last batch: one shape, one compilation; eval mode is per image
         batch = np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], np.uint8)])
-      probs = iter(clf.predict(batch)[:len(good)])
+      probs = iter(clf.predict(batch)[: len(good)])
     yield [(path, x if isinstance(x, str) else next(probs)) for path, x in zip(paths, decoded)]
 
 
@@ -258,7 +268,11 @@ def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_siz
         done.append(path)
         probs.append(p)
   k = len(clf.label_names)
-  return FilePredictions(clf.label_names, done, np.stack(probs) if probs else np.zeros((0, k), np.float32), failed,
-                         [p for p, _ in skipped], skipped)
-
-
+  return FilePredictions(
+    clf.label_names,
+    done,
+    np.stack(probs) if probs else np.zeros((0, k), np.float32),
+    failed,
+    [p for p, _ in skipped],
+    skipped,
+  )

@@ -36,24 +36,31 @@ def summarize(sums: dict[str, np.ndarray], label_names: tuple[str, ...]) -> dict
   confusion = np.asarray(sums["confusion"]).round().astype(np.int64)
   n = int(confusion.sum())
   per_class_n = confusion.sum(axis=1)
-  per_class = {name: (float(confusion[i, i] / per_class_n[i]) if per_class_n[i] else None)
-               for i, name in enumerate(label_names)}
+  per_class = {
+    name: (float(confusion[i, i] / per_class_n[i]) if per_class_n[i] else None) for i, name in enumerate(label_names)
+  }
   return {
-      "num_examples": n,
-      "loss": float(sums["loss"]) / n if n else None,
-      "accuracy": float(np.trace(confusion)) / n if n else None,
-      "per_class_accuracy": per_class,
-      "per_class_count": {name: int(per_class_n[i]) for i, name in enumerate(label_names)},
-      "per_class": metrics.per_class_report(confusion, label_names),
-      "confusion_matrix": confusion.tolist(),
-      "label_names": list(label_names),
+    "num_examples": n,
+    "loss": float(sums["loss"]) / n if n else None,
+    "accuracy": float(np.trace(confusion)) / n if n else None,
+    "per_class_accuracy": per_class,
+    "per_class_count": {name: int(per_class_n[i]) for i, name in enumerate(label_names)},
+    "per_class": metrics.per_class_report(confusion, label_names),
+    "confusion_matrix": confusion.tolist(),
+    "label_names": list(label_names),
   }
 
 
-def evaluate(logits_fn: Callable[[dict[str, Any]], jax.Array], batches: Iterable[dict[str, np.ndarray]],
-             label_names: tuple[str, ...], *, put: Callable[[dict[str, np.ndarray]], Any] = lambda b: b,
-             progress: Callable[[], None] | None = None, settle: Callable[[Any], Any] = lambda x: x,
-             scores: bool = False) -> dict[str, Any]:
+def evaluate(
+  logits_fn: Callable[[dict[str, Any]], jax.Array],
+  batches: Iterable[dict[str, np.ndarray]],
+  label_names: tuple[str, ...],
+  *,
+  put: Callable[[dict[str, np.ndarray]], Any] = lambda b: b,
+  progress: Callable[[], None] | None = None,
+  settle: Callable[[Any], Any] = lambda x: x,
+  scores: bool = False,
+) -> dict[str, Any]:
   """Runs `logits_fn` over padded, masked batches and summarises; sums stay on device until the end.
 
   `settle` is applied to the running sums after each batch (`sharding.settle` on CPU meshes). With

@@ -28,8 +28,11 @@ def per_class_report(confusion: np.ndarray, label_names: tuple[str, ...]) -> dic
     tp, predicted, actual = confusion[i, i], confusion[:, i].sum(), confusion[i, :].sum()
     precision = tp / predicted if predicted else None
     recall = tp / actual if actual else None
-    f1 = (2 * precision * recall / (precision + recall) if precision is not None and recall is not None
-          and precision + recall > 0 else (0.0 if precision is not None and recall is not None else None))
+    f1 = (
+      2 * precision * recall / (precision + recall)
+      if precision is not None and recall is not None and precision + recall > 0
+      else (0.0 if precision is not None and recall is not None else None)
+    )
     out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(actual)}
   return out
 
@@ -46,22 +49,27 @@ def score_metrics(probs: np.ndarray, labels: np.ndarray, label_names: tuple[str,
     positive = label_names[1]
     both = len(np.unique(labels)) == 2
     out["binary"] = {
-        "positive_label": positive,
-        "roc_auc": float(skm.roc_auc_score(labels, probs[:, 1])) if both else None,
-        "average_precision": float(skm.average_precision_score(labels, probs[:, 1])) if both else None,
-        "accuracy_at_0.5": float(np.mean((probs[:, 1] >= 0.5) == (labels == 1))),
+      "positive_label": positive,
+      "roc_auc": float(skm.roc_auc_score(labels, probs[:, 1])) if both else None,
+      "average_precision": float(skm.average_precision_score(labels, probs[:, 1])) if both else None,
+      "accuracy_at_0.5": float(np.mean((probs[:, 1] >= 0.5) == (labels == 1))),
     }
     return out
   per_class = {}
   for i, name in enumerate(label_names):
     y = labels == i
     present = 0 < y.sum() < len(y)
-    per_class[name] = {"roc_auc": float(skm.roc_auc_score(y, probs[:, i])) if present else None,
-                       "average_precision": float(skm.average_precision_score(y, probs[:, i])) if present else None}
+    per_class[name] = {
+      "roc_auc": float(skm.roc_auc_score(y, probs[:, i])) if present else None,
+      "average_precision": float(skm.average_precision_score(y, probs[:, i])) if present else None,
+    }
   aucs = [v["roc_auc"] for v in per_class.values() if v["roc_auc"] is not None]
   aps = [v["average_precision"] for v in per_class.values() if v["average_precision"] is not None]
-  out["one_vs_rest"] = {"per_class": per_class, "macro_roc_auc": float(np.mean(aucs)) if aucs else None,
-                        "macro_average_precision": float(np.mean(aps)) if aps else None}
+  out["one_vs_rest"] = {
+    "per_class": per_class,
+    "macro_roc_auc": float(np.mean(aucs)) if aucs else None,
+    "macro_average_precision": float(np.mean(aps)) if aps else None,
+  }
   return out
 
 
@@ -89,8 +97,9 @@ def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: boo
     return
   names = tuple(result["label_names"])
   title = f"{result.get('model', '')} {result.get('features', '')} {result.get('split', '')}".strip()
-  figures.confusion_png(np.asarray(result["confusion_matrix"]), names, path.with_name(path.stem + "_confusion.png"),
-                           title)
+  figures.confusion_png(
+    np.asarray(result["confusion_matrix"]), names, path.with_name(path.stem + "_confusion.png"), title
+  )
   if "_probs" in result:
     curves = roc_curves(result["_probs"], result["_labels"], names)
     if "binary" in result:

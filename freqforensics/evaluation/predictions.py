@@ -36,8 +36,9 @@ class RowWriter:
       self._csv = csv.writer(stream)
       self._csv.writerow(["path", "predicted", *self._prob_keys, "error"])
 
-  def row(self, path: Path, predicted: str | None = None, probs: np.ndarray | None = None,
-          error: str | None = None) -> None:
+  def row(
+    self, path: Path, predicted: str | None = None, probs: np.ndarray | None = None, error: str | None = None
+  ) -> None:
     if self._csv is not None:
       values = [f"{float(p):.8g}" for p in probs] if probs is not None else [""] * len(self._prob_keys)
       self._csv.writerow([str(path), predicted or "", *values, error or ""])
@@ -105,8 +106,10 @@ class OutputFile:
       return
     self.stream.close()
     if self.path.exists():
-      raise UserError(f"output file {self.path} was created by something else while classifying; the results are in"
-                      f" {self._partial(self.path)}")
+      raise UserError(
+        f"output file {self.path} was created by something else while classifying; the results are in"
+        f" {self._partial(self.path)}"
+      )
     os.replace(self._partial(self.path), self.path)
 
 
@@ -121,8 +124,9 @@ def format_summary(counts: collections.Counter, label_names: Sequence[str]) -> s
   return "\n".join(lines)
 
 
-def classify_files(clf: inference.Classifier, files: Sequence[Path], writer: RowWriter, batch_size: int,
-                   progress: bool = True) -> tuple[collections.Counter, list[tuple[Path, str]]]:
+def classify_files(
+  clf: inference.Classifier, files: Sequence[Path], writer: RowWriter, batch_size: int, progress: bool = True
+) -> tuple[collections.Counter, list[tuple[Path, str]]]:
   """Classifies `files` in batches, writing one row each; returns counts per label and the failures."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
 

@@ -60,23 +60,38 @@ class _Relabelled:
     return dict(batch, label=self._table[batch["label"]])
 
 
-def folder_dataset(b: bundle.Bundle, source_dir: str | Path, data_root: Path, *, num_threads: int = 0,
-                   progress: bool = True, max_pixels: int = images.DEFAULT_MAX_PIXELS,
-                   source_option: str = "--config.eval.source_dir") -> reader.PreparedDataset:
+def folder_dataset(
+  b: bundle.Bundle,
+  source_dir: str | Path,
+  data_root: Path,
+  *,
+  num_threads: int = 0,
+  progress: bool = True,
+  max_pixels: int = images.DEFAULT_MAX_PIXELS,
+  source_option: str = "--config.eval.source_dir",
+) -> reader.PreparedDataset:
   """Class folders prepared (all into `test`) with the bundle's image size, channels and crop."""
-  options = preparation.PrepareOptions(image_size=b.info["image_size"], channels=b.info["channels"],
-                                   split=(0.0, 0.0, 1.0), crop=b.info.get("crop", "center"), max_pixels=max_pixels,
-                                   num_threads=num_threads)
-  return preparation.prepare(source_dir, data_root / "prepared", options, progress=progress, min_classes=1,
-                         source_option=source_option)
+  options = preparation.PrepareOptions(
+    image_size=b.info["image_size"],
+    channels=b.info["channels"],
+    split=(0.0, 0.0, 1.0),
+    crop=b.info.get("crop", "center"),
+    max_pixels=max_pixels,
+    num_threads=num_threads,
+  )
+  return preparation.prepare(
+    source_dir, data_root / "prepared", options, progress=progress, min_classes=1, source_option=source_option
+  )
 
 
 def relabelled_split(prepared: reader.PreparedDataset, b: bundle.Bundle, split: str):
   """A split of `prepared` with labels in the model's order; `UserError` for unknown classes or no data."""
   unknown = [n for n in prepared.label_names if n not in b.label_names]
   if unknown:
-    raise UserError(f"class folders {unknown} are not labels of this model ({list(b.label_names)}): evaluate on"
-                    " folders named like the training classes")
+    raise UserError(
+      f"class folders {unknown} are not labels of this model ({list(b.label_names)}): evaluate on"
+      " folders named like the training classes"
+    )
   table = np.array([b.label_names.index(n) for n in prepared.label_names], np.int32)
   source = prepared.source(split)
   if not len(source):
@@ -88,24 +103,42 @@ def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, A
   """name -> source with labels in the model's order (perturbed when `eval.perturb` asks)."""
   perturbation = Perturbation.from_config(config.eval.perturb, name="eval.perturb")  # checked before any work
   if config.eval.source_dir:
-    prepared = folder_dataset(b, config.eval.source_dir, loading.data_root(config), max_pixels=config.data.max_pixels,
-                              num_threads=config.data.num_threads, progress=bool(config.progress))
+    prepared = folder_dataset(
+      b,
+      config.eval.source_dir,
+      loading.data_root(config),
+      max_pixels=config.data.max_pixels,
+      num_threads=config.data.num_threads,
+      progress=bool(config.progress),
+    )
     splits = {"folder_" + Path(config.eval.source_dir).resolve().name: "test"}
   else:
     prepared = loading.prepare_from_config(config, progress=bool(config.progress))
     if tuple(b.info["input_shape"]) != tuple(prepared.image_shape):
-      raise UserError(f"the model takes {tuple(b.info['input_shape'])} inputs but the data set {prepared.path} holds"
-                      f" {tuple(prepared.image_shape)} images: evaluate with the config it was trained with")
+      raise UserError(
+        f"the model takes {tuple(b.info['input_shape'])} inputs but the data set {prepared.path} holds"
+        f" {tuple(prepared.image_shape)} images: evaluate with the config it was trained with"
+      )
     splits = {s: s for s in config.eval.splits}
   suffix = f"_{perturbation.kind}" if perturbation.active else ""
-  return {name + suffix: augment.perturbed_for_eval(relabelled_split(prepared, b, split), perturbation,
-                                                    seed=config.seed)
-          for name, split in splits.items()}
+  return {
+    name + suffix: augment.perturbed_for_eval(relabelled_split(prepared, b, split), perturbation, seed=config.seed)
+    for name, split in splits.items()
+  }
 
 
-def evaluate_source(logits: Callable[[jax.Array], jax.Array], source, label_names: tuple[str, ...], *,
-                    mesh: jax.sharding.Mesh, batch_size: int, num_threads: int = 2, progress: bool = False,
-                    name: str = "", scores: bool = True) -> dict[str, Any]:
+def evaluate_source(
+  logits: Callable[[jax.Array], jax.Array],
+  source,
+  label_names: tuple[str, ...],
+  *,
+  mesh: jax.sharding.Mesh,
+  batch_size: int,
+  num_threads: int = 2,
+  progress: bool = False,
+  name: str = "",
+  scores: bool = True,
+) -> dict[str, Any]:
   """Metrics of `logits` (images sharded over `mesh` -> logits) on `source` (labels in the model's order).
 
   The masked evaluation loop over padded batches: every example counts once, on any number of
@@ -115,9 +148,15 @@ def evaluate_source(logits: Callable[[jax.Array], jax.Array], source, label_name
   n = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   settle = functools.partial(sharding.settle, mesh)
   with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
-    return loop.evaluate(lambda batch: settle(logits(batch["image"])),
-                         pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs), label_names,
-                         put=sharding.make_put(mesh), progress=bar.update, settle=settle, scores=scores)
+    return loop.evaluate(
+      lambda batch: settle(logits(batch["image"])),
+      pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs),
+      label_names,
+      put=sharding.make_put(mesh),
+      progress=bar.update,
+      settle=settle,
+      scores=scores,
+    )
 
 
 def write(workdir: Path, name: str, m: dict[str, Any]) -> Path:
@@ -128,16 +167,18 @@ def write(workdir: Path, name: str, m: dict[str, Any]) -> Path:
   return path
 
 
-def bundle_evaluator(b: bundle.Bundle, *, num_devices: int, batch_size: int,
-                     progress: bool = True) -> Callable[[Any, str], dict[str, Any]]:
+def bundle_evaluator(
+  b: bundle.Bundle, *, num_devices: int, batch_size: int, progress: bool = True
+) -> Callable[[Any, str], dict[str, Any]]:
   """`(source, name) -> metrics` of the bundle's model on a source whose labels are in the model's order.
 
   The model and its statistics are placed on a ('data',) mesh of `num_devices` devices once
   (`inference.place`); each call is `evaluate_source` with scores (ROC-AUC, AP).
   """
   placed = inference.place(b, sharding.make_mesh(num_devices))
-  return lambda source, name: evaluate_source(placed.logits, source, b.label_names, mesh=placed.mesh,
-                                              batch_size=batch_size, progress=progress, name=name)
+  return lambda source, name: evaluate_source(
+    placed.logits, source, b.label_names, mesh=placed.mesh, batch_size=batch_size, progress=progress, name=name
+  )
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, dict[str, Any]]:
@@ -154,8 +195,9 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> 
 
 
 def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle) -> dict[str, dict[str, Any]]:
-  run = bundle_evaluator(b, num_devices=steps.num_devices(config), batch_size=config.eval.batch_size,
-                         progress=bool(config.progress))
+  run = bundle_evaluator(
+    b, num_devices=steps.num_devices(config), batch_size=config.eval.batch_size, progress=bool(config.progress)
+  )
   results = {}
   for name, source in _targets(config, b).items():
     m = run(source, name)
@@ -164,7 +206,12 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle
       m["perturbation"] = dataclasses.asdict(source.perturbation)
     if sharding.is_main_process():
       write(workdir, f"eval_{name}", m)
-    log.info("eval %s: accuracy %.4f on %d examples -> %s", name, m["accuracy"], m["num_examples"],
-             workdir / f"eval_{name}.json")
+    log.info(
+      "eval %s: accuracy %.4f on %d examples -> %s",
+      name,
+      m["accuracy"],
+      m["num_examples"],
+      workdir / f"eval_{name}.json",
+    )
     results[name] = m
   return results

@@ -17,8 +17,16 @@ MODEL_NAMES: tuple[str, ...] = (*linear.PENALTIES, "nn", "cnn", "resnet")
 VARIANTS: tuple[str, ...] = ("paper", "tiny")
 
 
-def create_model(name: str, input_shape: tuple[int, ...], classes: int, *, l1: float = 0.01,
-                 l2: float = 0.01, seed: int = 0, variant: str = "paper") -> nnx.Module:
+def create_model(
+  name: str,
+  input_shape: tuple[int, ...],
+  classes: int,
+  *,
+  l1: float = 0.01,
+  l2: float = 0.01,
+  seed: int = 0,
+  variant: str = "paper",
+) -> nnx.Module:
   """Builds the model `name` for inputs of one example shaped `input_shape`.
 
   `l1` / `l2` are the config's penalty factors: the linear models use them as their name says, `nn`
@@ -29,8 +37,10 @@ def create_model(name: str, input_shape: tuple[int, ...], classes: int, *, l1: f
   if variant not in VARIANTS:
     raise ValueError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
   if name in ("cnn", "resnet") and len(input_shape) != 3:
-    raise ValueError(f"{name} needs image-shaped input (H, W, C), got {tuple(input_shape)} (a 1-D feature such as"
-                     " azimuthal): use a linear model (log, log1, log2, log3) or nn")
+    raise ValueError(
+      f"{name} needs image-shaped input (H, W, C), got {tuple(input_shape)} (a 1-D feature such as"
+      " azimuthal): use a linear model (log, log1, log2, log3) or nn"
+    )
   rngs = nnx.Rngs(params=seed, dropout=seed + 1)
   if name in linear.PENALTIES:
     return linear.create(name, input_shape, classes, l1=l1, l2=l2, rngs=rngs)

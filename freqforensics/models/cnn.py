@@ -20,8 +20,15 @@ MIN_SIZE = 4
 
 def _conv(c_in: int, c_out: int, rngs: nnx.Rngs) -> nnx.Conv:
   """A Keras-default 3x3 "same" conv: glorot-uniform kernel, zero bias."""
-  return nnx.Conv(c_in, c_out, (3, 3), padding="SAME", kernel_init=nnx.initializers.glorot_uniform(),
-                  bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+  return nnx.Conv(
+    c_in,
+    c_out,
+    (3, 3),
+    padding="SAME",
+    kernel_init=nnx.initializers.glorot_uniform(),
+    bias_init=nnx.initializers.zeros_init(),
+    rngs=rngs,
+  )
 
 
 def _pool(x: jax.Array) -> jax.Array:
@@ -31,8 +38,7 @@ def _pool(x: jax.Array) -> jax.Array:
 class CNNClassifier(nnx.Module):
   """Four "same" convs and two average pools, then a dense head; `classes == 1` gives one logit."""
 
-  def __init__(self, input_shape: tuple[int, int, int], classes: int, *, variant: str = "paper",
-               rngs: nnx.Rngs):
+  def __init__(self, input_shape: tuple[int, int, int], classes: int, *, variant: str = "paper", rngs: nnx.Rngs):
     h, w, c = input_shape
     if min(h, w) < MIN_SIZE:
       raise ValueError(f"cnn needs inputs of at least {MIN_SIZE}x{MIN_SIZE} pixels (two 2x2 pools); got {h}x{w}")
@@ -44,8 +50,9 @@ class CNNClassifier(nnx.Module):
     self.conv4 = _conv(widths[2], widths[3], rngs)
     # The dense layer sees the flattened map after two floor-halvings, so its size fixes the input size.
     flat = (h // 2 // 2) * (w // 2 // 2) * widths[3]
-    self.dense = nnx.Linear(flat, classes, kernel_init=nnx.initializers.glorot_uniform(),
-                            bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+    self.dense = nnx.Linear(
+      flat, classes, kernel_init=nnx.initializers.glorot_uniform(), bias_init=nnx.initializers.zeros_init(), rngs=rngs
+    )
 
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     del train  # no dropout or normalisation in this model
@@ -61,4 +68,3 @@ class CNNClassifier(nnx.Module):
   def penalty(self) -> jax.Array:
     """No regulariser in the paper's cnn."""
     return jnp.zeros((), self.dense.kernel.dtype)
-

@@ -16,21 +16,24 @@ from flax import nnx
 
 # name -> (l1, l2) factors in units of the config's `l1` / `l2` values.
 PENALTIES: dict[str, tuple[bool, bool]] = {
-    "log": (False, False),
-    "log1": (True, False),
-    "log2": (False, True),
-    "log3": (True, True),
+  "log": (False, False),
+  "log1": (True, False),
+  "log2": (False, True),
+  "log3": (True, True),
 }
 
 
 class LinearClassifier(nnx.Module):
   """Logistic regression on flattened input; `classes == 1` gives one logit (sigmoid)."""
 
-  def __init__(self, input_shape: tuple[int, ...], classes: int, *, l1: float = 0.0, l2: float = 0.0,
-               rngs: nnx.Rngs):
+  def __init__(self, input_shape: tuple[int, ...], classes: int, *, l1: float = 0.0, l2: float = 0.0, rngs: nnx.Rngs):
     self.dense = nnx.Linear(
-        math.prod(input_shape), classes,
-        kernel_init=nnx.initializers.glorot_uniform(), bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+      math.prod(input_shape),
+      classes,
+      kernel_init=nnx.initializers.glorot_uniform(),
+      bias_init=nnx.initializers.zeros_init(),
+      rngs=rngs,
+    )
     self.l1 = l1
     self.l2 = l2
 
@@ -49,9 +52,9 @@ class LinearClassifier(nnx.Module):
     return total
 
 
-def create(name: str, input_shape: tuple[int, ...], classes: int, *, l1: float, l2: float,
-           rngs: nnx.Rngs) -> LinearClassifier:
+def create(
+  name: str, input_shape: tuple[int, ...], classes: int, *, l1: float, l2: float, rngs: nnx.Rngs
+) -> LinearClassifier:
   """Builds `log`, `log1`, `log2` or `log3` with the config's penalty factors."""
   use_l1, use_l2 = PENALTIES[name]
-  return LinearClassifier(input_shape, classes, l1=l1 if use_l1 else 0.0, l2=l2 if use_l2 else 0.0,
-                          rngs=rngs)
+  return LinearClassifier(input_shape, classes, l1=l1 if use_l1 else 0.0, l2=l2 if use_l2 else 0.0, rngs=rngs)

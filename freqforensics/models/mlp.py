@@ -19,15 +19,17 @@ VARIANTS: dict[str, int] = {"paper": 128, "tiny": 16}
 
 def _dense(n_in: int, n_out: int, rngs: nnx.Rngs) -> nnx.Linear:
   """A Keras-default dense layer: glorot-uniform kernel, zero bias."""
-  return nnx.Linear(n_in, n_out, kernel_init=nnx.initializers.glorot_uniform(),
-                    bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+  return nnx.Linear(
+    n_in, n_out, kernel_init=nnx.initializers.glorot_uniform(), bias_init=nnx.initializers.zeros_init(), rngs=rngs
+  )
 
 
 class MLPClassifier(nnx.Module):
   """One hidden ReLU layer on flattened input; `classes == 1` gives one logit (sigmoid)."""
 
-  def __init__(self, input_shape: tuple[int, int, int], classes: int, *, l2: float = 0.0,
-               variant: str = "paper", rngs: nnx.Rngs):
+  def __init__(
+    self, input_shape: tuple[int, int, int], classes: int, *, l2: float = 0.0, variant: str = "paper", rngs: nnx.Rngs
+  ):
     if variant not in VARIANTS:
       raise ValueError(f"unknown variant {variant!r} for nn; expected one of {tuple(VARIANTS)}")
     hidden = VARIANTS[variant]

@@ -32,8 +32,15 @@ MIN_SIZE = 13
 
 def _conv(c_in: int, c_out: int, padding: str, rngs: nnx.Rngs) -> nnx.Conv:
   """A Keras-default 3x3 conv: glorot-uniform kernel, zero bias."""
-  return nnx.Conv(c_in, c_out, (3, 3), padding=padding, kernel_init=nnx.initializers.glorot_uniform(),
-                  bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+  return nnx.Conv(
+    c_in,
+    c_out,
+    (3, 3),
+    padding=padding,
+    kernel_init=nnx.initializers.glorot_uniform(),
+    bias_init=nnx.initializers.zeros_init(),
+    rngs=rngs,
+  )
 
 
 def _bn(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
@@ -43,8 +50,10 @@ def _bn(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
 
 def _check_size(h: int, w: int) -> None:
   if min(h, w) < MIN_SIZE:
-    raise ValueError(f"resnet needs inputs of at least {MIN_SIZE}x{MIN_SIZE} pixels (three valid 3x3 convs and"
-                     f" a 3x3 max pool); got {h}x{w}")
+    raise ValueError(
+      f"resnet needs inputs of at least {MIN_SIZE}x{MIN_SIZE} pixels (three valid 3x3 convs and"
+      f" a 3x3 max pool); got {h}x{w}"
+    )
 
 
 class ResidualBlock(nnx.Module):
@@ -66,8 +75,7 @@ class ResidualBlock(nnx.Module):
 class ResNetClassifier(nnx.Module):
   """The paper's resnet; any input of at least `MIN_SIZE` pixels a side, `classes == 1` gives one logit."""
 
-  def __init__(self, input_shape: tuple[int, int, int], classes: int, *, variant: str = "paper",
-               rngs: nnx.Rngs):
+  def __init__(self, input_shape: tuple[int, int, int], classes: int, *, variant: str = "paper", rngs: nnx.Rngs):
     h, w, c = input_shape
     _check_size(h, w)
     v = VARIANTS[variant]
@@ -75,11 +83,21 @@ class ResNetClassifier(nnx.Module):
     self.stem2 = _conv(v.stem, v.channels, "VALID", rngs)
     self.blocks = nnx.List([ResidualBlock(v.channels, rngs) for _ in range(v.blocks)])
     self.head_conv = _conv(v.channels, v.channels, "VALID", rngs)
-    self.dense = nnx.Linear(v.channels, v.dense, kernel_init=nnx.initializers.glorot_uniform(),
-                            bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+    self.dense = nnx.Linear(
+      v.channels,
+      v.dense,
+      kernel_init=nnx.initializers.glorot_uniform(),
+      bias_init=nnx.initializers.zeros_init(),
+      rngs=rngs,
+    )
     self.dropout = nnx.Dropout(0.5, rngs=rngs)
-    self.out = nnx.Linear(v.dense, classes, kernel_init=nnx.initializers.glorot_uniform(),
-                          bias_init=nnx.initializers.zeros_init(), rngs=rngs)
+    self.out = nnx.Linear(
+      v.dense,
+      classes,
+      kernel_init=nnx.initializers.glorot_uniform(),
+      bias_init=nnx.initializers.zeros_init(),
+      rngs=rngs,
+    )
 
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     # Global pooling makes the head size-independent, so check the size of each call, not only at build.

@@ -27,14 +27,19 @@ def _define_flags() -> None:
   _F["image_size"] = flags.DEFINE_integer("image_size", 64, "Side of the generated images.")
   _F["seed"] = flags.DEFINE_integer("seed", 0, "The benchmark's seed.")
   _F["fingerprint"] = flags.DEFINE_float(
-      "fingerprint", 1.0, "Scale of the generators' kernel perturbation and texture noise (> 0; 0.5 = weaker).")
+    "fingerprint", 1.0, "Scale of the generators' kernel perturbation and texture noise (> 0; 0.5 = weaker)."
+  )
   _F["jpeg_quality"] = flags.DEFINE_integer(
-      "jpeg_quality", 0, "JPEG round trip of every image at this quality (1..100) before saving; 0 = off.")
+    "jpeg_quality", 0, "JPEG round trip of every image at this quality (1..100) before saving; 0 = off."
+  )
   _F["lowpass"] = flags.DEFINE_float("lowpass", 0.0, "Gaussian blur sigma (pixels) of the generated images; 0 = off.")
   _F["generators"] = flags.DEFINE_list(
-      "generators", None, "Fake classes: simulated upsamplers (B_nearest, C_bilinear, D_transposed, E_nearest) or trained"
-      " families (gan_transposed, gan_nearest, gan_bilinear, gan_subpixel, ae_decoder, ae_decoder_aa); default: the"
-      " three simulated ones.")
+    "generators",
+    None,
+    "Fake classes: simulated upsamplers (B_nearest, C_bilinear, D_transposed, E_nearest) or trained"
+    " families (gan_transposed, gan_nearest, gan_bilinear, gan_subpixel, ae_decoder, ae_decoder_aa); default: the"
+    " three simulated ones.",
+  )
   _F["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a benchmark of other parameters in --out_dir.")
   _F["progress"] = flags.DEFINE_bool("progress", True, "Progress bar on stderr.")
 
@@ -47,13 +52,23 @@ def main(argv: Sequence[str]) -> None:
   from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top  (fast --help)
 
   v = {k: f.value for k, f in _F.items()}
-  report = synthetic.generate(v["out_dir"], num_per_class=v["num_per_class"], image_size=v["image_size"],
-                              seed=v["seed"], overwrite=v["overwrite"], progress=v["progress"],
-                              generators=tuple(v["generators"] or synthetic.GENERATORS),
-                              fingerprint=v["fingerprint"], jpeg_quality=v["jpeg_quality"], lowpass=v["lowpass"])
+  report = synthetic.generate(
+    v["out_dir"],
+    num_per_class=v["num_per_class"],
+    image_size=v["image_size"],
+    seed=v["seed"],
+    overwrite=v["overwrite"],
+    progress=v["progress"],
+    generators=tuple(v["generators"] or synthetic.GENERATORS),
+    fingerprint=v["fingerprint"],
+    jpeg_quality=v["jpeg_quality"],
+    lowpass=v["lowpass"],
+  )
   options = synthetic.variant_suffix(lowpass=v["lowpass"], fingerprint=v["fingerprint"], jpeg_quality=v["jpeg_quality"])
-  print(f"{report.out_dir} ({'reused' if report.reused else 'written'}): {report.num_per_class} images/class, "
-        f"{report.image_size}x{report.image_size}, seed {report.seed}" + (f" ({options[1:]})" if options else ""))
+  print(
+    f"{report.out_dir} ({'reused' if report.reused else 'written'}): {report.num_per_class} images/class, "
+    f"{report.image_size}x{report.image_size}, seed {report.seed}" + (f" ({options[1:]})" if options else "")
+  )
   for cls in report.classes:
     psnr = report.psnr_db.get(cls)
     print(f"  {cls}: " + ("real crops" if psnr is None else f"PSNR {psnr:.2f} dB vs source crop"))

@@ -23,20 +23,24 @@ _F: dict[str, flags.FlagHolder] = {}
 
 
 def _define_flags() -> None:
-  _F["config"] = config_flags.DEFINE_config_file("config", None, "configs/baselines.py:knn|eigenfaces|prnu[,tiny]",
-                                                 lock_config=True)
+  _F["config"] = config_flags.DEFINE_config_file(
+    "config", None, "configs/baselines.py:knn|eigenfaces|prnu[,tiny]", lock_config=True
+  )
   _F["workdir"] = flags.DEFINE_string("workdir", None, "Directory for the results JSON and the saved model.")
   _F["split"] = flags.DEFINE_string("split", "test", "test command: the split to score (train, val or test).")
-  _F["overwrite"] = flags.DEFINE_bool("overwrite", False,
-                                      "Replace this baseline's results of other settings in --workdir.")
+  _F["overwrite"] = flags.DEFINE_bool(
+    "overwrite", False, "Replace this baseline's results of other settings in --workdir."
+  )
 
 
 def main(argv: Sequence[str]) -> None:
   from freqforensics.baselines import commands  # pylint: disable=g-import-not-at-top  (fast --help)
 
   if len(argv) != 2:
-    cli.fail(f"give one command ({', '.join(commands.COMMANDS)}), e.g. python -m freqforensics.tools.classic_baselines"
-             " grid_search --config=configs/baselines.py:knn --workdir=runs/knn")
+    cli.fail(
+      f"give one command ({', '.join(commands.COMMANDS)}), e.g. python -m freqforensics.tools.classic_baselines"
+      " grid_search --config=configs/baselines.py:knn --workdir=runs/knn"
+    )
   config = cli.loaded_config(_F["config"], "configs/baselines.py:knn")
   if config is None or "baseline" not in config:
     cli.fail("no baseline config given: pass --config=configs/baselines.py:knn (or :eigenfaces, :prnu)")

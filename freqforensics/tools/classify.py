@@ -33,7 +33,8 @@ def _define_flags() -> None:
   _F["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished training run, or its bundle/ folder.")
   _F["format"] = flags.DEFINE_enum("format", "csv", ["csv", "jsonl"], "Output format.")
   _F["output"] = flags.DEFINE_string(
-      "output", None, "Output file ('-' = stdout); default WORKDIR/classify_<time>.<format>, never overwritten.")
+    "output", None, "Output file ('-' = stdout); default WORKDIR/classify_<time>.<format>, never overwritten."
+  )
   _F["batch_size"] = flags.DEFINE_integer("batch_size", 64, "Images per model call.", lower_bound=1)
 
 
@@ -51,28 +52,39 @@ def main(argv: Sequence[str]) -> None:
   bundle_dir = inference.bundle_dir(workdir)  # a missing work dir is reported before any file is listed
   files, skipped = inference.collect_files(paths)
   if not files:
-    raise UserError(f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
-                    + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else ""))
+    raise UserError(
+      f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
+      + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else "")
+    )
   clf = inference.load(bundle_dir)
   # Never into a bundle folder given directly: that folder holds only the bundle's files.
-  output = predictions.OutputFile(_F["output"].value, bundle_dir.parent if bundle_dir == workdir else workdir,
-                                  _F["format"].value)
+  output = predictions.OutputFile(
+    _F["output"].value, bundle_dir.parent if bundle_dir == workdir else workdir, _F["format"].value
+  )
   start = time.perf_counter()
   counts, failed = predictions.classify_files(
-      clf, files, predictions.RowWriter(output.stream, _F["format"].value, clf.label_names), _F["batch_size"].value)
+    clf, files, predictions.RowWriter(output.stream, _F["format"].value, clf.label_names), _F["batch_size"].value
+  )
   output.finish()
   # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
   out = sys.stderr if output.path is None else sys.stdout
   seconds = time.perf_counter() - start
-  print(f"\nclassified {sum(counts.values())} of {len(files)} image files in {seconds:.1f} s"
-        f" ({len(files) / seconds:.0f} images/s, decoding included, start-up excluded):", file=out)
+  print(
+    f"\nclassified {sum(counts.values())} of {len(files)} image files in {seconds:.1f} s"
+    f" ({len(files) / seconds:.0f} images/s, decoding included, start-up excluded):",
+    file=out,
+  )
   print(predictions.format_summary(counts, clf.label_names), file=out)
   if failed:
     print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
   if skipped:
     reasons = collections.Counter(reason for _, reason in skipped)
-    print(f"ignored {len(skipped)} files of the folders by the listing rule ("
-          + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) + ")", file=out)
+    print(
+      f"ignored {len(skipped)} files of the folders by the listing rule ("
+      + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items()))
+      + ")",
+      file=out,
+    )
     for path, reason in skipped[:20]:
       print(f"  {path}: {reason}", file=out)
     if len(skipped) > 20:

@@ -63,8 +63,9 @@ def loaded_config(holder: flags.FlagHolder, example: str) -> ml_collections.Conf
     return config
   except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
     detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
-    fail(f"cannot load --{holder.name}={flags.FLAGS[holder.name].config_filename}: {detail}; give a file such as"
-         f" {example}")
+    fail(
+      f"cannot load --{holder.name}={flags.FLAGS[holder.name].config_filename}: {detail}; give a file such as {example}"
+    )
 
 
 def config_key_error(e: Exception) -> str:
@@ -102,6 +103,7 @@ class _DropEnvironmentFaults(logging.Filter):
 def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
   """`main` with the faults a user can fix turned into one line and exit code 2: a `UserError`, and
   an environment fault (disk full, read-only or missing folder, permissions: `OSError`)."""
+
   def run_main(argv: Sequence[str]) -> None:
     threading.excepthook = _quiet_environment_faults
     logging.getLogger("absl").addFilter(_DropEnvironmentFaults())
@@ -116,11 +118,13 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
       if fault is None:
         raise
       fail(outputs.describe_os_error(fault))
+
   return run_main
 
 
-def run(main: Callable[[Sequence[str]], None], define_flags: Callable[[], None] | None = None, *,
-        all_cores: bool = False) -> None:
+def run(
+  main: Callable[[Sequence[str]], None], define_flags: Callable[[], None] | None = None, *, all_cores: bool = False
+) -> None:
   """`absl.app.run(main)` with the one-line flag, config, user and environment errors.
 
   `define_flags` is called first (commands define their flags when they run, not on import); with

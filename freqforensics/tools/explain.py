@@ -24,11 +24,13 @@ _F: dict[str, flags.FlagHolder] = {}
 
 def _define_flags() -> None:
   _F["workdir"] = flags.DEFINE_string("workdir", None, "Work dir of a finished run (reads WORKDIR/bundle).")
-  _F["out"] = flags.DEFINE_string("out", None,
-                                  "Figure to write (default WORKDIR/weight_map.png or WORKDIR/spectrum_<image>.png).")
+  _F["out"] = flags.DEFINE_string(
+    "out", None, "Figure to write (default WORKDIR/weight_map.png or WORKDIR/spectrum_<image>.png)."
+  )
   _F["image"] = flags.DEFINE_string("image", None, "An image to show beside the mean spectra of the training classes.")
-  _F["overwrite"] = flags.DEFINE_bool("overwrite", False,
-                                      "Replace an existing --out figure that freqforensics wrote (never another file).")
+  _F["overwrite"] = flags.DEFINE_bool(
+    "overwrite", False, "Replace an existing --out figure that freqforensics wrote (never another file)."
+  )
 
 
 def main(argv: Sequence[str]) -> None:

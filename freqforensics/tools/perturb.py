@@ -21,11 +21,13 @@ from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
 _F: dict[str, flags.FlagHolder] = {}
-_RANGES = (("jpeg_quality", "JPEG quality: one value, or low,high (integers)"),
-           ("blur_kernel", "Gaussian kernel sizes (one drawn per image)"),
-           ("blur_sigma", "blur sigma: empty = from the kernel size (OpenCV), one value, or low,high"),
-           ("noise_std", "noise std in pixel units: one value, or low,high"),
-           ("crop_fraction", "share of height and width cut away: one value, or low,high"))
+_RANGES = (
+  ("jpeg_quality", "JPEG quality: one value, or low,high (integers)"),
+  ("blur_kernel", "Gaussian kernel sizes (one drawn per image)"),
+  ("blur_sigma", "blur sigma: empty = from the kernel size (OpenCV), one value, or low,high"),
+  ("noise_std", "noise std in pixel units: one value, or low,high"),
+  ("crop_fraction", "share of height and width cut away: one value, or low,high"),
+)
 
 
 def _define_flags() -> None:
@@ -55,9 +57,15 @@ def main(argv: Sequence[str]) -> None:
     except ValueError:
       raise UserError(f"--{name} must be a comma-separated list of numbers") from None
   perturbation = distortions.Perturbation(_F["kind"].value, _F["probability"].value, **ranges)
-  counts = folder_copy.perturb_folder(_F["source_dir"].value, _F["out_dir"].value, perturbation,
-                                      seed=_F["seed"].value, num_threads=_F["num_threads"].value,
-                                      overwrite=_F["overwrite"].value, progress=_F["progress"].value)
+  counts = folder_copy.perturb_folder(
+    _F["source_dir"].value,
+    _F["out_dir"].value,
+    perturbation,
+    seed=_F["seed"].value,
+    num_threads=_F["num_threads"].value,
+    overwrite=_F["overwrite"].value,
+    progress=_F["progress"].value,
+  )
   resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
   print(f"wrote {counts['written']} images to {counts['out_dir']}{resumed}")
   for kind, n in counts["perturbations"].items():

@@ -42,12 +42,17 @@ def summary(ds: reader.PreparedDataset) -> str:
   m = ds.metadata
   sizes = ", ".join(f"{s} {ds.num_examples.get(s, 0):,}" for s in reader.SPLITS)
   h, w, c = ds.image_shape
-  lines = [f"prepared {ds.path}: {sizes} images of {len(ds.label_names)} classes"
-           f" ({', '.join(ds.label_names)}), {h}x{w}x{c}, crop {m.get('crop')}"]
+  lines = [
+    f"prepared {ds.path}: {sizes} images of {len(ds.label_names)} classes"
+    f" ({', '.join(ds.label_names)}), {h}x{w}x{c}, crop {m.get('crop')}"
+  ]
   reasons = m.get("skipped_by_reason") or {}
   if reasons:
-    lines.append(f"skipped {sum(reasons.values()):,} files (" + ", ".join(f"{r}: {n}" for r, n in reasons.items())
-                 + f"), listed in {ds.path / reader.REPORT}")
+    lines.append(
+      f"skipped {sum(reasons.values()):,} files ("
+      + ", ".join(f"{r}: {n}" for r, n in reasons.items())
+      + f"), listed in {ds.path / reader.REPORT}"
+    )
   return "\n".join(lines)
 
 
@@ -75,15 +80,28 @@ def main(argv: Sequence[str]) -> None:
     cli.fail("pass --source_dir=DIR (one folder of images per class) and --out_dir=OUT (where the dataset goes)")
   try:
     options = preparation.PrepareOptions(
-        image_size=f.image_size, channels=int(f.channels), split=parse_split(f.split), crop=f.crop,
-        max_pixels=f.max_pixels, num_threads=f.num_workers, split_option="--split")
+      image_size=f.image_size,
+      channels=int(f.channels),
+      split=parse_split(f.split),
+      crop=f.crop,
+      max_pixels=f.max_pixels,
+      num_threads=f.num_workers,
+      split_option="--split",
+    )
     runner = None
     if f.runner == "beam":
       from freqforensics.data import beam  # pylint: disable=g-import-not-at-top
 
       runner = beam.beam_runner(f.beam_args)
-    ds = preparation.prepare_to(f.source_dir, f.out_dir, options, overwrite=f.overwrite,
-                            progress=f.progress, runner=runner, source_option="--source_dir")
+    ds = preparation.prepare_to(
+      f.source_dir,
+      f.out_dir,
+      options,
+      overwrite=f.overwrite,
+      progress=f.progress,
+      runner=runner,
+      source_option="--source_dir",
+    )
   except UserError as e:
     cli.fail(str(e))
   print(summary(ds))

@@ -29,8 +29,9 @@ def _define_flags() -> None:
   _F["data_dir"] = flags.DEFINE_string("data_dir", "", "Where --source_dir is prepared (default as training).")
   _F["out_dir"] = flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/robustness_<split>).")
   for kind, (param, values) in perturbation_sweep.DEFAULT_SWEEPS.items():
-    _F[kind] = flags.DEFINE_list(f"{kind}_{param}", [f"{v:g}" for v in values],
-                                 f"{kind} strengths ({param}); empty = skip {kind}.")
+    _F[kind] = flags.DEFINE_list(
+      f"{kind}_{param}", [f"{v:g}" for v in values], f"{kind} strengths ({param}); empty = skip {kind}."
+    )
   _F["seed"] = flags.DEFINE_integer("seed", 0, "Seed of the perturbations' random draws.")
   _F["batch_size"] = flags.DEFINE_integer("batch_size", 256, "Evaluation batch (global).", lower_bound=1)
   _F["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a report of other settings in --out_dir.")
@@ -59,9 +60,17 @@ def main(argv: Sequence[str]) -> None:
   sweeps = _sweeps()  # before JAX starts: a typo fails at once
   absl_logging.set_verbosity(absl_logging.WARNING)
   report, out_dir, about = perturbation_sweep.sweep_workdir(
-      _F["workdir"].value, sweeps, split=_F["split"].value, source_dir=_F["source_dir"].value,
-      data_dir=_F["data_dir"].value, out_dir=_F["out_dir"].value, seed=_F["seed"].value,
-      batch_size=_F["batch_size"].value, overwrite=_F["overwrite"].value, progress=_F["progress"].value)
+    _F["workdir"].value,
+    sweeps,
+    split=_F["split"].value,
+    source_dir=_F["source_dir"].value,
+    data_dir=_F["data_dir"].value,
+    out_dir=_F["out_dir"].value,
+    seed=_F["seed"].value,
+    batch_size=_F["batch_size"].value,
+    overwrite=_F["overwrite"].value,
+    progress=_F["progress"].value,
+  )
   print(perturbation_sweep.table({f"{about['model']} {about['features']}": report}))
   print(f"report: {out_dir / 'robustness.json'}  figure: {out_dir / 'robustness.png'}")
 

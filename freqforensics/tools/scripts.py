@@ -76,14 +76,19 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
   """A paper script's parser with the arguments `script_config` and `config_label` read:
   `--config` (a config file, `path[:arg]`), `--results` (the folder of results folders) and `--tiny`."""
   parser = argparse.ArgumentParser(
-      description=doc.splitlines()[0],
-      epilog="Any --config.KEY=VALUE argument overrides that key in every config the script runs, as on main's"
-             " command line.")
+    description=doc.splitlines()[0],
+    epilog="Any --config.KEY=VALUE argument overrides that key in every config the script runs, as on main's"
+    " command line.",
+  )
   parser.add_argument("--config", default="configs/demo.py", help="config file, path[:arg]")
   parser.add_argument("--results", default="runs/results", help="a new results folder is made under this one")
   parser.add_argument("--tiny", action="store_true", help="the smoke version: the config's :tiny form")
-  parser.add_argument("--resume", default="", metavar="FOLDER",
-                      help="an earlier results folder of this script to finish (instead of a new one under --results)")
+  parser.add_argument(
+    "--resume",
+    default="",
+    metavar="FOLDER",
+    help="an earlier results folder of this script to finish (instead of a new one under --results)",
+  )
   return parser
 
 
@@ -113,8 +118,9 @@ def output_dir(args: argparse.Namespace, name: str) -> Path:
   if not out.is_dir():
     raise UserError(f"--resume={args.resume} is not a folder: give a results folder of an earlier run")
   if out.resolve().parent.name != name:
-    raise UserError(f"--resume={args.resume} is not a results folder of this script: give one like"
-                    f" RESULTS/{name}/<time>")
+    raise UserError(
+      f"--resume={args.resume} is not a results folder of this script: give one like RESULTS/{name}/<time>"
+    )
   return out
 
 
@@ -157,8 +163,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[s
   start = time.perf_counter()
   workdir = Path(workdir)
   metrics_file = workdir / "test_metrics.json"
-  if metrics_file.is_file() and (workdir / "config.json").is_file() and json.loads(
-      (workdir / "config.json").read_text()) == json.loads(config.to_json()):
+  if (
+    metrics_file.is_file()
+    and (workdir / "config.json").is_file()
+    and json.loads((workdir / "config.json").read_text()) == json.loads(config.to_json())
+  ):
     metrics = json.loads(metrics_file.read_text())
   else:
     metrics = train.train_and_evaluate(config, workdir)
@@ -178,8 +187,15 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
   return "\n".join(lines) + "\n"
 
 
-def write_results(out: Path, name: str, rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]],
-                  *, title: str, notes: str = "") -> Path:
+def write_results(
+  out: Path,
+  name: str,
+  rows: Sequence[dict[str, Any]],
+  columns: Sequence[tuple[str, str, str]],
+  *,
+  title: str,
+  notes: str = "",
+) -> Path:
   """Writes `name.md` (title, table, notes) and `name.json` (the rows) into `out`; returns the .md path."""
   md = out / f"{name}.md"
   md.write_text(f"# {title}\n\n{markdown_table(rows, columns)}" + (f"\n{notes}\n" if notes else ""))

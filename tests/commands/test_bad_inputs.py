@@ -31,10 +31,15 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCK = ".freqforensics.lock"  # each command that locks a work dir writes its process id there
 
 
-COMMANDS = {"main": "freqforensics.main", "prepare": "freqforensics.tools.prepare",
-            "classify": "freqforensics.tools.classify", "explain": "freqforensics.tools.explain",
-            "spectra": "freqforensics.tools.compare_spectra", "perturb": "freqforensics.tools.perturb",
-            "robustness": "freqforensics.tools.robustness"}
+COMMANDS = {
+  "main": "freqforensics.main",
+  "prepare": "freqforensics.tools.prepare",
+  "classify": "freqforensics.tools.classify",
+  "explain": "freqforensics.tools.explain",
+  "spectra": "freqforensics.tools.compare_spectra",
+  "perturb": "freqforensics.tools.perturb",
+  "robustness": "freqforensics.tools.robustness",
+}
 
 
 def tool(name: str) -> list[str]:
@@ -82,8 +87,9 @@ def _mount_tmpfs(path: Path, *options: str) -> bool:
   path.mkdir(parents=True, exist_ok=True)
   if os.geteuid() != 0:
     return False
-  r = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(("size=256k",) + options), "tmpfs", str(path)],
-                     capture_output=True)
+  r = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", ",".join(("size=256k",) + options), "tmpfs", str(path)], capture_output=True
+  )
   return r.returncode == 0
 
 
@@ -103,9 +109,17 @@ def _read_only(path: Path) -> None:
 
 def _cases() -> dict[str, Callable[[Path, dict], Case]]:
   def main(case: Path, m: dict, *extra: str, workdir: str = "wd", config: str = "configs/folder.py:tiny") -> list[str]:
-    return tool("main") + [f"--config={config}", f"--workdir={case / workdir}", f"--config.data.source_dir={m['src']}",
-                           "--config.data.image_size=16", "--config.progress=false", "--config.data.split=(12, 4, 4)",
-                           "--config.train.batch_size=8", "--config.eval.batch_size=8", *extra]
+    return tool("main") + [
+      f"--config={config}",
+      f"--workdir={case / workdir}",
+      f"--config.data.source_dir={m['src']}",
+      "--config.data.image_size=16",
+      "--config.progress=false",
+      "--config.data.split=(12, 4, 4)",
+      "--config.train.batch_size=8",
+      "--config.eval.batch_size=8",
+      *extra,
+    ]
 
   def run_copy(case: Path, m: dict) -> Path:
     shutil.copytree(m["run"], case / "run")
@@ -122,9 +136,19 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
         return Case(classify(case, m), needle)
       if command == "explain":
         return Case(tool("explain") + [f"--workdir={case / 'run'}", f"--out={case / 'w.png'}"], needle)
-      return Case(tool("main") + ["--config=configs/folder.py:tiny", f"--workdir={case / 'run'}", "--config.mode=eval",
-                                  f"--config.eval.source_dir={m['src']}", "--config.data.image_size=16",
-                                  "--config.progress=false"], needle)
+      return Case(
+        tool("main")
+        + [
+          "--config=configs/folder.py:tiny",
+          f"--workdir={case / 'run'}",
+          "--config.mode=eval",
+          f"--config.eval.source_dir={m['src']}",
+          "--config.data.image_size=16",
+          "--config.progress=false",
+        ],
+        needle,
+      )
+
     return build
 
   def syntax_error(case: Path, m: dict) -> Case:
@@ -151,12 +175,15 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
 
   def overwrite_typo(case: Path, m: dict) -> Case:
     run_copy(case, m)
-    return Case(main(case, m, "--overwrite", f"--config.data.source_dir={case / 'typo'}", workdir="run"),
-                "does not exist")
+    return Case(
+      main(case, m, "--overwrite", f"--config.data.source_dir={case / 'typo'}", workdir="run"), "does not exist"
+    )
 
   def prepared_mismatch(case: Path, m: dict) -> Case:
-    return Case(main(case, m, f"--config.data.prepared_dir={m['prepared']}", "--config.data.image_size=32"),
-                "holds 16x16x3 images, but the config says data.image_size=32")
+    return Case(
+      main(case, m, f"--config.data.prepared_dir={m['prepared']}", "--config.data.image_size=32"),
+      "holds 16x16x3 images, but the config says data.image_size=32",
+    )
 
   def read_only_workdir(case: Path, m: dict) -> Case:
     _read_only(case / "ro")
@@ -168,14 +195,19 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
 
   def spectra_read_only(case: Path, m: dict) -> Case:
     _read_only(case / "ro")
-    return Case(tool("spectra") + [f"--out_dir={case / 'ro' / 'out'}", "--size=16", str(m["src"] / "A_real")],
-                "ro/out")
+    return Case(tool("spectra") + [f"--out_dir={case / 'ro' / 'out'}", "--size=16", str(m["src"] / "A_real")], "ro/out")
 
   def full_disk_training(case: Path, m: dict) -> Case:
     preexec = _full_disk(case / "small")
     # nn: a hidden layer of 98,304 weights, so its checkpoint and bundle outgrow the small disk (or file limit).
-    return Case(main(case, m, "--config.train.epochs=2", "--config.model.name=nn", "--config.model.variant=paper",
-                     workdir="small/wd"), "while writing", outputs=("small",), preexec=preexec)
+    return Case(
+      main(
+        case, m, "--config.train.epochs=2", "--config.model.name=nn", "--config.model.variant=paper", workdir="small/wd"
+      ),
+      "while writing",
+      outputs=("small",),
+      preexec=preexec,
+    )
 
   def prepare(case: Path, m: dict, *extra: str, out: str = "out") -> list[str]:
     return tool("prepare") + [f"--out_dir={case / out}", "--image_size=16", "--progress=false", *extra]
@@ -199,8 +231,12 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
 
   def prepare_full_disk(case: Path, m: dict) -> Case:
     preexec = _full_disk(case / "small")
-    return Case(prepare(case, m, f"--source_dir={m['src']}", out="small/out"), "while writing", outputs=("small",),
-                preexec=preexec)
+    return Case(
+      prepare(case, m, f"--source_dir={m['src']}", out="small/out"),
+      "while writing",
+      outputs=("small",),
+      preexec=preexec,
+    )
 
   def links(case: Path, m: dict) -> Path:
     src = case / "src"
@@ -218,16 +254,30 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
       from freqforensics.data import reader
 
       rows = {r["path"]: r["reason"] for r in reader.read_report(case / "out")}
-      assert rows == {"A_real/loop": "link loop", "B_gan/broken.png": "broken link", "A_real/.hidden.png": "hidden",
-                      "B_gan/._img_0000.png": "hidden"}
-    return Case(prepare(case, m, f"--source_dir={src}", "--split=0.5,0.25,0.25"), "skipped 4 files", rc=0,
-                outputs=("out",), after=after)
+      assert rows == {
+        "A_real/loop": "link loop",
+        "B_gan/broken.png": "broken link",
+        "A_real/.hidden.png": "hidden",
+        "B_gan/._img_0000.png": "hidden",
+      }
+
+    return Case(
+      prepare(case, m, f"--source_dir={src}", "--split=0.5,0.25,0.25"),
+      "skipped 4 files",
+      rc=0,
+      outputs=("out",),
+      after=after,
+    )
 
   def classify_links(case: Path, m: dict) -> Case:
     run_copy(case, m)
     src = links(case, m)
-    return Case(tool("classify") + [f"--workdir={case / 'run'}", f"--output={case / 'out.csv'}", str(src)],
-                "ignored 4 files", rc=0, outputs=("out.csv",))
+    return Case(
+      tool("classify") + [f"--workdir={case / 'run'}", f"--output={case / 'out.csv'}", str(src)],
+      "ignored 4 files",
+      rc=0,
+      outputs=("out.csv",),
+    )
 
   def classify_missing_workdir(case: Path, m: dict) -> Case:
     return Case(tool("classify") + [f"--workdir={case / 'nope'}", str(m["images"])], "does not exist")
@@ -247,14 +297,19 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
   def explain_existing(case: Path, m: dict) -> Case:
     run_copy(case, m)
     (case / "w.png").write_bytes((m["images"] / "a_00.png").read_bytes())
-    return Case(tool("explain") + [f"--workdir={case / 'run'}", f"--out={case / 'w.png'}", "--overwrite"],
-                "not written by freqforensics")
+    return Case(
+      tool("explain") + [f"--workdir={case / 'run'}", f"--out={case / 'w.png'}", "--overwrite"],
+      "not written by freqforensics",
+    )
 
   def explain_into_its_image(case: Path, m: dict) -> Case:
     run_copy(case, m)
     shutil.copy(m["images"] / "a_00.png", case / "x.png")
-    return Case(tool("explain") + [f"--workdir={case / 'run'}", f"--image={case / 'x.png'}", f"--out={case / 'x.png'}",
-                                   "--overwrite"], "also an input")
+    return Case(
+      tool("explain")
+      + [f"--workdir={case / 'run'}", f"--image={case / 'x.png'}", f"--out={case / 'x.png'}", "--overwrite"],
+      "also an input",
+    )
 
   def explain_csv(case: Path, m: dict) -> Case:
     run_copy(case, m)
@@ -263,12 +318,17 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
   def spectra_inside(case: Path, m: dict) -> Case:
     src = case / "src"
     shutil.copytree(m["src"], src)
-    return Case(tool("spectra") + [f"--out_dir={src / 'A_real' / 'spectra'}", "--size=16", str(src / "A_real"),
-                                   str(src / "B_gan")], "overlap")
+    return Case(
+      tool("spectra")
+      + [f"--out_dir={src / 'A_real' / 'spectra'}", "--size=16", str(src / "A_real"), str(src / "B_gan")],
+      "overlap",
+    )
 
   def spectra_small(case: Path, m: dict) -> Case:
-    return Case(tool("spectra") + [f"--out_dir={case / 'out'}", "--size=64", str(m["src"] / "A_real")],
-                "could be used at --size=64")
+    return Case(
+      tool("spectra") + [f"--out_dir={case / 'out'}", "--size=64", str(m["src"] / "A_real")],
+      "could be used at --size=64",
+    )
 
   def perturb_inside(case: Path, m: dict) -> Case:
     src = case / "src"
@@ -276,76 +336,90 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
     return Case(tool("perturb") + [f"--source_dir={src}", f"--out_dir={src / 'A_real' / 'p'}"], "overlap")
 
   def robustness_split(case: Path, m: dict) -> Case:
-    return Case(tool("robustness") + [f"--workdir={m['run']}", "--split=tset", f"--out_dir={case / 'out'}"], "--split=tset")
+    return Case(
+      tool("robustness") + [f"--workdir={m['run']}", "--split=tset", f"--out_dir={case / 'out'}"], "--split=tset"
+    )
 
   def robustness_source(case: Path, m: dict) -> Case:
-    return Case(tool("robustness") + [f"--workdir={m['run']}", f"--source_dir={case / 'nope'}",
-                                      f"--out_dir={case / 'out'}"], "set --source_dir")
+    return Case(
+      tool("robustness") + [f"--workdir={m['run']}", f"--source_dir={case / 'nope'}", f"--out_dir={case / 'out'}"],
+      "set --source_dir",
+    )
 
   def value(key: str, v: str, needle: str) -> Callable[[Path, dict], Case]:
     return lambda case, m: Case(main(case, m, f"--config.{key}={v}"), needle)
 
   return {
-      "main: batch size 0": value("train.batch_size", "0", "train.batch_size=0 is out of range"),
-      "main: batch size -4": value("train.batch_size", "-4", "train.batch_size=-4 is out of range"),
-      "main: image size 0": value("data.image_size", "0", "data.image_size=0 is out of range"),
-      "main: image size -16": value("data.image_size", "-16", "data.image_size=-16 is out of range"),
-      "main: image size too small for cnn": lambda case, m: Case(
-          main(case, m, "--config.model.name=cnn", "--config.data.image_size=2"), "at least 4x4"),
-      "main: epochs 0": value("train.epochs", "0", "train.epochs=0 is out of range"),
-      "main: learning rate 0": value("train.learning_rate", "0", "train.learning_rate=0"),
-      "main: unknown key": value("train.lerning_rate", "1", "unknown config key"),
-      "main: config syntax error": syntax_error,
-      "main: config raises": raises,
-      "main: config argument": lambda case, m: Case(main(case, m, config="configs/demo.py:bogus"),
-                                                    "unknown config argument 'bogus'"),
-      "main: work dir is a file": workdir_is_file,
-      "main: damaged config.json": corrupt_config,
-      "main: work dir of someone else": foreign_workdir,
-      "main: --overwrite with a typo": overwrite_typo,
-      "main: prepared_dir of another size": prepared_mismatch,
-      "main: read-only work dir": read_only_workdir,
-      "main: disk full while training": full_disk_training,
-      "main: read-only data dir": read_only_data_dir,
-      "spectra: read-only --out_dir": spectra_read_only,
-      "eval: truncated bundle.json": bundle_case(lambda c: _truncate(c / "run" / "bundle" / "bundle.json"),
-                                                 "is damaged", command="eval"),
-      "prepare: missing source": prepare_missing,
-      "prepare: fraction split shortfall": fraction_shortfall,
-      "prepare: out_dir is a file": prepare_out_is_file,
-      "prepare: read-only out_dir": prepare_read_only,
-      "prepare: disk full": prepare_full_disk,
-      "prepare: links, hidden and resource-fork files": prepare_links,
-      "classify: links, hidden and resource-fork files": classify_links,
-      "classify: missing work dir": classify_missing_workdir,
-      "classify: output exists": classify_output_exists,
-      "classify: truncated bundle.json": bundle_case(lambda c: _truncate(c / "run" / "bundle" / "bundle.json"),
-                                                     "is damaged"),
-      "classify: no model": bundle_case(lambda c: _edit_bundle(c, lambda i: i.pop("model")), "model None"),
-      "classify: unknown model": bundle_case(lambda c: _edit_bundle(c, lambda i: i.update(model="vit")), "model 'vit'"),
-      "classify: empty labels": bundle_case(lambda c: _edit_bundle(c, lambda i: i.update(label_names=[])),
-                                            "label_names []"),
-      "classify: repeated labels": bundle_case(
-          lambda c: _edit_bundle(c, lambda i: i.update(label_names=["A_real", "A_real"])), "repeats a name"),
-      "classify: labels and outputs differ": bundle_case(
-          lambda c: _edit_bundle(c, lambda i: i.update(label_names=["A_real", "B_gan", "C_other"])), "outputs is 1"),
-      "classify: shapes differ from params.npz": bundle_case(
-          lambda c: _edit_bundle(c, lambda i: i.update(input_shape=[8, 8, 3], feature_shape=[8, 8, 3], image_size=8)),
-          "params.npz has"),
-      "classify: unknown crop": bundle_case(lambda c: _edit_bundle(c, lambda i: i.update(crop="fancy")),
-                                            "crop rule 'fancy'"),
-      "classify: pickled array": bundle_case(pickled, "plain arrays"),
-      "classify: stats outside the bundle": bundle_case(stats_outside, "inside the bundle folder"),
-      "explain: unknown model": bundle_case(lambda c: _edit_bundle(c, lambda i: i.update(model="vit")), "model 'vit'",
-                                            command="explain"),
-      "explain: --out is a user's file": explain_existing,
-      "explain: --out is its --image": explain_into_its_image,
-      "explain: --out is not a figure": explain_csv,
-      "spectra: --out_dir inside a data set": spectra_inside,
-      "spectra: images smaller than --size": spectra_small,
-      "perturb: --out_dir inside the source": perturb_inside,
-      "robustness: unknown --split": robustness_split,
-      "robustness: missing --source_dir": robustness_source,
+    "main: batch size 0": value("train.batch_size", "0", "train.batch_size=0 is out of range"),
+    "main: batch size -4": value("train.batch_size", "-4", "train.batch_size=-4 is out of range"),
+    "main: image size 0": value("data.image_size", "0", "data.image_size=0 is out of range"),
+    "main: image size -16": value("data.image_size", "-16", "data.image_size=-16 is out of range"),
+    "main: image size too small for cnn": lambda case, m: Case(
+      main(case, m, "--config.model.name=cnn", "--config.data.image_size=2"), "at least 4x4"
+    ),
+    "main: epochs 0": value("train.epochs", "0", "train.epochs=0 is out of range"),
+    "main: learning rate 0": value("train.learning_rate", "0", "train.learning_rate=0"),
+    "main: unknown key": value("train.lerning_rate", "1", "unknown config key"),
+    "main: config syntax error": syntax_error,
+    "main: config raises": raises,
+    "main: config argument": lambda case, m: Case(
+      main(case, m, config="configs/demo.py:bogus"), "unknown config argument 'bogus'"
+    ),
+    "main: work dir is a file": workdir_is_file,
+    "main: damaged config.json": corrupt_config,
+    "main: work dir of someone else": foreign_workdir,
+    "main: --overwrite with a typo": overwrite_typo,
+    "main: prepared_dir of another size": prepared_mismatch,
+    "main: read-only work dir": read_only_workdir,
+    "main: disk full while training": full_disk_training,
+    "main: read-only data dir": read_only_data_dir,
+    "spectra: read-only --out_dir": spectra_read_only,
+    "eval: truncated bundle.json": bundle_case(
+      lambda c: _truncate(c / "run" / "bundle" / "bundle.json"), "is damaged", command="eval"
+    ),
+    "prepare: missing source": prepare_missing,
+    "prepare: fraction split shortfall": fraction_shortfall,
+    "prepare: out_dir is a file": prepare_out_is_file,
+    "prepare: read-only out_dir": prepare_read_only,
+    "prepare: disk full": prepare_full_disk,
+    "prepare: links, hidden and resource-fork files": prepare_links,
+    "classify: links, hidden and resource-fork files": classify_links,
+    "classify: missing work dir": classify_missing_workdir,
+    "classify: output exists": classify_output_exists,
+    "classify: truncated bundle.json": bundle_case(
+      lambda c: _truncate(c / "run" / "bundle" / "bundle.json"), "is damaged"
+    ),
+    "classify: no model": bundle_case(lambda c: _edit_bundle(c, lambda i: i.pop("model")), "model None"),
+    "classify: unknown model": bundle_case(lambda c: _edit_bundle(c, lambda i: i.update(model="vit")), "model 'vit'"),
+    "classify: empty labels": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i.update(label_names=[])), "label_names []"
+    ),
+    "classify: repeated labels": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i.update(label_names=["A_real", "A_real"])), "repeats a name"
+    ),
+    "classify: labels and outputs differ": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i.update(label_names=["A_real", "B_gan", "C_other"])), "outputs is 1"
+    ),
+    "classify: shapes differ from params.npz": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i.update(input_shape=[8, 8, 3], feature_shape=[8, 8, 3], image_size=8)),
+      "params.npz has",
+    ),
+    "classify: unknown crop": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i.update(crop="fancy")), "crop rule 'fancy'"
+    ),
+    "classify: pickled array": bundle_case(pickled, "plain arrays"),
+    "classify: stats outside the bundle": bundle_case(stats_outside, "inside the bundle folder"),
+    "explain: unknown model": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i.update(model="vit")), "model 'vit'", command="explain"
+    ),
+    "explain: --out is a user's file": explain_existing,
+    "explain: --out is its --image": explain_into_its_image,
+    "explain: --out is not a figure": explain_csv,
+    "spectra: --out_dir inside a data set": spectra_inside,
+    "spectra: images smaller than --size": spectra_small,
+    "perturb: --out_dir inside the source": perturb_inside,
+    "robustness: unknown --split": robustness_split,
+    "robustness: missing --source_dir": robustness_source,
   }
 
 
@@ -377,7 +451,9 @@ def materials(tmp_path_factory):
   src = write_fingerprinted_folders(root / "src", 20)
   c = tiny_folder_config(src, root / "data", split=(12, 4, 4), epochs=1)
   train.train_and_evaluate(c, root / "run")
-  prepared = preparation.prepare_to(src, root / "prepared", preparation.PrepareOptions(16, 3, (12, 4, 4)), progress=False)
+  prepared = preparation.prepare_to(
+    src, root / "prepared", preparation.PrepareOptions(16, 3, (12, 4, 4)), progress=False
+  )
   images = root / "images"
   images.mkdir()
   for i, p in enumerate(sorted((src / "A_real").glob("*.png"))[:3]):
@@ -396,12 +472,21 @@ def results(materials, tmp_path_factory):
     folder.mkdir()
     built[name] = (build(folder, materials), folder)
   befores = {name: _snapshot(folder) for name, (_, folder) in built.items()}
-  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = dict(
+    os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2"
+  )
 
   def run(name: str):
     case, folder = built[name]
-    return subprocess.run(case.argv, cwd=ROOT, env=dict(env, FREQFORENSICS_DATA=str(folder / "data")),
-                          capture_output=True, text=True, timeout=600, preexec_fn=case.preexec)
+    return subprocess.run(
+      case.argv,
+      cwd=ROOT,
+      env=dict(env, FREQFORENSICS_DATA=str(folder / "data")),
+      capture_output=True,
+      text=True,
+      timeout=600,
+      preexec_fn=case.preexec,
+    )
 
   with concurrent.futures.ThreadPoolExecutor(3) as pool:
     done = dict(zip(built, pool.map(run, built)))
@@ -433,8 +518,11 @@ def test_bad_input(name, results):
   else:
     assert not errors and case.expect in output, output[-3000:]
   allowed = ("data",) + case.outputs  # the command's own outputs: its cache and what the case names
-  changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)
-                   and not any(k == a or k.startswith(a + "/") for a in allowed))
+  changed = sorted(
+    k
+    for k in set(before) | set(after)
+    if before.get(k) != after.get(k) and not any(k == a or k.startswith(a + "/") for a in allowed)
+  )
   assert not changed, f"files outside the command's outputs changed: {changed[:10]}"
   if case.after is not None:
     case.after(folder)

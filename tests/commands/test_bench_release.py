@@ -18,17 +18,31 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tiny_run_prints_the_freqforensics_rows_and_the_skip_note(tmp_path):
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-             FREQFORENSICS_DATA=str(tmp_path / "data"))
+  env = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    FREQFORENSICS_DATA=str(tmp_path / "data"),
+  )
   out = tmp_path / "rows.json"
-  r = subprocess.run([sys.executable, "launch/bench_release.py", "--tiny", f"--venv={tmp_path / 'no-venv'}",
-                      f"--json={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  r = subprocess.run(
+    [sys.executable, "launch/bench_release.py", "--tiny", f"--venv={tmp_path / 'no-venv'}", f"--json={out}"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
   lines = r.stdout.splitlines()
   assert lines[0].startswith("# ") and "cores" in lines[0]  # the machine line first
   rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
-  for measure in ("preparation + statistics, images/s", "log2 training, samples/s (full loop)",
-                  "cnn training, samples/s (full loop)", "bytes per image on disk", "peak RSS, MiB (process tree)"):
+  for measure in (
+    "preparation + statistics, images/s",
+    "log2 training, samples/s (full loop)",
+    "cnn training, samples/s (full loop)",
+    "bytes per image on disk",
+    "peak RSS, MiB (process tree)",
+  ):
     cells = [c.strip() for c in rows[measure].strip("|").split("|")]
     assert cells[1] == "skipped" and cells[3] == "-", cells  # no release numbers, so no ratio
     low, median, high = (float(x.replace(",", "")) for x in cells[2].split(" / "))
@@ -42,7 +56,12 @@ def test_tiny_run_prints_the_freqforensics_rows_and_the_skip_note(tmp_path):
 
 
 def test_a_full_run_without_the_release_venv_is_one_error_line(tmp_path):
-  r = subprocess.run([sys.executable, "launch/bench_release.py", f"--venv={tmp_path / 'no-venv'}"], cwd=ROOT,
-                     capture_output=True, text=True, timeout=120)
+  r = subprocess.run(
+    [sys.executable, "launch/bench_release.py", f"--venv={tmp_path / 'no-venv'}"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   line = one_line_error(r)
   assert line.startswith("error: no release environment") and "--setup" in line

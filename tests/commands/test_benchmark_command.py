@@ -18,12 +18,31 @@ def test_command_line_flags_and_one_line_error(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu")
   command = [sys.executable, "-m", "freqforensics.tools.benchmark", "--num_per_class=2"]
   out = tmp_path / "cli"
-  r = subprocess.run(command + [f"--out_dir={out}", "--image_size=16", "--noprogress", "--fingerprint=0.5",
-                                "--jpeg_quality=80", "--lowpass=0.5"], cwd=root, env=env, capture_output=True,
-                     text=True, timeout=300)
+  r = subprocess.run(
+    command
+    + [
+      f"--out_dir={out}",
+      "--image_size=16",
+      "--noprogress",
+      "--fingerprint=0.5",
+      "--jpeg_quality=80",
+      "--lowpass=0.5",
+    ],
+    cwd=root,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   meta = json.loads((out / synthetic.MARKER).read_text())
   assert (meta["fingerprint"], meta["jpeg_quality"], meta["lowpass"]) == (0.5, 80, 0.5)
-  r = subprocess.run(command + [f"--out_dir={tmp_path / 'x'}", "--fingerprint=0"], cwd=root, env=env,
-                     capture_output=True, text=True, timeout=300)
+  r = subprocess.run(
+    command + [f"--out_dir={tmp_path / 'x'}", "--fingerprint=0"],
+    cwd=root,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert "fingerprint" in one_line_error(r)

@@ -40,17 +40,29 @@ def _cli(*args, tmp_path):
 
   root = Path(__file__).resolve().parents[2]
   env = dict(os.environ, FREQFORENSICS_DATA=str(tmp_path / "cache"), PYTHONPATH=str(root))
-  return subprocess.run([sys.executable, "-m", "freqforensics.tools.classic_baselines", *args], cwd=root, env=env,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "freqforensics.tools.classic_baselines", *args],
+    cwd=root,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 def test_command_line_trains_and_reports_one_line_errors(folders, tmp_path):
   from conftest import one_line_error
 
   src, _ = folders
-  common = ["--config=configs/baselines.py:knn,tiny", f"--workdir={tmp_path}/wd", "--config.data.source=folder",
-            f"--config.data.source_dir={src}", "--config.data.image_size=16", "--config.data.split=(12, 6, 6)",
-            "--config.progress=False"]
+  common = [
+    "--config=configs/baselines.py:knn,tiny",
+    f"--workdir={tmp_path}/wd",
+    "--config.data.source=folder",
+    f"--config.data.source_dir={src}",
+    "--config.data.image_size=16",
+    "--config.data.split=(12, 6, 6)",
+    "--config.progress=False",
+  ]
   r = _cli("train", *common, "--config.baseline.knn.n_neighbors=3", tmp_path=tmp_path)
   assert r.returncode == 0, r.stderr[-2000:]
   assert "knn (n_neighbors=3) on the test split: accuracy" in r.stdout and "peak RSS:" in r.stdout

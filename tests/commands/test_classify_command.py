@@ -34,8 +34,14 @@ def clf(workdir) -> inference.Classifier:
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable, "-m", "freqforensics.tools.classify", *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "freqforensics.tools.classify", *args],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 def _read_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -66,8 +72,9 @@ def test_cli_classifies_a_mixed_folder_and_reports_broken_files(workdir, clf, tm
 
 def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
   good = good_images(tmp_path / "in")
-  r = _run(f"--workdir={workdir}/bundle", "--format=jsonl", "--output=-", str(tmp_path / "in"), str(good[0]),
-           cwd=tmp_path)
+  r = _run(
+    f"--workdir={workdir}/bundle", "--format=jsonl", "--output=-", str(tmp_path / "in"), str(good[0]), cwd=tmp_path
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   records = [json.loads(line) for line in r.stdout.splitlines()]
   assert [rec["path"] for rec in records] == [str(p) for p in good + [good[0]]]
@@ -98,17 +105,21 @@ def test_default_output_is_never_overwritten(workdir, tmp_path):
   assert "exists" in line
 
 
-@pytest.mark.parametrize("case,needle", [
+@pytest.mark.parametrize(
+  "case,needle",
+  [
     ("missing_workdir", "does not exist"),
     ("no_path", "no images given"),
     ("missing_path", "nowhere.png does not exist"),
     ("bad_flag", "--batch_size"),
-])
+  ],
+)
 def test_usage_errors_are_one_line(case, needle, workdir, tmp_path):
   Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
-  args = {"missing_workdir": (f"--workdir={tmp_path}/nope", "a.png"),
-          "no_path": (f"--workdir={workdir}",),
-          "missing_path": (f"--workdir={workdir}", "nowhere.png"),
-          "bad_flag": (f"--workdir={workdir}", "--batch_size=0", "a.png")}[case]
+  args = {
+    "missing_workdir": (f"--workdir={tmp_path}/nope", "a.png"),
+    "no_path": (f"--workdir={workdir}",),
+    "missing_path": (f"--workdir={workdir}", "nowhere.png"),
+    "bad_flag": (f"--workdir={workdir}", "--batch_size=0", "a.png"),
+  }[case]
   assert needle in _one_line_error(_run(*args, cwd=tmp_path))
-

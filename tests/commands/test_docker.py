@@ -64,14 +64,19 @@ def test_dockerfile_runs_what_the_readme_runs():
   runs = [rest for word, rest in ins if word == "RUN"]
   commands = [c.strip() for run in runs for c in run.split("&&")]
   # Dependencies and the package go in exactly as the README's quick start installs them.
-  for command in ("python3 -m venv .venv", ". .venv/bin/activate", "pip install -r requirements.txt",
-                  "pip install --no-deps -e ."):
+  for command in (
+    "python3 -m venv .venv",
+    ". .venv/bin/activate",
+    "pip install -r requirements.txt",
+    "pip install --no-deps -e .",
+  ):
     assert command in commands and command in readme, command
   # The GPU line installs the JAX version pinned in requirements.txt, with the README's extra names.
   cuda = next(c for c in commands if c.startswith("pip install") and "jax[" in c)
   assert "sed -n 's/^jax==//p' requirements.txt" in cuda
-  version = subprocess.run(["sed", "-n", "s/^jax==//p", "requirements.txt"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.strip()
+  version = subprocess.run(
+    ["sed", "-n", "s/^jax==//p", "requirements.txt"], cwd=ROOT, capture_output=True, text=True, check=True
+  ).stdout.strip()
   assert re.fullmatch(r"\d+\.\d+\.\d+", version)
   assert "jax[cuda12]" in readme and "jax[cuda13]" in readme
   args = dict(ins)
@@ -95,10 +100,17 @@ def fake_docker(tmp_path):
   script.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "{log}/$(date +%s%N)"\n')
   script.chmod(0o755)
 
-  def run(*args: str, image: str | None = None, images: str | None = None,
-          ) -> tuple[subprocess.CompletedProcess, list[str] | None]:
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FREQFORENSICS_DATA=str(tmp_path / "d"),
-               HOME=str(tmp_path))
+  def run(
+    *args: str,
+    image: str | None = None,
+    images: str | None = None,
+  ) -> tuple[subprocess.CompletedProcess, list[str] | None]:
+    env = dict(
+      os.environ,
+      PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+      FREQFORENSICS_DATA=str(tmp_path / "d"),
+      HOME=str(tmp_path),
+    )
     env.pop("FF_IMAGE", None)
     env.pop("FF_IMAGES", None)
     if image:
@@ -107,8 +119,14 @@ def fake_docker(tmp_path):
       env["FF_IMAGES"] = images
     for f in log.iterdir():
       f.unlink()
-    r = subprocess.run(["bash", str(ROOT / "launch" / "docker.sh"), *args], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+      ["bash", str(ROOT / "launch" / "docker.sh"), *args],
+      cwd=tmp_path,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=60,
+    )
     calls = sorted(log.iterdir())
     return r, (calls[0].read_text().splitlines() if calls else None)
 
@@ -127,18 +145,27 @@ def test_docker_sh_builds_both_targets(fake_docker):
 def test_docker_sh_runs_demo_tests_and_shell(fake_docker, tmp_path):
   r, argv = fake_docker("demo")
   assert r.returncode == 0, r.stderr
-  assert argv[:2] == ["run", "--rm"] and argv[-3:] == ["freqforensics:cpu", "--config=configs/demo.py",
-                                                       "--workdir=/runs/demo"]
+  assert argv[:2] == ["run", "--rm"] and argv[-3:] == [
+    "freqforensics:cpu",
+    "--config=configs/demo.py",
+    "--workdir=/runs/demo",
+  ]
   volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
   assert volumes == [f"{ROOT}/runs:/runs", f"{tmp_path / 'd'}:/data"]
   assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}" and "--gpus" not in argv
   r, argv = fake_docker("demo", "--config=configs/demo.py:tiny", "--workdir=/runs/tiny", image="freqforensics:cuda12")
-  assert argv[argv.index("--gpus") + 1] == "all" and argv[-3:] == ["freqforensics:cuda12",
-                                                                  "--config=configs/demo.py:tiny", "--workdir=/runs/tiny"]
+  assert argv[argv.index("--gpus") + 1] == "all" and argv[-3:] == [
+    "freqforensics:cuda12",
+    "--config=configs/demo.py:tiny",
+    "--workdir=/runs/tiny",
+  ]
   (tmp_path / "mine").mkdir()
   r, argv = fake_docker("run", "--config=configs/folder.py", "--workdir=/runs/mine", images="mine")
-  assert f"{tmp_path / 'mine'}:/images:ro" in argv and argv[-3:] == ["freqforensics:cpu", "--config=configs/folder.py",
-                                                                     "--workdir=/runs/mine"]
+  assert f"{tmp_path / 'mine'}:/images:ro" in argv and argv[-3:] == [
+    "freqforensics:cpu",
+    "--config=configs/folder.py",
+    "--workdir=/runs/mine",
+  ]
   r, argv = fake_docker("test", "-x")
   assert argv[-8:] == ["--entrypoint", "python", "freqforensics:cpu", "-m", "pytest", "-p", "no:cacheprovider", "-x"]
   assert "-v" not in argv  # the tests mount nothing

@@ -62,12 +62,15 @@ def test_robustness_table_and_resume(demo, tmp_path):
 
 
 def test_feature_views_table(demo, tmp_path):
-  out = _script("compare_features").main(["--tiny", f"--results={tmp_path}", "--features=dct_log,azimuthal",
-                                          "--per_class=8,full", "--config.train.epochs=2"])
+  out = _script("compare_features").main(
+    ["--tiny", f"--results={tmp_path}", "--features=dct_log,azimuthal", "--per_class=8,full", "--config.train.epochs=2"]
+  )
   assert out.parent == tmp_path / "feature_views" and (out / "feature_views.png").stat().st_size > 0
   rows = _json(out / "feature_views.json")
-  assert [(r["features"], r["model"], r["name"]) for r in rows] == [("dct_log", "log2", "dct_log"),
-                                                                     ("azimuthal", "log2", "azimuthal-b16")]
+  assert [(r["features"], r["model"], r["name"]) for r in rows] == [
+    ("dct_log", "log2", "dct_log"),
+    ("azimuthal", "log2", "azimuthal-b16"),
+  ]
   md = (out / "feature_views.md").read_text()
   assert "configs/demo.py:tiny --config.train.epochs=2" in md
   for row in rows:
@@ -89,8 +92,12 @@ def test_baselines_table_and_resume(demo, tmp_path):
   assert out.parent == tmp_path / "baselines"
   rows = _json(out / "baselines.json")
   assert [(r["method"], r["input"]) for r in rows] == [
-      ("kNN", "pixels"), ("Eigenfaces", "pixels"), ("PRNU", "pixels (noise residual)"), ("ridge (log2)", "pixels"),
-      ("ridge (log2)", "log DCT")]
+    ("kNN", "pixels"),
+    ("Eigenfaces", "pixels"),
+    ("PRNU", "pixels (noise residual)"),
+    ("ridge (log2)", "pixels"),
+    ("ridge (log2)", "log DCT"),
+  ]
   log2 = {f: _json(out / "runs" / f"log2_{f}" / "test_metrics.json") for f in ("pixel", "dct_log")}
   assert rows[3]["test"] == log2["pixel"]["accuracy"] and rows[4]["test"] == log2["dct_log"]["accuracy"]
   for f in ("pixel", "dct_log"):
@@ -117,8 +124,13 @@ def test_baselines_table_and_resume(demo, tmp_path):
 @pytest.mark.parametrize("name", ["robustness", "compare_features", "baselines_table"])
 def test_a_mistake_is_one_line_and_exit_code_2(demo, tmp_path, name):
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-  run = lambda *a: subprocess.run([sys.executable, f"launch/{name}.py", "--tiny", f"--results={tmp_path}", *a],
-                                  capture_output=True, text=True, timeout=120, env=env)
+  run = lambda *a: subprocess.run(
+    [sys.executable, f"launch/{name}.py", "--tiny", f"--results={tmp_path}", *a],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env=env,
+  )
   bad_key, old_flag = run("--config.train.lerning_rate=1"), run("--out=runs/x")
   for r in (bad_key, old_flag):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

@@ -39,8 +39,10 @@ def _np_view(images: np.ndarray, name: str) -> np.ndarray:
   return np.log(np.abs(np.stack([np.stack(p, -1) for p in planes])) + 1e-12)
 
 
-@pytest.mark.parametrize("features,model,name", [("fft_log", "log2", "fft_log"), ("azimuthal", "log2", "azimuthal-b8"),
-                                                 ("wpt_log", "log2", "wpt_log-db2-l2")])
+@pytest.mark.parametrize(
+  "features,model,name",
+  [("fft_log", "log2", "fft_log"), ("azimuthal", "log2", "azimuthal-b8"), ("wpt_log", "log2", "wpt_log-db2-l2")],
+)
 def test_each_view_trains_and_classifies(features, model, name, tmp_path):
   src = write_fingerprinted_folders(tmp_path / "src", 24)
   c = tiny_folder_config(src, tmp_path / "data")
@@ -82,11 +84,13 @@ def test_each_view_trains_and_classifies(features, model, name, tmp_path):
 
 def test_feature_options_are_checked_with_the_option_named():
   c = defaults.shrink_tiny(defaults.base_config())  # 32x32 images
-  cases = [({"features": "wavelets"}, "unknown features 'wavelets'"),
-           ({"features": "azimuthal", "bins": 40}, "at most 16 bins.*--config.feature_options.bins=40"),
-           ({"features": "wpt_log", "level": 6}, r"2\^6 = 64 packets: .*--config.feature_options.level=6"),
-           ({"features": "wpt_log", "wavelet": "bior2.2"}, "not orthogonal"),
-           ({"features": "azimuthal", "model": "resnet"}, "model resnet needs image-shaped features")]
+  cases = [
+    ({"features": "wavelets"}, "unknown features 'wavelets'"),
+    ({"features": "azimuthal", "bins": 40}, "at most 16 bins.*--config.feature_options.bins=40"),
+    ({"features": "wpt_log", "level": 6}, r"2\^6 = 64 packets: .*--config.feature_options.level=6"),
+    ({"features": "wpt_log", "wavelet": "bior2.2"}, "not orthogonal"),
+    ({"features": "azimuthal", "model": "resnet"}, "model resnet needs image-shaped features"),
+  ]
   for change, needle in cases:
     c2 = defaults.shrink_tiny(defaults.base_config())
     c2.features = change["features"]
@@ -104,9 +108,22 @@ def test_feature_options_are_checked_with_the_option_named():
 
 def test_cnn_on_azimuthal_is_one_line_from_the_cli(tmp_path):
   env = dict(os.environ, FREQFORENSICS_DATA=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
-  r = subprocess.run([sys.executable, "-m", "freqforensics.main", "--config=configs/demo.py:tiny",
-                      f"--workdir={tmp_path}/wd", "--config.features=azimuthal", "--config.model.name=cnn"],
-                     cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  r = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "freqforensics.main",
+      "--config=configs/demo.py:tiny",
+      f"--workdir={tmp_path}/wd",
+      "--config.features=azimuthal",
+      "--config.model.name=cnn",
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   line = one_line_error(r)
   assert "model cnn needs image-shaped features" in line and "--config.model.name=log2" in line
   assert not (tmp_path / "data").exists()  # refused before generating or preparing any data
@@ -118,14 +135,24 @@ def test_spectra_command_gives_each_views_mean(tmp_path):
   from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(3)
-  sets = {"real": rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8),
-          "fake": np.repeat(np.repeat(rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8), 2, 1), 2, 2)}
+  sets = {
+    "real": rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8),
+    "fake": np.repeat(np.repeat(rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8), 2, 1), 2, 2),
+  }
   for name, arrays in sets.items():
     (tmp_path / name).mkdir()
     for i, a in enumerate(arrays):
       Image.fromarray(a).save(tmp_path / name / f"{i}.png")
-  out, files = mean_spectra.run_spectra([tmp_path / "real", tmp_path / "fake"], tmp_path / "out", num=10, size=16,
-                                   channels=3, wavelet="db2", level=2, bins=8)
+  out, files = mean_spectra.run_spectra(
+    [tmp_path / "real", tmp_path / "fake"],
+    tmp_path / "out",
+    num=10,
+    size=16,
+    channels=3,
+    wavelet="db2",
+    level=2,
+    bins=8,
+  )
   assert out / "views.png" in files
   with np.load(out / "spectra.npz", allow_pickle=False) as r:
     assert list(r["views"]) == ["fft_log", "wpt_log-db2-l2", "azimuthal-b8"]

@@ -27,10 +27,22 @@ def source(make_folders):
 
 
 def _command(src: Path, workdir: Path, *extra: str) -> list[str]:
-  return [sys.executable, "-m", "freqforensics.main", "--config=configs/folder.py:tiny", f"--workdir={workdir}",
-          f"--config.data.source_dir={src}", "--config.data.image_size=16", "--config.data.split=(24, 8, 8)",
-          "--config.train.batch_size=8", "--config.eval.batch_size=8", "--config.train.epochs=5",
-          "--config.train.patience=10", "--config.progress=false", *extra]
+  return [
+    sys.executable,
+    "-m",
+    "freqforensics.main",
+    "--config=configs/folder.py:tiny",
+    f"--workdir={workdir}",
+    f"--config.data.source_dir={src}",
+    "--config.data.image_size=16",
+    "--config.data.split=(24, 8, 8)",
+    "--config.train.batch_size=8",
+    "--config.eval.batch_size=8",
+    "--config.train.epochs=5",
+    "--config.train.patience=10",
+    "--config.progress=false",
+    *extra,
+  ]
 
 
 def _env(tmp_path: Path, devices: int = 4) -> dict[str, str]:
@@ -52,8 +64,14 @@ def _assert_same_params(a: dict, b: dict) -> None:
 
 def test_sigkill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run(source, tmp_path):
   env = _env(tmp_path)
-  subprocess.run(_command(source, tmp_path / "full", "--config.train.checkpoint_every_steps=1"), cwd=ROOT, env=env,
-                 check=True, capture_output=True, timeout=300)
+  subprocess.run(
+    _command(source, tmp_path / "full", "--config.train.checkpoint_every_steps=1"),
+    cwd=ROOT,
+    env=env,
+    check=True,
+    capture_output=True,
+    timeout=300,
+  )
   cut = tmp_path / "cut"
   cmd = _command(source, cut, "--config.train.checkpoint_every_steps=1")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -80,15 +98,29 @@ def _free_port() -> int:
 
 
 def test_two_processes_train_to_the_same_result_as_one(source, tmp_path):
-  one = subprocess.run(_command(source, tmp_path / "one"), cwd=ROOT, env=_env(tmp_path, 4), capture_output=True,
-                       text=True, timeout=300)
+  one = subprocess.run(
+    _command(source, tmp_path / "one"), cwd=ROOT, env=_env(tmp_path, 4), capture_output=True, text=True, timeout=300
+  )
   assert one.returncode == 0, one.stderr[-3000:]
   port = _free_port()
-  procs = [subprocess.Popen(_command(source, tmp_path / "two", "--config.distributed=True",
-                                     f"--config.coordinator_address=127.0.0.1:{port}", "--config.num_processes=2",
-                                     f"--config.process_id={i}"),
-                            cwd=ROOT, env=_env(tmp_path, 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      _command(
+        source,
+        tmp_path / "two",
+        "--config.distributed=True",
+        f"--config.coordinator_address=127.0.0.1:{port}",
+        "--config.num_processes=2",
+        f"--config.process_id={i}",
+      ),
+      cwd=ROOT,
+      env=_env(tmp_path, 2),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]

@@ -32,17 +32,22 @@ def test_notebook_is_stored_clean(name):
   for cell in code[1:]:
     tree = ast.parse(cell.source)
     # No logic of its own: no functions or classes (they belong in the package, with tests) ...
-    assert not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda)
-                   for n in ast.walk(tree)), f"{name}: a cell defines a function or class"
+    assert not any(
+      isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda) for n in ast.walk(tree)
+    ), f"{name}: a cell defines a function or class"
     # ... and no path set anywhere but the first cell.
-    assigned = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
-                if isinstance(t, ast.Name)}
+    assigned = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     assert not assigned & names, f"{name}: {assigned & names} reassigned below the first cell"
 
 
 def _pngs(nb: nbformat.NotebookNode) -> list[bytes]:
-  return [base64.b64decode(o.data["image/png"]) for c in nb.cells if c.cell_type == "code"
-          for o in c.outputs if o.output_type == "display_data" and "image/png" in o.data]
+  return [
+    base64.b64decode(o.data["image/png"])
+    for c in nb.cells
+    if c.cell_type == "code"
+    for o in c.outputs
+    if o.output_type == "display_data" and "image/png" in o.data
+  ]
 
 
 def _text(nb: nbformat.NotebookNode) -> str:

@@ -45,11 +45,16 @@ def test_binary_table(demo, tmp_path):
 
 
 def test_few_sample_curve(demo, tmp_path):
-  out = _script("paper_few_samples").main(["--tiny", f"--results={tmp_path}", "--models=log2", "--fractions=0.25,1",
-                                           "--seeds=0"])
+  out = _script("paper_few_samples").main(
+    ["--tiny", f"--results={tmp_path}", "--models=log2", "--fractions=0.25,1", "--seeds=0"]
+  )
   rows = json.loads((out / "few_samples.json").read_text())
-  assert [(r["features"], r["fraction"]) for r in rows] == [("pixel", 0.25), ("pixel", 1.0), ("dct_log", 0.25),
-                                                          ("dct_log", 1.0)]
+  assert [(r["features"], r["fraction"]) for r in rows] == [
+    ("pixel", 0.25),
+    ("pixel", 1.0),
+    ("dct_log", 0.25),
+    ("dct_log", 1.0),
+  ]
   # :tiny has 60 images per class, 70% for training: 42, a quarter of it 10 (rounded).
   assert [r["per_class"] for r in rows] == [10, 42, 10, 42]
   small = json.loads((out / "runs" / "log2_dct_log_0.25_seed0" / "test_metrics.json").read_text())
@@ -63,8 +68,10 @@ def test_upsampling_ablation(demo, tmp_path):
   assert [r["upsampler"] for r in rows] == ["nearest", "bilinear", "transposed"]
   lowpassed = json.loads((out / "runs" / "lowpass_C_bilinear" / "config.json").read_text())
   assert lowpassed["data"]["synthetic"]["lowpass"] == 1.0 and lowpassed["data"]["classes"] == ["A_real", "C_bilinear"]
-  assert rows[1]["lowpass_accuracy"] == json.loads(
-      (out / "runs" / "lowpass_C_bilinear" / "test_metrics.json").read_text())["accuracy"]
+  assert (
+    rows[1]["lowpass_accuracy"]
+    == json.loads((out / "runs" / "lowpass_C_bilinear" / "test_metrics.json").read_text())["accuracy"]
+  )
   for name in ("spectra_mean_spectra.png", "lowpass_spectra_mean_spectra.png", "spectra_radial_power.png"):
     assert (out / name).stat().st_size > 0
 
@@ -73,8 +80,15 @@ def test_attribution_table(demo, tmp_path):
   out = _script("paper_attribution").main(["--tiny", f"--results={tmp_path}"])
   rows = json.loads((out / "attribution.json").read_text())
   assert [(r["method"], r["features"]) for r in rows] == [
-      ("kNN", "pixels"), ("Eigenfaces", "pixels"), ("PRNU", "noise residual"), ("log2", "pixels"),
-      ("log2", "log DCT"), ("cnn", "pixels"), ("cnn", "log DCT"), ("resnet", "log DCT")]
+    ("kNN", "pixels"),
+    ("Eigenfaces", "pixels"),
+    ("PRNU", "noise residual"),
+    ("log2", "pixels"),
+    ("log2", "log DCT"),
+    ("cnn", "pixels"),
+    ("cnn", "log DCT"),
+    ("resnet", "log DCT"),
+  ]
   knn = json.loads((out / "baselines" / "knn.json").read_text())
   assert rows[0]["accuracy"] == knn["train"]["test"]["accuracy"]
   resnet = json.loads((out / "runs" / "resnet_dct_log" / "test_metrics.json").read_text())
@@ -87,9 +101,11 @@ def test_config_overrides_are_parsed_as_main_parses_them(demo):
   from freqforensics.errors import UserError
   from freqforensics.tools import scripts
 
-  c = scripts.load_config("configs/celeba_log2.py:pixel", "tiny",
-                              ["--config.data.split=(5, 3, 2)", "--config.train.epochs=4",
-                               "--config.data.prepared_dir=/data/celeba_prepared"])
+  c = scripts.load_config(
+    "configs/celeba_log2.py:pixel",
+    "tiny",
+    ["--config.data.split=(5, 3, 2)", "--config.train.epochs=4", "--config.data.prepared_dir=/data/celeba_prepared"],
+  )
   assert c.features == "pixel" and c.data.synthetic.layout == "celeba"  # both config arguments applied
   assert tuple(c.data.split) == (5, 3, 2) and c.train.epochs == 4 and c.data.prepared_dir == "/data/celeba_prepared"
   with pytest.raises(UserError, match="train.lerning_rate"):
@@ -102,10 +118,15 @@ def test_a_script_mistake_is_one_line_and_exit_code_2(demo):
   import subprocess
   import sys
 
-  bad_key = subprocess.run([sys.executable, "launch/paper_binary.py", "--tiny", "--config.train.lerning_rate=1"],
-                           capture_output=True, text=True, timeout=120)
-  bad_flag = subprocess.run([sys.executable, "launch/paper_binary.py", "--tiny", "--fast"],
-                            capture_output=True, text=True, timeout=120)
+  bad_key = subprocess.run(
+    [sys.executable, "launch/paper_binary.py", "--tiny", "--config.train.lerning_rate=1"],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  bad_flag = subprocess.run(
+    [sys.executable, "launch/paper_binary.py", "--tiny", "--fast"], capture_output=True, text=True, timeout=120
+  )
   for r in (bad_key, bad_flag):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
   assert bad_key.stderr.strip().count("\n") == 0 and bad_key.stderr.startswith("error: ")

@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable, "-m", "freqforensics.tools.prepare", "--progress=false", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "freqforensics.tools.prepare", "--progress=false", *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 def _shards(path: Path) -> list[str]:
@@ -43,7 +49,9 @@ def test_cli_prepares_reruns_as_a_no_op_and_refuses_other_arguments_without_over
   args = (f"--source_dir={src}", f"--out_dir={out}", "--image_size=16", "--split=5,1,1")
   r = _cli(*args)
   assert r.returncode == 0, r.stderr[-2000:]
-  assert f"prepared {out}: train 10, val 2, test 2 images of 2 classes (A_real, B_gan), 16x16x3, crop center" in r.stdout
+  assert (
+    f"prepared {out}: train 10, val 2, test 2 images of 2 classes (A_real, B_gan), 16x16x3, crop center" in r.stdout
+  )
   assert "skipped 1 files (empty file: 1)" in r.stdout
   stamp = (out / "dataset_info.json").stat().st_mtime_ns
   assert _cli(*args).returncode == 0 and (out / "dataset_info.json").stat().st_mtime_ns == stamp  # no-op
@@ -65,12 +73,15 @@ def test_a_folder_that_is_not_a_prepared_dataset_is_never_touched(make_folders, 
   assert (out / "thesis.tex").read_text() == "precious" and sorted(os.listdir(out)) == ["thesis.tex"]
 
 
-@pytest.mark.parametrize("args,needle", [
+@pytest.mark.parametrize(
+  "args,needle",
+  [
     (("--split=0.7,0.1",), "must be three non-negative numbers"),
     (("--split=a,b,c",), "is not three numbers"),
     (("--crop=lsun",), "crop"),
     ((), "pass --source_dir"),
-])
+  ],
+)
 def test_cli_usage_errors_are_one_line(args, needle, make_folders, tmp_path):
   src = make_folders({"A_real": 4, "B_gan": 4})
   base = () if needle == "pass --source_dir" else (f"--source_dir={src}", f"--out_dir={tmp_path / 'o'}")
@@ -84,13 +95,20 @@ def test_worker_processes_and_beam_write_the_same_bytes_as_threads(make_folders,
   (src / "B_gan" / "img_0003.png").write_bytes(b"broken")
   monkeypatch.setattr(preparation, "_CHUNK_FILES", (4, 4))  # several decoding tasks per class
   base = dict(image_size=16, channels=3, split=(8, 2, 3))
-  threads = preparation.prepare_to(src, tmp_path / "threads", preparation.PrepareOptions(**base, parallel="thread"),
-                               progress=False)
+  threads = preparation.prepare_to(
+    src, tmp_path / "threads", preparation.PrepareOptions(**base, parallel="thread"), progress=False
+  )
   assert threads.num_examples == {"train": 24, "val": 6, "test": 9}
-  processes = preparation.prepare_to(src, tmp_path / "processes",
-                                 preparation.PrepareOptions(**base, parallel="process", num_threads=2), progress=False)
-  beam = preparation.prepare_to(src, tmp_path / "beam", preparation.PrepareOptions(**base), progress=False,
-                            runner=beam.beam_runner("--runner=DirectRunner"))
+  processes = preparation.prepare_to(
+    src, tmp_path / "processes", preparation.PrepareOptions(**base, parallel="process", num_threads=2), progress=False
+  )
+  beam = preparation.prepare_to(
+    src,
+    tmp_path / "beam",
+    preparation.PrepareOptions(**base),
+    progress=False,
+    runner=beam.beam_runner("--runner=DirectRunner"),
+  )
   _same_dataset(threads.path, processes.path)
   _same_dataset(threads.path, beam.path)
   assert beam.metadata["skipped_by_reason"] == {"not an image": 1}
@@ -106,8 +124,19 @@ def test_kill_9_during_prepare_then_rerun_gives_the_uninterrupted_bytes(tmp_path
   args = [f"--source_dir={src}", "--image_size=16", "--split=0.7,0.1,0.2", "--num_workers=2"]
   assert _cli(*args, f"--out_dir={tmp_path / 'clean'}").returncode == 0
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.tools.prepare", "--progress=false", *args,
-                           f"--out_dir={tmp_path / 'killed'}"], cwd=ROOT, env=env, start_new_session=True)
+  proc = subprocess.Popen(
+    [
+      sys.executable,
+      "-m",
+      "freqforensics.tools.prepare",
+      "--progress=false",
+      *args,
+      f"--out_dir={tmp_path / 'killed'}",
+    ],
+    cwd=ROOT,
+    env=env,
+    start_new_session=True,
+  )
   while not (tmp_path / "killed" / ".chunks").exists() and proc.poll() is None:
     time.sleep(0.02)
   os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, mid-run
@@ -123,8 +152,9 @@ def test_grayscale_end_to_end_from_folders_to_classify(tmp_path):
 
   src = write_fingerprinted_folders(tmp_path / "src", 24)
   out = tmp_path / "prepared"
-  assert _cli(f"--source_dir={src}", f"--out_dir={out}", "--image_size=16", "--channels=1",
-              "--split=16,4,4").returncode == 0
+  assert (
+    _cli(f"--source_dir={src}", f"--out_dir={out}", "--image_size=16", "--channels=1", "--split=16,4,4").returncode == 0
+  )
   c = tiny_folder_config(src, tmp_path / "data", epochs=1)
   c.data.source_dir, c.data.prepared_dir = "", str(out)  # train on the dataset the command prepared
   c.data.channels = 1  # as prepared (a mismatch is refused)
@@ -134,6 +164,7 @@ def test_grayscale_end_to_end_from_folders_to_classify(tmp_path):
   assert clf.input_shape == (16, 16, 1)
   image = clf.prepare_file(src / "B_gan" / "img_0000.png")
   from PIL import Image
+
   want = np.asarray(Image.open(src / "B_gan" / "img_0000.png").convert("L"))[..., None]
   np.testing.assert_array_equal(image, want)
   probs = clf.predict(image[None])

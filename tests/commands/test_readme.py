@@ -66,8 +66,9 @@ def commands(markdown: str) -> list[list[str]]:
 def module_flags(target: tuple[str, ...]) -> frozenset[str]:
   """Flags the command line `python *target` accepts, read from its own help output."""
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-  run = lambda flag: subprocess.run([sys.executable, *target, flag], cwd=ROOT, env=env, capture_output=True, text=True,
-                                    timeout=180)
+  run = lambda flag: subprocess.run(
+    [sys.executable, *target, flag], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+  )
   r = run("--helpfull")  # absl: every flag; argparse rejects it with its usage
   if "usage:" in r.stdout + r.stderr:
     r = run("--help")
@@ -134,7 +135,7 @@ def check_flags(tokens: list[str], target: tuple[str, ...], what: str) -> list[s
   for name in names:
     if name.startswith("config.") and "config" in known:
       base = config if config is not None else _load_config("configs/demo.py")[0]
-      if base is not None and not _has_key(base, name[len("config."):]):
+      if base is not None and not _has_key(base, name[len("config.") :]):
         problems.append(f"{what}: --{name} is not a config key")
     elif name not in known:
       problems.append(f"{what}: --{name} is not a flag of {' '.join(target)}")
@@ -143,7 +144,7 @@ def check_flags(tokens: list[str], target: tuple[str, ...], what: str) -> list[s
 
 def _docker_subcommands() -> set[str]:
   text = (ROOT / "launch" / "docker.sh").read_text()
-  body = text[text.index('case "$cmd" in'):]
+  body = text[text.index('case "$cmd" in') :]
   return {name for labels in re.findall(r"(?m)^  ([\w|-]+)\)", body) for name in labels.split("|")}
 
 
@@ -199,8 +200,17 @@ def test_readme_commands_exist():
   assert not found, "\n".join(found)
   named = {t[2] for t in commands(readme) if len(t) > 2 and t[1] == "-m"}
   # The extractor sees the README's commands (a regex that matched nothing would pass vacuously).
-  assert checked >= 15 and {"freqforensics.main", "freqforensics.tools.classify", "freqforensics.tools.prepare",
-                            "freqforensics.tools.compare_spectra", "freqforensics.tools.explain"} <= named, named
+  assert (
+    checked >= 15
+    and {
+      "freqforensics.main",
+      "freqforensics.tools.classify",
+      "freqforensics.tools.prepare",
+      "freqforensics.tools.compare_spectra",
+      "freqforensics.tools.explain",
+    }
+    <= named
+  ), named
 
 
 GOOD = """
@@ -228,18 +238,20 @@ python -m freqforensics.nothing   (not a shell block: output, not checked)
 """
 
 MISTAKES = [
-    ("python -m freqforensics.mian --config=configs/demo.py --workdir=x", "no module freqforensics.mian"),
-    ("python -m freqforensics.main --config=configs/dmeo.py --workdir=x", "configs/dmeo.py does not exist"),
-    ("python -m freqforensics.main --config=configs/demo.py:huge --workdir=x", "unknown config argument"),
-    ("python -m freqforensics.main --config=configs/demo.py --wrokdir=x", "--wrokdir is not a flag"),
-    ("python -m freqforensics.main --config=configs/demo.py --workdir=x --config.train.lerning_rate=1",
-     "--config.train.lerning_rate is not a config key"),
-    ("python -m freqforensics.tools.classify --workdir=x --fromat=csv DIR", "--fromat is not a flag"),
-    ("python -m freqforensics.tools.benchmark --out_dir=x --num=3", "--num is not a flag"),
-    ("python -m freqforensics.defaults", "not a command"),
-    ("python launch/bench_nothing.py", "no script launch/bench_nothing.py"),
-    ("launch/docker.sh biuld", "no subcommand biuld"),
-    ("launch/docker.sh demo --config=configs/demo.py --config.modle.name=cnn", "--config.modle.name is not a config"),
+  ("python -m freqforensics.mian --config=configs/demo.py --workdir=x", "no module freqforensics.mian"),
+  ("python -m freqforensics.main --config=configs/dmeo.py --workdir=x", "configs/dmeo.py does not exist"),
+  ("python -m freqforensics.main --config=configs/demo.py:huge --workdir=x", "unknown config argument"),
+  ("python -m freqforensics.main --config=configs/demo.py --wrokdir=x", "--wrokdir is not a flag"),
+  (
+    "python -m freqforensics.main --config=configs/demo.py --workdir=x --config.train.lerning_rate=1",
+    "--config.train.lerning_rate is not a config key",
+  ),
+  ("python -m freqforensics.tools.classify --workdir=x --fromat=csv DIR", "--fromat is not a flag"),
+  ("python -m freqforensics.tools.benchmark --out_dir=x --num=3", "--num is not a flag"),
+  ("python -m freqforensics.defaults", "not a command"),
+  ("python launch/bench_nothing.py", "no script launch/bench_nothing.py"),
+  ("launch/docker.sh biuld", "no subcommand biuld"),
+  ("launch/docker.sh demo --config=configs/demo.py --config.modle.name=cnn", "--config.modle.name is not a config"),
 ]
 
 

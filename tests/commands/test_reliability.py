@@ -28,9 +28,20 @@ def _env(tmp_path: Path, devices: int = 2) -> dict[str, str]:
 
 
 def _main(src: Path, workdir: Path, *extra: str, split: str = "(100, 25, 25)") -> list[str]:
-  return [sys.executable, "-m", "freqforensics.main", "--config=configs/folder.py:tiny", f"--workdir={workdir}",
-          f"--config.data.source_dir={src}", "--config.data.image_size=16", f"--config.data.split={split}",
-          "--config.train.batch_size=8", "--config.eval.batch_size=8", "--config.progress=false", *extra]
+  return [
+    sys.executable,
+    "-m",
+    "freqforensics.main",
+    "--config=configs/folder.py:tiny",
+    f"--workdir={workdir}",
+    f"--config.data.source_dir={src}",
+    "--config.data.image_size=16",
+    f"--config.data.split={split}",
+    "--config.train.batch_size=8",
+    "--config.eval.batch_size=8",
+    "--config.progress=false",
+    *extra,
+  ]
 
 
 def _rows(workdir: Path) -> list[dict]:
@@ -48,8 +59,11 @@ def _rows(workdir: Path) -> list[dict]:
 
 def _tree(root: Path) -> dict[str, bytes]:
   """Every file below `root` with its bytes, but the lock file (each command writes its process id there)."""
-  return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-          if p.is_file() and p.name != ".freqforensics.lock"}
+  return {
+    str(p.relative_to(root)): p.read_bytes()
+    for p in sorted(root.rglob("*"))
+    if p.is_file() and p.name != ".freqforensics.lock"
+  }
 
 
 def test_kill_inside_the_patience_window_resumes_to_the_uninterrupted_result(tmp_path):
@@ -58,10 +72,16 @@ def test_kill_inside_the_patience_window_resumes_to_the_uninterrupted_result(tmp
   # where the run is killed (its best checkpoint is an older one, saved before the kill).
   src = write_class_folders(tmp_path / "src", {"A_real": 150, "B_gan": 150}, size=(16, 16))
   env = _env(tmp_path)
-  common = ("--config.train.epochs=12", "--config.train.patience=100", "--config.model.name=log2",
-            "--config.train.learning_rate=0.01", "--config.train.checkpoint_every_steps=4")
-  full = subprocess.run(_main(src, tmp_path / "full", *common), cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=600)
+  common = (
+    "--config.train.epochs=12",
+    "--config.train.patience=100",
+    "--config.model.name=log2",
+    "--config.train.learning_rate=0.01",
+    "--config.train.checkpoint_every_steps=4",
+  )
+  full = subprocess.run(
+    _main(src, tmp_path / "full", *common), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+  )
   assert full.returncode == 0, full.stderr[-3000:]
   losses = [r["val_loss"] for r in _rows(tmp_path / "full")]
   best = int(np.argmin(losses)) + 1
@@ -121,8 +141,14 @@ def test_overwrite_with_a_mistyped_config_keeps_the_earlier_run(finished_run, tm
   wd = tmp_path / "wd"
   shutil.copytree(tmp / "wd", wd)
   before = _tree(wd)
-  r = subprocess.run(_main(src, wd, "--overwrite", f"--config.data.source_dir={tmp / 'no_such_folder'}"),
-                     cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=300)
+  r = subprocess.run(
+    _main(src, wd, "--overwrite", f"--config.data.source_dir={tmp / 'no_such_folder'}"),
+    cwd=ROOT,
+    env=_env(tmp),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert "does not exist" in one_line_error(r)
   assert _tree(wd) == before
 
@@ -185,12 +211,26 @@ def test_a_refused_run_leaves_no_trace(finished_run, tmp_path):
 def test_prepare_overwrite_keeps_the_users_files(tmp_path):
   src = _tiny_source(tmp_path, n=12)
   out = tmp_path / "prepared"
-  cmd = [sys.executable, "-m", "freqforensics.tools.prepare", f"--source_dir={src}", f"--out_dir={out}", "--image_size=16",
-         "--split=6,3,3", "--progress=false"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "freqforensics.tools.prepare",
+    f"--source_dir={src}",
+    f"--out_dir={out}",
+    "--image_size=16",
+    "--split=6,3,3",
+    "--progress=false",
+  ]
   assert subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, timeout=300).returncode == 0
   (out / "NOTES.md").write_text("where these images came from")
-  r = subprocess.run(cmd[:-2] + ["--split=8,2,2", "--overwrite", "--progress=false"], cwd=ROOT, env=_env(tmp_path),
-                     capture_output=True, text=True, timeout=300)
+  r = subprocess.run(
+    cmd[:-2] + ["--split=8,2,2", "--overwrite", "--progress=false"],
+    cwd=ROOT,
+    env=_env(tmp_path),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   assert (out / "NOTES.md").read_text() == "where these images came from"
   assert "train 16" in r.stdout
@@ -200,10 +240,15 @@ def test_a_second_run_on_the_same_work_dir_is_refused_naming_the_first(tmp_path)
   src = _tiny_source(tmp_path, n=40)
   env = _env(tmp_path)
   wd = tmp_path / "wd"
-  cmd = _main(src, wd, "--config.train.epochs=30", "--config.train.patience=100",
-              "--config.train.checkpoint_every_steps=1", split="(24, 8, 8)")
-  first = subprocess.Popen(cmd,
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  cmd = _main(
+    src,
+    wd,
+    "--config.train.epochs=30",
+    "--config.train.patience=100",
+    "--config.train.checkpoint_every_steps=1",
+    split="(24, 8, 8)",
+  )
+  first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
     deadline = time.time() + 240
     while time.time() < deadline and not _rows(wd):
@@ -221,9 +266,22 @@ def test_a_second_run_on_the_same_work_dir_is_refused_naming_the_first(tmp_path)
 
 def test_prepare_workers_die_with_their_parent(tmp_path):
   src = write_class_folders(tmp_path / "src", {"A_real": 700, "B_gan": 700}, size=(64, 64))
-  proc = subprocess.Popen([sys.executable, "-m", "freqforensics.tools.prepare", f"--source_dir={src}",
-                           f"--out_dir={tmp_path / 'out'}", "--image_size=32", "--num_workers=2", "--progress=false"],
-                          cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [
+      sys.executable,
+      "-m",
+      "freqforensics.tools.prepare",
+      f"--source_dir={src}",
+      f"--out_dir={tmp_path / 'out'}",
+      "--image_size=32",
+      "--num_workers=2",
+      "--progress=false",
+    ],
+    cwd=ROOT,
+    env=_env(tmp_path),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
 
   def children() -> list[int]:
     try:
@@ -274,7 +332,9 @@ def test_prepare_and_classify_see_the_same_files(finished_run, tmp_path):
   os.symlink(tmp_path / "nowhere.png", src / "A_real" / "broken.png")
   os.symlink(src / "A_real" / "loop.png", src / "A_real" / "loop.png")
   os.symlink(src / "B_gan", src / "A_real" / "linked_folder")
-  ds = preparation.prepare_to(src, tmp_path / "prepared", preparation.PrepareOptions(16, 3, (1.0, 0.0, 0.0)), progress=False)
+  ds = preparation.prepare_to(
+    src, tmp_path / "prepared", preparation.PrepareOptions(16, 3, (1.0, 0.0, 0.0)), progress=False
+  )
   train = ds.source("train")
   prepared = sorted(train[i]["path"].decode() for i in range(len(train)))
   clf = inference.load(tmp / "wd")
@@ -282,9 +342,14 @@ def test_prepare_and_classify_see_the_same_files(finished_run, tmp_path):
   classified = sorted(str(p.relative_to(src)) for p in got.paths)
   assert prepared == classified == sorted(f"{c}/img_{i:04d}.png" for c in ("A_real", "B_gan") for i in range(30))
   skipped = {str(p.relative_to(src)): reason for p, reason in got.skipped}
-  assert skipped == {"A_real/.x.png": "hidden", "B_gan/._img_0001.png": "hidden", "B_gan/.cache": "hidden",
-                     "A_real/broken.png": "broken link", "A_real/loop.png": "link loop",
-                     "A_real/linked_folder": "link to a folder"}
+  assert skipped == {
+    "A_real/.x.png": "hidden",
+    "B_gan/._img_0001.png": "hidden",
+    "B_gan/.cache": "hidden",
+    "A_real/broken.png": "broken link",
+    "A_real/loop.png": "link loop",
+    "A_real/linked_folder": "link to a folder",
+  }
   assert {r["path"]: r["reason"] for r in reader.read_report(ds.path)} == skipped
 
 
@@ -296,8 +361,15 @@ def test_a_killed_classify_does_not_block_the_same_command(finished_run, tmp_pat
   for i in range(6000):
     (folder / f"{i:05d}.png").write_bytes(data)
   out = tmp_path / "out.csv"
-  cmd = [sys.executable, "-m", "freqforensics.tools.classify", f"--workdir={tmp / 'wd'}", f"--output={out}", "--batch_size=8",
-         str(folder)]
+  cmd = [
+    sys.executable,
+    "-m",
+    "freqforensics.tools.classify",
+    f"--workdir={tmp / 'wd'}",
+    f"--output={out}",
+    "--batch_size=8",
+    str(folder),
+  ]
   proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   partial = tmp_path / ".out.csv.partial"
   deadline = time.time() + 120
@@ -319,8 +391,7 @@ def test_explain_replaces_only_its_own_figure(finished_run, tmp_path):
   env = _env(tmp_path)
   assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=120).returncode == 0
   first = out.stat().st_ino
-  assert "exists" in one_line_error(subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                                                   timeout=120))
+  assert "exists" in one_line_error(subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120))
   assert out.stat().st_ino == first
   r = subprocess.run(cmd + ["--overwrite"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -328,7 +399,8 @@ def test_explain_replaces_only_its_own_figure(finished_run, tmp_path):
   users = tmp_path / "photo.png"
   users.write_bytes((src / "A_real" / "img_0000.png").read_bytes())
   kept = users.read_bytes()
-  r = subprocess.run(cmd[:-1] + [f"--out={users}", "--overwrite"], cwd=ROOT, env=env, capture_output=True, text=True,
-                     timeout=120)
+  r = subprocess.run(
+    cmd[:-1] + [f"--out={users}", "--overwrite"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+  )
   assert "not written by freqforensics" in one_line_error(r)
   assert users.read_bytes() == kept

@@ -37,22 +37,40 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def test_robustness_command_writes_the_report_and_fails_in_one_line(trained, tmp_path):
   _, root = trained
-  cmd = [sys.executable, "-m", "freqforensics.tools.robustness", f"--workdir={root / 'wd'}", "--batch_size=8",
-         "--jpeg_quality=50", "--blur_sigma=1", "--noise_std=", "--crop_fraction=0.1", "--progress=false",
-         f"--out_dir={tmp_path / 'out'}"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "freqforensics.tools.robustness",
+    f"--workdir={root / 'wd'}",
+    "--batch_size=8",
+    "--jpeg_quality=50",
+    "--blur_sigma=1",
+    "--noise_std=",
+    "--crop_fraction=0.1",
+    "--progress=false",
+    f"--out_dir={tmp_path / 'out'}",
+  ]
   r = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr[-2000:]
   saved = json.loads((tmp_path / "out" / "robustness.json").read_text())
   assert sorted(saved["results"]) == ["blur", "crop", "jpeg"] and saved["settings"]["split"] == "test"
   assert "| jpeg quality 50 |" in r.stdout and "| blur sigma 1 |" in r.stdout
-  r = subprocess.run(cmd[:4] + ["--jpeg_quality=fifty"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
-                     timeout=120)
+  r = subprocess.run(
+    cmd[:4] + ["--jpeg_quality=fifty"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120
+  )
   assert "--jpeg_quality must be a comma-separated list of numbers" in one_line_error(r)
 
 
 def _perturb(tmp_path: Path, src: Path, out: Path, *extra: str):
-  cmd = [sys.executable, "-m", "freqforensics.tools.perturb", f"--source_dir={src}", f"--out_dir={out}", "--progress=false",
-         *extra]
+  cmd = [
+    sys.executable,
+    "-m",
+    "freqforensics.tools.perturb",
+    f"--source_dir={src}",
+    f"--out_dir={out}",
+    "--progress=false",
+    *extra,
+  ]
   return subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
 
 
@@ -73,7 +91,9 @@ def test_perturb_command_writes_png_or_the_jpeg_itself_and_resumes(tmp_path):
   first = {r["output"]: (out / r["output"]).read_bytes() for r in rows}
   for r_ in rows:  # non-JPEG outputs are lossless PNGs of the perturbed (or untouched) image
     if not r_["perturbations"]:
-      np.testing.assert_array_equal(np.asarray(Image.open(out / r_["output"])), np.asarray(Image.open(src / r_["source"])))
+      np.testing.assert_array_equal(
+        np.asarray(Image.open(out / r_["output"])), np.asarray(Image.open(src / r_["source"]))
+      )
   # Interrupted: two images lost, the manifest cut short. The same command completes it identically.
   (out / rows[-1]["output"]).unlink()
   (out / rows[0]["output"]).unlink()
