@@ -21,8 +21,8 @@ stores while it decodes them (`shards.write_chunk`) and records the audit in the
 `audit_folders` audits class folders directly (the `audit` command); `write_report` writes the
 table (markdown and JSON) and one figure.
 
-JPEG quality: a table made by the IJG scaling of the standard tables (libjpeg, Pillow, OpenCV and
-most web encoders) gives its quality exactly; any other table (cameras, Photoshop, mozjpeg) gives the
+JPEG quality: a table made by the IJG scaling of the standard tables (libjpeg and libjpeg-turbo
+based encoders such as Pillow and OpenCV) gives its quality exactly; any other table (cameras, Photoshop, mozjpeg) gives the
 quality whose IJG tables are nearest (least absolute difference), marked inexact in the tally.
 """
 
