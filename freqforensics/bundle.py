@@ -1,7 +1,7 @@
 """The model bundle: everything inference needs, in plain files, loaded without executing code.
 
 `WORKDIR/bundle/` holds `bundle.json` (model name and variant, input shape, outputs, label names,
-feature kind, preprocessing: image size, channels, crop rule) and `params.npz` (the best
+feature kind, preprocessing: image size, channels, crop rule, format matching) and `params.npz` (the best
 parameters and BatchNorm statistics as named float arrays, `allow_pickle=False`), next to
 `stats_<features>.npz` (the feature statistics). No pickle, no code: a bundle from anywhere is
 safe to load.
@@ -114,7 +114,7 @@ def _positive_ints(value: Any, n: int | None = None) -> bool:
 
 def validate(directory: Path, info: Any) -> dict[str, Any]:
   """Checks a bundle's description before anything is built from it; returns it or raises `UserError`."""
-  from freqforensics.data import crops  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import crops, format_matching  # pylint: disable=g-import-not-at-top
 
   if not isinstance(info, dict):
     raise _bad(directory, "bundle.json is not a JSON object")
@@ -164,6 +164,10 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
     )
   if info.get("crop", "center") not in crops.CROPS:
     raise _bad(directory, f"crop rule {info.get('crop')!r} is not one of {', '.join(crops.CROPS)}")
+  try:  # bundles from before format matching have no match_format: their data were stored as decoded
+    format_matching.check(info.get("match_format", ""), "match_format")
+  except UserError as e:
+    raise _bad(directory, str(e)) from None
   name = info.get("stats")
   if spectral.needs_stats(str(features)) and not name:
     raise _bad(directory, f"{features} features need feature statistics, but bundle.json names none")

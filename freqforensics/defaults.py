@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.max_pixels = 50_000_000  # images with more pixels are skipped unread (decompression bombs)
   c.data.channels = 3  # 3 = RGB, 1 = grayscale
   c.data.split = (0.7, 0.1, 0.2)  # per class (train, val, test): floats = fractions of usable images, ints = counts
+  c.data.match_format = ""  # '' = off | jpeg:Q | jpeg:LO-HI: every class JPEG'd alike before storing (format_matching)
   c.data.prepared_dir = ""  # a dataset written by `python -m freqforensics.tools.prepare`; '' = prepare source_dir
   c.data.train_subset = 1.0  # few-sample runs: per class, a fraction in (0, 1] or a count > 1 of the training split
   c.data.num_threads = 0  # decoding (worker processes) and reading threads; 0 = one per core
@@ -209,6 +210,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
   if not split[0]:
     raise UserError(f"data.split={split!r} has no training part: give the first number > 0")
+  from freqforensics.data import format_matching  # pylint: disable=g-import-not-at-top  (configs load light)
+
+  format_matching.check(config.data.match_format, "data.match_format")
 
 
 def feature_name(config: ml_collections.ConfigDict) -> str:

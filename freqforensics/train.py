@@ -292,6 +292,7 @@ def _bundle_info(config: ml_collections.ConfigDict, prepared, labels, kind: str)
     "image_size": prepared.image_shape[0],
     "channels": prepared.image_shape[-1],
     "crop": prepared.metadata.get("crop", "center"),
+    "match_format": prepared.metadata.get("match_format", ""),  # format matching of its data (`format_matching`)
     "dataset": str(prepared.path),
     "augment": config.augment.to_dict(),
   }

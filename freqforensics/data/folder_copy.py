@@ -1,5 +1,8 @@
 """A perturbed copy of a class-folder directory, for use with other tools (`tools/perturb.py`).
 
+(`copy_folder` is the resumable, never-overwriting copy itself, for any per-file transform: the
+processed test set of `processing_plan` is written by it too.)
+
 Every image below the source (one folder per class, by the listing rule) is read at its own size by
 the one image reader (`images.read_image`: EXIF orientation applied, so a phone photo stays upright;
 grayscale stays grayscale, everything else becomes RGB), perturbed with probability `probability` by
@@ -25,7 +28,7 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,12 @@ def _output_names(files: Sequence[Path], root: Path) -> dict[Path, str]:
   }
 
 
+def write_output(out_dir: Path, name: str, data: bytes) -> None:
+  """Writes one output file of a copy (its folder made as needed), atomically."""
+  (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+  outputs.write_bytes(out_dir / name, data)
+
+
 def _one(path: Path, rel: str, out_name: str, out_dir: Path, perturbation: P.Perturbation, seed: int) -> dict:
   try:
     image = images.read_image(path)
@@ -72,37 +81,39 @@ def _one(path: Path, rel: str, out_name: str, out_dir: Path, perturbation: P.Per
     buf = io.BytesIO()
     Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out).save(buf, format="PNG")
     name, data = out_name + ".png", buf.getvalue()
-  (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-  outputs.write_bytes(out_dir / name, data)
+  write_output(out_dir, name, data)
   return {"source": rel, "output": name, "perturbations": steps}
 
 
-def _prepare_out(out_dir: Path, source: Path, settings: dict, overwrite: bool) -> dict[str, dict]:
+def _prepare_out(
+  out_dir: Path, source: Path, settings: dict, overwrite: bool, settings_name: str, what: str, extras: Sequence[str]
+) -> dict[str, dict]:
   """Checks OUT, returns the manifest rows of a copy to resume (empty for a fresh one)."""
   src, out = source.resolve(), out_dir.resolve()
   if out == src or src in out.parents or out in src.parents:
     raise UserError(f"--out_dir={out_dir} and --source_dir={source} overlap: write the copy to a separate folder")
-  settings_file, manifest = out_dir / "perturb.json", out_dir / "manifest.jsonl"
+  settings_file, manifest = out_dir / settings_name, out_dir / "manifest.jsonl"
   if settings_file.is_file():
     old = json.loads(settings_file.read_text())
     if old != settings:
       if not overwrite:
         raise UserError(
-          f"{out_dir} holds a perturbed copy of other settings: use another --out_dir, or --overwrite"
-          " to replace that copy"
+          f"{out_dir} holds a {what} of other settings: use another --out_dir, or --overwrite to replace that copy"
         )
       rows = [json.loads(line) for line in manifest.read_text().splitlines()] if manifest.is_file() else []
       for row in rows:
         if "output" in row:
           (out_dir / row["output"]).unlink(missing_ok=True)
       manifest.unlink(missing_ok=True)
+      for extra in extras:  # files the copy wrote beside its images (a processed copy's plan.csv)
+        (out_dir / extra).unlink(missing_ok=True)
       settings_file.unlink()
       for d in sorted((p for p in out_dir.rglob("*") if p.is_dir()), reverse=True):  # emptied class folders
         if not any(d.iterdir()):
           d.rmdir()
   elif out_dir.is_dir() and any(out_dir.iterdir()):
     raise UserError(
-      f"--out_dir={out_dir} is not empty and holds no perturbed copy (perturb.json): give a new or empty folder"
+      f"--out_dir={out_dir} is not empty and holds no {what} ({settings_name}): give a new or empty folder"
     )
   out_dir.mkdir(parents=True, exist_ok=True)
   if not settings_file.is_file():
@@ -110,6 +121,58 @@ def _prepare_out(out_dir: Path, source: Path, settings: dict, overwrite: bool) -
     return {}
   rows = [json.loads(line) for line in manifest.read_text().splitlines()] if manifest.is_file() else []
   return {row["source"]: row for row in rows if "error" in row or (out_dir / row["output"]).is_file()}
+
+
+def copy_folder(
+  source: str | os.PathLike | images.ClassFolders,
+  out_dir: str | os.PathLike,
+  settings: dict[str, Any],
+  one: Callable[[Path, str, str, Path], dict],
+  *,
+  settings_name: str,
+  what: str,
+  num_threads: int = 0,
+  overwrite: bool = False,
+  progress: bool = True,
+  extras: Sequence[str] = (),
+) -> tuple[list[dict], int]:
+  """A copy of every image of a class-folder directory (or its listing) in `out_dir`, in the same layout.
+
+  `one(path, relative path, output name without extension, out_dir)` writes one file's output
+  (`write_output`) and returns its manifest row: `{"source": relative path, "output": name, ...}`,
+  or `{"source": ..., "error": why}`. `settings` (JSON; `source_dir` is added) are kept in
+  `out_dir/settings_name`: a copy of the same settings resumes from its `manifest.jsonl`, one of
+  other settings is replaced only with `overwrite` (removing only what it wrote: its outputs, the
+  manifest, the settings and the `extras` files), and a non-empty folder that holds no such copy is
+  refused; `what` names the copy in those messages. Returns (every row, how many were resumed).
+  """
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+
+  folders = source if isinstance(source, images.ClassFolders) else images.list_class_folders(source, min_classes=1)
+  out_dir = Path(out_dir).expanduser()
+  settings = json.loads(json.dumps(dict(settings, source_dir=str(folders.root.resolve()))))  # tuples -> lists
+  done = _prepare_out(out_dir, folders.root, settings, overwrite, settings_name, what, extras)
+  files = [f for name in folders.class_names for f in folders.files[name]]
+  names = _output_names(files, folders.root)
+  todo = [f for f in files if str(f.relative_to(folders.root)) not in done]
+  rows = list(done.values())
+  with (
+    concurrent.futures.ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool,
+    open(out_dir / "manifest.jsonl", "w") as manifest,
+    tqdm(total=len(files), initial=len(files) - len(todo), unit="img", desc=what, disable=not progress) as bar,
+  ):
+    for row in rows:  # the resumed rows first: the manifest is rewritten whole, then appended to
+      manifest.write(json.dumps(row) + "\n")
+    it = iter(todo)
+    while chunk := list(itertools.islice(it, _CHUNK)):
+      new = list(pool.map(lambda f: one(f, str(f.relative_to(folders.root)), names[f], out_dir), chunk))
+      for row in new:
+        manifest.write(json.dumps(row) + "\n")
+      manifest.flush()
+      os.fsync(manifest.fileno())
+      rows += new
+      bar.update(len(chunk))
+  return rows, len(done)
 
 
 def perturb_folder(
@@ -123,47 +186,25 @@ def perturb_folder(
   progress: bool = True,
 ) -> dict[str, Any]:
   """Writes the perturbed copy; returns counts (`written`, `resumed`, `skipped`, per perturbation)."""
-  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-
-  folders = images.list_class_folders(source_dir, min_classes=1)
-  out_dir = Path(out_dir).expanduser()
-  settings = {
-    "version": _VERSION,
-    "source_dir": str(folders.root.resolve()),
-    "seed": int(seed),
-    "perturbation": dataclasses.asdict(perturbation),
-  }
-  settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
-  done = _prepare_out(out_dir, folders.root, settings, overwrite)
-  files = [f for name in folders.class_names for f in folders.files[name]]
-  names = _output_names(files, folders.root)
-  todo = [f for f in files if str(f.relative_to(folders.root)) not in done]
-  rows = list(done.values())
-  with (
-    concurrent.futures.ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool,
-    open(out_dir / "manifest.jsonl", "w") as manifest,
-    tqdm(total=len(files), initial=len(files) - len(todo), unit="img", desc="perturb", disable=not progress) as bar,
-  ):
-    for row in rows:  # the resumed rows first: the manifest is rewritten whole, then appended to
-      manifest.write(json.dumps(row) + "\n")
-    it = iter(todo)
-    while chunk := list(itertools.islice(it, _CHUNK)):
-      new = list(
-        pool.map(lambda f: _one(f, str(f.relative_to(folders.root)), names[f], out_dir, perturbation, seed), chunk)
-      )
-      for row in new:
-        manifest.write(json.dumps(row) + "\n")
-      manifest.flush()
-      os.fsync(manifest.fileno())
-      rows += new
-      bar.update(len(chunk))
+  settings = {"version": _VERSION, "seed": int(seed), "perturbation": dataclasses.asdict(perturbation)}
+  rows, resumed = copy_folder(
+    source_dir,
+    out_dir,
+    settings,
+    lambda f, rel, name, out: _one(f, rel, name, out, perturbation, seed),
+    settings_name="perturb.json",
+    what="perturbed copy",
+    num_threads=num_threads,
+    overwrite=overwrite,
+    progress=progress,
+  )
   kinds = collections.Counter(
     "+".join(s["name"] for s in r["perturbations"]) or "none" for r in rows if "perturbations" in r
   )
   return {
     "written": sum("output" in r for r in rows),
-    "resumed": len(done),
+    "resumed": resumed,
     "skipped": sum("error" in r for r in rows),
     "perturbations": dict(sorted(kinds.items())),
-    "out_dir": str(out_dir),
+    "out_dir": str(Path(out_dir).expanduser()),
   }

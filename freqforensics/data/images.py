@@ -3,7 +3,8 @@
 A source directory holds one folder per class (`A_real/`, `B_progan/`, ...); the label of a class is
 the index of its folder name in sorted order (SPEC.md section 2). Images of any common format are
 decoded with Pillow, converted to RGB or grayscale, centre-cropped to a square and resized with an
-anti-aliased filter (or by another rule of `crops`); nothing is ever re-encoded lossily.
+anti-aliased filter (or by another rule of `crops`); nothing is re-encoded lossily unless format
+matching asks for it (`format_matching`: the same JPEG step for every class).
 """
 
 from __future__ import annotations
@@ -264,10 +265,18 @@ def _decoded(data: bytes, channels: int | None, max_pixels: int) -> Image.Image:
 
 
 def decode_pil(
-  data: bytes, size: int, channels: int, *, crop: str = "center", max_pixels: int = DEFAULT_MAX_PIXELS
+  data: bytes,
+  size: int,
+  channels: int,
+  *,
+  crop: str = "center",
+  max_pixels: int = DEFAULT_MAX_PIXELS,
+  jpeg_quality: int = 0,
 ) -> Image.Image:
   """Decodes encoded image bytes to an RGB (or `L`) image of `size` x `size` by crop rule `crop`.
 
+  `jpeg_quality` 1..100: the cropped image is then JPEG-encoded and decoded at that quality (format
+  matching, `format_matching`: every class through the same lossy step); 0 leaves it as decoded.
   Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
   pixel limit, too small, wrong size, not square) for anything that cannot become a model input.
   """
@@ -276,9 +285,19 @@ def decode_pil(
   crops.check_crop(crop)
   image = _decoded(data, channels, max_pixels)
   try:
-    return crops.apply_crop(image, crop, size)
+    image = crops.apply_crop(image, crop, size)
   except crops.CropError as e:
     raise ImageDecodeError(str(e), reason=e.reason) from e
+  return jpeg_round_trip(image, jpeg_quality) if jpeg_quality else image
+
+
+def jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:
+  """`image` (RGB or L) after a Pillow JPEG encode and decode at `quality` (1..100), in its own mode."""
+  buf = io.BytesIO()
+  image.save(buf, format="JPEG", quality=int(quality))
+  with Image.open(io.BytesIO(buf.getvalue())) as decoded:
+    decoded.load()
+    return decoded if decoded.mode == image.mode else decoded.convert(image.mode)
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -293,10 +312,16 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
 
 
 def decode_image(
-  data: bytes, size: int, channels: int, *, crop: str = "center", max_pixels: int = DEFAULT_MAX_PIXELS
+  data: bytes,
+  size: int,
+  channels: int,
+  *,
+  crop: str = "center",
+  max_pixels: int = DEFAULT_MAX_PIXELS,
+  jpeg_quality: int = 0,
 ) -> np.ndarray:
   """`decode_pil` as a uint8 array `(size, size, channels)`."""
-  image = decode_pil(data, size, channels, crop=crop, max_pixels=max_pixels)
+  image = decode_pil(data, size, channels, crop=crop, max_pixels=max_pixels, jpeg_quality=jpeg_quality)
   return np.asarray(image, np.uint8).reshape(size, size, channels)
 
 
@@ -309,7 +334,13 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def load_image(
-  path: str | os.PathLike, size: int, channels: int, *, crop: str = "center", max_pixels: int = DEFAULT_MAX_PIXELS
+  path: str | os.PathLike,
+  size: int,
+  channels: int,
+  *,
+  crop: str = "center",
+  max_pixels: int = DEFAULT_MAX_PIXELS,
+  jpeg_quality: int = 0,
 ) -> np.ndarray:
   """Decodes the file `path` to uint8 `(size, size, channels)`; see `decode_image`."""
-  return decode_image(read_bytes(path), size, channels, crop=crop, max_pixels=max_pixels)
+  return decode_image(read_bytes(path), size, channels, crop=crop, max_pixels=max_pixels, jpeg_quality=jpeg_quality)

@@ -17,7 +17,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from freqforensics.data import augment, preparation, reader
+from freqforensics.data import augment, format_audit, format_matching, preparation, reader
 from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
 
@@ -85,21 +85,35 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
   """The config's prepared dataset: `data.prepared_dir`, or its source generated (if synthetic) and prepared.
 
   Prepared data are cached: a dataset prepared earlier from the same files and options is reused.
+  The format audit's findings (`format_audit.findings` of the dataset's metadata) are logged, one
+  warning each.
   """
+  prepared = _prepared(config, progress=progress)
+  for line in format_audit.findings(prepared.metadata.get("audit")):
+    log.warning("format audit of %s: %s", prepared.metadata.get("source_dir", prepared.path), line)
+  return prepared
+
+
+def _prepared(config: ml_collections.ConfigDict, *, progress: bool) -> reader.PreparedDataset:
   d = config.data
   if d.prepared_dir:
     prepared = reader.open_prepared(d.prepared_dir)
     h, _, c = prepared.image_shape
+    have = prepared.metadata.get("match_format", "")
     fix = [
       f"--config.data.{k}={v}"
-      for k, v, want in (("image_size", h, d.image_size), ("channels", c, d.channels))
+      for k, v, want in (
+        ("image_size", h, d.image_size),
+        ("channels", c, d.channels),
+        ("match_format", have, format_matching.check(d.match_format)),
+      )
       if v != want
     ]
     if fix:
       raise UserError(
-        f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images, but the config says"
-        f" data.image_size={d.image_size}, data.channels={d.channels}: pass {' '.join(fix)}, or prepare"
-        " the data as the config says"
+        f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images (match_format {have!r}), but the config"
+        f" says data.image_size={d.image_size}, data.channels={d.channels}, data.match_format={d.match_format!r}:"
+        f" pass {' '.join(fix)}, or prepare the data as the config says"
       )
     return prepared
   options = preparation.PrepareOptions(
@@ -109,6 +123,7 @@ def prepare_from_config(config: ml_collections.ConfigDict, *, progress: bool = T
     crop=d.crop,
     max_pixels=d.max_pixels,
     num_threads=d.num_threads,
+    match_format=d.match_format,
   )
   return preparation.prepare(
     source_dir(config, progress=progress),

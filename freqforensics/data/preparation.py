@@ -4,8 +4,10 @@ Each class is split on its own into train/val/test: the first usable images in s
 order go to train, the next to val, the next to test, so membership is reproducible and every
 class is in every split. Split sizes are per class, integers as counts (the paper's 100k/20k/30k)
 or floats as fractions of the class's usable images. Images are decoded once, brought to size by a
-crop rule (`crops`), and stored as raw uint8 tensors: no lossy re-encode, no decoding at training
-time.
+crop rule (`crops`), and stored as raw uint8 tensors: no lossy re-encode (unless `match_format` asks
+for the same JPEG step in every class, `format_matching`), no decoding at training time. While
+decoding, each file's header is tallied for the format audit (`format_audit`), recorded in the
+metadata as `audit`.
 
 Preparation runs in two stages of independent tasks (`shards`): chunks of each class's files are
 decoded and written in parallel (worker processes on all cores, or the workers of an Apache Beam
@@ -45,7 +47,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from freqforensics import outputs
-from freqforensics.data import crops, images, reader, shards
+from freqforensics.data import crops, format_audit, format_matching, images, reader, shards
 from freqforensics.data.reader import REPORT, SPLITS, PreparedDataset
 from freqforensics.errors import UserError
 
@@ -73,6 +75,7 @@ class PrepareOptions:
   split: tuple[float, ...]  # per class (train, val, test): floats = fractions of usable images, ints = counts
   crop: str = "center"  # center | celeba | none | resize (see `crops`)
   max_pixels: int = images.DEFAULT_MAX_PIXELS  # larger images are refused unread
+  match_format: str = ""  # '' | jpeg:Q | jpeg:LO-HI: the same JPEG step for every class (`format_matching`)
   num_threads: int = 0  # parallel workers; 0 = one per core
   parallel: str = "auto"  # auto | process | thread
   split_option: str = "data.split"  # how the calling command names the split in its messages (--split for prepare)
@@ -114,20 +117,23 @@ def is_counts(split: Sequence[float]) -> bool:
 
 
 def fingerprint(folders: images.ClassFolders, options: PrepareOptions) -> str:
-  """A hash of every file's relative path, size and mtime, and of the options that shape the data."""
+  """A hash of every file's relative path, size and mtime, and of the options that shape the data.
+
+  Format matching enters only when set: a dataset prepared without it keeps the fingerprint (and
+  the cache folder) it had before the option existed.
+  """
+  shaping = {
+    "v": _FORMAT_VERSION,
+    "size": options.image_size,
+    "channels": options.channels,
+    "split": list(options.split),
+    "crop": options.crop,
+    "max_pixels": options.max_pixels,
+  }
+  if options.match_format:
+    shaping["match_format"] = format_matching.check(options.match_format)
   h = hashlib.sha256()
-  h.update(
-    json.dumps(
-      {
-        "v": _FORMAT_VERSION,
-        "size": options.image_size,
-        "channels": options.channels,
-        "split": list(options.split),
-        "crop": options.crop,
-        "max_pixels": options.max_pixels,
-      }
-    ).encode()
-  )
+  h.update(json.dumps(shaping).encode())
   for name in folders.class_names:
     for path in folders.files[name]:
       st = path.stat()
@@ -176,6 +182,7 @@ def _chunk_task(
     channels=options.channels,
     crop=options.crop,
     max_pixels=options.max_pixels,
+    match_format=options.match_format,
   )
 
 
@@ -338,6 +345,17 @@ def _write_dataset(
       )
     )
   reasons = skip_reasons(skipped)
+  records = [r for label in sorted(decoded) for _, r in decoded[label]]
+  audit = None
+  if all("audit" in r for r in records):  # (chunks decoded by a version without the audit: none recorded)
+    audit = format_audit.make_audit(
+      {
+        name: format_audit.merge(r["audit"] for _, r in decoded[label])
+        for label, name in enumerate(folders.class_names)
+      },
+      folders.root.resolve(),
+      "the files preparation decoded and stored",
+    )
   metadata = tfds.core.MetadataDict(
     source_dir=str(folders.root.resolve()),
     label_names=list(folders.class_names),
@@ -352,6 +370,8 @@ def _write_dataset(
     fingerprint=fp,
     content_fingerprint=content.hexdigest(),
     format_version=_FORMAT_VERSION,
+    match_format=format_matching.check(options.match_format),
+    audit=audit,
   )
   tfds.folder_dataset.write_metadata(
     data_dir=path,
@@ -506,6 +526,7 @@ def _check(folders: images.ClassFolders, options: PrepareOptions) -> None:
   """Refuses bad options, and classes with too few files for count splits, before any decoding."""
   if options.crop not in crops.CROPS:
     raise UserError(f"unknown crop rule {options.crop!r}: use one of {', '.join(crops.CROPS)} (--crop, data.crop)")
+  format_matching.check(options.match_format, "match_format (--match_format, data.match_format)")
   if options.image_size < 1 or options.channels not in (1, 3):
     raise UserError(
       f"image size {options.image_size} / channels {options.channels}: need a size >= 1 and"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from freqforensics import outputs
-from freqforensics.data import images
+from freqforensics.data import format_audit, format_matching, images
 
 _OPTIONS = "group_size:1,uncompressed"  # one record per group (random access); uncompressed reads 2.4x faster
 
@@ -45,6 +45,7 @@ class ChunkTask:
   channels: int
   crop: str
   max_pixels: int
+  match_format: str = ""  # format matching (`format_matching`): '' = store as decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,27 +132,37 @@ def write_chunk(task: ChunkTask) -> dict:
   """Runs a `ChunkTask` (or returns its existing record).
 
   The record: `count` (usable images written), `digests` (SHA-256 of each written file's bytes, in
-  order: the dataset's content fingerprint is built from them) and `skipped` (`[relative path,
-  reason, message]` for each unusable file).
+  order: the dataset's content fingerprint is built from them), `skipped` (`[relative path,
+  reason, message]` for each unusable file) and `audit` (the format audit's tally of the written
+  files, `format_audit.tally`, read from the bytes already in memory).
   """
   out = Path(task.out)
   if (done := read_record(out)) is not None:
     return done
   tmp = out.with_name(out.name + f".tmp{os.getpid()}")
   writer = _writer(tmp)
-  digests, skipped = [], []
+  digests, skipped, facts = [], [], []
   for file in task.files:
     rel = os.path.relpath(file, task.root)
     try:
       data = images.read_bytes(file)
-      image = images.decode_pil(data, task.image_size, task.channels, crop=task.crop, max_pixels=task.max_pixels)
+      image = images.decode_pil(
+        data,
+        task.image_size,
+        task.channels,
+        crop=task.crop,
+        max_pixels=task.max_pixels,
+        jpeg_quality=format_matching.quality(task.match_format, rel),
+      )
     except images.ImageDecodeError as e:
       skipped.append([rel, e.reason, str(e)])
       continue
     writer.write(serialize(image.tobytes(), task.label, rel))  # the raw HWC bytes np.asarray would hold
     digests.append(hashlib.sha256(data).hexdigest())
+    facts.append(format_audit.inspect(data))
   writer.close()
-  return _finish(out, tmp, {"count": len(digests), "digests": digests, "skipped": skipped})
+  record = {"count": len(digests), "digests": digests, "skipped": skipped, "audit": format_audit.tally(facts)}
+  return _finish(out, tmp, record)
 
 
 def pack_shard(task: PackTask, batch: int = 64) -> dict:

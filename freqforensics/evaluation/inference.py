@@ -28,7 +28,7 @@ import numpy as np
 from flax import nnx
 
 from freqforensics import bundle, sharding, steps
-from freqforensics.data import crops, images
+from freqforensics.data import crops, format_matching, images
 from freqforensics.errors import UserError
 from freqforensics.models import heads
 
@@ -88,6 +88,7 @@ class Classifier:
 
   bundle: bundle.Bundle
   _placed: PlacedModel
+  _match_names: dict[Path, str] | None = None  # set by `matching`: files' relative names for format matching
 
   @property
   def label_names(self) -> tuple[str, ...]:
@@ -111,6 +112,22 @@ class Classifier:
   def crop(self) -> str:
     return str(self.bundle.info.get("crop", "center"))
 
+  @property
+  def match_format(self) -> str:
+    """The format matching of the bundle's training data (`format_matching`; '' for none or older bundles)."""
+    return str(self.bundle.info.get("match_format") or "")
+
+  def matching(self, names: dict[Path, str]) -> Classifier:
+    """This classifier, decoding files with the bundle's format matching: each image goes through the JPEG
+    step its training data went through, its quality drawn from `names[path]` (the file's path relative
+    to the folder given, as preparation draws it from the path relative to the source directory)."""
+    if not self.match_format:
+      raise UserError(
+        "this model was trained without format matching (its bundle has no match_format): there is nothing to"
+        " apply; drop --match_format, or train with --config.data.match_format=jpeg:Q"
+      )
+    return dataclasses.replace(self, _match_names=dict(names))
+
   def prepare_file(self, path: str | os.PathLike) -> np.ndarray:
     """Decodes `path` to uint8 `(H, W, C)` as the model was trained; raises `ImageDecodeError`.
 
@@ -127,7 +144,15 @@ class Classifier:
     """`path -> uint8 image or the reason it cannot be used`, with the bundle's preprocessing."""
     if self.crop not in crops.CROPS:
       raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows {', '.join(crops.CROPS)}")
-    return functools.partial(decode_file, size=self.image_size, channels=self.channels, crop=self.crop)
+    match = self.match_format if self._match_names is not None else ""
+    return functools.partial(
+      decode_file,
+      size=self.image_size,
+      channels=self.channels,
+      crop=self.crop,
+      match_format=match,
+      names=self._match_names,
+    )
 
   def predict(self, batch: np.ndarray) -> np.ndarray:
     """Label probabilities `(N, len(label_names))` of uint8 images `(N, H, W, C)` at the input shape."""
@@ -151,12 +176,36 @@ class Classifier:
     return np.asarray(probs)[:n]
 
 
-def decode_file(path: str | os.PathLike, *, size: int, channels: int, crop: str) -> np.ndarray | str:
-  """The uint8 image `(size, size, channels)` of `path` by crop rule `crop`, or why it cannot be used."""
+def decode_file(
+  path: str | os.PathLike,
+  *,
+  size: int,
+  channels: int,
+  crop: str,
+  match_format: str = "",
+  names: dict[Path, str] | None = None,
+) -> np.ndarray | str:
+  """The uint8 image `(size, size, channels)` of `path` by crop rule `crop`, or why it cannot be used.
+
+  `match_format` (`format_matching`) adds its JPEG step, the quality drawn from `names[path]` (else
+  the file's name).
+  """
+  quality = format_matching.quality(match_format, (names or {}).get(Path(path), Path(path).name))
   try:
-    return images.load_image(path, size, channels, crop=crop)
+    return images.load_image(path, size, channels, crop=crop, jpeg_quality=quality)
   except images.ImageDecodeError as e:
     return f"cannot use {path}: {e}"
+
+
+def relative_names(paths: Sequence[str | os.PathLike], files: Sequence[Path]) -> dict[Path, str]:
+  """Each of `files` (as `collect_files` found them under `paths`) -> its path relative to the first folder
+  of `paths` that holds it, or its name for a file given directly: what format matching draws from."""
+  folders = [Path(p).expanduser() for p in paths if Path(p).expanduser().is_dir()]
+  names = {}
+  for f in files:
+    holder = next((d for d in folders if os.fspath(f).startswith(os.path.join(os.fspath(d), ""))), None)
+    names[f] = images.relative_name(f, holder) if holder is not None else f.name
+  return names
 
 
 def load(workdir: str | os.PathLike) -> Classifier:

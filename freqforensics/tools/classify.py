@@ -1,13 +1,16 @@
 r"""Classify image files and folders with a trained model.
 
-  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] PATH [PATH ...]
+  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] [--match_format] \
+      PATH [PATH ...]
 
 PATHs are image files or folders (listed by the one listing rule, `images.LISTING_RULE`). The model
 is the bundle of a finished run (`WORKDIR/bundle/`, or a bundle folder given directly): nothing but
 plain arrays and JSON is read. Output: one row per image file (`path`, `predicted`, `p_<label>` per
 label, `error`), as CSV or JSON lines; by default in `WORKDIR/classify_<timestamp>.csv`, never
-overwriting a file. Exit code 0 when every image was classified, 1 when some could not be used, 2 on
-usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
+overwriting a file. `--match_format` decodes every image with the format matching of the model's
+training data (its bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the
+per-image quality drawn from the file's path relative to the folder given. Exit code 0 when every
+image was classified, 1 when some could not be used, 2 on usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
 decoding, predicting) and `freqforensics.evaluation.predictions` (rows and the output file).
 """
 
@@ -36,6 +39,9 @@ def _define_flags() -> None:
     "output", None, "Output file ('-' = stdout); default WORKDIR/classify_<time>.<format>, never overwritten."
   )
   _F["batch_size"] = flags.DEFINE_integer("batch_size", 64, "Images per model call.", lower_bound=1)
+  _F["match_format"] = flags.DEFINE_bool(
+    "match_format", False, "Apply the format matching of the model's training data (its JPEG step) to every image."
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -57,6 +63,8 @@ def main(argv: Sequence[str]) -> None:
       + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else "")
     )
   clf = inference.load(bundle_dir)
+  if _F["match_format"].value:
+    clf = clf.matching(inference.relative_names(paths, files))
   # Never into a bundle folder given directly: that folder holds only the bundle's files.
   output = predictions.OutputFile(
     _F["output"].value, bundle_dir.parent if bundle_dir == workdir else workdir, _F["format"].value

@@ -2,15 +2,20 @@ r"""Prepare a class-folder directory once: `python -m freqforensics.tools.prepar
 
   python -m freqforensics.tools.prepare --source_dir=DIR --out_dir=OUT [--image_size=128] \
       [--crop=center|celeba|none|resize] [--split=0.7,0.1,0.2] [--channels=3] [--overwrite] \
-      [--num_workers=0] [--runner=local|beam --beam_args="--runner=DirectRunner ..."]
+      [--num_workers=0] [--match_format=jpeg:90|jpeg:65-100] \
+      [--runner=local|beam --beam_args="--runner=DirectRunner ..."]
 
 DIR holds one folder per class (label = index of the sorted folder name); OUT becomes a
 tensorflow-datasets dataset in array_record format (`data.prepared_dir` of a config trains on it).
 `--split` is per class: integers are counts (`100000,20000,30000`, the paper's), floats fractions
 of the usable images. Re-running the same command is a no-op; an interrupted one resumes; an OUT
 prepared from other files or options is refused unless `--overwrite`. Unusable files are skipped,
-counted per reason in the summary and listed in OUT/skipped_files.csv. Exit code 0 when the dataset
-is complete (skips included), 2 on usage errors.
+counted per reason in the summary and listed in OUT/skipped_files.csv. The format audit of the
+stored files (`data/format_audit.py`) is kept in the metadata; each way in which the classes differ
+that a detector could learn (file format, JPEG quality, size, ...) is printed as one `warning:`
+line. `--match_format=jpeg:Q` (or `jpeg:LO-HI`) gives every class the same JPEG step before it is
+stored (`data/format_matching.py`). Exit code 0 when the dataset is complete (skips and warnings
+included), 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
-from freqforensics.data import crops, images, preparation, reader
+from freqforensics.data import crops, format_audit, format_matching, images, preparation, reader
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
@@ -53,6 +58,9 @@ def summary(ds: reader.PreparedDataset) -> str:
       + ", ".join(f"{r}: {n}" for r, n in reasons.items())
       + f"), listed in {ds.path / reader.REPORT}"
     )
+  if m.get("match_format"):
+    lines.append(format_matching.describe(m["match_format"]))
+  lines += [f"warning: {line}" for line in format_audit.findings(m.get("audit"))]
   return "\n".join(lines)
 
 
@@ -64,6 +72,9 @@ def _define_flags() -> None:
   flags.DEFINE_enum("channels", "3", ["1", "3"], "3 = RGB, 1 = grayscale.")
   flags.DEFINE_string("split", "0.7,0.1,0.2", "Per class train,val,test: integers = counts, floats = fractions.")
   flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS, "Skip images with more pixels, unread.", lower_bound=1)
+  flags.DEFINE_string(
+    "match_format", "", "Same JPEG step for every class before storing: '' (off), jpeg:Q or jpeg:LO-HI (per image)."
+  )
   flags.DEFINE_integer("num_workers", 0, "Parallel decoding workers; 0 = one per core.", lower_bound=0)
   flags.DEFINE_bool("overwrite", False, "Replace an OUT prepared from other files or options.")
   flags.DEFINE_enum("runner", "local", ["local", "beam"], "Run the tasks here, or as Apache Beam pipelines.")
@@ -86,6 +97,7 @@ def main(argv: Sequence[str]) -> None:
       crop=f.crop,
       max_pixels=f.max_pixels,
       num_threads=f.num_workers,
+      match_format=format_matching.check(f.match_format, "--match_format"),
       split_option="--split",
     )
     runner = None
