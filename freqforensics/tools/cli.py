@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import logging
+import os
 import re
 import sys
 import threading
@@ -117,7 +118,11 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
       fault = outputs.environment_fault(e)
       if fault is None:
         raise
-      fail(outputs.describe_os_error(fault))
+      # Out now: library threads (orbax's writers) failing on the same disk would print tracebacks while
+      # the interpreter shuts down. Every file the project writes is whole or absent, so nothing is lost.
+      print(f"error: {' '.join(outputs.describe_os_error(fault).split())}", file=sys.stderr, flush=True)
+      sys.stdout.flush()
+      os._exit(UserError.exit_code)
 
   return run_main
 

@@ -265,7 +265,9 @@ def test_a_second_run_on_the_same_work_dir_is_refused_naming_the_first(tmp_path)
 
 
 def test_prepare_workers_die_with_their_parent(tmp_path):
-  src = write_class_folders(tmp_path / "src", {"A_real": 700, "B_gan": 700}, size=(64, 64))
+  import psutil
+
+  src = write_class_folders(tmp_path / "src", {"A_real": 1500, "B_gan": 1500}, size=(96, 96))
   proc = subprocess.Popen(
     [
       sys.executable,
@@ -273,7 +275,7 @@ def test_prepare_workers_die_with_their_parent(tmp_path):
       "freqforensics.tools.prepare",
       f"--source_dir={src}",
       f"--out_dir={tmp_path / 'out'}",
-      "--image_size=32",
+      "--image_size=64",
       "--num_workers=2",
       "--progress=false",
     ],
@@ -282,20 +284,16 @@ def test_prepare_workers_die_with_their_parent(tmp_path):
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
   )
-
-  def children() -> list[int]:
-    try:
-      return [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
-    except (FileNotFoundError, ProcessLookupError):
-      return []
-
+  parent = psutil.Process(proc.pid)
   deadline = time.time() + 120
   workers: list[int] = []
-  while time.time() < deadline and len(workers) < 2:  # the resource tracker and the workers
-    workers = children()
+  # The decoding workers (spawned), beside multiprocessing's resource tracker: wait until two run.
+  while time.time() < deadline and proc.poll() is None and len(workers) < 3:
+    workers = [c.pid for c in parent.children(recursive=True)]
     time.sleep(0.05)
-  time.sleep(1.0)  # the workers are decoding
-  workers = children()
+  time.sleep(0.5)  # the workers are decoding
+  assert proc.poll() is None, "prepare finished before it could be killed"
+  workers = [c.pid for c in parent.children(recursive=True)]
   assert len(workers) >= 2
   proc.send_signal(signal.SIGKILL)
   proc.wait()
