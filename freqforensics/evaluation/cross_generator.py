@@ -10,7 +10,7 @@ bundle's threshold, AP, ROC-AUC, TPR at 1% and 5% FPR, EER, the counts, and with
 `detected` / `real_flagged` (`detection.detection_row`); then the mean row. Writes
 `WORKDIR/eval_cross_<ROOT name>.json` (`by_generator`, `mean`, and every open-set candidate's rates),
 the same table as `.md`, and a per-generator ROC figure `_roc.png`; the table joins the bundle's model
-card.
+card when a run wrote the bundle in this work dir.
 """
 
 from __future__ import annotations
@@ -157,8 +157,9 @@ def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves,
   outputs.write_text(md_path, header + table)
   aucs = {g: r["roc_auc"] for g, r in report["by_generator"].items()}
   figures.roc_png(curves, aucs, roc_path, f"{b.info['model']} {b.info['features']}: per generator")
-  if "model_card" in b.info:
-    bundle_dir = workdir / "bundle"
+  bundle_dir = workdir / "bundle"
+  # The card is rewritten only in a bundle a run wrote here (never a user's copy of one).
+  if "model_card" in b.info and wd.record(workdir).owns("bundle/bundle.json"):
     info = model_card.add_cross_generator(b.info, name, report, table)
     outputs.write_text(bundle_dir / bundle.CARD, model_card.render(info, info["model_card"]))
     outputs.write_json(bundle_dir / "bundle.json", info)

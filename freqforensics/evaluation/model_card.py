@@ -129,7 +129,9 @@ def build(
       "augment": (info.get("augment") or {}).get("kind", "none"),
     },
     "threshold": {k: c.get(k) for k in ("policy", "threshold", "val_fpr", "val_tpr")} if real is not None else None,
-    "calibration": {k: c.get(k) for k in ("temperature", "nll_before", "nll_after", "ece_before", "ece_after")},
+    "calibration": {
+      k: c.get(k) for k in ("temperature", "nll_before", "nll_after", "ece_before", "ece_after", "val_all_right")
+    },
     "outliers": {k: o.get(k) for k in ("score", "fpr", "thresholds", "val_real_flagged")} if o else None,
     "metrics": {"val": _split_metrics(val), "test": _split_metrics(test)},
     "cross_generator": {},
@@ -193,11 +195,17 @@ def render(info: dict[str, Any], card: dict[str, Any]) -> str:
     )
   else:
     lines.append("No real class: the model gives class probabilities only (no p_fake, no decision).")
-  lines.append(
-    f"Calibration: temperature {_fmt(cal.get('temperature'), '.3g')} fit on validation (NLL"
-    f" {_fmt(cal.get('nll_before'))} -> {_fmt(cal.get('nll_after'))}, ECE {_fmt(cal.get('ece_before'))} ->"
-    f" {_fmt(cal.get('ece_after'))})."
-  )
+  if cal.get("val_all_right"):
+    lines.append(
+      "Calibration: temperature 1, kept: every validation image was classified right, so the validation NLL"
+      " has no minimum to fit (it only falls as the model is made surer)."
+    )
+  else:
+    lines.append(
+      f"Calibration: temperature {_fmt(cal.get('temperature'), '.3g')} fit on validation (NLL"
+      f" {_fmt(cal.get('nll_before'))} -> {_fmt(cal.get('nll_after'))}, ECE {_fmt(cal.get('ece_before'))} ->"
+      f" {_fmt(cal.get('ece_after'))})."
+    )
   if card["outliers"]:
     o = card["outliers"]
     lines.append(
