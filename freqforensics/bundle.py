@@ -3,13 +3,18 @@
 `WORKDIR/bundle/` holds `bundle.json` (model name and variant, input shape, outputs, label names,
 feature kind, preprocessing: image size, channels, crop rule, format matching) and `params.npz` (the best
 parameters and BatchNorm statistics as named float arrays, `allow_pickle=False`), next to
-`stats_<features>.npz` (the feature statistics). No pickle, no code: a bundle from anywhere is
-safe to load.
+`stats_<features>.npz` (the feature statistics). Bundles of detectors (a model with a real class)
+also hold `real_label`, the `calibration` fit on validation (temperature, decision threshold and its
+policy), the open-set score (`outliers` in bundle.json, its arrays in `outliers.npz`) and the model
+card (`model_card` in bundle.json, `MODEL_CARD.md`). Bundles written before those existed still load,
+with a note saying what they lack (`Bundle.note`). No pickle, no code: a bundle from anywhere is safe
+to load.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -23,6 +28,12 @@ from freqforensics import models, outputs, spectral, stats
 from freqforensics.errors import UserError
 
 _FORMAT_VERSION = 1
+CARD = "MODEL_CARD.md"
+OUTLIERS = "outliers.npz"
+NOTE_UNCALIBRATED = (
+  "this bundle was written before calibration, thresholds and the open-set score existed: its probabilities"
+  " are uncalibrated, the decision is p_fake > 0.5 and there is no outlier score (train again to get them)"
+)
 
 
 @dataclasses.dataclass
@@ -32,10 +43,16 @@ class Bundle:
   model: nnx.Module
   feature_stats: spectral.FeatureStats | None
   info: dict[str, Any]
+  outlier_stats: Any = None  # `evaluation.outliers.OutlierStats` of the open-set score, if the bundle has one
 
   @property
   def label_names(self) -> tuple[str, ...]:
     return tuple(self.info["label_names"])
+
+  @property
+  def note(self) -> str | None:
+    """What an older bundle lacks (no calibration, threshold or outlier score); None for a current one."""
+    return None if "calibration" in self.info else NOTE_UNCALIBRATED
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -79,19 +96,33 @@ def model_state(model: nnx.Module) -> dict:
 def files(directory: str | os.PathLike, stats_path: Path | None) -> list[Path]:
   """The files `save` writes in `directory` (for the work dir's ownership record)."""
   directory = Path(directory)
-  return [directory / "params.npz", directory / "bundle.json"] + ([directory / stats_path.name] if stats_path else [])
+  own = [directory / "params.npz", directory / "bundle.json", directory / OUTLIERS, directory / CARD]
+  return own + ([directory / stats_path.name] if stats_path else [])
 
 
-def save(directory: str | os.PathLike, model: nnx.Module, info: dict[str, Any], stats_path: Path | None) -> None:
+def save(
+  directory: str | os.PathLike,
+  model: nnx.Module,
+  info: dict[str, Any],
+  stats_path: Path | None,
+  *,
+  outlier_stats: Any = None,
+  card: str | None = None,
+) -> None:
   """Writes the bundle's files, each atomically; `bundle.json` last, so a bundle that has it is whole.
 
-  Only the bundle's own files are written: anything else in the folder is left alone.
+  `outlier_stats` (`outliers.OutlierStats`) goes to `outliers.npz` and `card` (markdown) to
+  `MODEL_CARD.md`. Only the bundle's own files are written: anything else in the folder is left alone.
   """
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   outputs.write_with(directory / "params.npz", lambda p: np.savez(p, **_flatten(model_state(model))))
   if stats_path is not None:
     outputs.write_bytes(directory / stats_path.name, stats_path.read_bytes())
+  if outlier_stats is not None:
+    outlier_stats.save(directory / OUTLIERS)
+  if card is not None:
+    outputs.write_text(directory / CARD, card)
   info = dict(info, format_version=_FORMAT_VERSION, stats=stats_path.name if stats_path else None)
   outputs.write_json(directory / "bundle.json", info)
 
@@ -175,7 +206,55 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
     not isinstance(name, str) or Path(name).name != name or name.startswith(".") or not (directory / name).is_file()
   ):
     raise _bad(directory, f"stats {name!r} must name a file inside the bundle folder (e.g. stats_dct_log.npz)")
+  _validate_detector(directory, info, labels)
   return info
+
+
+def _number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validate_detector(directory: Path, info: dict[str, Any], labels: list[str]) -> None:
+  """Checks the optional detector fields: `real_label`, `calibration`, `outliers`, `model_card`."""
+  from freqforensics.evaluation import operating_points, outliers  # pylint: disable=g-import-not-at-top
+
+  real = info.get("real_label")
+  if real is not None and (not isinstance(real, int) or isinstance(real, bool) or not 0 <= real < len(labels)):
+    raise _bad(directory, f"real_label {real!r} is not the index of one of the labels {labels}")
+  c = info.get("calibration")
+  if c is not None:
+    if not isinstance(c, dict) or not _number(c.get("temperature")) or c["temperature"] <= 0:
+      raise _bad(directory, f"calibration {c!r} needs a positive temperature")
+    if "threshold_logit" in c or real is not None:
+      if not _number(c.get("threshold_logit")) or not _number(c.get("threshold")) or not 0 <= c["threshold"] <= 1:
+        raise _bad(directory, f"calibration needs a threshold in [0, 1] and a finite threshold_logit, got {c!r}")
+      try:
+        operating_points.parse_policy(c.get("policy"))
+      except UserError:
+        raise _bad(directory, f"calibration policy {c.get('policy')!r} is not a threshold policy") from None
+  o = info.get("outliers")
+  if o is not None:
+    ok = (
+      isinstance(o, dict)
+      and o.get("file") == OUTLIERS
+      and (directory / OUTLIERS).is_file()
+      and o.get("score") in outliers.CANDIDATES
+      and isinstance(o.get("thresholds"), dict)
+      and all(k in outliers.CANDIDATES and _number(v) for k, v in o["thresholds"].items())
+      and o["score"] in o["thresholds"]
+      and _number(o.get("fpr"))
+      and 0 < o["fpr"] < 1
+      and real is not None
+    )
+    if not ok:
+      raise _bad(
+        directory,
+        f"outliers must name {OUTLIERS} in the bundle folder, a score of {', '.join(outliers.CANDIDATES)} with"
+        " its threshold, an fpr in (0, 1), and the bundle a real_label",
+      )
+  card = info.get("model_card")
+  if card is not None and (not isinstance(card, dict) or not isinstance(card.get("summary"), str)):
+    raise _bad(directory, "model_card must be an object with a summary line")
 
 
 def load(directory: str | os.PathLike) -> Bundle:
@@ -219,4 +298,12 @@ def load(directory: str | os.PathLike) -> Bundle:
         f"{info['stats']} holds statistics of shape {tuple(feature_stats.mean.shape)}, the"
         f" features have {feature_shape}",
       )
-  return Bundle(model=model, feature_stats=feature_stats, info=info)
+  outlier_stats = None
+  if info.get("outliers"):
+    from freqforensics.evaluation import outliers  # pylint: disable=g-import-not-at-top
+
+    try:
+      outlier_stats = outliers.OutlierStats.load(directory / OUTLIERS, len(info["label_names"]), info["input_shape"])
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+      raise _bad(directory, f"{OUTLIERS} cannot be used ({e})") from None
+  return Bundle(model=model, feature_stats=feature_stats, info=info, outlier_stats=outlier_stats)

@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)
   c.data.source_dir = ""  # one sub-folder per class; label = index of the sorted folder name
   c.data.classes = ()  # only these class folders (e.g. ('A_real', 'D_transposed') for a binary task); () = all
+  c.data.real_class = ""  # the real class (detector: p_fake = 1 - p(real)); '' = the one class named like *real*
   c.data.data_dir = ""  # where generated/prepared data are cached; '' = $FREQFORENSICS_DATA or ~/.cache/freqforensics
   c.data.image_size = 64  # side of the model's square input images
   c.data.crop = "center"  # center (square centre crop + resize) | celeba (the 128x128 face window) | none | resize
@@ -81,6 +82,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.splits = ("val", "test")  # mode=eval: the prepared splits to evaluate
   c.eval.source_dir = ""  # mode=eval: class folders to evaluate instead (prepared with the bundle's preprocessing)
   c.eval.perturb = perturbation_config(probability=1.0)  # mode=eval: evaluate a perturbed copy (never written)
+  c.eval.threshold = "fpr:0.05"  # decision threshold on validation: fpr:X (<= X of reals flagged) | balanced | 0.5
+  c.eval.outlier_fpr = 0.05  # open-set score: its threshold flags at most this share of real validation images
+  c.eval.outlier_score = "pca_real"  # pca_real (measured best) | real_mahalanobis | class_mahalanobis | energy
 
   c.augment = perturbation_config()  # training augmentation, on the fly (data/perturb.py); kind none = off
   return c
@@ -112,7 +116,7 @@ def paper_variant(c: ml_collections.ConfigDict, arg: str | None, *, standin: str
 def perturbation_config(kind: str = "none", probability: float = 0.5) -> ml_collections.ConfigDict:
   """A perturbation block (`augment`, `eval.perturb`): one value = fixed strength, (low, high) = uniform."""
   p = ml_collections.ConfigDict()
-  p.kind = kind  # none | jpeg | blur | noise | crop | combined (one of the four per image) | all (each in turn)
+  p.kind = kind  # none | jpeg | blur | noise | crop | combined (one of four) | all | blur_jpeg (each on its own)
   p.probability = probability  # chance that an image is perturbed (the paper: 0.5)
   p.jpeg_quality = (10, 74)  # Pillow JPEG quality, integers low..high (the paper: U[10, 75))
   p.blur_kernel = (3, 5, 7, 9)  # Gaussian kernel sizes, one drawn per image (the paper's)
@@ -166,10 +170,11 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
   "train.min_delta": (0, None, False),
   "train.checkpoint_every_steps": (0, None, True),
   "eval.batch_size": (1, None, True),
+  "eval.outlier_fpr": (0, 1, False),  # (0, 1)
 }
 # Fields whose bound is strict (the value may not equal it).
-_STRICT_LOW = {"data.train_subset", "train.learning_rate", "train.eps"}
-_STRICT_HIGH = {"train.b1", "train.b2"}
+_STRICT_LOW = {"data.train_subset", "train.learning_rate", "train.eps", "eval.outlier_fpr"}
+_STRICT_HIGH = {"train.b1", "train.b2", "eval.outlier_fpr"}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -211,8 +216,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not split[0]:
     raise UserError(f"data.split={split!r} has no training part: give the first number > 0")
   from freqforensics.data import format_matching  # pylint: disable=g-import-not-at-top  (configs load light)
+  from freqforensics.evaluation import operating_points, outliers  # pylint: disable=g-import-not-at-top
 
   format_matching.check(config.data.match_format, "data.match_format")
+
+  operating_points.parse_policy(config.eval.threshold)
+  if config.eval.outlier_score not in outliers.CANDIDATES:
+    raise UserError(
+      f"eval.outlier_score={config.eval.outlier_score!r}: use one of {', '.join(outliers.CANDIDATES)}"
+      " (--config.eval.outlier_score=...)"
+    )
+  if not isinstance(config.data.real_class, str):
+    raise UserError(f"data.real_class={config.data.real_class!r}: give the name of the real class folder, or ''")
 
 
 def feature_name(config: ml_collections.ConfigDict) -> str:

@@ -53,6 +53,11 @@ def main(argv: Sequence[str]) -> None:
   if not sharding.is_main_process():
     return
   for name, m in results.items():
+    if name and "by_generator" in m:  # mode=eval on the cross-generator layout
+      print(f"\n{m['model']} on {m['features']} features, generators of {m['source_dir']}; {m['threshold_note']}:")
+      print(m["_markdown"])
+      print(f"report: {_WORKDIR.value}/eval_{name}.json (+ .md, _roc.png)")
+      continue
     if name:  # mode=eval
       print(f"\n{m['model']} on {m['features']} features, {name}:")
       print(metrics.format_summary(m))

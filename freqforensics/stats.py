@@ -3,7 +3,10 @@
 The statistics pass (`feature_stats`) sees the training split once, batch by batch, with the
 features computed on device as training computes them; memory is one accumulator the shape of an
 image. Batches may be padded: a mask marks the real rows, so every example counts once.
-`merge` combines accumulators of disjoint parts (several batches, devices or hosts) exactly.
+`merge` combines accumulators of disjoint parts (several batches, devices or hosts) exactly. The same
+pass also keeps the moments of each class on its own (`class_update`, one accumulator per label,
+saved beside the pooled ones): the open-set score (`evaluation/outliers.py`) measures how far an
+image lies from each training class.
 
 Accumulation is in float64 (SPEC.md section 2). JAX is float32 by default, so the jitted update
 runs under a scoped `jax.enable_x64(True)` rather than switching the whole program to 64 bits.
@@ -88,6 +91,37 @@ def update(acc: Moments, x: jax.Array, mask: jax.Array | None = None) -> Moments
     return _update(acc, x, mask)
 
 
+def _class_moments(x: jax.Array, mask: jax.Array, labels: jax.Array, k: int) -> Moments:
+  """Moments of one batch per label `0..k-1` (leading axis k), two-pass within the batch, float64."""
+  x = x.astype(jnp.float64)
+  flat = x.reshape(x.shape[0], -1)
+  w = (labels[:, None] == jnp.arange(k)[None, :]).astype(jnp.float64) * mask.astype(jnp.float64)[:, None]  # (B, k)
+  count = jnp.sum(w, axis=0)
+  mean = (w.T @ flat) / jnp.where(count > 0, count, 1.0)[:, None]
+  m2 = w.T @ (flat - w @ mean) ** 2  # each row minus its own class's mean (padding rows weigh 0)
+  return Moments(count, mean.reshape((k,) + x.shape[1:]), m2.reshape((k,) + x.shape[1:]))
+
+
+@jax.jit
+def _class_update(acc: Moments, x: jax.Array, mask: jax.Array, labels: jax.Array) -> Moments:
+  return jax.vmap(_merge)(acc, _class_moments(x, mask, labels, acc.count.shape[0]))
+
+
+def class_init(num_labels: int, shape: tuple[int, ...]) -> Moments:
+  """An empty accumulator per label: count `(k,)`, mean and M2 `(k,) + shape`."""
+  with jax.enable_x64(True):
+    zeros = jnp.zeros((num_labels,) + tuple(shape), jnp.float64)
+    return Moments(jnp.zeros((num_labels,), jnp.float64), zeros, zeros)
+
+
+def class_update(acc: Moments, x: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> Moments:
+  """Adds a batch `(B, ...)` with integer `labels` (B,) to the per-label accumulator; jitted, float64."""
+  with jax.enable_x64(True):
+    if mask is None:
+      mask = jnp.ones(x.shape[:1], jnp.float64)
+    return _class_update(acc, x, mask, labels)
+
+
 def variance(acc: Moments) -> np.ndarray:
   """Population variance (ddof=0), as numpy float64."""
   count = float(acc.count)
@@ -107,20 +141,35 @@ def to_feature_stats(mean: np.ndarray, var: np.ndarray) -> spectral.FeatureStats
   return spectral.FeatureStats(jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
 
 
-def save(path: str | os.PathLike, acc: Moments, kind: str) -> None:
-  """Writes mean, var, std and count to `path` (.npz, no pickle), atomically."""
+def save(path: str | os.PathLike, acc: Moments, kind: str, classes: Moments | None = None) -> None:
+  """Writes mean, var, std and count to `path` (.npz, no pickle), atomically; with `classes` (per-label
+  moments) also `class_count`, `class_mean` and `class_var` (a label without examples has var 0)."""
   var = variance(acc)
-  outputs.write_with(
-    path,
-    lambda tmp: np.savez(
-      tmp,
-      kind=np.asarray(kind),
-      count=np.asarray(float(acc.count)),
-      mean=np.asarray(acc.mean, np.float64),
-      var=var,
-      std=np.sqrt(var),
-    ),
-  )
+  arrays = {
+    "kind": np.asarray(kind),
+    "count": np.asarray(float(acc.count)),
+    "mean": np.asarray(acc.mean, np.float64),
+    "var": var,
+    "std": np.sqrt(var),
+  }
+  if classes is not None:
+    count = np.asarray(classes.count, np.float64)
+    shape = (-1,) + (1,) * (np.ndim(classes.mean) - 1)
+    arrays.update(
+      class_count=count,
+      class_mean=np.asarray(classes.mean, np.float64),
+      class_var=np.asarray(classes.m2, np.float64) / np.maximum(count, 1.0).reshape(shape),
+    )
+  outputs.write_with(path, lambda tmp: np.savez(tmp, **arrays))
+
+
+def load_class_moments(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+  """`(count (k,), mean (k, ...), var (k, ...))` per label from a statistics file; None when it has none
+  (written before the pass kept them)."""
+  with np.load(Path(path), allow_pickle=False) as f:
+    if "class_mean" not in f.files:
+      return None
+    return np.asarray(f["class_count"]), np.asarray(f["class_mean"]), np.asarray(f["class_var"])
 
 
 def load(path: str | os.PathLike, kind: str | None = None) -> spectral.FeatureStats:
@@ -155,17 +204,19 @@ def feature_stats(
   Features are computed on device exactly as
   in training, and accumulated in float64 with masking, so each training example counts once. In a
   multi-host run every process reads its share and all compute the same result; `write` is for
-  process 0 only.
+  process 0 only. The file also holds the moments of each class (`load_class_moments`); a cached file
+  from before they were kept is computed again.
   """
   if not spectral.needs_stats(kind):
     return None, None
   path = stats_file(prepared.path, kind, tag)
-  if path.is_file():
+  if path.is_file() and load_class_moments(path) is not None:
     return load(path, kind), path
   source = prepared.source("train") if source is None else source
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
   acc = init(spectral.feature_shape(kind, prepared.image_shape))
+  classes = class_init(len(prepared.label_names), spectral.feature_shape(kind, prepared.image_shape))
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   for batch in tqdm(
@@ -176,10 +227,13 @@ def feature_stats(
     disable=not progress,
   ):
     batch = put(batch)
-    acc = sharding.settle(mesh, update(acc, raw(batch["image"]), batch["mask"]))
+    x = raw(batch["image"])
+    acc = sharding.settle(mesh, update(acc, x, batch["mask"]))
+    classes = sharding.settle(mesh, class_update(classes, x, batch["label"], batch["mask"]))
   acc = Moments(*sharding.to_host(tuple(acc)))
+  classes = Moments(*sharding.to_host(tuple(classes)))
   if int(acc.count) != len(source):
     raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
   if write:
-    save(path, acc, kind)
+    save(path, acc, kind, classes)
   return to_feature_stats(acc.mean, variance(acc)), path

@@ -3,7 +3,8 @@
 `train_and_evaluate(config, workdir)` is what the CLI, tests and notebooks call. It prepares the
 data, computes the feature statistics, trains with Adam and early stopping on validation loss,
 checkpoints every epoch (and every `train.checkpoint_every_steps` steps), restores the best epoch,
-writes the model bundle and evaluates on test.
+fits the operating point on validation (temperature, decision threshold, the open-set score's
+threshold), writes the model bundle with its model card and evaluates on test.
 
 Resume is automatic and exact: a checkpoint holds the model, optimizer, BatchNorm statistics and
 RNG state, the data position (epoch and step: each epoch's order is a pure function of the seed and
@@ -32,7 +33,7 @@ from freqforensics import workdir as wd
 from freqforensics.data import augment, loading, pipeline
 from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
-from freqforensics.evaluation import runner
+from freqforensics.evaluation import calibration, figures, model_card, operating_points, outliers, runner
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def _train(
   # --- Data and feature statistics (written by process 0, reused by the others).
   data = _synced(lambda: loading.training_data(config, augmentation, progress=progress), "prepared")
   prepared, labels = data.prepared, data.prepared.label_names
+  real = operating_points.real_index(labels, config.data.real_class)  # a mistyped real class: refused now
   log.info("dataset %s: %s, labels %s", prepared.path, prepared.num_examples, dict(enumerate(labels)))
   feature_stats, stats_path = stats.feature_stats(
     prepared,
@@ -154,7 +156,7 @@ def _train(
       "resumed at epoch %d, step %d, from %s", record["epoch"] + (record["step"] > 0), record["step"], ckpt.directory
     )
 
-  def run_eval(state, source, name, scores=False):
+  def run_eval(state, source, name, scores=False, per_example=None):
     return runner.evaluate_source(
       lambda images: logits_fn(state, images, stats_dev),
       source,
@@ -165,13 +167,15 @@ def _train(
       progress=progress,
       name=name,
       scores=scores,
+      per_example=per_example,
     )
 
-  def save_bundle(state):
+  def save_bundle(state, info=None, **files):
     if main:
       best_model, _ = nnx.merge(graphdef, state)
       wd.register(workdir, *bundle.files(workdir / "bundle", stats_path))
-      bundle.save(workdir / "bundle", best_model, _bundle_info(config, prepared, labels, kind), stats_path)
+      info = info or _bundle_info(config, prepared, labels, kind, real)
+      bundle.save(workdir / "bundle", best_model, info, stats_path, **files)
 
   # --- Epochs, with early stopping on validation loss.
   every = t.checkpoint_every_steps
@@ -254,22 +258,76 @@ def _train(
   save_bundle(state)  # again: a run killed between a best epoch's checkpoint and its bundle resumes here
   ckpt.close()
   metrics_log.close()
-  results = {}
-  for name, source in (("val", data.val), ("test", data.test)):
-    if len(source):
-      m = run_eval(state, source, name, scores=True)
-      m.update(
-        epoch=record["best_epoch"] if t.restore_best else record["epoch"],
-        split=name,
-        model=config.model.name,
-        features=kind,
-        dataset=str(prepared.path),
-      )
-      if main:
-        runner.write(workdir, f"{name}_metrics", m)
-      results[name] = m
+
+  # --- Operating point on validation: temperature, decision threshold, the open-set score; then test.
+  info = _bundle_info(config, prepared, labels, kind, real)
+  ostats, per_example = None, None
+  if real is not None:
+    ostats = _synced(
+      lambda: outliers.fit(
+        prepared,
+        real,
+        mesh,
+        source=data.stats_source,
+        tag=data.tag,
+        batch_size=config.eval.batch_size,
+        num_threads=threads,
+        progress=progress,
+        write=main,
+      ),
+      "outlier statistics",
+    )
+    per_example = runner.outlier_fn(ostats, mesh)
+  val = run_eval(state, data.val, "val", scores=True, per_example=per_example)
+  info["calibration"] = operating_points.fit(val["_logits"], val["_labels"], labels, real, config.eval.threshold)
+  if ostats is not None:
+    val_scores = outliers.all_scores(val["_per_example"], val["_logits"])
+    info["outliers"] = outliers.info(
+      ostats, val_scores, val["_labels"] == real, config.eval.outlier_fpr, config.eval.outlier_score
+    )
+  detector = operating_points.Detector.from_info(info)
+  results = {"val": val}
+  if len(data.test):
+    results["test"] = run_eval(state, data.test, "test", scores=True, per_example=per_example)
+  for name, m in results.items():
+    runner.add_detection(m, detector, info.get("outliers"))
+    m.update(
+      epoch=record["best_epoch"] if t.restore_best else record["epoch"],
+      split=name,
+      model=config.model.name,
+      features=kind,
+      dataset=str(prepared.path),
+    )
+  val["calibration"] = dict(info["calibration"], reliability=_reliability(val, info["calibration"]["temperature"]))
+  card = model_card.build(info, prepared, source=config.data.source, val=val, test=results.get("test"))
+  info["model_card"] = card
+  save_bundle(state, info, outlier_stats=ostats, card=model_card.render(info, card))
+  if main:
+    for name, m in results.items():
+      runner.write(workdir, f"{name}_metrics", m)
+    figure = workdir / "val_reliability.png"
+    wd.register(workdir, figure)
+    r = val["calibration"]["reliability"]
+    figures.reliability_png(
+      {"uncalibrated": r["before"], f"temperature {info['calibration']['temperature']:.3g}": r["after"]},
+      {
+        "uncalibrated": info["calibration"]["ece_before"],
+        f"temperature {info['calibration']['temperature']:.3g}": info["calibration"]["ece_after"],
+      },
+      figure,
+      f"{config.model.name} {kind}: validation reliability",
+    )
+  log.info("model card: %s", card["summary"])
   log.info("finished in %.1f s", time.time() - started)
   return results.get("test") or results["val"]
+
+
+def _reliability(m: dict[str, Any], temperature: float) -> dict[str, Any]:
+  """Reliability bins of a split's logits before and after temperature scaling."""
+  return {
+    "before": calibration.reliability(calibration.probabilities(m["_logits"]), m["_labels"]),
+    "after": calibration.reliability(calibration.probabilities(m["_logits"], temperature), m["_labels"]),
+  }
 
 
 def _add(sums: dict[str, float], device_sums) -> dict[str, float]:
@@ -279,8 +337,9 @@ def _add(sums: dict[str, float], device_sums) -> dict[str, float]:
   return {k: sums[k] + float(host[k]) for k in sums}
 
 
-def _bundle_info(config: ml_collections.ConfigDict, prepared, labels, kind: str) -> dict[str, Any]:
+def _bundle_info(config: ml_collections.ConfigDict, prepared, labels, kind: str, real: int | None) -> dict[str, Any]:
   # input_shape: the images the bundle takes; feature_shape: what its model takes (they differ for azimuthal).
+  # real_label: the real class's index (None: no class is real, the model is no detector).
   return {
     "model": config.model.name,
     "variant": config.model.variant,
@@ -295,6 +354,7 @@ def _bundle_info(config: ml_collections.ConfigDict, prepared, labels, kind: str)
     "match_format": prepared.metadata.get("match_format", ""),  # format matching of its data (`format_matching`)
     "dataset": str(prepared.path),
     "augment": config.augment.to_dict(),
+    "real_label": real,
   }
 
 

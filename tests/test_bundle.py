@@ -51,3 +51,75 @@ def test_loading_a_folder_without_a_bundle_or_of_another_model_is_a_clear_error(
   (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
   with pytest.raises(UserError, match="lacks the array"):
     bundle.load(tmp_path / "b")
+
+
+def _detector_bundle(tmp_path):
+  """A binary pixel bundle with every detector field, as training writes them (values made up)."""
+  from freqforensics.evaluation import outliers
+
+  model = models.create_model("log2", (8, 8, 1), 1)
+  o = outliers.OutlierStats(
+    np.zeros((2, 8, 8, 1), np.float32), np.ones((2, 8, 8, 1), np.float32), 0, np.zeros((3, 64), np.float32)
+  )
+  info = {
+    "model": "log2",
+    "features": "pixel",
+    "input_shape": [8, 8, 1],
+    "outputs": 1,
+    "label_names": ["A_real", "B_gan"],
+    "real_label": 0,
+    "calibration": {"temperature": 1.5, "threshold": 0.6, "threshold_logit": 0.405, "policy": "fpr:0.05"},
+    "outliers": {
+      "file": "outliers.npz",
+      "score": "real_mahalanobis",
+      "fpr": 0.05,
+      "thresholds": {"real_mahalanobis": 2.0},
+    },
+    "model_card": {"summary": "log2 on pixel features"},
+  }
+  bundle.save(tmp_path / "b", model, info, None, outlier_stats=o, card="# card\n")
+  return tmp_path / "b"
+
+
+def test_a_detector_bundle_round_trips_its_new_fields(tmp_path):
+  b = bundle.load(_detector_bundle(tmp_path))
+  assert b.note is None and b.outlier_stats.real == 0 and b.outlier_stats.components.shape == (3, 64)
+  assert (tmp_path / "b" / "MODEL_CARD.md").read_text() == "# card\n"
+  assert set(bundle.files(tmp_path / "b", None)) >= {tmp_path / "b" / n for n in ("outliers.npz", "MODEL_CARD.md")}
+
+
+def test_an_old_bundle_without_the_new_fields_loads_with_a_note(tmp_path):
+  from freqforensics.evaluation import operating_points
+
+  path = _detector_bundle(tmp_path)
+  info = json.loads((path / "bundle.json").read_text())
+  for key in ("real_label", "calibration", "outliers", "model_card"):
+    del info[key]
+  (path / "bundle.json").write_text(json.dumps(info))
+  (path / "outliers.npz").unlink()
+  b = bundle.load(path)
+  assert b.outlier_stats is None and "written before calibration" in b.note and "p_fake > 0.5" in b.note
+  d = operating_points.Detector.from_info(b.info)  # the real class by its name, the old 0.5 threshold
+  assert (d.real, d.threshold, d.temperature) == (0, 0.5, 1.0)
+
+
+@pytest.mark.parametrize(
+  "edit,needle",
+  [
+    (lambda i: i["calibration"].update(temperature=-1), "positive temperature"),
+    (lambda i: i["calibration"].update(threshold=2.0), r"threshold in \[0, 1\]"),
+    (lambda i: i["calibration"].update(policy="often"), "is not a threshold policy"),
+    (lambda i: i.update(real_label=5), "real_label 5"),
+    (lambda i: i["outliers"].update(score="vibes"), "outliers must name"),
+    (lambda i: i["outliers"].update(file="../x.npz"), "outliers must name"),
+    (lambda i: i.update(model_card="nice"), "model_card must be"),
+  ],
+)
+def test_damaged_detector_fields_are_refused_with_one_line(tmp_path, edit, needle):
+  path = _detector_bundle(tmp_path)
+  info = json.loads((path / "bundle.json").read_text())
+  edit(info)
+  (path / "bundle.json").write_text(json.dumps(info))
+  with pytest.raises(UserError, match=needle) as e:
+    bundle.load(path)
+  assert "\n" not in str(e.value) and "damaged or edited" in str(e.value)

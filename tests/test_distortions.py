@@ -101,7 +101,7 @@ def test_crop_keeps_the_shape_for_square_and_non_square_images(shape):
   np.testing.assert_array_equal(P.crop_resize(ramp, np.random.default_rng(0), 0.0), ramp)
 
 
-@pytest.mark.parametrize("kind", ["jpeg", "blur", "noise", "crop", "combined", "all"])
+@pytest.mark.parametrize("kind", ["jpeg", "blur", "noise", "crop", "combined", "all", "blur_jpeg"])
 def test_same_seed_same_image_another_seed_another_image(kind):
   img = _image(24, 24)
   p = P.Perturbation(kind, 1.0)
@@ -123,6 +123,17 @@ def test_combined_picks_one_of_four_and_all_applies_each_in_turn():
   assert 5.0 <= noise <= 20.0
   qualities = {P.Perturbation("jpeg", 1.0).sample(rng)[0]["quality"] for _ in range(2000)}
   assert qualities == set(range(10, 75))  # U[10, 75) as in the paper
+
+
+def test_blur_jpeg_draws_each_step_on_its_own_as_cnndetection():
+  rng = np.random.default_rng(0)
+  p = P.Perturbation("blur_jpeg", 0.5, blur_kernel=(19,), blur_sigma=(0.0, 3.0), jpeg_quality=(30, 100))
+  draws = [tuple(s["name"] for s in p.sample(rng)) for _ in range(4000)]
+  share = {k: sum(d == k for d in draws) / 4000 for k in ((), ("blur",), ("jpeg",), ("blur", "jpeg"))}
+  assert all(abs(v - 0.25) < 0.03 for v in share.values()), share  # independent halves: a quarter each
+  steps = [s for _ in range(500) for s in p.sample(rng)]
+  assert all(0 <= s["sigma"] <= 3 and s["kernel_size"] == 19 for s in steps if s["name"] == "blur")
+  assert {s["quality"] for s in steps if s["name"] == "jpeg"} <= set(range(30, 101))
 
 
 def test_bad_perturbation_settings_name_the_option():

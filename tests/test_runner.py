@@ -66,3 +66,91 @@ def test_training_and_mode_eval_give_the_same_test_metrics(trained):
   assert evaluated["loss"] == pytest.approx(after_training["loss"], rel=1e-6)
   for key in ("roc_auc", "average_precision", "accuracy_at_0.5"):
     assert evaluated["binary"][key] == pytest.approx(after_training["binary"][key], abs=1e-9), key
+
+
+def _layout(src, root):
+  """The protocol layout from the fingerprinted classes: `flat/{0_real,1_fake}` and `nested/<subset>/{0_real,1_fake}`
+  (links to the class folders' files, half of them each)."""
+  import os
+
+  for gen, subsets in (("flat", [""]), ("nested", ["s1", "s2"])):
+    for k, sub in enumerate(subsets):
+      for cls, folder in (("0_real", "A_real"), ("1_fake", "B_gan")):
+        d = root / gen / sub / cls
+        d.mkdir(parents=True)
+        files = sorted((src / folder).glob("*.png"))
+        part = files[: len(files) // 2] if gen == "flat" else files[len(files) // 2 :][k :: len(subsets)]
+        for f in part:
+          os.symlink(f, d / f.name)
+  return root
+
+
+def test_the_cross_generator_report_equals_scikit_learn_on_the_models_own_scores(trained, tmp_path):
+  import numpy as np
+  from sklearn import metrics as skm
+
+  from freqforensics.data import protocol
+  from freqforensics.evaluation import inference
+
+  config, root = trained
+  layout = _layout(root / "src", tmp_path / "gens")
+  c = config.copy_and_resolve_references()
+  c.eval.source_dir = str(layout)
+  (report,) = runner.evaluate_workdir(c, root / "wd").values()
+  assert sorted(report["by_generator"]) == ["flat", "nested"] and report["subsets"]["nested"] == ["s1", "s2"]
+  saved = json.loads((root / "wd" / "eval_cross_gens.json").read_text())
+  assert saved["by_generator"] == report["by_generator"] and saved["mean"] == report["mean"]
+  assert (root / "wd" / "eval_cross_gens.md").read_text().count("| **mean** |") == 1
+  assert (root / "wd" / "eval_cross_gens_roc.png").stat().st_size > 0
+  # The same images scored here, through the classify path, and measured with scikit-learn.
+  clf = inference.load(root / "wd")
+  d, block = clf.detector, clf.bundle.info["outliers"]
+  for gen, folders in protocol.read_layout(layout).items():
+    files = list(folders.files["0_real"]) + list(folders.files["1_fake"])
+    is_fake = np.r_[np.zeros(len(folders.files["0_real"]), bool), np.ones(len(folders.files["1_fake"]), bool)]
+    out = clf.outputs(np.stack([clf.prepare_file(p) for p in files]))
+    score = d.score(out["logits"])
+    from freqforensics.evaluation import outliers
+
+    _, flag = outliers.flags(outliers.all_scores({k: out[k] for k in outliers.SPECTRAL}, out["logits"]), block)
+    fake = score > d.threshold_logit
+    row = report["by_generator"][gen]
+    assert row["roc_auc"] == pytest.approx(skm.roc_auc_score(is_fake, score), abs=1e-12)
+    assert row["ap"] == pytest.approx(skm.average_precision_score(is_fake, score), abs=1e-12)
+    assert row["real_accuracy"] == pytest.approx(np.mean(~fake[~is_fake]))
+    assert row["fake_accuracy"] == pytest.approx(np.mean(fake[is_fake]))
+    assert row["detected"] == pytest.approx(np.mean((fake | flag)[is_fake]))
+    assert row["real_flagged"] == pytest.approx(np.mean((fake | flag)[~is_fake]))
+    assert (row["n_real"], row["n_fake"]) == (int((~is_fake).sum()), int(is_fake.sum()))
+  card = json.loads((root / "wd" / "bundle" / "bundle.json").read_text())["model_card"]
+  assert card["cross_generator"]["cross_gens"]["mean"] == report["mean"]
+  assert "Cross-generator tests" in (root / "wd" / "bundle" / "MODEL_CARD.md").read_text()
+
+
+def test_training_fits_the_operating_point_on_validation(trained):
+  _, root = trained
+  info = json.loads((root / "wd" / "bundle" / "bundle.json").read_text())
+  c = info["calibration"]
+  assert info["real_label"] == 0 and c["policy"] == "fpr:0.05" and c["val_fpr"] <= 0.05 and c["fit_on"] == "val"
+  val = json.loads((root / "wd" / "val_metrics.json").read_text())
+  assert val["detection"]["real_accuracy"] == pytest.approx(1 - c["val_fpr"])  # the same images, the same rate
+  assert len(val["calibration"]["reliability"]["before"]) == 15 and (root / "wd" / "val_reliability.png").is_file()
+  test = json.loads((root / "wd" / "test_metrics.json").read_text())
+  assert {"tpr_at_fpr_0.01", "tpr_at_fpr_0.05", "eer", "ece", "detected"} <= set(test["detection"])
+  assert info["outliers"]["val_real_flagged"][info["outliers"]["score"]] <= 0.05
+  card = info["model_card"]
+  assert card["real_class"] == "A_real" and card["data"]["formats"] == {"PNG": 32}  # 16 per class, all PNG
+  assert card["summary"] in (root / "wd" / "bundle" / "MODEL_CARD.md").read_text()
+
+
+def test_a_model_without_a_real_class_is_no_detector(trained, tmp_path):
+  config, root = trained
+  shutil.copytree(root / "wd" / "bundle", tmp_path / "wd" / "bundle")
+  info = json.loads((tmp_path / "wd" / "bundle" / "bundle.json").read_text())
+  info.update(label_names=["cats", "dogs"], real_label=None)
+  del info["outliers"]
+  (tmp_path / "wd" / "bundle" / "bundle.json").write_text(json.dumps(info))
+  c = config.copy_and_resolve_references()
+  c.eval.source_dir = str(_layout(root / "src", tmp_path / "gens"))
+  with pytest.raises(UserError, match="name no real class, so it is no detector: pass --config.data.real_class"):
+    runner.evaluate_workdir(c, tmp_path / "wd")

@@ -57,3 +57,29 @@ def test_save_load_roundtrip_without_pickle(tmp_path):
 def test_variance_of_empty_accumulator_raises():
   with pytest.raises(ValueError):
     stats.variance(stats.init((2, 2, 1)))
+
+
+def test_per_class_moments_equal_numpy_and_are_saved(tmp_path):
+  rng = np.random.default_rng(3)
+  data = rng.normal(loc=5.0, scale=2.0, size=(70, 4, 3, 2))
+  labels = rng.integers(0, 3, 70)
+  labels[:5] = 2  # every class present
+  acc, classes = stats.init((4, 3, 2)), stats.class_init(3, (4, 3, 2))
+  for lo, hi in [(0, 32), (32, 64), (64, 70)]:
+    n = hi - lo
+    x = np.concatenate([data[lo:hi], np.full((32 - n,) + data.shape[1:], 1e6)])  # padded batches
+    lab = np.concatenate([labels[lo:hi], np.zeros(32 - n, int)])
+    mask = jnp.asarray(np.r_[np.ones(n), np.zeros(32 - n)])
+    acc = stats.update(acc, jnp.asarray(x, jnp.float32), mask)
+    classes = stats.class_update(classes, jnp.asarray(x, jnp.float32), jnp.asarray(lab), mask)
+  ref = data.astype(np.float32).astype(np.float64)
+  for c in range(3):
+    np.testing.assert_allclose(np.asarray(classes.mean[c]), ref[labels == c].mean(0), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(classes.m2[c]) / float(classes.count[c]), ref[labels == c].var(0), rtol=1e-9)
+  path = tmp_path / "stats_dct_log.npz"
+  stats.save(path, acc, "dct_log", classes)
+  count, mean, var = stats.load_class_moments(path)
+  assert count.tolist() == [float(np.sum(labels == c)) for c in range(3)]
+  np.testing.assert_allclose(var[1], ref[labels == 1].var(0), rtol=1e-9)
+  stats.save(path, acc, "dct_log")  # a file from before the per-class moments
+  assert stats.load_class_moments(path) is None

@@ -37,3 +37,17 @@ def test_a_run_of_an_older_version_without_newer_fields_resumes_only_at_their_de
   config.data.crop = "resize"
   with pytest.raises(UserError, match="data.crop: 'center' -> 'resize'"):
     workdir.check(config, wd, overwrite=False)
+
+
+def test_a_run_from_before_operating_points_resumes_at_their_defaults(config, tmp_path):
+  wd = tmp_path / "wd"
+  workdir.check(config, wd, overwrite=False)
+  stored = json.loads((wd / "config.json").read_text())
+  for key in ("threshold", "outlier_fpr", "outlier_score"):  # the fields this version added
+    del stored["eval"][key]
+  del stored["data"]["real_class"]
+  (wd / "config.json").write_text(json.dumps(stored))
+  workdir.check(config, wd, overwrite=False)
+  config.eval.threshold = "balanced"
+  with pytest.raises(UserError, match="eval.threshold: 'fpr:0.05' -> 'balanced'"):
+    workdir.check(config, wd, overwrite=False)

@@ -34,7 +34,8 @@ from PIL import Image
 from freqforensics.errors import UserError
 
 SINGLE: tuple[str, ...] = ("jpeg", "blur", "noise", "crop")
-KINDS: tuple[str, ...] = ("none",) + SINGLE + ("combined", "all")
+# `blur_jpeg`: blur and JPEG, each with the probability on its own (CNNDetection's training augmentation).
+KINDS: tuple[str, ...] = ("none",) + SINGLE + ("combined", "all", "blur_jpeg")
 # `all` applies every perturbation in this order: geometry first, JPEG last (what a re-upload does),
 # so an `all` image written as JPEG is exactly the decoded file.
 CHAIN: tuple[str, ...] = ("crop", "blur", "noise", "jpeg")
@@ -202,7 +203,11 @@ class Perturbation:
 
   def sample(self, rng: np.random.Generator) -> list[dict[str, Any]]:
     """The perturbations (name and strength) to apply to one image; empty when it stays clean."""
-    if not self.active or rng.random() >= self.probability:
+    if not self.active:
+      return []
+    if self.kind == "blur_jpeg":  # each step drawn on its own, blur before JPEG
+      return [self._draw(name, rng) for name in ("blur", "jpeg") if rng.random() < self.probability]
+    if rng.random() >= self.probability:
       return []
     if self.kind == "all":
       names = CHAIN

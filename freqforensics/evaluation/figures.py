@@ -1,4 +1,4 @@
-"""PNG figures of an evaluation: the confusion matrix and the ROC curves, with label names."""
+"""PNG figures of an evaluation: confusion matrix, ROC curves, reliability diagram, cross-generator matrix."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+from typing import Any  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -50,5 +52,62 @@ def roc_png(
   ax.set_title(title)
   ax.legend(loc="lower right", fontsize="small")
   fig.tight_layout()
+  outputs.save_figure(fig, Path(path), dpi=100)
+  plt.close(fig)
+
+
+def reliability_png(
+  bins: dict[str, list[dict[str, Any]]], eces: dict[str, float], path: str | os.PathLike, title: str
+) -> None:
+  """Reliability diagram: accuracy against mean confidence per confidence bin (`calibration.reliability`),
+  one line per curve (e.g. before and after temperature scaling), with each curve's ECE in the legend."""
+  fig, ax = plt.subplots(figsize=(5, 5))
+  ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+  for name, rows in bins.items():
+    used = [r for r in rows if r["count"]]
+    ax.plot(
+      [r["confidence"] for r in used],
+      [r["accuracy"] for r in used],
+      "o-",
+      label=f"{name} (ECE {eces[name]:.3f})",
+    )
+  ax.set_xlim(0, 1)
+  ax.set_ylim(0, 1.02)
+  ax.set_xlabel("confidence (mean top-label probability in the bin)")
+  ax.set_ylabel("accuracy in the bin")
+  ax.set_title(title)
+  ax.legend(loc="upper left", fontsize="small")
+  fig.tight_layout()
+  outputs.save_figure(fig, Path(path), dpi=100)
+  plt.close(fig)
+
+
+def matrix_png(
+  panels: dict[str, np.ndarray], rows: list[str], cols: list[str], path: str | os.PathLike, title: str, label: str
+) -> None:
+  """Heat maps side by side, one per panel, of values in [0, 1] (e.g. ROC-AUC of a model trained on a row
+  and tested on a column), each cell written out; NaN cells are left blank."""
+  n = len(panels)
+  fig, axes = plt.subplots(1, n, figsize=(0.55 * len(cols) * n + 2.5, 0.5 * len(rows) + 2.4), squeeze=False)
+  for ax, (name, values) in zip(axes[0], panels.items()):
+    values = np.asarray(values, np.float64)
+    im = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0)
+    ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize="small")
+    ax.set_yticks(range(len(rows)), rows if ax is axes[0][0] else [""] * len(rows), fontsize="small")
+    for i in range(values.shape[0]):
+      for j in range(values.shape[1]):
+        if np.isfinite(values[i, j]):
+          ax.text(
+            j,
+            i,
+            f"{values[i, j]:.2f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if values[i, j] < 0.8 else "black",
+          )
+    ax.set_title(name, fontsize="medium")
+  fig.colorbar(im, ax=axes[0].tolist(), label=label, shrink=0.8)
+  fig.suptitle(title)
   outputs.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)

@@ -8,8 +8,12 @@ device turns its own slice of the batch into features. Files are listed by the o
 of the model, so memory stays flat however many files there are.
 
   clf = inference.load("runs/mine")
-  probs = clf.predict(np.stack([clf.prepare_file(p) for p in paths]))  # (N, len(clf.label_names))
+  probs = clf.predict(np.stack([clf.prepare_file(p) for p in paths]))  # (N, len(clf.label_names)), calibrated
   found = inference.predict_files(clf, ["photos/"])                    # folders, in memory
+
+Probabilities are calibrated with the bundle's temperature (`operating_points.Detector`); `outputs`
+gives the raw logits and the open-set scores that classify turns into `p_fake`, `decision` and
+`outlier` exactly as `mode=eval` does.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from flax import nnx
 from freqforensics import bundle, sharding, steps
 from freqforensics.data import crops, format_matching, images
 from freqforensics.errors import UserError
+from freqforensics.evaluation import operating_points, outliers
 from freqforensics.models import heads
 
 
@@ -43,6 +48,11 @@ class PlacedModel:
   _stats: Any
   _logits: Callable[..., jax.Array]
   _probabilities: Callable[..., jax.Array]
+  _outliers: Callable[[jax.Array], dict[str, jax.Array]] | None = None
+
+  def outlier_scores(self, images: jax.Array) -> dict[str, jax.Array]:
+    """The spectral open-set candidates `{name: (B,)}` (`outliers.spectral_scores`); {} without them."""
+    return sharding.settle(self.mesh, self._outliers(images)) if self._outliers is not None else {}
 
   def logits(self, images: jax.Array) -> jax.Array:
     """Model outputs `(B, outputs)` of images `(B, H, W, C)` (a global array sharded over the mesh)."""
@@ -62,6 +72,10 @@ def place(b: bundle.Bundle, mesh: jax.sharding.Mesh) -> PlacedModel:
   logits = steps.make_logits_fn(graphdef, b.info["features"], mesh)
   rep = sharding.replicated(mesh)
   feature_stats = jax.device_put(b.feature_stats, rep) if b.feature_stats is not None else None
+  scores = None
+  if b.outlier_stats is not None:
+    arrays, fn = jax.device_put(outliers.device_arrays(b.outlier_stats), rep), outliers.make_scores_fn(mesh)
+    scores = lambda images: fn(images, arrays)  # noqa: E731
   return PlacedModel(
     mesh=mesh,
     put=sharding.make_put(mesh),
@@ -69,6 +83,7 @@ def place(b: bundle.Bundle, mesh: jax.sharding.Mesh) -> PlacedModel:
     _stats=feature_stats,
     _logits=logits,
     _probabilities=jax.jit(lambda *args: heads.probabilities(logits(*args))),
+    _outliers=scores,
   )
 
 
@@ -93,6 +108,11 @@ class Classifier:
   @property
   def label_names(self) -> tuple[str, ...]:
     return self.bundle.label_names
+
+  @property
+  def detector(self) -> operating_points.Detector:
+    """How logits become calibrated probabilities, p_fake and a decision (the bundle's operating point)."""
+    return operating_points.Detector.from_info(self.bundle.info)
 
   @property
   def input_shape(self) -> tuple[int, ...]:
@@ -154,8 +174,8 @@ class Classifier:
       names=self._match_names,
     )
 
-  def predict(self, batch: np.ndarray) -> np.ndarray:
-    """Label probabilities `(N, len(label_names))` of uint8 images `(N, H, W, C)` at the input shape."""
+  def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """`logits` `(N, outputs)` and the spectral open-set scores `(N,)` of uint8 images `(N, H, W, C)`."""
     batch = np.asarray(batch)
     expected = (None,) + self.input_shape
     if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
@@ -168,12 +188,20 @@ class Classifier:
       raise ValueError(f"expected uint8 images, got {batch.dtype}")
     n = len(batch)
     if n == 0:
-      return np.zeros((0, len(self.label_names)), np.float32)
+      return {"logits": np.zeros((0, self.bundle.info["outputs"]), np.float32)}
     pad = -n % self._placed.mesh.size  # the batch is split over the devices: pad it to a multiple of them
     if pad:
       batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], np.uint8)])
-    probs = self._placed.probabilities(self._placed.put({"image": batch})["image"])
-    return np.asarray(probs)[:n]
+    images = self._placed.put({"image": batch})["image"]
+    out = {"logits": self._placed.logits(images), **self._placed.outlier_scores(images)}
+    return {k: np.asarray(sharding.gather(v))[:n] for k, v in out.items()}
+
+  def predict(self, batch: np.ndarray) -> np.ndarray:
+    """Calibrated label probabilities `(N, len(label_names))` of uint8 images `(N, H, W, C)` at the input shape."""
+    logits = self.outputs(batch)["logits"]
+    if not len(logits):
+      return np.zeros((0, len(self.label_names)), np.float32)
+    return self.detector.probabilities(logits).astype(np.float32)
 
 
 def decode_file(
@@ -265,21 +293,25 @@ def decoded_batches(
       yield done, [f.result() for f in futures]
 
 
-def predicted(clf: Classifier, files: Sequence[Path], batch_size: int) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
-  """Per batch of `files`, in order: `(path, label probabilities or the reason it could not be used)`.
+def predicted(
+  clf: Classifier, files: Sequence[Path], batch_size: int
+) -> Iterator[list[tuple[Path, dict[str, np.ndarray] | str]]]:
+  """Per batch of `files`, in order: `(path, outputs or the reason it could not be used)`; outputs are the
+  file's `logits` and open-set scores (`Classifier.outputs`, one row).
 
   Decoding runs a batch ahead in threads (`decoded_batches`); a short last batch is padded to
   `batch_size`, so the model compiles for one shape.
   """
   for paths, decoded in decoded_batches(files, clf.decoder(), batch_size):
     good = [x for x in decoded if not isinstance(x, str)]
-    probs = iter(())
+    rows: Iterator[dict[str, np.ndarray]] = iter(())
     if good:
       batch = np.stack(good)
       if len(batch) < batch_size:  # pad the last batch: one shape, one compilation; eval mode is per image
         batch = np.concatenate([batch, np.zeros((batch_size - len(batch),) + batch.shape[1:], np.uint8)])
-      probs = iter(clf.predict(batch)[: len(good)])
-    yield [(path, x if isinstance(x, str) else next(probs)) for path, x in zip(paths, decoded)]
+      out = clf.outputs(batch)
+      rows = iter([{k: v[i] for k, v in out.items()} for i in range(len(good))])
+    yield [(path, x if isinstance(x, str) else next(rows)) for path, x in zip(paths, decoded)]
 
 
 @dataclasses.dataclass
@@ -307,7 +339,7 @@ def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_siz
   """Classifies image files and folders (recursively, as the command line does) in memory."""
   files, skipped = collect_files(paths)
   done: list[Path] = []
-  probs: list[np.ndarray] = []
+  logits: list[np.ndarray] = []
   failed: list[tuple[Path, str]] = []
   for rows in predicted(clf, files, batch_size):
     for path, p in rows:
@@ -315,12 +347,12 @@ def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_siz
         failed.append((path, p))
       else:
         done.append(path)
-        probs.append(p)
+        logits.append(p["logits"])
   k = len(clf.label_names)
   return FilePredictions(
     clf.label_names,
     done,
-    np.stack(probs) if probs else np.zeros((0, k), np.float32),
+    clf.detector.probabilities(np.stack(logits)).astype(np.float32) if logits else np.zeros((0, k), np.float32),
     failed,
     [p for p, _ in skipped],
     skipped,

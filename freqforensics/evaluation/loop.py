@@ -2,9 +2,10 @@
 
 Batches come padded to a fixed size with a `mask` (see `data.pipeline.eval_batches`). Each step
 returns sums (loss, confusion counts) computed on device; the host adds them up and divides once
-at the end. With `scores=True` the probabilities of the real rows are kept too, for ROC-AUC and
-average precision (`metrics`) and the ROC figure. Metrics are keyed by label name, never by bare
-index.
+at the end. With `scores=True` the probabilities and logits of the real rows are kept too, for
+ROC-AUC and average precision (`metrics`), the ROC figure, calibration and the detection metrics, and
+so are any per-example values of `per_example` (the open-set scores). Metrics are keyed by label
+name, never by bare index.
 """
 
 from __future__ import annotations
@@ -60,17 +61,19 @@ def evaluate(
   progress: Callable[[], None] | None = None,
   settle: Callable[[Any], Any] = lambda x: x,
   scores: bool = False,
+  per_example: Callable[[dict[str, Any], jax.Array], dict[str, jax.Array]] | None = None,
 ) -> dict[str, Any]:
   """Runs `logits_fn` over padded, masked batches and summarises; sums stay on device until the end.
 
   `settle` is applied to the running sums after each batch (`sharding.settle` on CPU meshes). With
-  `scores`, the result also holds ranking metrics, and `_probs` / `_labels` (numpy, real rows only)
-  for figures; `write_metrics` leaves those two out of the JSON.
+  `scores`, the result also holds ranking metrics, and `_probs` / `_logits` / `_labels` (numpy, real
+  rows only) for figures and calibration, and `_per_example` (`per_example(batch, logits)`'s arrays,
+  real rows only); `write_metrics` leaves everything starting with `_` out of the JSON.
   """
   num_labels = len(label_names)
   sums_fn = jax.jit(lambda logits, labels, mask: batch_sums(logits, labels, mask, num_labels))
   probs_fn = jax.jit(heads.probabilities)
-  total, kept_probs, kept_labels = None, [], []
+  total, kept_probs, kept_labels, kept_logits, kept_extra = None, [], [], [], []
   for host_batch in batches:
     batch = put(host_batch)
     logits = logits_fn(batch)
@@ -80,6 +83,9 @@ def evaluate(
       keep = sharding.gather(batch["mask"]) > 0
       kept_probs.append(sharding.gather(probs_fn(logits))[keep])
       kept_labels.append(sharding.gather(batch["label"])[keep])
+      kept_logits.append(sharding.gather(logits)[keep])
+      if per_example is not None:
+        kept_extra.append({k: sharding.gather(v)[keep] for k, v in per_example(batch, logits).items()})
     if progress is not None:
       progress()
   if total is None:
@@ -87,5 +93,34 @@ def evaluate(
   result = summarize(sharding.to_host(total), label_names)
   if scores:
     probs, labels = np.concatenate(kept_probs), np.concatenate(kept_labels)
-    result.update(metrics.score_metrics(probs, labels, label_names), _probs=probs, _labels=labels)
+    result.update(
+      metrics.score_metrics(probs, labels, label_names),
+      _probs=probs,
+      _labels=labels,
+      _logits=np.concatenate(kept_logits),
+    )
+    if kept_extra:
+      result["_per_example"] = {k: np.concatenate([e[k] for e in kept_extra]) for k in kept_extra[0]}
   return result
+
+
+def collect(
+  fn: Callable[[dict[str, Any]], dict[str, jax.Array]],
+  batches: Iterable[dict[str, np.ndarray]],
+  *,
+  put: Callable[[dict[str, np.ndarray]], Any] = lambda b: b,
+  progress: Callable[[], None] | None = None,
+) -> dict[str, np.ndarray]:
+  """Per-example outputs `fn(batch)` (arrays `(B, ...)`) and `label` of the real rows of padded, masked
+  batches, in order, as numpy: for scores that are not the model's own labels (the cross-generator test)."""
+  kept: list[dict[str, np.ndarray]] = []
+  for host_batch in batches:
+    batch = put(host_batch)
+    out = dict(fn(batch), label=batch["label"])
+    keep = sharding.gather(batch["mask"]) > 0
+    kept.append({k: sharding.gather(v)[keep] for k, v in out.items()})
+    if progress is not None:
+      progress()
+  if not kept:
+    raise ValueError("evaluation got no batches: the split is empty")
+  return {k: np.concatenate([b[k] for b in kept]) for k in kept[0]}

@@ -123,6 +123,15 @@ def format_summary(result: dict[str, Any]) -> str:
     auc = f"{b['roc_auc']:.4f}" if b["roc_auc"] is not None else "n/a"
     ap = f"{b['average_precision']:.4f}" if b["average_precision"] is not None else "n/a"
     lines.append(f"ROC-AUC {auc}, average precision {ap} ({b['positive_label']} positive)")
+  if result.get("detection"):
+    d = result["detection"]
+    f = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    lines.append(
+      f"detector ({d['real_class']} real): p_fake > {d['threshold']:.4g} ({d['policy']}): accuracy {f(d['accuracy'])}"
+      f" (reals {f(d['real_accuracy'])}, fakes {f(d['fake_accuracy'])}), TPR at 1% / 5% FPR {f(d['tpr_at_fpr_0.01'])} /"
+      f" {f(d['tpr_at_fpr_0.05'])}, EER {f(d['eer'])}, ECE {f(d['ece_uncalibrated'])} -> {f(d['ece'])}"
+      f" (temperature {d['temperature']:.3g})"
+    )
   ovr = result.get("one_vs_rest", {}).get("per_class", {})
   lines.append(f"  {'label':<24} {'recall':>8} {'precision':>10} {'F1':>8} {'AUC':>8} {'count':>7}")
   for name, r in result["per_class"].items():

@@ -1,7 +1,11 @@
 """What classification writes: one row per image file (CSV or JSON lines), the file it goes to, a summary.
 
-Rows are `path, predicted, p_<label>..., error` (CSV) or JSON objects with the same keys (`error`
-only where a file could not be used). The output file is written under a temporary name and renamed
+Rows are `path, predicted, p_<label>..., p_fake, decision, outlier_score, outlier, error` (CSV) or JSON
+objects with the same keys (`error` only where a file could not be used). Probabilities are calibrated
+(the bundle's temperature); `p_fake` and `decision` (`fake` / `real` at the bundle's threshold) appear
+for detectors (a model with a real class), `outlier_score` and `outlier` (1 when the image is unlike
+the training data) for bundles with the open-set score; all computed as `mode=eval` computes them
+(`operating_points.Detector`, `outliers.flags`). The output file is written under a temporary name and renamed
 into place when every row is in (`OutputFile`), so a run that crashes leaves nothing that blocks the
 same command; a named output that exists is refused, the default name in a work dir is new each time.
 """
@@ -21,35 +25,64 @@ from typing import IO, Any
 import numpy as np
 
 from freqforensics.errors import UserError
-from freqforensics.evaluation import inference
+from freqforensics.evaluation import inference, operating_points, outliers
 
 
 class RowWriter:
-  """Rows as CSV (`path, predicted, p_<label>..., error`) or JSON lines (the same keys, `error` only if any)."""
+  """Rows as CSV or JSON lines: path, predicted, p_<label>..., [p_fake, decision], [outlier_score, outlier], error."""
 
-  def __init__(self, stream: IO[str], fmt: str, label_names: Sequence[str]):
+  def __init__(
+    self,
+    stream: IO[str],
+    fmt: str,
+    detector: operating_points.Detector,
+    outlier_block: dict[str, Any] | None = None,
+  ):
     self._stream = stream
     self._fmt = fmt
-    self._prob_keys = [f"p_{name}" for name in label_names]
+    self._detector = detector
+    self._outliers = outlier_block
+    self._prob_keys = [f"p_{name}" for name in detector.label_names]
+    self.columns = ["path", "predicted", *self._prob_keys]
+    if detector.real is not None:
+      self.columns += ["p_fake", "decision"]
+    if outlier_block:
+      self.columns += ["outlier_score", "outlier"]
+    self.columns.append("error")
     self._csv = None
     if fmt == "csv":
       self._csv = csv.writer(stream)
-      self._csv.writerow(["path", "predicted", *self._prob_keys, "error"])
+      self._csv.writerow(self.columns)
 
-  def row(
-    self, path: Path, predicted: str | None = None, probs: np.ndarray | None = None, error: str | None = None
-  ) -> None:
-    if self._csv is not None:
-      values = [f"{float(p):.8g}" for p in probs] if probs is not None else [""] * len(self._prob_keys)
-      self._csv.writerow([str(path), predicted or "", *values, error or ""])
-      return
+  def values(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The row's values of one file's outputs (its `logits` and open-set scores)."""
+    logits = np.asarray(outputs["logits"], np.float64)[None]
+    probs = self._detector.probabilities(logits)[0]
+    record: dict[str, Any] = {"predicted": self._detector.label_names[int(np.argmax(probs))]}
+    record.update({k: float(p) for k, p in zip(self._prob_keys, probs)})
+    if self._detector.real is not None:
+      record["p_fake"] = float(self._detector.p_fake(logits)[0])
+      record["decision"] = "fake" if bool(self._detector.decide(logits)[0]) else "real"
+    if self._outliers:
+      scores = outliers.all_scores({k: np.asarray(outputs[k])[None] for k in outliers.SPECTRAL}, logits)
+      value, flag = outliers.flags(scores, self._outliers)
+      record["outlier_score"], record["outlier"] = float(value[0]), int(flag[0])
+    return record
+
+  def row(self, path: Path, outputs: dict[str, np.ndarray] | None = None, error: str | None = None) -> dict[str, Any]:
+    """Writes one file's row (its outputs, or the error that kept it from being classified); returns its values."""
     record: dict[str, Any] = {"path": str(path)}
     if error is None:
-      record["predicted"] = predicted
-      record.update({k: float(p) for k, p in zip(self._prob_keys, probs)})
+      record.update(self.values(outputs))
+    if self._csv is not None:
+      cells = []
+      for key in self.columns:
+        v = error if key == "error" else record.get(key)
+        cells.append("" if v is None else (f"{v:.8g}" if isinstance(v, float) else str(v)))
+      self._csv.writerow(cells)
     else:
-      record["error"] = error
-    self._stream.write(json.dumps(record) + "\n")
+      self._stream.write(json.dumps(record if error is None else dict(record, error=error)) + "\n")
+    return record
 
 
 class OutputFile:
@@ -126,13 +159,14 @@ def format_summary(counts: collections.Counter, label_names: Sequence[str]) -> s
 
 def classify_files(
   clf: inference.Classifier, files: Sequence[Path], writer: RowWriter, batch_size: int, progress: bool = True
-) -> tuple[collections.Counter, list[tuple[Path, str]]]:
-  """Classifies `files` in batches, writing one row each; returns counts per label and the failures."""
+) -> tuple[collections.Counter, list[tuple[Path, str]], collections.Counter]:
+  """Classifies `files` in batches, writing one row each; returns counts per label, the failures, and the
+  counts of decisions (`fake`, `real`) and outliers (`outlier`)."""
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
 
   counts: collections.Counter = collections.Counter()
+  decisions: collections.Counter = collections.Counter()
   failed: list[tuple[Path, str]] = []
-  names = clf.label_names
   with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
     for rows in inference.predicted(clf, files, batch_size):
       for path, x in rows:
@@ -141,8 +175,24 @@ def classify_files(
           writer.row(path, error=x)
           bar.write(f"skipped {path}: {x}", file=sys.stderr)
         else:
-          label = names[int(np.argmax(x))]
-          counts[label] += 1
-          writer.row(path, label, x)
+          record = writer.row(path, x)
+          counts[record["predicted"]] += 1
+          if "decision" in record:
+            decisions[record["decision"]] += 1
+          decisions["outlier"] += record.get("outlier", 0)
       bar.update(len(rows))
-  return counts, failed
+  return counts, failed, decisions
+
+
+def format_decisions(decisions: collections.Counter, detector: operating_points.Detector, block: dict | None) -> str:
+  """The detector's part of classify's summary: how many files were called fake and flagged as outliers."""
+  total = decisions["fake"] + decisions["real"]
+  if detector.real is None or not total:
+    return ""
+  lines = [f"decision at {detector.describe()}:", f"  fake {decisions['fake']:>8d}  {decisions['fake'] / total:7.1%}"]
+  if block:
+    lines.append(
+      f"  outliers {decisions['outlier']:>4d}  {decisions['outlier'] / total:7.1%}  (score {block['score']}, threshold"
+      f" set to flag at most {block['fpr']:.0%} of real validation images)"
+    )
+  return "\n".join(lines)

@@ -13,6 +13,9 @@ so the two give the same numbers for the same bundle and split.
 Uses only the work dir's bundle (parameters, statistics, label names, preprocessing). A folder is
 prepared on the fly with the bundle's image size, channels and crop; its class folders must carry
 label names the model knows. Writes `WORKDIR/eval_<name>.json` with the confusion and ROC PNGs.
+A folder in the cross-generator layout, `ROOT/<generator>/[<subset>/]{0_real,1_fake}/`, is found
+automatically and evaluated per generator instead (`cross_generator`). Detectors (bundles with a real
+class) also get the `detection` block: metrics at the bundle's threshold and the open-set rates.
 `--config.eval.perturb.kind=jpeg` (and its strengths, `defaults.perturbation_config`) evaluates
 a perturbed copy of each split instead, made on the fly and never written: `eval_<name>_jpeg.json`.
 """
@@ -33,10 +36,10 @@ from tqdm.auto import tqdm
 
 from freqforensics import bundle, defaults, outputs, sharding, steps
 from freqforensics import workdir as wd
-from freqforensics.data import augment, images, loading, pipeline, preparation, reader
+from freqforensics.data import augment, images, loading, pipeline, preparation, protocol, reader
 from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
-from freqforensics.evaluation import inference, loop, metrics
+from freqforensics.evaluation import inference, loop, metrics, operating_points, outliers
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +141,13 @@ def evaluate_source(
   progress: bool = False,
   name: str = "",
   scores: bool = True,
+  per_example: Callable[[dict[str, Any], jax.Array], dict[str, jax.Array]] | None = None,
 ) -> dict[str, Any]:
   """Metrics of `logits` (images sharded over `mesh` -> logits) on `source` (labels in the model's order).
 
   The masked evaluation loop over padded batches: every example counts once, on any number of
-  devices and hosts (each process reads its share). `scores` adds the ranking metrics.
+  devices and hosts (each process reads its share). `scores` adds the ranking metrics, the logits and
+  `per_example`'s values (`outlier_fn`).
   """
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   n = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
@@ -156,7 +161,39 @@ def evaluate_source(
       progress=bar.update,
       settle=settle,
       scores=scores,
+      per_example=per_example,
     )
+
+
+def outlier_fn(ostats: outliers.OutlierStats, mesh: jax.sharding.Mesh):
+  """`(batch, logits) -> {candidate: (B,)}` of the spectral open-set candidates, for `evaluate_source`."""
+  arrays = jax.device_put(outliers.device_arrays(ostats), sharding.replicated(mesh))
+  scores = outliers.make_scores_fn(mesh)
+  return lambda batch, logits: scores(batch["image"], arrays)
+
+
+def add_detection(m: dict[str, Any], detector: operating_points.Detector, block: dict[str, Any] | None) -> None:
+  """Adds a detector's `detection` block to split metrics `m` (kept logits, labels in the model's order) and,
+  with an open-set block, every candidate's flag rates (`outlier_candidates`). No-op for a model with no
+  real class."""
+  if detector.real is None or "_logits" not in m:
+    return
+  flags = None
+  if block and "_per_example" in m:
+    scores = outliers.all_scores(m["_per_example"], m["_logits"])
+    _, flags = outliers.flags(scores, block)
+    is_real = m["_labels"] == detector.real
+    m["outlier_candidates"] = {
+      k: {
+        "real_flagged": float(np.mean(v[is_real] > block["thresholds"][k])) if is_real.any() else None,
+        "fake_flagged": float(np.mean(v[~is_real] > block["thresholds"][k])) if (~is_real).any() else None,
+      }
+      for k, v in scores.items()
+      if k in block["thresholds"]
+    }
+  m["detection"] = operating_points.detection_metrics(detector, m["_logits"], m["_labels"], flags)
+  if block:
+    m["detection"]["outlier_score"] = block["score"]
 
 
 def write(workdir: Path, name: str, m: dict[str, Any]) -> Path:
@@ -176,8 +213,16 @@ def bundle_evaluator(
   (`inference.place`); each call is `evaluate_source` with scores (ROC-AUC, AP).
   """
   placed = inference.place(b, sharding.make_mesh(num_devices))
+  per_example = outlier_fn(b.outlier_stats, placed.mesh) if b.outlier_stats is not None else None
   return lambda source, name: evaluate_source(
-    placed.logits, source, b.label_names, mesh=placed.mesh, batch_size=batch_size, progress=progress, name=name
+    placed.logits,
+    source,
+    b.label_names,
+    mesh=placed.mesh,
+    batch_size=batch_size,
+    progress=progress,
+    name=name,
+    per_example=per_example,
   )
 
 
@@ -195,12 +240,22 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> 
 
 
 def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle) -> dict[str, dict[str, Any]]:
+  if b.note:
+    log.warning("%s: %s", workdir / "bundle", b.note)
+  if config.eval.source_dir and protocol.is_layout(config.eval.source_dir):
+    from freqforensics.evaluation import cross_generator  # pylint: disable=g-import-not-at-top
+
+    return cross_generator.evaluate(config, workdir, b)
   run = bundle_evaluator(
     b, num_devices=steps.num_devices(config), batch_size=config.eval.batch_size, progress=bool(config.progress)
   )
+  detector = operating_points.Detector.from_info(b.info, config.data.real_class)
   results = {}
   for name, source in _targets(config, b).items():
     m = run(source, name)
+    add_detection(m, detector, b.info.get("outliers"))
+    if b.note:
+      m["note"] = b.note
     m.update(split=name, model=b.info["model"], features=b.info["features"], bundle=str(workdir / "bundle"))
     if isinstance(source, augment.PerturbedSource):
       m["perturbation"] = dataclasses.asdict(source.perturbation)

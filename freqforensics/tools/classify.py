@@ -5,12 +5,15 @@ r"""Classify image files and folders with a trained model.
 
 PATHs are image files or folders (listed by the one listing rule, `images.LISTING_RULE`). The model
 is the bundle of a finished run (`WORKDIR/bundle/`, or a bundle folder given directly): nothing but
-plain arrays and JSON is read. Output: one row per image file (`path`, `predicted`, `p_<label>` per
-label, `error`), as CSV or JSON lines; by default in `WORKDIR/classify_<timestamp>.csv`, never
-overwriting a file. `--match_format` decodes every image with the format matching of the model's
-training data (its bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the
-per-image quality drawn from the file's path relative to the folder given. Exit code 0 when every
-image was classified, 1 when some could not be used, 2 on usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
+plain arrays and JSON is read. Output: one row per image file (`path`, `predicted`, calibrated
+`p_<label>` per label, for detectors `p_fake` and `decision` at the bundle's threshold, with the
+open-set score `outlier_score` and `outlier`, and `error`), as CSV or JSON lines; by default in
+`WORKDIR/classify_<timestamp>.csv`, never overwriting a file. It prints the model card's summary line,
+the threshold it used, and one warning when the inputs' sizes or formats differ from the training data.
+`--match_format` decodes every image with the format matching of the model's training data (its
+bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the per-image quality
+drawn from the file's path relative to the folder given. Exit code 0 when every image was classified,
+1 when some could not be used, 2 on usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
 decoding, predicting) and `freqforensics.evaluation.predictions` (rows and the output file).
 """
 
@@ -52,7 +55,7 @@ def main(argv: Sequence[str]) -> None:
     cli.fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
   absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
   from freqforensics.data import images  # pylint: disable=g-import-not-at-top  (after use_all_cores)
-  from freqforensics.evaluation import inference, predictions  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import inference, model_card, predictions  # pylint: disable=g-import-not-at-top
 
   workdir = Path(_F["workdir"].value).expanduser()
   bundle_dir = inference.bundle_dir(workdir)  # a missing work dir is reported before any file is listed
@@ -69,13 +72,19 @@ def main(argv: Sequence[str]) -> None:
   output = predictions.OutputFile(
     _F["output"].value, bundle_dir.parent if bundle_dir == workdir else workdir, _F["format"].value
   )
-  start = time.perf_counter()
-  counts, failed = predictions.classify_files(
-    clf, files, predictions.RowWriter(output.stream, _F["format"].value, clf.label_names), _F["batch_size"].value
-  )
-  output.finish()
   # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
   out = sys.stderr if output.path is None else sys.stdout
+  card, block = clf.bundle.info.get("model_card"), clf.bundle.info.get("outliers")
+  print(f"model: {card['summary'] if card else clf.bundle.info['model']}", file=out)
+  if clf.bundle.note:
+    print(f"note: {clf.bundle.note}", file=out)
+  warning = model_card.input_warning(card, files)
+  if warning:
+    print(warning, file=sys.stderr)
+  start = time.perf_counter()
+  writer = predictions.RowWriter(output.stream, _F["format"].value, clf.detector, block)
+  counts, failed, decisions = predictions.classify_files(clf, files, writer, _F["batch_size"].value)
+  output.finish()
   seconds = time.perf_counter() - start
   print(
     f"\nclassified {sum(counts.values())} of {len(files)} image files in {seconds:.1f} s"
@@ -83,6 +92,8 @@ def main(argv: Sequence[str]) -> None:
     file=out,
   )
   print(predictions.format_summary(counts, clf.label_names), file=out)
+  if text := predictions.format_decisions(decisions, clf.detector, block):
+    print(text, file=out)
   if failed:
     print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
   if skipped:

@@ -349,6 +349,21 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
   def value(key: str, v: str, needle: str) -> Callable[[Path, dict], Case]:
     return lambda case, m: Case(main(case, m, f"--config.{key}={v}"), needle)
 
+  def protocol_without_fakes(case: Path, m: dict) -> Case:
+    run_copy(case, m)
+    for cls, folder in (("0_real", "A_real"), ("1_fake", "B_gan")):
+      shutil.copytree(m["src"] / folder, case / "gens" / "gan_a" / cls)
+    shutil.copytree(m["src"] / "A_real", case / "gens" / "gan_b" / "0_real")
+    argv = tool("main") + [
+      "--config=configs/folder.py:tiny",
+      f"--workdir={case / 'run'}",
+      "--config.mode=eval",
+      f"--config.eval.source_dir={case / 'gens'}",
+      "--config.data.image_size=16",
+      "--config.progress=false",
+    ]
+    return Case(argv, "generator gan_b has no fake images")
+
   return {
     "main: batch size 0": value("train.batch_size", "0", "train.batch_size=0 is out of range"),
     "main: batch size -4": value("train.batch_size", "-4", "train.batch_size=-4 is out of range"),
@@ -360,6 +375,10 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
     "main: epochs 0": value("train.epochs", "0", "train.epochs=0 is out of range"),
     "main: learning rate 0": value("train.learning_rate", "0", "train.learning_rate=0"),
     "main: unknown key": value("train.lerning_rate", "1", "unknown config key"),
+    "main: threshold policy": value("eval.threshold", "often", "eval.threshold='often' is not a threshold policy"),
+    "main: outlier rate 1": value("eval.outlier_fpr", "1.0", "eval.outlier_fpr=1.0 is out of range"),
+    "main: real class not a class": value("data.real_class", "Z_real", "data.real_class='Z_real' is not a class"),
+    "eval: protocol generator without fakes": protocol_without_fakes,
     "main: config syntax error": syntax_error,
     "main: config raises": raises,
     "main: config argument": lambda case, m: Case(
@@ -409,6 +428,12 @@ def _cases() -> dict[str, Callable[[Path, dict], Case]]:
     ),
     "classify: pickled array": bundle_case(pickled, "plain arrays"),
     "classify: stats outside the bundle": bundle_case(stats_outside, "inside the bundle folder"),
+    "classify: truncated outliers.npz": bundle_case(
+      lambda c: _truncate(c / "run" / "bundle" / "outliers.npz"), "outliers.npz cannot be used"
+    ),
+    "classify: calibration without temperature": bundle_case(
+      lambda c: _edit_bundle(c, lambda i: i["calibration"].pop("temperature")), "needs a positive temperature"
+    ),
     "explain: unknown model": bundle_case(
       lambda c: _edit_bundle(c, lambda i: i.update(model="vit")), "model 'vit'", command="explain"
     ),

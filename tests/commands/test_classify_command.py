@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,80 @@ def test_usage_errors_are_one_line(case, needle, workdir, tmp_path):
     "bad_flag": (f"--workdir={workdir}", "--batch_size=0", "a.png"),
   }[case]
   assert needle in _one_line_error(_run(*args, cwd=tmp_path))
+
+
+def _layout(src: Path, root: Path) -> Path:
+  """Two generators in the protocol's layout, one with subsets, linking the run's class folders."""
+  for gen, subsets in (("flat", [""]), ("nested", ["s1", "s2"])):
+    for k, sub in enumerate(subsets):
+      for cls, folder in (("0_real", "A_real"), ("1_fake", "B_gan")):
+        d = root / gen / sub / cls
+        d.mkdir(parents=True)
+        files = sorted((src / folder).glob("*.png"))
+        for f in files[::2] if gen == "flat" else files[1::2][k :: len(subsets)]:
+          os.symlink(f, d / f.name)
+  return root
+
+
+def test_the_new_columns_agree_with_mode_eval(workdir, tmp_path):
+  from conftest import tiny_folder_config
+  from sklearn import metrics as skm
+
+  from freqforensics.evaluation import runner
+
+  wd = tmp_path / "wd"
+  shutil.copytree(workdir / "bundle", wd / "bundle")  # the session's run stays as it was
+  layout = _layout(workdir.parent / "src", tmp_path / "gens")
+  c = tiny_folder_config(workdir.parent / "src", tmp_path / "data")
+  c.eval.source_dir = str(layout)
+  (report,) = runner.evaluate_workdir(c, wd).values()
+  for gen, row in report["by_generator"].items():
+    r = _run(f"--workdir={wd}", "--format=jsonl", "--output=-", str(layout / gen), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {"p_fake", "decision", "outlier_score", "outlier"} <= set(recs[0])
+    is_fake = np.array(["1_fake" in rec["path"] for rec in recs])
+    fake = np.array([rec["decision"] == "fake" for rec in recs])
+    either = fake | np.array([rec["outlier"] == 1 for rec in recs])
+    assert row["real_accuracy"] == np.mean(~fake[~is_fake]) and row["fake_accuracy"] == np.mean(fake[is_fake])
+    assert row["detected"] == np.mean(either[is_fake]) and row["real_flagged"] == np.mean(either[~is_fake])
+    p_fake = np.array([rec["p_fake"] for rec in recs])
+    assert row["roc_auc"] == pytest.approx(skm.roc_auc_score(is_fake, p_fake), abs=1e-9)
+    np.testing.assert_array_equal(fake, p_fake > report["threshold"])
+    assert f"p_fake > {report['threshold']:.4g}" in r.stderr  # says which threshold it used
+  assert "model: log2 on dct_log features" in r.stderr  # the card's summary line
+
+
+def test_an_old_bundle_is_classified_with_a_note(workdir, tmp_path):
+  shutil.copytree(workdir / "bundle", tmp_path / "old")
+  info = json.loads((tmp_path / "old" / "bundle.json").read_text())
+  for key in ("real_label", "calibration", "outliers", "model_card"):
+    del info[key]
+  (tmp_path / "old" / "bundle.json").write_text(json.dumps(info))
+  for name in ("outliers.npz", "MODEL_CARD.md"):
+    (tmp_path / "old" / name).unlink()
+  good_images(tmp_path / "in")
+  r = _run(f"--workdir={tmp_path / 'old'}", f"--output={tmp_path / 'out.csv'}", str(tmp_path / "in"), cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert r.stdout.count("note: this bundle was written before calibration") == 1
+  rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+  assert list(rows[0]) == ["path", "predicted", "p_A_real", "p_B_gan", "p_fake", "decision", "error"]
+  for row in rows:  # the old rule: fake when p_fake > 0.5, probabilities as the model gives them
+    assert row["decision"] == ("fake" if float(row["p_fake"]) > 0.5 else "real")
+    assert float(row["p_fake"]) == pytest.approx(float(row["p_B_gan"]))
+
+
+def test_inputs_unlike_the_training_data_are_warned_about_once(workdir, tmp_path):
+  rng = np.random.default_rng(0)
+  (tmp_path / "in").mkdir()
+  for i in range(3):
+    Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(tmp_path / "in" / f"{i}.jpg")
+  r = _run(f"--workdir={workdir}", f"--output={tmp_path / 'out.csv'}", str(tmp_path / "in"), cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-2000:]
+  warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: inputs differ")]
+  assert len(warnings) == 1 and "formats JPEG (trained on PNG)" in warnings[0] and "sizes 20x24" in warnings[0]
+  good = tmp_path / "same"
+  good.mkdir()
+  Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(good / "a.png")
+  r = _run(f"--workdir={workdir}", f"--output={tmp_path / 'out2.csv'}", str(good), cwd=tmp_path)
+  assert "warning: inputs differ" not in r.stderr

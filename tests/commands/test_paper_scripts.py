@@ -131,3 +131,42 @@ def test_a_script_mistake_is_one_line_and_exit_code_2(demo):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
   assert bad_key.stderr.strip().count("\n") == 0 and bad_key.stderr.startswith("error: ")
   assert "--config.KEY=VALUE" in bad_flag.stderr
+
+
+def test_generalization_table(demo, tmp_path):
+  out = _script("paper_generalization").main(
+    ["--tiny", f"--results={tmp_path}", "--models=log2", "--features=dct_log", "--families=gan_transposed"]
+  )
+  rows = json.loads((out / "generalization.json").read_text())
+  assert [(r["setting"], r["trained_on"], r["augment"]) for r in rows] == [
+    ("one", "gan_transposed", "none"),
+    ("one", "gan_transposed", "blur_jpeg"),
+    ("all_but_one", "all but gan_transposed", "none"),
+    ("all_but_one", "all but gan_transposed", "blur_jpeg"),
+    ("no_access", "simulated upsamplers", "none"),
+    ("no_access", "simulated upsamplers", "blur_jpeg"),
+  ]
+  families = ["ae_decoder", "ae_decoder_aa", "gan_bilinear", "gan_nearest", "gan_subpixel", "gan_transposed"]
+  for fam in families:  # the test split of each class (:tiny: 60 images, 70/10/20), linked, not copied
+    for cls in ("0_real", "1_fake"):
+      links = sorted((out / "protocol" / fam / cls).iterdir())
+      assert len(links) == 12 and all(p.is_symlink() for p in links)
+  for r in rows:
+    run = out / "runs" / f"{r['setting']}_{r['trained_on'].replace(' ', '_')}_log2_dct_log_{r['augment']}"
+    report = json.loads((run / "eval_cross_protocol.json").read_text())
+    assert sorted(report["by_generator"]) == families
+    held = [report["by_generator"][f]["roc_auc"] for f in r["held_out"]]
+    assert r["roc_auc"] == pytest.approx(sum(held) / len(held)) and r["by_family"] == report["by_generator"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["augment"]["kind"] == r["augment"]
+    if r["augment"] == "blur_jpeg":
+      assert config["augment"]["blur_sigma"] == [0.0, 3.0] and config["augment"]["jpeg_quality"] == [30, 100]
+    labels = json.loads((run / "bundle" / "bundle.json").read_text())["label_names"]
+    assert labels[0] == "A_real" and len(labels) == {"one": 2, "all_but_one": 6, "no_access": 4}[r["setting"]]
+  assert sorted(rows[0]["held_out"]) == families[:-1] and rows[2]["held_out"] == ["gan_transposed"]
+  assert len(rows[4]["held_out"]) == 6  # no access: every trained family is unseen
+  candidates = json.loads((out / "outlier_candidates.json").read_text())
+  assert {c["candidate"] for c in candidates} == {"real_mahalanobis", "class_mahalanobis", "pca_real", "energy"}
+  assert (out / "generalization.png").stat().st_size > 0 and "| one | gan_transposed |" in (
+    out / "generalization.md"
+  ).read_text()

@@ -1,0 +1,165 @@
+r"""The cross-generator protocol: a bundle tested on one folder per generator, reported as the field reports it.
+
+  python -m freqforensics.main --config=configs/demo.py --workdir=runs/demo --config.mode=eval \
+      --config.eval.source_dir=ROOT        # ROOT/<generator>/[<subset>/]{0_real,1_fake}/
+
+A binary bundle, or a multi-class bundle used as a detector (`p_fake = 1 - p(real class)`), is run
+over every generator's real and fake images (`data.protocol`, prepared on the fly with the bundle's
+preprocessing, cached like any folder). Per generator: accuracy, accuracy on reals and on fakes at the
+bundle's threshold, AP, ROC-AUC, TPR at 1% and 5% FPR, EER, the counts, and with the open-set score
+`detected` / `real_flagged` (`detection.detection_row`); then the mean row. Writes
+`WORKDIR/eval_cross_<ROOT name>.json` (`by_generator`, `mean`, and every open-set candidate's rates),
+the same table as `.md`, and a per-generator ROC figure `_roc.png`; the table joins the bundle's model
+card when a run wrote the bundle in this work dir.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from freqforensics import bundle, outputs, sharding, steps
+from freqforensics import workdir as wd
+from freqforensics.data import loading, pipeline, preparation, protocol
+from freqforensics.errors import UserError
+from freqforensics.evaluation import detection, figures, inference, loop, model_card, operating_points, outliers
+
+log = logging.getLogger(__name__)
+
+
+def report_files(workdir: Path, name: str) -> list[Path]:
+  """The files `evaluate` writes for report `name`."""
+  return [workdir / f"eval_{name}.json", workdir / f"eval_{name}.md", workdir / f"eval_{name}_roc.png"]
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle) -> dict[str, dict[str, Any]]:
+  """Runs the protocol on `config.eval.source_dir` with the bundle of `workdir`; returns {name: report}."""
+  detector = operating_points.Detector.from_info(b.info, config.data.real_class)
+  if detector.real is None:
+    raise UserError(
+      f"this model's classes {list(b.label_names)} name no real class, so it is no detector: pass"
+      " --config.data.real_class=NAME (one of them) to test it on generators"
+    )
+  root = Path(config.eval.source_dir).expanduser()
+  generators = protocol.read_layout(root)
+  options = preparation.PrepareOptions(
+    image_size=b.info["image_size"],
+    channels=b.info["channels"],
+    split=(0.0, 0.0, 1.0),
+    crop=b.info.get("crop", "center"),
+    max_pixels=config.data.max_pixels,
+    num_threads=config.data.num_threads,
+  )
+  placed = inference.place(b, sharding.make_mesh(steps.num_devices(config)))
+  block = b.info.get("outliers")
+  spectral = None
+  if block and b.outlier_stats is not None:
+    arrays = jax.device_put(outliers.device_arrays(b.outlier_stats), sharding.replicated(placed.mesh))
+    scores_fn = outliers.make_scores_fn(placed.mesh)
+    spectral = lambda images: scores_fn(images, arrays)  # noqa: E731
+
+  def outputs_of(batch):
+    out = {"logits": placed.logits(batch["image"])}
+    return {**out, **spectral(batch["image"])} if spectral else out
+
+  progress = bool(config.progress)
+  rows: dict[str, dict[str, Any]] = {}
+  curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+  candidates: dict[str, dict[str, Any]] = {}
+  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  for name, folders in generators.items():
+    out_dir = (
+      loading.data_root(config) / "prepared" / f"protocol-{name}-{preparation.fingerprint(folders, options)[:12]}"
+    )
+    prepared = preparation.prepare_to(folders, out_dir, options, progress=progress)
+    source = prepared.source("test")
+    if not len(source) or prepared.num_examples.get("test", 0) == 0:
+      raise UserError(f"generator {name} of {root} has no usable images (see {out_dir / 'skipped_files.csv'})")
+    n = pipeline.num_eval_steps(len(source), config.eval.batch_size, jax.process_count())
+    with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
+      got = loop.collect(
+        outputs_of,
+        pipeline.eval_batches(source, config.eval.batch_size, num_threads=config.data.num_threads or 2, **procs),
+        put=placed.put,
+        progress=bar.update,
+      )
+    logits, is_fake = got["logits"], got["label"] == 1  # label 1 is `1_fake`
+    counts = {c: int(prepared.metadata["counts"][c]["test"]) for c in (protocol.REAL, protocol.FAKE)}
+    if not counts[protocol.REAL] or not counts[protocol.FAKE]:
+      raise UserError(
+        f"generator {name} of {root} has no usable {'real' if not counts[protocol.REAL] else 'fake'} images"
+      )
+    score = detector.score(logits)
+    flags = None
+    if spectral:
+      scores = outliers.all_scores({k: got[k] for k in outliers.SPECTRAL}, logits)
+      _, flags = outliers.flags(scores, block)
+      candidates[name] = {
+        k: {
+          "real_flagged": float(np.mean(v[~is_fake] > block["thresholds"][k])),
+          "fake_flagged": float(np.mean(v[is_fake] > block["thresholds"][k])),
+        }
+        for k, v in scores.items()
+        if k in block["thresholds"]
+      }
+    rows[name] = detection.detection_row(is_fake, score, detector.threshold_logit, flags)
+    curves[name] = detection.roc(is_fake, score)
+    log.info("%s: accuracy %.4f, ROC-AUC %s", name, rows[name]["accuracy"], rows[name]["roc_auc"])
+  mean = detection.mean_row(rows)
+  name = "cross_" + root.resolve().name
+  table = detection.markdown(rows, mean)
+  report: dict[str, Any] = {
+    "by_generator": rows,
+    "mean": mean,
+    "subsets": protocol.subsets(root),
+    "source_dir": str(root.resolve()),
+    "real_class": b.label_names[detector.real],
+    "threshold": detector.threshold,
+    "policy": detector.policy,
+    "temperature": detector.temperature,
+    "outlier_score": block["score"] if spectral else None,
+    "outlier_fpr": block["fpr"] if spectral else None,
+    "outlier_candidates": candidates or None,
+    "model": b.info["model"],
+    "features": b.info["features"],
+    "bundle": str(workdir / "bundle"),
+    "threshold_note": detector.describe(),
+  }
+  if b.note:
+    report["note"] = b.note
+  if sharding.is_main_process():
+    _write(workdir, name, report, table, curves, b)
+  report["_markdown"] = table
+  return {name: report}
+
+
+def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves, b: bundle.Bundle) -> None:
+  """The report's JSON, markdown and ROC figure (registered), and the table in the bundle's model card."""
+  json_path, md_path, roc_path = report_files(workdir, name)
+  wd.register(workdir, json_path, md_path, roc_path)
+  outputs.write_json(json_path, report)
+  header = (
+    f"# {b.info['model']} on {b.info['features']} features: {report['source_dir']}\n\n"
+    f"Decision: {report['threshold_note']}."
+    + (
+      f" Open-set score `{report['outlier_score']}` at {report['outlier_fpr']:.0%} real FPR."
+      if report["outlier_score"]
+      else ""
+    )
+    + "\n\n"
+  )
+  outputs.write_text(md_path, header + table)
+  aucs = {g: r["roc_auc"] for g, r in report["by_generator"].items()}
+  figures.roc_png(curves, aucs, roc_path, f"{b.info['model']} {b.info['features']}: per generator")
+  bundle_dir = workdir / "bundle"
+  # The card is rewritten only in a bundle a run wrote here (never a user's copy of one).
+  if "model_card" in b.info and wd.record(workdir).owns("bundle/bundle.json"):
+    info = model_card.add_cross_generator(b.info, name, report, table)
+    outputs.write_text(bundle_dir / bundle.CARD, model_card.render(info, info["model_card"]))
+    outputs.write_json(bundle_dir / "bundle.json", info)

@@ -1,0 +1,267 @@
+"""The model card of a bundle: what the model was trained on, how to read its output, and where it fails.
+
+Written at the end of training as `bundle/MODEL_CARD.md` and, as fields, under `model_card` in
+`bundle.json`: the data (class folders, image counts per split, the image sizes and file formats seen),
+the label order and which label is real, the preprocessing, the decision threshold with its policy,
+the calibration, validation and test metrics, the cross-generator table when `mode=eval` ran the
+protocol on this bundle (`add_cross_generator`), and the known failure modes, stated plainly.
+`classify` prints the card's summary line and warns once when its inputs' sizes or formats differ
+from the ones seen in training (`input_warning`).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+SAMPLE = 2000  # files whose header is read to record the sizes and formats seen in training
+INPUT_SAMPLE = 256  # files of a classify run whose header is compared with them
+
+
+def headers(files: Sequence[Path], limit: int) -> dict[str, Any]:
+  """Sizes (`WxH`) and formats (Pillow's names) of up to `limit` files evenly spread over `files`
+  (headers only, no decoding)."""
+  files = list(files)
+  pick = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int)) if files else []
+  sizes: collections.Counter = collections.Counter()
+  formats: collections.Counter = collections.Counter()
+  for i in pick:
+    try:
+      with Image.open(files[i]) as im:
+        sizes[f"{im.size[0]}x{im.size[1]}"] += 1
+        formats[str(im.format)] += 1
+    except (OSError, ValueError, SyntaxError):
+      formats["unreadable"] += 1
+  return {
+    "sampled": len(pick),
+    "of": len(files),
+    "sizes": dict(sizes.most_common()),
+    "formats": dict(formats.most_common()),
+  }
+
+
+def training_files(prepared) -> list[Path]:
+  """The source files of a prepared dataset's classes (by the listing rule), or [] when the folder is gone."""
+  from freqforensics.data import images  # pylint: disable=g-import-not-at-top
+  from freqforensics.errors import UserError  # pylint: disable=g-import-not-at-top
+
+  source = prepared.metadata.get("source_dir")
+  try:
+    folders = images.list_class_folders(source, min_classes=1, classes=prepared.label_names) if source else None
+  except UserError:
+    return []
+  return [f for name in folders.class_names for f in folders.files[name]] if folders else []
+
+
+FAILURE_MODES = (
+  "Generators whose upsampling differs from every training class can pass as real: a detector trained on one"
+  " GAN family caught another family's images or missed them entirely in our tests (docs/generalization.md).",
+  "Blur removes the high frequencies the model reads: blurred fakes look real to it (docs/robustness.md).",
+  "JPEG compression removes fine detail and adds its own 8x8 block pattern to the spectrum: scores drop on"
+  " re-compressed images unless the model was trained with JPEG augmentation.",
+  "Images of other sizes or formats than the ones listed under data are resized or decoded differently, which"
+  " changes their spectrum; classify warns when its inputs differ.",
+)
+
+
+def _fmt(x: Any, spec: str = ".4f") -> str:
+  return "n/a" if x is None else format(x, spec)
+
+
+def _split_metrics(m: dict[str, Any] | None) -> dict[str, Any] | None:
+  if not m:
+    return None
+  out = {"accuracy": m.get("accuracy"), "num_examples": m.get("num_examples")}
+  if m.get("detection"):
+    d = m["detection"]
+    out.update({k: d.get(k) for k in ("roc_auc", "ap", "tpr_at_fpr_0.01", "tpr_at_fpr_0.05", "eer", "ece")})
+    out["accuracy_at_threshold"] = d.get("accuracy")
+  return out
+
+
+def build(
+  info: dict[str, Any],
+  prepared,
+  *,
+  source: str,
+  val: dict[str, Any] | None,
+  test: dict[str, Any] | None,
+) -> dict[str, Any]:
+  """The card's fields from the bundle description and the final validation and test metrics."""
+  labels = list(info["label_names"])
+  real = info.get("real_label")
+  counts = prepared.metadata.get("counts") or {}
+  seen = headers(training_files(prepared), SAMPLE)
+  c, o = info.get("calibration") or {}, info.get("outliers")
+  failure = list(FAILURE_MODES)
+  if source == "synthetic":
+    failure.append(
+      "Trained on synthetic data (the embedded benchmark of bundled photographs and small generators): this"
+      " model is not a detector for images in the wild."
+    )
+  if (info.get("augment") or {}).get("kind", "none") == "none":
+    failure.append("Trained without augmentation: no blur, JPEG or noise was seen in training.")
+  if real is None:
+    failure.append("No class is named as real: the model attributes images to its classes but is no detector.")
+  card = {
+    "data": {
+      "source": source,
+      "dataset": info.get("dataset"),
+      "source_dir": prepared.metadata.get("source_dir"),
+      "classes": {n: counts.get(n, {}) for n in labels},
+      "image_sizes": seen["sizes"],
+      "formats": seen["formats"],
+      "headers_sampled": seen["sampled"],
+      "files": seen["of"],
+    },
+    "label_names": labels,
+    "real_class": labels[real] if real is not None else None,
+    "preprocessing": {
+      "image_size": info.get("image_size"),
+      "channels": info.get("channels"),
+      "crop": info.get("crop"),
+      "features": info.get("features"),
+      "augment": (info.get("augment") or {}).get("kind", "none"),
+    },
+    "threshold": {k: c.get(k) for k in ("policy", "threshold", "val_fpr", "val_tpr")} if real is not None else None,
+    "calibration": {
+      k: c.get(k) for k in ("temperature", "nll_before", "nll_after", "ece_before", "ece_after", "val_all_right")
+    },
+    "outliers": {k: o.get(k) for k in ("score", "fpr", "thresholds", "val_real_flagged")} if o else None,
+    "metrics": {"val": _split_metrics(val), "test": _split_metrics(test)},
+    "cross_generator": {},
+    "failure_modes": failure,
+  }
+  card["summary"] = summary_line(info, card)
+  return card
+
+
+def summary_line(info: dict[str, Any], card: dict[str, Any]) -> str:
+  """One line: model, classes, what it was trained on, its operating point and test numbers."""
+  d, t = card["data"], (card["metrics"].get("test") or {})
+  train = sum(int(v.get("train", 0)) for v in d["classes"].values())
+  sizes = ", ".join(list(d["image_sizes"])[:2]) or "unknown sizes"
+  parts = [
+    f"{info['model']} on {info['features']} features, {len(card['label_names'])} classes"
+    f" ({', '.join(card['label_names'])})",
+    f"trained on {train} {d['source']} images ({sizes})",
+  ]
+  if card["real_class"] is not None and card["threshold"]:
+    th = card["threshold"]
+    parts.append(f"real class {card['real_class']}, decision p_fake > {_fmt(th['threshold'], '.3g')} ({th['policy']})")
+  if t:
+    parts.append(
+      f"test accuracy {_fmt(t.get('accuracy'), '.3f')}"
+      + (f", ROC-AUC {_fmt(t['roc_auc'])}" if t.get("roc_auc") is not None else "")
+    )
+  return "; ".join(parts)
+
+
+def render(info: dict[str, Any], card: dict[str, Any]) -> str:
+  """`MODEL_CARD.md`."""
+  d, p = card["data"], card["preprocessing"]
+  lines = [f"# Model card: {info['model']} on {info['features']} features", "", card["summary"], "", "## Data", ""]
+  lines.append(f"Source: {d['source']} ({d.get('source_dir')}); prepared dataset {d.get('dataset')}.")
+  lines += ["", "| class (label) | train | val | test |", "|---|---|---|---|"]
+  for i, (name, n) in enumerate(d["classes"].items()):
+    real = " **real**" if name == card["real_class"] else ""
+    lines.append(f"| {name} ({i}){real} | {n.get('train', '-')} | {n.get('val', '-')} | {n.get('test', '-')} |")
+  lines += [
+    "",
+    f"Image sizes seen (headers of {d['headers_sampled']} of {d['files']} files): "
+    + (", ".join(f"{k} ({v})" for k, v in d["image_sizes"].items()) or "unknown"),
+    "Formats seen: " + (", ".join(f"{k} ({v})" for k, v in d["formats"].items()) or "unknown"),
+    "",
+    "## Preprocessing",
+    "",
+    f"Decoded to {p['channels']} channel(s), crop rule `{p['crop']}` to {p['image_size']}x{p['image_size']},"
+    f" features `{p['features']}`; training augmentation: {p['augment']}.",
+    "",
+    "## Output and operating point",
+    "",
+  ]
+  cal = card["calibration"]
+  if card["real_class"] is not None and card["threshold"]:
+    th = card["threshold"]
+    lines.append(
+      f"`p_fake` = 1 - p({card['real_class']}). Decision: fake when p_fake > {_fmt(th['threshold'], '.4g')}, chosen on"
+      f" the validation split by policy `{th['policy']}` (there: {_fmt(th['val_fpr'], '.3f')} of reals flagged,"
+      f" {_fmt(th['val_tpr'], '.3f')} of fakes caught)."
+    )
+  else:
+    lines.append("No real class: the model gives class probabilities only (no p_fake, no decision).")
+  if cal.get("val_all_right"):
+    lines.append(
+      "Calibration: temperature 1, kept: every validation image was classified right, so the validation NLL"
+      " has no minimum to fit (it only falls as the model is made surer)."
+    )
+  else:
+    lines.append(
+      f"Calibration: temperature {_fmt(cal.get('temperature'), '.3g')} fit on validation (NLL"
+      f" {_fmt(cal.get('nll_before'))} -> {_fmt(cal.get('nll_after'))}, ECE {_fmt(cal.get('ece_before'))} ->"
+      f" {_fmt(cal.get('ece_after'))})."
+    )
+  if card["outliers"]:
+    o = card["outliers"]
+    lines.append(
+      f"Open-set score `{o['score']}`: an image is flagged as an outlier (unlike the training data) when it is above"
+      f" {_fmt(o['thresholds'][o['score']], '.4g')}, set so that at most {o['fpr']:.0%} of real validation images are"
+      f" flagged ({_fmt(o['val_real_flagged'][o['score']], '.3f')} were)."
+    )
+  lines += [
+    "",
+    "## Metrics",
+    "",
+    "| split | accuracy | acc at threshold | ROC-AUC | AP | TPR@1% | TPR@5% | EER | ECE |",
+  ]
+  lines.append("|---|---|---|---|---|---|---|---|---|")
+  for split, m in card["metrics"].items():
+    if m:
+      keys = ("accuracy", "accuracy_at_threshold", "roc_auc", "ap", "tpr_at_fpr_0.01", "tpr_at_fpr_0.05", "eer", "ece")
+      lines.append(f"| {split} | " + " | ".join(_fmt(m.get(k), ".3f") for k in keys) + " |")
+  if card["cross_generator"]:
+    lines += ["", "## Cross-generator tests (mode=eval)", ""]
+    for name, table in card["cross_generator"].items():
+      lines += [f"`{name}`:", "", table["markdown"]]
+  lines += ["", "## Known failure modes", ""] + [f"- {f}" for f in card["failure_modes"]]
+  return "\n".join(lines) + "\n"
+
+
+def add_cross_generator(info: dict[str, Any], name: str, report: dict[str, Any], markdown: str) -> dict[str, Any]:
+  """`info` with the card's cross-generator entry `name` set (its mean row and table)."""
+  card = dict(info["model_card"])
+  card["cross_generator"] = dict(
+    card.get("cross_generator") or {}, **{name: {"mean": report["mean"], "markdown": markdown}}
+  )
+  return dict(info, model_card=card)
+
+
+def input_warning(card: dict[str, Any] | None, files: Sequence[Path], limit: int = INPUT_SAMPLE) -> str | None:
+  """A one-paragraph warning when inputs' sizes or formats were not seen in training; None when they were
+  (or the bundle has no card). Headers of up to `limit` files, evenly spread, are read."""
+  if not card or not files:
+    return None
+  trained_sizes, trained_formats = list(card["data"]["image_sizes"]), list(card["data"]["formats"])
+  if not trained_sizes and not trained_formats:
+    return None
+  seen = headers(files, limit)
+  sizes = [s for s in seen["sizes"] if trained_sizes and s not in trained_sizes]
+  formats = [f for f in seen["formats"] if trained_formats and f not in trained_formats and f != "unreadable"]
+  if not sizes and not formats:
+    return None
+  what = []
+  if formats:
+    what.append(f"formats {', '.join(formats)} (trained on {', '.join(trained_formats)})")
+  if sizes:
+    shown = ", ".join(sizes[:4]) + (" ..." if len(sizes) > 4 else "")
+    what.append(f"sizes {shown} (trained on {', '.join(trained_sizes[:4])})")
+  return (
+    f"warning: inputs differ from what this model was trained on: {'; '.join(what)} (headers of {seen['sampled']}"
+    f" of {seen['of']} input files checked). Its scores may not hold for them: see the model card's known"
+    " failure modes (MODEL_CARD.md in the bundle)."
+  )

@@ -1,0 +1,218 @@
+"""The open-set "unknown generator" score: how far an image's spectrum lies from what the model was trained on.
+
+A closed-set classifier must put every image in one of its classes, however unlike them it is: a
+detector trained on real images and nearest-upsampling GANs called images of a transposed-conv GAN
+"real" with high confidence. The scores here look at the spectrum itself, in one space for every
+model whatever its features: log-DCT, `log(|DCT(x)| + 1e-12)` per coefficient, with the training
+split's per-class mean and variance from the statistics pass (`stats.feature_stats`, per class).
+Candidates (all: higher = more unusual):
+
+  real_mahalanobis   diagonal Mahalanobis distance to the real class: mean over coefficients of
+                     ((x - mean_real) / std_real)^2
+  class_mahalanobis  the same distance to the nearest training class (the minimum over classes): high
+                     only when the image is unlike every class
+  pca_real           the part of the real-standardised spectrum outside the top principal components of
+                     real training images (residual energy per coefficient, up to `PCA_COMPONENTS`)
+  energy             the energy of the logits, -logsumexp(logits) (Liu et al., 2020); one logit z is
+                     taken as the two logits (-z/2, z/2)
+
+The threshold of each is set on the real validation images at a stated false-positive rate
+(`eval.outlier_fpr`): at most that share of them is flagged (`operating_points.fpr_threshold`).
+Which candidate a bundle uses (`eval.outlier_score`) was chosen by measurement, see
+docs/generalization.md. Arrays live in the bundle's `outliers.npz` (no pickle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.special
+
+from freqforensics import outputs, sharding, spectral, stats
+from freqforensics.evaluation import operating_points
+
+SPACE = "dct_log"  # the feature space of the spectral candidates (raw log |DCT|, before standardisation)
+CANDIDATES: tuple[str, ...] = ("real_mahalanobis", "class_mahalanobis", "pca_real", "energy")
+SPECTRAL: tuple[str, ...] = CANDIDATES[:3]  # computed on device from the image; energy comes from the logits
+FILE = "outliers.npz"
+PCA_COMPONENTS = 32  # at most this many principal components of the real class (fewer with fewer images)
+PCA_IMAGES = 512  # real training images the components are fit on (evenly spaced over the class)
+VAR_FLOOR = 1e-3  # a coefficient's variance is at least this share of the class's mean variance
+
+
+@dataclasses.dataclass(frozen=True)
+class OutlierStats:
+  """Per-class mean and inverse std of log |DCT| `(k, H, W, C)`, the real label and the real PCA `(n, D)`."""
+
+  mean: np.ndarray
+  inv_std: np.ndarray
+  real: int
+  components: np.ndarray
+
+  def save(self, path: str | os.PathLike) -> None:
+    outputs.write_with(
+      path,
+      lambda tmp: np.savez(
+        tmp, mean=self.mean, inv_std=self.inv_std, real=np.asarray(self.real), components=self.components
+      ),
+    )
+
+  @classmethod
+  def load(cls, path: str | os.PathLike, num_labels: int, image_shape: tuple[int, ...]) -> OutlierStats:
+    """Reads `save`'s file (no pickle); raises ValueError when the arrays do not fit the model."""
+    with np.load(Path(path), allow_pickle=False) as f:
+      mean, inv_std = np.asarray(f["mean"], np.float32), np.asarray(f["inv_std"], np.float32)
+      real, comps = int(f["real"]), np.asarray(f["components"], np.float32)
+    shape = (num_labels,) + spectral.feature_shape(SPACE, tuple(image_shape))
+    if mean.shape != shape or inv_std.shape != shape:
+      raise ValueError(f"class statistics of shape {mean.shape}, {inv_std.shape}; the model needs {shape}")
+    if not 0 <= real < num_labels or comps.ndim != 2 or comps.shape[1] != int(np.prod(shape[1:])):
+      raise ValueError(f"real label {real} or components {comps.shape} do not fit {shape}")
+    if not (np.isfinite(mean).all() and np.isfinite(inv_std).all() and np.isfinite(comps).all()):
+      raise ValueError("non-finite values")
+    return cls(mean, inv_std, real, comps)
+
+
+def from_moments(mean: np.ndarray, var: np.ndarray, real: int, components: np.ndarray) -> OutlierStats:
+  """`OutlierStats` from per-class moments; each class's variances are floored (`VAR_FLOOR`)."""
+  var = np.asarray(var, np.float64)
+  axes = tuple(range(1, var.ndim))
+  floor = VAR_FLOOR * var.mean(axis=axes, keepdims=True)
+  inv_std = 1.0 / np.sqrt(np.maximum(var, np.maximum(floor, 1e-12)))
+  return OutlierStats(np.asarray(mean, np.float32), inv_std.astype(np.float32), int(real), components)
+
+
+def spectral_scores(x: jax.Array, o: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """The spectral candidates of raw log-DCT features `x (B, H, W, C)`; `o` holds the arrays of `OutlierStats`."""
+  x = x.astype(jnp.float32).reshape(x.shape[0], -1)
+  k = o["mean"].shape[0]
+  mean, inv_std = o["mean"].reshape(k, -1), o["inv_std"].reshape(k, -1)
+  # One class at a time (lax.map): memory stays one batch of features, whatever the number of classes.
+  d = jax.lax.map(lambda m: jnp.mean(((x - m[0]) * m[1]) ** 2, axis=-1), (mean, inv_std))  # (k, B)
+  r = o["real"]
+  u = (x - mean[r]) * inv_std[r]  # standardised by the real class
+  hp = jax.lax.Precision.HIGHEST
+  proj = jnp.matmul(jnp.matmul(u, o["components"].T, precision=hp), o["components"], precision=hp)
+  resid = jnp.mean((u - proj) ** 2, axis=-1)  # the residual itself, not |u|^2 - |proj|^2 (float32 cancels)
+  return {"real_mahalanobis": d[r], "class_mahalanobis": d.min(axis=0), "pca_real": resid}
+
+
+def device_arrays(s: OutlierStats) -> dict[str, np.ndarray]:
+  """The arrays `spectral_scores` takes (the real label as an array, so it traces as data)."""
+  return {"mean": s.mean, "inv_std": s.inv_std, "components": s.components, "real": np.asarray(s.real, np.int32)}
+
+
+def make_scores_fn(mesh: jax.sharding.Mesh):
+  """The jitted `(images, device arrays) -> {candidate: (B,)}` of the spectral candidates, per device."""
+  raw = sharding.raw_features_fn(mesh, SPACE)
+  return jax.jit(lambda images, o: spectral_scores(raw(images), o))
+
+
+def energy(logits: np.ndarray) -> np.ndarray:
+  """-logsumexp of the logits (float64); one logit z as (-z/2, z/2)."""
+  z = np.asarray(logits, np.float64)
+  if z.shape[-1] == 1:
+    z = np.concatenate([-z / 2, z / 2], axis=-1)
+  return -scipy.special.logsumexp(z, axis=-1)
+
+
+def all_scores(spectral_part: dict[str, np.ndarray], logits: np.ndarray) -> dict[str, np.ndarray]:
+  """Every candidate: the spectral ones computed on device plus the energy of the logits."""
+  return {**{k: np.asarray(v, np.float64) for k, v in spectral_part.items()}, "energy": energy(logits)}
+
+
+def pca_components(u: np.ndarray, n: int = PCA_COMPONENTS) -> np.ndarray:
+  """The top principal directions `(k, D)` of standardised real features `u (N, D)` (k <= N - 1, <= n)."""
+  u = np.asarray(u, np.float64)
+  u = u - u.mean(axis=0)
+  _, _, vt = np.linalg.svd(u, full_matrices=False)
+  return vt[: max(0, min(n, len(u) - 1))].astype(np.float32)
+
+
+def fit(
+  prepared,
+  real: int,
+  mesh: jax.sharding.Mesh,
+  *,
+  source=None,
+  tag: str = "",
+  batch_size: int = 256,
+  num_threads: int = 2,
+  progress: bool = False,
+  write: bool = True,
+) -> OutlierStats:
+  """Statistics of the open-set score from the training split (or `source`, a subset of it named by `tag`):
+  per-class log-DCT moments from the statistics pass, and the real PCA from up to `PCA_IMAGES` real images."""
+  _, path = stats.feature_stats(
+    prepared,
+    SPACE,
+    mesh,
+    batch_size=batch_size,
+    num_threads=num_threads,
+    progress=progress,
+    write=write,
+    source=source,
+    tag=tag,
+  )
+  moments = stats.load_class_moments(path) if path is not None and path.is_file() else None
+  if moments is None:  # a process other than 0 of a multi-host run before the file exists: not expected here
+    raise RuntimeError(f"the statistics pass left no per-class moments in {path}")
+  _, mean, var = moments
+  base = from_moments(mean, var, real, np.zeros((0, int(np.prod(mean.shape[1:]))), np.float32))
+  span = prepared.class_range("train", real)  # a split holds its classes one after the other
+  if source is None:
+    source, reals = prepared.source("train"), np.arange(span.start, span.stop)
+  elif hasattr(source, "indices"):  # a few-sample subset: its positions that hold real images
+    reals = np.flatnonzero((source.indices >= span.start) & (source.indices < span.stop))
+  else:
+    reals = np.arange(span.start, span.stop)
+  pick = reals[np.linspace(0, len(reals) - 1, min(PCA_IMAGES, len(reals))).round().astype(int)] if len(reals) else reals
+  raw = jax.jit(sharding.raw_features_fn(mesh, SPACE))
+  rows = []
+  for lo in range(0, len(pick), batch_size):
+    idx = pick[lo : lo + batch_size]
+    images = source.read_batch(idx)["image"]
+    pad = -len(images) % mesh.size
+    images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], np.uint8)]) if pad else images
+    x = np.asarray(sharding.gather(raw(sharding.make_put(mesh)({"image": images})["image"])))[: len(idx)]
+    rows.append(((x - base.mean[real]) * base.inv_std[real]).reshape(len(idx), -1))
+  comps = pca_components(np.concatenate(rows)) if rows else base.components
+  return dataclasses.replace(base, components=comps)
+
+
+def thresholds(scores: dict[str, np.ndarray], is_real: np.ndarray, fpr: float) -> dict[str, float]:
+  """Per candidate, the lowest threshold that flags at most `fpr` of the real images among `scores`."""
+  is_real = np.asarray(is_real, bool)
+  return {k: float(np.clip(operating_points.fpr_threshold(v[is_real], fpr), -1e30, 1e30)) for k, v in scores.items()}
+
+
+def info(s: OutlierStats, val_scores: dict[str, np.ndarray], val_is_real: np.ndarray, fpr: float, score: str) -> dict:
+  """The bundle's `outliers` block: the score used, every candidate's threshold and its validation rates."""
+  t = thresholds(val_scores, val_is_real, fpr)
+  is_real = np.asarray(val_is_real, bool)
+  flagged = {k: float(np.mean(v[is_real] > t[k])) for k, v in val_scores.items()}
+  flagged_fakes = {k: (float(np.mean(v[~is_real] > t[k])) if (~is_real).any() else None) for k, v in val_scores.items()}
+  return {
+    "file": FILE,
+    "space": SPACE,
+    "score": score,
+    "fpr": float(fpr),
+    "thresholds": t,
+    "val_real_flagged": flagged,
+    "val_fake_flagged": flagged_fakes,
+    "n_val_real": int(is_real.sum()),
+    "pca_components": int(len(s.components)),
+  }
+
+
+def flags(scores: dict[str, np.ndarray], block: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+  """`(score, outlier flag)` of the bundle's chosen candidate."""
+  name = block["score"]
+  v = np.asarray(scores[name], np.float64)
+  return v, v > block["thresholds"][name]
