@@ -121,6 +121,10 @@ def evaluate(config, workdir: Path, layout: Path) -> tuple[dict[str, Any], float
   return report, seconds
 
 
+def _fmt(value: float | None) -> str:
+  return "-" if value is None else f"{value:.3f}"
+
+
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
   values = [r[key] for r in rows if r.get(key) is not None]
   return float(np.mean(values)) if values else None
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> Path:
           candidate_runs.append({short(g): cands[short(g)] for g in held_out if short(g) in cands})
           print(
             f"{tag}: in-dist {m['accuracy']:.3f}, held-out AUC {row['roc_auc']:.3f}, fake acc {row['fake_accuracy']:.3f},"
-            f" detected {row['detected']} ({row['seconds']:.0f} s)",
+            f" detected {_fmt(row['detected'])} ({row['seconds']:.0f} s)",
             flush=True,
           )
   candidates = _candidate_rows(candidate_runs)

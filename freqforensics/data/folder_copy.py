@@ -208,3 +208,12 @@ def perturb_folder(
     "perturbations": dict(sorted(kinds.items())),
     "out_dir": str(Path(out_dir).expanduser()),
   }
+
+
+def summary(counts: dict[str, Any], details: Sequence[str] = ()) -> str:
+  """What a copy command prints of `copy_folder`'s counts: images written (and resumed), `details`, skips."""
+  resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
+  lines = [f"wrote {counts['written']} images to {counts['out_dir']}{resumed}", *(f"  {d}" for d in details)]
+  if counts["skipped"]:
+    lines.append(f"skipped {counts['skipped']} unreadable files (listed with the reason in manifest.jsonl)")
+  return "\n".join(lines)

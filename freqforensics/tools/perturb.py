@@ -66,12 +66,7 @@ def main(argv: Sequence[str]) -> None:
     overwrite=_F["overwrite"].value,
     progress=_F["progress"].value,
   )
-  resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
-  print(f"wrote {counts['written']} images to {counts['out_dir']}{resumed}")
-  for kind, n in counts["perturbations"].items():
-    print(f"  {kind}: {n}")
-  if counts["skipped"]:
-    print(f"skipped {counts['skipped']} unreadable files (listed with the reason in manifest.jsonl)")
+  print(folder_copy.summary(counts, [f"{kind}: {n}" for kind, n in counts["perturbations"].items()]))
 
 
 def run() -> None:

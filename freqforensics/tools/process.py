@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from freqforensics.data import processing_plan
+from freqforensics.data import folder_copy, processing_plan
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
@@ -64,14 +64,11 @@ def main(argv: Sequence[str]) -> None:
     overwrite=_F["overwrite"].value,
     progress=_F["progress"].value,
   )
-  resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
-  print(f"wrote {counts['written']} images to {counts['out_dir']}{resumed}")
-  print(
-    f"  {counts['size']}x{counts['size']} JPEG, crop sides {counts['side'][0]}..{counts['side'][1]},"
+  details = (
+    f"{counts['size']}x{counts['size']} JPEG, crop sides {counts['side'][0]}..{counts['side'][1]},"
     f" qualities {counts['quality'][0]}..{counts['quality'][1]}; the plan: {counts['out_dir']}/plan.csv"
   )
-  if counts["skipped"]:
-    print(f"skipped {counts['skipped']} unreadable files (listed with the reason in manifest.jsonl)")
+  print(folder_copy.summary(counts, [details]))
 
 
 def run() -> None:
