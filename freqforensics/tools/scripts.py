@@ -152,27 +152,36 @@ def script_main(main: Callable[[list[str]], Any], argv: list[str]) -> None:
     cli.fail(str(e))
 
 
+RUN_SECONDS = "run_seconds.json"  # the wall time of the call that trained a run, read back when it is reused
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, Any]:
   """Trains and tests `config` in `workdir` (a finished run there is reused, an interrupted one resumed).
 
-  Returns the test metrics plus `seconds` (wall time of this call) and `parameters` (trainable
-  parameters of the model).
+  Returns the test metrics plus `seconds` (wall time of the call that trained it, kept in
+  `RUN_SECONDS`, so a resumed script's table still shows what each run cost; for a run reused from
+  before that file existed, the time of this call) and `parameters` (trainable parameters of the model).
   """
   from freqforensics import bundle, models, train  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
   workdir = Path(workdir)
-  metrics_file = workdir / "test_metrics.json"
+  metrics_file, seconds_file = workdir / "test_metrics.json", workdir / RUN_SECONDS
   if (
     metrics_file.is_file()
     and (workdir / "config.json").is_file()
     and json.loads((workdir / "config.json").read_text()) == json.loads(config.to_json())
   ):
     metrics = json.loads(metrics_file.read_text())
+    seconds = json.loads(seconds_file.read_text())["seconds"] if seconds_file.is_file() else None
   else:
     metrics = train.train_and_evaluate(config, workdir)
+    seconds = time.perf_counter() - start
+    outputs.write_json(seconds_file, {"seconds": seconds})
+  if seconds is None:  # reused, from before RUN_SECONDS was kept
+    seconds = time.perf_counter() - start
   _, trainable = models.count_params(bundle.load(workdir / "bundle").model)
-  return dict(metrics, seconds=time.perf_counter() - start, parameters=trainable)
+  return dict(metrics, seconds=seconds, parameters=trainable)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:

@@ -176,3 +176,14 @@ def test_trained_families_accuracy_and_figures(demo, tmp_path):
   for name in ("trained_samples.png", "trained_spectra.png"):
     with Image.open(figures / name) as im:
       assert im.width > 100 and im.height > 100
+
+
+def test_a_reused_run_reports_the_wall_time_of_the_call_that_trained_it(demo, tmp_path):
+  from freqforensics.tools import scripts
+
+  config = scripts.load_config("configs/demo.py", "tiny", ["--config.train.epochs=1"])
+  first = scripts.run(config, tmp_path / "run")
+  assert first["seconds"] > 0.5  # it trained: data, compilation, an epoch, the test
+  assert _json(tmp_path / "run" / scripts.RUN_SECONDS) == {"seconds": first["seconds"]}
+  again = scripts.run(config, tmp_path / "run")
+  assert again["seconds"] == first["seconds"] and again["accuracy"] == first["accuracy"]
