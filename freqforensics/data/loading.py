@@ -110,10 +110,14 @@ def _prepared(config: ml_collections.ConfigDict, *, progress: bool) -> reader.Pr
       if v != want
     ]
     if fix:
+      # Format matching is named only where it is in play, so the common size mistake reads plainly.
+      matching = have or d.match_format
       raise UserError(
-        f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images (match_format {have!r}), but the config"
-        f" says data.image_size={d.image_size}, data.channels={d.channels}, data.match_format={d.match_format!r}:"
-        f" pass {' '.join(fix)}, or prepare the data as the config says"
+        f"data.prepared_dir {prepared.path} holds {h}x{h}x{c} images"
+        + (f" (match_format {have!r})" if matching else "")
+        + f", but the config says data.image_size={d.image_size}, data.channels={d.channels}"
+        + (f", data.match_format={d.match_format!r}" if matching else "")
+        + f": pass {' '.join(fix)}, or prepare the data as the config says"
       )
     return prepared
   options = preparation.PrepareOptions(
