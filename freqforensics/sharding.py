@@ -97,6 +97,15 @@ def gather(x: jax.Array) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
+def barrier(name: str) -> None:
+  """Every process waits here until all have arrived (e.g. until process 0 has written a shared file)."""
+  if jax.process_count() == 1:
+    return
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  multihost_utils.sync_global_devices(name)
+
+
 def initialize(config: ml_collections.ConfigDict) -> None:
   """Joins the distributed runtime when `config.distributed` is set; a no-op otherwise."""
   if not config.distributed:

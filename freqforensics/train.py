@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
-from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from freqforensics import bundle, checkpointing, defaults, models, sharding, spectral, stats, steps
@@ -60,14 +59,18 @@ def early_stopping(
 
 
 def _synced(fn, name: str):
-  """Runs `fn` on process 0 first (it writes shared files), then on the others (they reuse them)."""
+  """Runs `fn` on process 0 first (it writes shared files), then on the others (they reuse them).
+
+  Only for host-side work: `fn` must not run anything collective (a jitted pass over the global mesh,
+  a gather), which would wait for processes that wait at the barrier.
+  """
   if jax.process_count() == 1:
     return fn()
   if sharding.is_main_process():
     result = fn()
-    multihost_utils.sync_global_devices(name)
+    sharding.barrier(name)
     return result
-  multihost_utils.sync_global_devices(name)
+  sharding.barrier(name)
   return fn()
 
 
@@ -263,19 +266,17 @@ def _train(
   info = _bundle_info(config, prepared, labels, kind, real)
   ostats, per_example = None, None
   if real is not None:
-    ostats = _synced(
-      lambda: outliers.fit(
-        prepared,
-        real,
-        mesh,
-        source=data.stats_source,
-        tag=data.tag,
-        batch_size=config.eval.batch_size,
-        num_threads=threads,
-        progress=progress,
-        write=main,
-      ),
-      "outlier statistics",
+    # Collective (every process computes its share of the pass; process 0 writes the file).
+    ostats = outliers.fit(
+      prepared,
+      real,
+      mesh,
+      source=data.stats_source,
+      tag=data.tag,
+      batch_size=config.eval.batch_size,
+      num_threads=threads,
+      progress=progress,
+      write=main,
     )
     per_example = runner.outlier_fn(ostats, mesh)
   val = run_eval(state, data.val, "val", scores=True, per_example=per_example)

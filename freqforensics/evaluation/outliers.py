@@ -160,8 +160,9 @@ def fit(
     source=source,
     tag=tag,
   )
+  sharding.barrier("outlier statistics written")  # process 0 writes the file the others read next
   moments = stats.load_class_moments(path) if path is not None and path.is_file() else None
-  if moments is None:  # a process other than 0 of a multi-host run before the file exists: not expected here
+  if moments is None:
     raise RuntimeError(f"the statistics pass left no per-class moments in {path}")
   _, mean, var = moments
   base = from_moments(mean, var, real, np.zeros((0, int(np.prod(mean.shape[1:]))), np.float32))
