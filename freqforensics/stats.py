@@ -122,6 +122,23 @@ def class_update(acc: Moments, x: jax.Array, labels: jax.Array, mask: jax.Array 
     return _class_update(acc, x, mask, labels)
 
 
+def combine_classes(classes: Moments) -> Moments:
+  """The moments of all examples from the per-label ones (Chan's combination over the label axis, float64
+  numpy): what `update` over the same batches gives, without a second float64 pass over every batch."""
+  count = np.zeros((), np.float64)
+  mean = np.zeros(np.shape(classes.mean)[1:], np.float64)
+  m2 = np.zeros_like(mean)
+  for n, mu, s in zip(*(np.asarray(a, np.float64) for a in classes)):
+    if n <= 0:
+      continue
+    total = count + n
+    delta = mu - mean
+    mean = mean + delta * (n / total)
+    m2 = m2 + s + delta * delta * (count * n / total)
+    count = total
+  return Moments(count, mean, m2)
+
+
 def variance(acc: Moments) -> np.ndarray:
   """Population variance (ddof=0), as numpy float64."""
   count = float(acc.count)
@@ -215,7 +232,6 @@ def feature_stats(
   source = prepared.source("train") if source is None else source
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
-  acc = init(spectral.feature_shape(kind, prepared.image_shape))
   classes = class_init(len(prepared.label_names), spectral.feature_shape(kind, prepared.image_shape))
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
@@ -228,10 +244,9 @@ def feature_stats(
   ):
     batch = put(batch)
     x = raw(batch["image"])
-    acc = sharding.settle(mesh, update(acc, x, batch["mask"]))
     classes = sharding.settle(mesh, class_update(classes, x, batch["label"], batch["mask"]))
-  acc = Moments(*sharding.to_host(tuple(acc)))
   classes = Moments(*sharding.to_host(tuple(classes)))
+  acc = combine_classes(classes)  # the whole split's moments: one float64 pass per batch, not two
   if int(acc.count) != len(source):
     raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
   if write:

@@ -83,3 +83,18 @@ def test_per_class_moments_equal_numpy_and_are_saved(tmp_path):
   np.testing.assert_allclose(var[1], ref[labels == 1].var(0), rtol=1e-9)
   stats.save(path, acc, "dct_log")  # a file from before the per-class moments
   assert stats.load_class_moments(path) is None
+
+
+def test_the_whole_splits_moments_come_from_the_per_class_ones():
+  rng = np.random.default_rng(5)
+  data = rng.normal(loc=1e3, scale=2.0, size=(90, 4, 4, 3)).astype(np.float32)
+  labels = rng.integers(0, 4, size=90)
+  labels[labels == 2] = 3  # a label with no examples at all must not count
+  classes = stats.class_init(4, (4, 4, 3))
+  for lo, hi in [(0, 32), (32, 33), (33, 90)]:
+    classes = stats.class_update(classes, jnp.asarray(data[lo:hi]), jnp.asarray(labels[lo:hi]))
+  acc = stats.combine_classes(classes)
+  ref = data.astype(np.float64)
+  assert float(acc.count) == 90
+  np.testing.assert_allclose(acc.mean, ref.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(stats.variance(acc), ref.var(0), rtol=1e-9)
