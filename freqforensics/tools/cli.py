@@ -90,6 +90,27 @@ def _quiet_environment_faults(args: threading.ExceptHookArgs) -> None:
     threading.__excepthook__(args)
 
 
+def _closed_loop(exc: BaseException | None) -> bool:
+  return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _quiet_closed_loop(excepthook: Callable, unraisablehook: Callable) -> tuple[Callable, Callable]:
+  """`sys.excepthook` and `sys.unraisablehook` without asyncio's "Event loop is closed": when a write
+  fails (a full disk), orbax closes its event loop while tensorstore's C++ threads still call into it,
+  and each such call prints this traceback. It says nothing the one-line error does not; every other
+  exception is printed as before."""
+
+  def quiet_excepthook(exc_type, exc, tb) -> None:
+    if not _closed_loop(exc):
+      excepthook(exc_type, exc, tb)
+
+  def quiet_unraisablehook(unraisable) -> None:
+    if not _closed_loop(unraisable.exc_value):
+      unraisablehook(unraisable)
+
+  return quiet_excepthook, quiet_unraisablehook
+
+
 class _DropEnvironmentFaults(logging.Filter):
   """Drops a library's log record of an exception that is an environment fault (orbax logs the full disk of
   its writer thread with a traceback before the main thread re-raises it), for the same reason."""
@@ -107,6 +128,7 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
 
   def run_main(argv: Sequence[str]) -> None:
     threading.excepthook = _quiet_environment_faults
+    sys.excepthook, sys.unraisablehook = _quiet_closed_loop(sys.excepthook, sys.unraisablehook)
     logging.getLogger("absl").addFilter(_DropEnvironmentFaults())
     try:
       main(argv)
@@ -122,6 +144,8 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
       # the interpreter shuts down. Every file the project writes is whole or absent, so nothing is lost.
       print(f"error: {' '.join(outputs.describe_os_error(fault).split())}", file=sys.stderr, flush=True)
       sys.stdout.flush()
+      with contextlib.suppress(OSError):  # nothing a dying library thread prints after the one line
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
       os._exit(UserError.exit_code)
 
   return run_main
