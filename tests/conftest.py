@@ -58,6 +58,25 @@ def tiny_folder_config(src: Path, data_dir: Path, *, split=(16, 4, 4), batch_siz
   return c
 
 
+def baseline_config(src: Path, data_dir: Path, name: str, **baseline):
+  """`tiny_folder_config` on pixels with the baseline `name`'s fields (batch 8, one job); `baseline` sets
+  any of them by dotted key (`grid.k=(1, 3)`)."""
+  from freqforensics.baselines import config as bconfig  # after the XLA flags above
+
+  c = tiny_folder_config(src, data_dir, split=(12, 6, 6))
+  c.features = "pixel"
+  bconfig.add_fields(c, name)
+  c.baseline.batch_size = 8
+  c.baseline.n_jobs = 1
+  for key, value in baseline.items():
+    node = c.baseline
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
 @pytest.fixture
 def make_folders(tmp_path):
   """Factory fixture: `make_folders({'A_real': 10, 'B_gan': 10})` -> source dir."""

@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import tiny_folder_config, write_fingerprinted_folders
+from conftest import baseline_config, write_fingerprinted_folders
 from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 
 from freqforensics.baselines import commands as brun
-from freqforensics.baselines import config as bconfig
 from freqforensics.baselines import eigenfaces, inputs, knn, results
 from freqforensics.errors import UserError
 
@@ -27,18 +26,7 @@ def folders(tmp_path_factory):
 
 def _config(folders, name: str, **baseline):
   src, root = folders
-  c = tiny_folder_config(src, root / "data", split=(12, 6, 6))
-  c.features = "pixel"
-  bconfig.add_fields(c, name)
-  c.baseline.batch_size = 8
-  c.baseline.n_jobs = 1
-  for key, value in baseline.items():
-    node = c.baseline
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return c
+  return baseline_config(src, root / "data", name, **baseline)
 
 
 def _pixels(prepared_path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import tiny_folder_config, write_fingerprinted_folders
-
-from freqforensics.baselines import config as bconfig
+from conftest import baseline_config, write_fingerprinted_folders
 
 
 @pytest.fixture(scope="module")
@@ -18,18 +16,7 @@ def folders(tmp_path_factory):
 
 def _config(folders, name: str, **baseline):
   src, root = folders
-  c = tiny_folder_config(src, root / "data", split=(12, 6, 6))
-  c.features = "pixel"
-  bconfig.add_fields(c, name)
-  c.baseline.batch_size = 8
-  c.baseline.n_jobs = 1
-  for key, value in baseline.items():
-    node = c.baseline
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return c
+  return baseline_config(src, root / "data", name, **baseline)
 
 
 def _cli(*args, tmp_path):
