@@ -13,7 +13,7 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by all configs (the paper's training setup)."""
   c = ml_collections.ConfigDict()
-  c.mode = "train"  # train (then evaluate) | eval (evaluate WORKDIR/bundle, see eval_run.py)
+  c.mode = "train"  # train (then evaluate) | eval (evaluate WORKDIR/bundle, see evaluation/runner.py)
   c.seed = 0  # model init, shuffling and the synthetic benchmark's sampling derive from it
   c.num_devices = 0  # devices of the ('data',) mesh; 0 = all that the batch sizes divide over
   c.distributed = False  # multi-host: call jax.distributed.initialize (SLURM/Open MPI detected)
@@ -86,7 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.outlier_fpr = 0.05  # open-set score: its threshold flags at most this share of real validation images
   c.eval.outlier_score = "pca_real"  # pca_real (measured best) | real_mahalanobis | class_mahalanobis | energy
 
-  c.augment = perturbation_config()  # training augmentation, on the fly (data/perturb.py); kind none = off
+  c.augment = perturbation_config()  # training augmentation, on the fly (data/augment.py); kind none = off
   return c
 
 

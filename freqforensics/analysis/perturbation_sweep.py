@@ -85,7 +85,7 @@ def run_report(
 ) -> dict[str, Any]:
   """Evaluates `source` clean and under every perturbation of `sweeps`; writes the JSON and the figure.
 
-  `evaluate_fn(source, name)` returns evaluation metrics (`eval_run.bundle_evaluator`); `about`
+  `evaluate_fn(source, name)` returns evaluation metrics (`evaluation.runner.bundle_evaluator`); `about`
   (`describe`: bundle, split, ...) goes into the settings, which must match for a report to resume.
   `label` names the line in the figure.
   """

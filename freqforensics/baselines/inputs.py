@@ -1,6 +1,6 @@
 """The baselines' view of the prepared data: labels, class-balanced subsets, feature batches, memory.
 
-The baselines read the same prepared splits as the neural models (`data.records` through
+The baselines read the same prepared splits as the neural models (`data.reader` through
 `data.pipeline.eval_batches`: every example once, in order, in fixed-size batches) and the same
 features (`spectral.features` with the training split's statistics). Nothing holds a whole split:
 a pass is a stream of batches, and what a baseline keeps (kNN's training features, the PCA

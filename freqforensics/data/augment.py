@@ -1,6 +1,6 @@
 """Perturbed views of a random-access source: training augmentation and perturbed evaluation.
 
-`PerturbedSource` wraps a prepared split (`records.RecordSource`, `records.InMemorySource`, or any
+`PerturbedSource` wraps a prepared split (`reader.RecordSource`, `reader.InMemorySource`, or any
 source with `len`, `[i]` and `read_batch`) and perturbs each image as it is read, on the host, in
 the grain reader threads, before the features are computed on device. Nothing is written.
 

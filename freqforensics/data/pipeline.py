@@ -22,7 +22,7 @@ def _example(ex: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _read(source, indices: np.ndarray) -> dict[str, np.ndarray]:
-  """One batch of examples; a whole-batch read where the source has one (`records.RecordSource`)."""
+  """One batch of examples; a whole-batch read where the source has one (`reader.RecordSource`)."""
   if hasattr(source, "read_batch"):
     return source.read_batch(indices)
   examples = [_example(source[int(i)]) for i in indices]
