@@ -310,3 +310,24 @@ def test_links_in_the_readme_and_docs_point_to_files_that_exist():
       assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
       checked += 1
   assert checked >= 10  # the README links its figures and the pages under docs/
+
+
+def _anchors(markdown: str):
+  """GitHub's anchors of a page's headings (lower case, punctuation dropped, spaces to '-', '-1' for repeats)."""
+  seen: dict[str, int] = {}
+  for heading in re.findall(r"(?m)^#{1,6} (.+)$", ANY_BLOCK.sub("", markdown)):
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    seen[slug] = seen.get(slug, 0) + 1
+    yield slug if seen[slug] == 1 else f"{slug}-{seen[slug] - 1}"
+
+
+def test_anchors_in_links_name_headings():
+  checked = 0
+  for page in PAGES:
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", page.read_text()):
+      if target.startswith(("http://", "https://")):
+        continue
+      linked = page.parent / target if target else page
+      assert anchor in set(_anchors(linked.read_text())), f"{page.name} links to {target}#{anchor}: no such heading"
+      checked += 1
+  assert checked >= 5
