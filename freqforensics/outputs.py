@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -31,8 +32,49 @@ OWNER = "freqforensics"
 FIGURE_METADATA: dict[str, str] = {"Software": OWNER}
 
 
-def _tmp_name(path: Path) -> Path:
-  return path.with_name(f".{path.name}.tmp{os.getpid()}")
+# Temporary files: hidden, beside their target, and of bounded length whatever the target's name (a
+# 250-character file name is legal, 11 more characters are not), named by a hash of the target's name and
+# the writer's process id, so a later run knows those a kill -9 left behind (`remove_stale_temps`).
+_TMP_PREFIX = f".{OWNER}-tmp-"
+_TMP_NAME = re.compile(re.escape(_TMP_PREFIX) + r"[0-9a-f]{16}-([1-9]\d*)(\.[A-Za-z0-9]{1,16})?")
+
+
+def _tmp_name(path: Path, suffix: str = "") -> Path:
+  digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]
+  return path.with_name(f"{_TMP_PREFIX}{digest}-{os.getpid()}{suffix}")
+
+
+def is_temp_name(name: str) -> bool:
+  """Whether `name` is a temporary file name of `write_bytes` / `write_with` (of any process)."""
+  return _TMP_NAME.fullmatch(name) is not None
+
+
+def _running(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # another user's process
+  return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+  """Deletes the temporary files of our naming that a killed writer left in `folder` (and below it):
+  those of a process that no longer runs, and this process's own (so call it before this process writes
+  there). Nothing else is touched, links are not followed. Returns what was deleted."""
+  removed = []
+  for dirpath, _, filenames in os.walk(folder):
+    for name in filenames:
+      m = _TMP_NAME.fullmatch(name)
+      if m and (int(m.group(1)) == os.getpid() or not _running(int(m.group(1)))):
+        p = Path(dirpath) / name
+        with contextlib.suppress(FileNotFoundError):
+          p.unlink()
+          removed.append(p)
+    if not recursive:
+      break
+  return removed
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -65,7 +107,7 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
   """Atomic output of a writer that takes a file name (`np.savez`, `fig.savefig`): it writes a
   temporary name with the same suffix, which is then renamed into place."""
   path = Path(path)
-  tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+  tmp = _tmp_name(path, path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,16}", path.suffix) else "")
   try:
     write(tmp)
     os.replace(tmp, path)
@@ -163,6 +205,45 @@ def check_separate(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], 
       )
 
 
+def owned_path(folder: str | os.PathLike, entry: Any, listed_in: str | os.PathLike, kind: str = "file") -> Path:
+  """`folder / entry`, for an entry of an ownership record or a copy's manifest read back from disk, once it
+  is known to be safe to delete; anything else is one `UserError` line.
+
+  The one rule for every path the project deletes because a file of its own names it: such files can be
+  edited, or come with a folder received from someone else. So the entry must be a relative path without
+  `..`, whose folder (after symbolic links) is `folder` or below it, and which itself (after links) lies
+  below `folder`, never `folder` itself; `kind` is `file`, `tree` or `pattern:<regex>`. Callers check every
+  entry before they delete any.
+  """
+  folder = Path(folder)
+
+  def refuse(why: str) -> UserError:
+    return UserError(
+      f"{listed_in} names {entry!r} ({kind}), {why}: that line was not written by freqforensics (the file was"
+      f" edited or comes from elsewhere), so nothing was deleted; remove the line, or use another folder"
+    )
+
+  if kind not in ("file", "tree") and not kind.startswith("pattern:"):
+    raise refuse("an unknown kind of entry")
+  if kind.startswith("pattern:"):
+    try:
+      re.compile(kind[len("pattern:") :])
+    except re.error:
+      raise refuse("with a pattern that is not a regular expression") from None
+  if not isinstance(entry, str) or not entry or "\0" in entry or os.path.isabs(entry):
+    raise refuse(f"which is not a path relative to {folder}")
+  if ".." in Path(entry).parts or os.path.normpath(entry) == ".":
+    raise refuse(f"which is not a path inside {folder}")
+  path = folder / entry
+  try:
+    base, parent, target = folder.resolve(), path.parent.resolve(), path.resolve()
+  except (OSError, RuntimeError, ValueError):  # a link loop
+    raise refuse("which cannot be resolved") from None
+  if not (parent == base or base in parent.parents) or base not in target.parents:
+    raise refuse(f"which resolves to {target}, not a path inside {folder.resolve()}")
+  return path
+
+
 class OwnershipRecord:
   """The files the project wrote in a folder, kept in a hidden JSON-lines file in that folder.
 
@@ -219,6 +300,10 @@ class OwnershipRecord:
     """Registers the children of `folder` whose names match `pattern` (a full-match regex) as ours."""
     self._append({self._rel(folder): "pattern:" + pattern})
 
+  def add_entries(self, entries: dict[str, str]) -> None:
+    """Registers entries as `entries()` returns them (relative path -> kind)."""
+    self._append({self._rel(rel): kind for rel, kind in entries.items()})
+
   def owns(self, rel: str | os.PathLike, entries: dict[str, str] | None = None) -> bool:
     """Whether the relative path `rel` is registered, lies in a registered tree, or is (below) a child
     of a registered folder that its pattern names."""
@@ -234,9 +319,10 @@ class OwnershipRecord:
         return True
     return False
 
-  def foreign(self, within: Iterable[str] = ()) -> list[str]:
-    """Files (and links) below the folder, or below its sub-folders `within`, that the project did not write."""
-    entries = self.entries()
+  def foreign(self, within: Iterable[str] = (), entries: dict[str, str] | None = None) -> list[str]:
+    """Files (and links) below the folder, or below its sub-folders `within`, that the project did not write
+    (by `entries`, default the record's)."""
+    entries = self.entries() if entries is None else entries
     roots = [self.folder / w for w in within] if within else [self.folder]
     out = []
     for root in roots:
@@ -258,9 +344,13 @@ class OwnershipRecord:
 
   def remove_owned(self, keep: Iterable[str] = ()) -> None:
     """Deletes what is registered (except `keep`), then the registered folders left empty, then the
-    record itself (unless kept). Nothing unregistered is touched."""
+    record itself (unless kept). Nothing unregistered is touched, and nothing at all when an entry does
+    not lie inside the folder (`owned_path`: one `UserError`)."""
     keep = {os.path.normpath(k) for k in keep}
     entries = self.entries()
+    for rel, kind in entries.items():  # every entry, before anything is deleted
+      if rel != self.path.name:
+        owned_path(self.folder, rel, self.path, kind)
     for rel, kind in sorted(entries.items(), key=lambda kv: -len(Path(kv[0]).parts)):
       if rel in keep or rel == self.path.name:
         continue

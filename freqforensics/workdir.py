@@ -72,8 +72,40 @@ def record(workdir: str | os.PathLike) -> outputs.OwnershipRecord:
   return outputs.OwnershipRecord(workdir, RECORD)
 
 
-def _adopt_older_run(workdir: Path, rec: outputs.OwnershipRecord) -> None:
-  """Registers the files a run of a version without ownership records wrote (by their fixed names)."""
+# Keys every run config has had: a `config.json` without them is not a run's (`is_run_config`).
+_CORE_KEYS = ("seed", "model.name", "data.image_size", "train.epochs", "train.batch_size")
+_SECTIONS = ("data", "model", "train", "eval", "augment", "feature_options")
+
+
+def is_run_config(stored: Any) -> bool:
+  """Whether a parsed `config.json` is recognisably the config of a freqforensics run: a JSON object with
+  the keys every run config has had, and in each of the sections of the base config only its keys (a
+  config file may add sections of its own, as the baselines' `baseline`)."""
+  if not isinstance(stored, dict):
+    return False
+  base = json.loads(defaults.base_config().to_json())
+  flat = _flatten(stored)
+  if not all(k in flat for k in _CORE_KEYS):
+    return False
+  for section in _SECTIONS:
+    if section in stored:
+      if not isinstance(stored[section], dict):
+        return False
+      if not set(_flatten(stored[section])) <= set(_flatten(base[section])):
+        return False
+  return True
+
+
+def _older_run_entries(workdir: Path) -> dict[str, str]:
+  """What a run of a version without ownership records wrote (by their fixed names), as record entries;
+  nothing unless `config.json` is recognisably a run's config (`is_run_config`): the files of another
+  tool that has a `config.json` are never taken for a run's."""
+  try:
+    stored = json.loads((workdir / "config.json").read_text())
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    return {}
+  if not is_run_config(stored):
+    return {}
   names = [
     n for n in ("config.json", "metrics.jsonl", "test_metrics.json", "val_metrics.json") if (workdir / n).is_file()
   ]
@@ -81,16 +113,25 @@ def _adopt_older_run(workdir: Path, rec: outputs.OwnershipRecord) -> None:
     f"{split}_metrics_{fig}.png"
     for split in ("val", "test")
     for fig in ("confusion", "roc")
-    if (workdir / f"{split}_metrics_{fig}.png").is_file()
+    if outputs.is_our_figure(workdir / f"{split}_metrics_{fig}.png")
   ]
-  names += [
-    f"bundle/{p.name}"
-    for p in (workdir / "bundle").glob("*")
-    if p.name in ("bundle.json", "params.npz") or re.fullmatch(r"stats_.*\.npz", p.name)
-  ]
-  rec.add(*names)
-  rec.add_pattern("checkpoints", CHECKPOINT_NAMES)
-  rec.add_pattern("tensorboard", TENSORBOARD_NAMES)
+  if _is_bundle_info(workdir / "bundle" / "bundle.json"):
+    names += [
+      f"bundle/{p.name}"
+      for p in (workdir / "bundle").glob("*")
+      if p.is_file() and (p.name in ("bundle.json", "params.npz") or re.fullmatch(r"stats_.*\.npz", p.name))
+    ]
+  entries = dict.fromkeys(names, "file")
+  entries.update({"checkpoints": "pattern:" + CHECKPOINT_NAMES, "tensorboard": "pattern:" + TENSORBOARD_NAMES})
+  return entries
+
+
+def _is_bundle_info(path: Path) -> bool:
+  try:
+    info = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    return False
+  return isinstance(info, dict) and {"model", "label_names"} <= set(info)
 
 
 def register(workdir: str | os.PathLike, *paths: str | os.PathLike, tree: bool = False) -> None:
@@ -98,7 +139,7 @@ def register(workdir: str | os.PathLike, *paths: str | os.PathLike, tree: bool =
   workdir = Path(workdir)
   rec = record(workdir)
   if not rec.exists() and (workdir / "config.json").is_file():
-    _adopt_older_run(workdir, rec)
+    rec.add_entries(_older_run_entries(workdir))
   rec.add(*paths, tree=tree)
 
 
@@ -154,12 +195,21 @@ class Run:
       try:
         stored = _stored_config(config_path)
       except UserError:
+        if not self.record.exists():  # nothing says which files a run wrote: none is replaced
+          raise UserError(
+            f"{config_path} is damaged and {path} has no record of what a run wrote there: use a new --workdir"
+          ) from None
         if not self.overwrite:
           raise UserError(
             f"{config_path} is damaged: pass --overwrite to replace that run, or use a new --workdir"
           ) from None
         self._replace = True
         return
+      if not self.record.exists() and not is_run_config(stored):
+        raise UserError(
+          f"work dir {path} holds a config.json that is not a freqforensics run config (another tool's?):"
+          " nothing in it is replaced, even with --overwrite; give a new or empty --workdir"
+        )
       diff = _config_diff(stored, current)
       if diff and not self.overwrite:
         shown = ", ".join(diff[:3])
@@ -205,17 +255,20 @@ class Run:
     self.started = True
     if not self.write:
       return
+    outputs.remove_stale_temps(self.path)  # of a run killed while writing (under the lock: no writer runs)
     if self._replace:
+      adopted = {}
       if not self.record.exists() and (self.path / "config.json").is_file():
-        _adopt_older_run(self.path, self.record)
+        adopted = _older_run_entries(self.path)
       folders = [f for f in _RUN_FOLDERS if (self.path / f).exists()]
-      foreign = self.record.foreign(folders) if folders else []
-      if foreign:
+      foreign = self.record.foreign(folders, {**self.record.entries(), **adopted}) if folders else []
+      if foreign:  # refused before anything is written: no record claims another's files
         raise UserError(
           f"--overwrite would replace the run in {self.path}, but {', '.join(foreign[:3])}"
           f"{' and more' if len(foreign) > 3 else ''} inside it was not written by freqforensics:"
           " move that out of the work dir, then run again"
         )
+      self.record.add_entries(adopted)
       self.record.remove_owned(keep=[LOCK])
     self.record.add(LOCK, "config.json", "metrics.jsonl")
     self.record.add_pattern("checkpoints", CHECKPOINT_NAMES)

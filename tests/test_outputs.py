@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +115,65 @@ def test_outputs_that_are_inputs_or_foreign_files_are_refused(tmp_path):
   (tmp_path / "data" / "A").mkdir(parents=True)
   with pytest.raises(UserError, match="overlap"):
     outputs.check_separate(tmp_path / "data" / "A" / "out", [tmp_path / "data"])
+
+
+def _killed_writer(target) -> None:
+  """Runs `outputs.write_with` on `target` in a child process that is killed (SIGKILL) inside the write."""
+  code = (
+    "import os, signal, sys; from freqforensics import outputs;"
+    " outputs.write_with(sys.argv[1], lambda tmp: (tmp.write_bytes(b'half'), os.kill(os.getpid(), signal.SIGKILL)))"
+  )
+  env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+  r = subprocess.run([sys.executable, "-c", code, str(target)], env=env, capture_output=True, timeout=120)
+  assert r.returncode == -9, r.stderr
+
+
+@pytest.mark.parametrize(
+  "entry,kind",
+  [
+    ("../victim.txt", "file"),  # `..`
+    ("{victim}", "file"),  # an absolute path
+    ("link/secret.txt", "file"),  # a file through a link to a folder outside
+    ("link", "tree"),  # a tree that resolves outside
+    ("sub/..", "tree"),  # a tree that is the folder itself
+    (".", "tree"),
+    ("out_link", "file"),  # a link to a file outside
+    ("notes", "pattern:("),  # not a regular expression
+    ("a.txt", "script"),  # a kind the project never writes
+  ],
+)
+def test_a_record_that_names_anything_outside_its_folder_deletes_nothing(tmp_path, entry, kind):
+  outside = tmp_path / "outside"
+  (outside / "secret").mkdir(parents=True)
+  victim = tmp_path / "victim.txt"
+  victim.write_text("the user's")
+  (outside / "secret.txt").write_text("the user's secret")
+  wd = tmp_path / "wd"
+  (wd / "sub").mkdir(parents=True)
+  (wd / "a.txt").write_text("ours")
+  (wd / "link").symlink_to(outside)
+  (wd / "out_link").symlink_to(victim)
+  rec = outputs.OwnershipRecord(wd, ".record.jsonl")
+  rec.add("a.txt")
+  with open(rec.path, "a") as f:  # the line an edited (or received) record carries
+    f.write(json.dumps({"path": entry.format(victim=victim), "kind": kind}) + "\n")
+  with pytest.raises(UserError, match="nothing was deleted"):
+    rec.remove_owned()
+  assert (wd / "a.txt").read_text() == "ours" and rec.exists()  # checked before anything was deleted
+  assert victim.read_text() == "the user's" and (outside / "secret.txt").read_text() == "the user's secret"
+  assert (outside / "secret").is_dir() and (wd / "link").is_symlink() and (wd / "out_link").is_symlink()
+
+
+def test_temporary_names_are_short_hidden_and_a_killed_writers_are_removed(tmp_path):
+  long_name = "a" * 246 + ".png"  # a legal 250-character name
+  outputs.write_bytes(tmp_path / long_name, b"x")
+  outputs.write_with(tmp_path / ("b" * 246 + ".npz"), lambda tmp: tmp.write_bytes(b"y"))
+  assert sorted(p.name for p in tmp_path.iterdir()) == [long_name, "b" * 246 + ".npz"]
+  (tmp_path / "sub").mkdir()
+  _killed_writer(tmp_path / "sub" / "test_metrics_confusion.png")
+  left = [p.name for p in (tmp_path / "sub").iterdir()]
+  assert len(left) == 1 and left[0].startswith(".") and len(left[0]) < 64  # what a kill -9 leaves
+  (tmp_path / "sub" / ".my.png.tmp123").write_text("a user's hidden file")
+  (tmp_path / "sub" / "mine.tmp").write_text("a user's file")
+  outputs.remove_stale_temps(tmp_path)
+  assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [".my.png.tmp123", "mine.tmp"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -293,3 +294,28 @@ def test_skipped_files_report_reads_back_any_file_name(tmp_path):
   rows = reader.read_report(ds.path)
   assert sorted(r["path"] for r in rows) == sorted(f"B_gan/{n}" for n in odd)
   assert {r["reason"] for r in rows} == {"not an image"}
+
+
+def test_overwrite_deletes_only_the_files_preparation_and_training_write_by_exact_name(make_folders, tmp_path):
+  src = make_folders({"A_real": 10, "B_gan": 10})
+  out = tmp_path / "prepared"
+  preparation.prepare_to(src, out, OPTS, progress=False)
+  np.savez(out / "stats_dct_log.npz", kind=np.asarray("dct_log"), mean=np.zeros(3), var=np.ones(3))  # training's
+  mine = {  # a user's files, named like what the project writes
+    "stats_mine.npz": None,
+    "stats_dct_log_by_hand.npz": None,
+    "my.labels.txt": b"cat\ndog\n",
+    ".notes.tmp1": b"hidden notes",
+  }
+  for name in ("stats_mine.npz", "stats_dct_log_by_hand.npz"):
+    np.savez(out / name, mean=np.arange(3.0))
+  for name, data in mine.items():
+    if data is not None:
+      (out / name).write_bytes(data)
+  before = {name: (out / name).read_bytes() for name in mine}
+  ds = preparation.prepare_to(
+    src, out, dataclasses.replace(OPTS, split=(0.8, 0.1, 0.1)), overwrite=True, progress=False
+  )
+  assert ds.num_examples == {"train": 16, "val": 2, "test": 2}
+  assert {name: (out / name).read_bytes() for name in mine} == before
+  assert not (out / "stats_dct_log.npz").exists()  # statistics of the replaced dataset

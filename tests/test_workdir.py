@@ -51,3 +51,70 @@ def test_a_run_from_before_operating_points_resumes_at_their_defaults(config, tm
   config.eval.threshold = "balanced"
   with pytest.raises(UserError, match="eval.threshold: 'fpr:0.05' -> 'balanced'"):
     workdir.check(config, wd, overwrite=False)
+
+
+def _files(root) -> dict[str, bytes]:
+  return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+  "other_config",
+  [
+    {"model_type": "bert", "hidden_size": 768, "architectures": ["BertModel"]},
+    # our core keys, but a section with keys no freqforensics config has
+    {
+      "seed": 0,
+      "model": {"name": "resnet"},
+      "data": {"image_size": 3},
+      "train": {"epochs": 1, "batch_size": 2, "gpus": 8},
+    },
+  ],
+)
+def test_another_tools_folder_with_a_config_json_is_never_taken_for_a_run(config, tmp_path, other_config):
+  wd = tmp_path / "other_tool"
+  (wd / "bundle").mkdir(parents=True)
+  (wd / "config.json").write_text(json.dumps(other_config))
+  (wd / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+  (wd / "bundle" / "params.npz").write_bytes(b"their weights")
+  (wd / "bundle" / "stats_x.npz").write_bytes(b"their statistics")
+  before = _files(wd)
+  for overwrite in (False, True):
+    with pytest.raises(UserError, match="not a freqforensics run config"):
+      workdir.check(config, wd, overwrite=overwrite)
+    assert _files(wd) == before  # nothing deleted, and no ownership record written
+
+
+def test_a_refused_overwrite_of_an_older_run_claims_nothing(config, tmp_path):
+  wd = tmp_path / "wd"
+  workdir.check(config, wd, overwrite=False)
+  workdir.record(wd).path.unlink()  # a run of a version without ownership records
+  (wd / "bundle").mkdir()
+  (wd / "bundle" / "notes.txt").write_text("mine")
+  before = _files(wd)
+  config.model.name = "log1"
+  with pytest.raises(UserError, match="bundle/notes.txt inside it was not written by freqforensics"):
+    workdir.check(config, wd, overwrite=True)
+  assert _files(wd) == before and not workdir.record(wd).exists()
+
+
+def test_a_damaged_config_json_without_a_record_is_never_replaced(config, tmp_path):
+  wd = tmp_path / "wd"
+  wd.mkdir()
+  (wd / "config.json").write_text('{"their": "config", cut')
+  with pytest.raises(UserError, match="no record of what a run wrote"):
+    workdir.check(config, wd, overwrite=True)
+  assert _files(wd) == {"config.json": b'{"their": "config", cut'}
+
+
+def test_a_run_removes_the_temporary_files_a_killed_run_left(config, tmp_path):
+  from test_outputs import _killed_writer
+
+  wd = tmp_path / "wd"
+  workdir.check(config, wd, overwrite=False)
+  (wd / "bundle").mkdir()
+  _killed_writer(wd / "test_metrics_confusion.png")  # killed in the end phase
+  _killed_writer(wd / "bundle" / "bundle.json")
+  assert len([p for p in wd.rglob(".*") if p.name != workdir.LOCK and p.name != workdir.RECORD]) == 2
+  config.model.name = "log1"
+  workdir.check(config, wd, overwrite=True)  # a temporary file in bundle/ is not a user's file: no refusal
+  assert sorted(p.name for p in wd.rglob(".*")) == sorted([workdir.LOCK, workdir.RECORD])

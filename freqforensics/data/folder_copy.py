@@ -85,6 +85,32 @@ def _one(path: Path, rel: str, out_name: str, out_dir: Path, perturbation: P.Per
   return {"source": rel, "output": name, "perturbations": steps}
 
 
+def _read_manifest(manifest: Path) -> list[dict]:
+  """The rows of a copy's manifest. A line that does not parse (the last one, cut by a kill -9) is dropped:
+  its file is made again."""
+  if not manifest.is_file():
+    return []
+  rows = []
+  for line in manifest.read_text(errors="replace").splitlines():
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if isinstance(row, dict) and isinstance(row.get("source"), str):
+      rows.append(row)
+  return rows
+
+
+def _read_settings(settings_file: Path) -> dict | None:
+  """The settings of the copy in a folder; None when the file is damaged (a kill while an older version
+  wrote it, or an edit)."""
+  try:
+    old = json.loads(settings_file.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    return None
+  return old if isinstance(old, dict) else None
+
+
 def _prepare_out(
   out_dir: Path, source: Path, settings: dict, overwrite: bool, settings_name: str, what: str, extras: Sequence[str]
 ) -> dict[str, dict]:
@@ -94,22 +120,28 @@ def _prepare_out(
     raise UserError(f"--out_dir={out_dir} and --source_dir={source} overlap: write the copy to a separate folder")
   settings_file, manifest = out_dir / settings_name, out_dir / "manifest.jsonl"
   if settings_file.is_file():
-    old = json.loads(settings_file.read_text())
+    old = _read_settings(settings_file)
     if old != settings:
       if not overwrite:
+        why = "is damaged" if old is None else f"holds a {what} of other settings"
         raise UserError(
-          f"{out_dir} holds a {what} of other settings: use another --out_dir, or --overwrite to replace that copy"
+          f"{out_dir} {why} ({settings_name}): use another --out_dir, or --overwrite to replace that copy"
+          " (only the files it wrote)"
         )
-      rows = [json.loads(line) for line in manifest.read_text().splitlines()] if manifest.is_file() else []
-      for row in rows:
-        if "output" in row:
-          (out_dir / row["output"]).unlink(missing_ok=True)
+      # Every output the manifest names is checked before any is deleted (`outputs.owned_path`).
+      targets = [
+        outputs.owned_path(out_dir, row["output"], manifest) for row in _read_manifest(manifest) if "output" in row
+      ]
+      for target in targets:
+        if target.is_file() or target.is_symlink():
+          target.unlink()
       manifest.unlink(missing_ok=True)
       for extra in extras:  # files the copy wrote beside its images (a processed copy's plan.csv)
         (out_dir / extra).unlink(missing_ok=True)
       settings_file.unlink()
-      for d in sorted((p for p in out_dir.rglob("*") if p.is_dir()), reverse=True):  # emptied class folders
-        if not any(d.iterdir()):
+      outputs.remove_stale_temps(out_dir)
+      for d in sorted((p for p in out_dir.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
+        if not any(d.iterdir()):  # emptied class folders
           d.rmdir()
   elif out_dir.is_dir() and any(out_dir.iterdir()):
     raise UserError(
@@ -117,10 +149,13 @@ def _prepare_out(
     )
   out_dir.mkdir(parents=True, exist_ok=True)
   if not settings_file.is_file():
-    settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+    outputs.write_json(settings_file, settings)
     return {}
-  rows = [json.loads(line) for line in manifest.read_text().splitlines()] if manifest.is_file() else []
-  return {row["source"]: row for row in rows if "error" in row or (out_dir / row["output"]).is_file()}
+  done = {}
+  for row in _read_manifest(manifest):
+    if "error" in row or ("output" in row and outputs.owned_path(out_dir, row["output"], manifest).is_file()):
+      done[row["source"]] = row
+  return done
 
 
 def copy_folder(
@@ -148,7 +183,11 @@ def copy_folder(
   """
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
-  folders = source if isinstance(source, images.ClassFolders) else images.list_class_folders(source, min_classes=1)
+  folders = (
+    source
+    if isinstance(source, images.ClassFolders)
+    else images.list_class_folders(source, min_classes=1, option="--source_dir")
+  )
   out_dir = Path(out_dir).expanduser()
   settings = json.loads(json.dumps(dict(settings, source_dir=str(folders.root.resolve()))))  # tuples -> lists
   done = _prepare_out(out_dir, folders.root, settings, overwrite, settings_name, what, extras)
@@ -156,13 +195,14 @@ def copy_folder(
   names = _output_names(files, folders.root)
   todo = [f for f in files if str(f.relative_to(folders.root)) not in done]
   rows = list(done.values())
+  outputs.remove_stale_temps(out_dir)  # of files being written when an earlier run was killed
+  # The resumed rows, written whole (a line cut by a kill is gone), then appended to chunk by chunk.
+  outputs.write_text(out_dir / "manifest.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
   with (
     concurrent.futures.ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool,
-    open(out_dir / "manifest.jsonl", "w") as manifest,
+    open(out_dir / "manifest.jsonl", "a") as manifest,
     tqdm(total=len(files), initial=len(files) - len(todo), unit="img", desc=what, disable=not progress) as bar,
   ):
-    for row in rows:  # the resumed rows first: the manifest is rewritten whole, then appended to
-      manifest.write(json.dumps(row) + "\n")
     it = iter(todo)
     while chunk := list(itertools.islice(it, _CHUNK)):
       new = list(pool.map(lambda f: one(f, str(f.relative_to(folders.root)), names[f], out_dir), chunk))
@@ -212,8 +252,12 @@ def perturb_folder(
 
 def summary(counts: dict[str, Any], details: Sequence[str] = ()) -> str:
   """What a copy command prints of `copy_folder`'s counts: images written (and resumed), `details`, skips."""
-  resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
-  lines = [f"wrote {counts['written']} images to {counts['out_dir']}{resumed}", *(f"  {d}" for d in details)]
+  if counts["resumed"] and counts["resumed"] >= counts["written"] + counts["skipped"]:
+    head = f"{counts['out_dir']} already holds the finished copy of {counts['written']} images: nothing to do"
+  else:
+    resumed = f" ({counts['resumed']} from an earlier, interrupted run)" if counts["resumed"] else ""
+    head = f"wrote {counts['written']} images to {counts['out_dir']}{resumed}"
+  lines = [head, *(f"  {d}" for d in details)]
   if counts["skipped"]:
     lines.append(f"skipped {counts['skipped']} unreadable files (listed with the reason in manifest.jsonl)")
   return "\n".join(lines)

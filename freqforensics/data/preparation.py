@@ -462,20 +462,45 @@ class LocalRunner:
     self.close()
 
 
-# What preparation (and the statistics pass of training, `stats_*.npz`) writes in a dataset folder.
-_OWN_NAMES = re.compile(
-  r"(" + re.escape(_DATASET_NAME) + r"-\w+\.array_record-\d+-of-\d+|dataset_info\.json"
-  r"|features\.json|metadata\.json|[\w.-]*\.labels\.txt|skipped_files\.(csv|txt)"
-  r"|stats_[\w.-]+\.npz|\.chunks|\.progress|" + re.escape(_MARKER) + r")(\.tmp\d*)?"
-  r"|\..*\.tmp\d+(\.\w+)?"
+# What preparation writes in a dataset folder, by exact name (its shards by tfds' template), and what
+# training and the baselines cache there (`_is_cache_file`); `shards` writes its outputs as `<name>.tmpN` first.
+_OWN_NAMES = frozenset(
+  {"dataset_info.json", "features.json", "metadata.json", "label.labels.txt", REPORT, "skipped_files.txt", _MARKER}
+  | {".chunks", ".progress"}
+  | {f"labels_{s}.npy" for s in SPLITS}
 )
+_SHARD_NAME = re.compile(re.escape(_DATASET_NAME) + r"-(" + "|".join(SPLITS) + r")\.array_record-\d{5}-of-\d{5}")
+# `stats.stats_file`: stats_<feature kind><subset tag>.npz, the kind also stored inside.
+_STATS_NAME = re.compile(r"stats_(?P<kind>[\w.-]+?)(_subset[\d.e+-]+_seed\d+)?\.npz")
+
+
+def _is_cache_file(path: Path) -> bool:
+  """Whether `path` is a statistics file of training: its name is `stats_<kind>[<tag>].npz` and it holds
+  that `kind` (a user's `stats_mine.npz` is not)."""
+  m = _STATS_NAME.fullmatch(path.name)
+  if not m or path.is_symlink() or not path.is_file():
+    return False
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      return "kind" in f.files and str(f["kind"]) == m["kind"]
+  except (OSError, ValueError, EOFError, KeyError):
+    return False
+
+
+def _is_prepared_file(path: Path) -> bool:
+  """Whether `path` (a child of a dataset folder) is one preparation or training wrote (`remove_prepared`)."""
+  name = re.sub(r"\.tmp\d*$", "", path.name)
+  return (
+    outputs.is_temp_name(path.name) or name in _OWN_NAMES or bool(_SHARD_NAME.fullmatch(name)) or _is_cache_file(path)
+  )
 
 
 def remove_prepared(path: str | os.PathLike) -> list[Path]:
-  """Deletes what preparation wrote in `path` (`--overwrite`); returns what is left there (a user's files)."""
+  """Deletes what preparation wrote in `path` (`--overwrite`), by the exact names it writes (never by a
+  pattern a user's file could match); returns what is left there (a user's files)."""
   path = Path(path)
   for child in path.iterdir():
-    if _OWN_NAMES.fullmatch(child.name):
+    if _is_prepared_file(child):
       if child.is_dir() and not child.is_symlink():
         shutil.rmtree(child)
       else:

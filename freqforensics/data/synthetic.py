@@ -327,7 +327,7 @@ def variant_suffix(*, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quali
 
 def _is_marker_tmp(name: str) -> bool:
   """A marker being written (`outputs.write_json`'s temporary name) when a run was interrupted."""
-  return name.startswith(f".{MARKER}.tmp") or name == MARKER + ".tmp"
+  return outputs.is_temp_name(name) or name == MARKER + ".tmp"
 
 
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:

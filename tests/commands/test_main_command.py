@@ -52,9 +52,15 @@ def test_missing_flags(args, needle, tmp_path):
 
 
 def test_workdir_of_another_config(tmp_path):
+  import json
+
+  from freqforensics import defaults
+
   wd = tmp_path / "wd"
   wd.mkdir()
-  (wd / "config.json").write_text('{"features": "pixel"}')
+  stored = json.loads(defaults.base_config().to_json())
+  stored["features"] = "pixel"  # a run's config (without an ownership record: of an older version), of other features
+  (wd / "config.json").write_text(json.dumps(stored))
   line = _one_line_error(_run("--config=configs/folder.py:tiny", f"--workdir={wd}", tmp_path=tmp_path))
   assert "holds a run of another config" in line and "--overwrite" in line
 

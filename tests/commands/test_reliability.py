@@ -402,3 +402,132 @@ def test_explain_replaces_only_its_own_figure(finished_run, tmp_path):
   )
   assert "not written by freqforensics" in one_line_error(r)
   assert users.read_bytes() == kept
+
+
+# --- Ownership records and manifests (issue 24: items 1, 5, 14 and 17).
+
+
+def _copy_cmd(tool: str, src: Path, out: Path, *extra: str) -> list[str]:
+  return [sys.executable, "-m", f"freqforensics.tools.{tool}", f"--source_dir={src}", f"--out_dir={out}"] + [
+    "--progress=false",
+    "--num_threads=2",
+    *extra,
+  ]
+
+
+def _victims(tmp_path: Path) -> dict[Path, str]:
+  """Files beside the folder under test that no command may touch: path -> content."""
+  victims = {tmp_path / "victim.txt": "the user's file", tmp_path / "victim_dir" / "notes.txt": "the user's notes"}
+  for path, text in victims.items():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+  return victims
+
+
+def test_overwrite_never_deletes_what_a_work_dirs_record_names_outside_it(finished_run, tmp_path):
+  import shutil
+
+  from freqforensics import train
+  from freqforensics.errors import UserError
+
+  tmp, _, c = finished_run
+  wd = tmp_path / "wd"
+  shutil.copytree(tmp / "wd", wd)
+  victims = _victims(tmp_path)
+  with open(wd / ".freqforensics_outputs.jsonl", "a") as f:  # an edited (or received) record
+    f.write(json.dumps({"path": "../victim.txt", "kind": "file"}) + "\n")
+    f.write(json.dumps({"path": str(tmp_path / "victim_dir"), "kind": "tree"}) + "\n")
+  before = _tree(wd)
+  c = c.copy_and_resolve_references()
+  c.train.epochs = 1  # another config: --overwrite replaces the run
+  with pytest.raises(UserError, match="outputs.jsonl names '../victim.txt'.*nothing was deleted"):
+    train.train_and_evaluate(c, wd, overwrite=True)
+  assert _tree(wd) == before
+  assert {p: p.read_text() for p in victims} == victims
+
+
+@pytest.mark.parametrize("tool,options", [("process", ("--size=16",)), ("perturb", ("--kind=jpeg",))])
+def test_overwrite_never_deletes_what_a_copys_manifest_names_outside_it(tmp_path, tool, options):
+  src = _tiny_source(tmp_path, n=4)
+  out = tmp_path / "copy"
+  r = subprocess.run(
+    _copy_cmd(tool, src, out, *options), cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=300
+  )
+  assert r.returncode == 0, r.stderr[-2000:]
+  victims = _victims(tmp_path)
+  with open(out / "manifest.jsonl", "a") as f:  # a copy received from someone else
+    f.write(json.dumps({"source": "A_real/x.png", "output": "../victim.txt"}) + "\n")
+    f.write(json.dumps({"source": "A_real/y.png", "output": str(tmp_path / "victim_dir" / "notes.txt")}) + "\n")
+  before = _tree(out)
+  r = subprocess.run(
+    _copy_cmd(tool, src, out, *options, "--seed=1", "--overwrite"),
+    cwd=ROOT,
+    env=_env(tmp_path),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert "manifest.jsonl names '../victim.txt'" in one_line_error(r)
+  assert _tree(out) == before
+  assert {p: p.read_text() for p in victims} == victims
+
+
+def test_a_processed_copy_takes_long_names_kills_cut_manifests_and_damaged_settings(tmp_path):
+  from test_outputs import _killed_writer
+
+  src = _tiny_source(tmp_path, n=4)
+  long_name = "x" * 246 + ".png"  # a legal 250-character name
+  (src / "A_real" / long_name).write_bytes((src / "A_real" / "img_0000.png").read_bytes())
+  out = tmp_path / "copy"
+  env = _env(tmp_path)
+
+  def run(*extra):
+    return subprocess.run(
+      _copy_cmd("process", src, out, "--size=16", *extra),
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+
+  r = run()
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert (out / "A_real" / ("x" * 246 + ".jpg")).is_file()
+  # A kill -9 while the last row was appended and its image written: a cut manifest line, a temporary file.
+  lines = (out / "manifest.jsonl").read_text().splitlines()
+  last = json.loads(lines[-1])
+  (out / last["output"]).unlink()
+  (out / "manifest.jsonl").write_text("".join(line + "\n" for line in lines[:-1]) + lines[-1][:25])
+  _killed_writer(out / last["output"])
+  assert len([p for p in out.rglob(".*") if p.is_file()]) == 1
+  r = run()
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "interrupted" in r.stdout
+  assert (out / last["output"]).is_file() and not [p for p in out.rglob(".*") if p.is_file()]
+  rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+  assert sorted(row["source"] for row in rows) == sorted(
+    str(p.relative_to(src)) for p in src.rglob("*.png")
+  )  # one row per image, none cut, none repeated
+  r = run()  # a finished copy
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "already holds the finished copy of 9 images" in r.stdout and "interrupted" not in r.stdout
+  (out / "process.json").write_text('{"version": 1, "se')
+  line = one_line_error(run())
+  assert "process.json" in line and "damaged" in line and "--overwrite" in line
+  r = run("--overwrite")
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert json.loads((out / "process.json").read_text())["seed"] == 0
+
+
+def test_perturb_names_its_own_flags(tmp_path):
+  r = subprocess.run(
+    _copy_cmd("perturb", tmp_path / "no_such_folder", tmp_path / "copy"),
+    cwd=ROOT,
+    env=_env(tmp_path),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  line = one_line_error(r)
+  assert "--source_dir" in line and "--config" not in line
