@@ -402,3 +402,67 @@ def test_explain_replaces_only_its_own_figure(finished_run, tmp_path):
   )
   assert "not written by freqforensics" in one_line_error(r)
   assert users.read_bytes() == kept
+
+
+# --- Pixel bombs, locks (issue 24, items 6, 7 and 17) --------------------------------------------------------
+
+
+def _with_bomb(src: Path, tmp_path: Path) -> Path:
+  """A copy of `src` with a 69-byte PNG header of 30000x30000 pixels in `B_gan` (a decompression bomb to Pillow)."""
+  import shutil
+
+  from conftest import pixel_bomb_png
+
+  out = tmp_path / "src_bomb"
+  shutil.copytree(src, out)
+  (out / "B_gan" / "bomb.png").write_bytes(pixel_bomb_png())
+  return out
+
+
+def test_a_pixel_bomb_in_a_class_folder_is_skipped_and_training_finishes(tmp_path):
+  """Preparation skips the bomb; training used to train every epoch and then die in the model card (Pillow's
+  DecompressionBombError), on every rerun. The card lists the sizes of the prepared files only: not the bomb,
+  not an image preparation skipped as too small, not the files beyond the split's counts."""
+  from conftest import tiny_folder_config
+
+  from freqforensics import train
+  from freqforensics.data import reader
+
+  src = _with_bomb(_tiny_source(tmp_path), tmp_path)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "A_real" / "a_small.png")  # sorts first: decoded
+  c = tiny_folder_config(src, tmp_path / "data", split=(16, 4, 4), epochs=1)
+  train.train_and_evaluate(c, tmp_path / "wd")
+  assert (tmp_path / "wd" / "test_metrics.json").is_file()
+  (prepared,) = (tmp_path / "data" / "prepared").iterdir()
+  assert {r["path"]: r["reason"] for r in reader.read_report(prepared)} == {
+    "A_real/a_small.png": "too small",
+    "B_gan/bomb.png": "pixel limit",
+  }
+  data = json.loads((tmp_path / "wd" / "bundle" / "bundle.json").read_text())["model_card"]["data"]
+  # 16 + 4 + 4 prepared images of each class, all 16x16 PNGs (of 31 files in each class folder).
+  assert (data["files"], data["headers_sampled"]) == (48, 48)
+  assert data["image_sizes"] == {"16x16": 48} and data["formats"] == {"PNG": 48}
+
+
+def test_audit_process_and_classify_report_a_pixel_bomb_as_skipped(finished_run, tmp_path):
+  tmp, src0, _ = finished_run
+  src = _with_bomb(src0, tmp_path)
+  env = _env(tmp_path)
+  run = lambda *cmd: subprocess.run(  # noqa: E731
+    [sys.executable, "-m", *cmd], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+  )
+  audit = run("freqforensics.tools.audit", f"--source_dir={src}")
+  assert audit.returncode == 0 and "Traceback" not in audit.stderr, audit.stderr[-2000:]
+  assert "Skipped (header refused, as preparation would skip them): B_gan: 1 pixel limit." in audit.stdout
+  process = run("freqforensics.tools.process", f"--source_dir={src}", f"--out_dir={tmp_path / 'processed'}")
+  assert process.returncode == 0 and "Traceback" not in process.stderr, process.stderr[-2000:]
+  assert "wrote 60 images" in process.stdout and "skipped 1 unreadable files" in process.stdout
+  manifest = [json.loads(line) for line in (tmp_path / "processed" / "manifest.jsonl").read_text().splitlines()]
+  (bomb,) = [row for row in manifest if row.get("source") == "B_gan/bomb.png"]
+  assert "exceeds limit" in bomb["error"]
+  out = tmp_path / "scores.csv"
+  classify = run("freqforensics.tools.classify", f"--workdir={tmp / 'wd'}", f"--output={out}", str(src / "B_gan"))
+  assert classify.returncode == 1 and "Traceback" not in classify.stderr, classify.stderr[-2000:]  # 1: a file unused
+  assert "classified 30 of 31 image files" in classify.stdout and "skipped 1 unreadable files" in classify.stdout
+  (row,) = [line for line in out.read_text().splitlines() if "bomb.png" in line]
+  assert "exceeds limit" in row
