@@ -21,6 +21,8 @@ import os
 import re
 import shutil
 import socket
+import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -157,13 +159,13 @@ def fresh_dir(parent: str | os.PathLike, prefix: str = "") -> Path:
 
 def is_our_figure(path: str | os.PathLike) -> bool:
   """Whether `path` is a PNG that freqforensics wrote (it carries `FIGURE_METADATA`)."""
-  try:
-    from PIL import Image  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import images  # pylint: disable=g-import-not-at-top  (Pillow: only when needed)
 
-    with Image.open(path) as im:
-      return im.format == "PNG" and im.info.get("Software") == OWNER
-  except (OSError, ValueError, SyntaxError):
+  try:
+    header = images.read_header(path)  # the one reader: a user's decompression bomb there is not ours either
+  except images.ImageDecodeError:
     return False
+  return header.format == "PNG" and header.info.get("Software") == OWNER
 
 
 def check_new_output(
@@ -380,32 +382,61 @@ def _remove(p: Path) -> None:
     p.unlink()
 
 
+def _duration(seconds: float) -> str:
+  return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:g} s"
+
+
 class DirLock:
   """An exclusive lock on a folder (`fcntl.flock` on a hidden file in it), held until `release()`.
 
   The kernel drops it when the process ends, kill -9 included, so a crashed run never blocks the
-  next one. A second process is refused with one line naming the process that holds the lock.
+  next one. A second process is refused with one line naming the process that holds the lock, or,
+  with `acquire(wait=seconds)`, waits for it (saying so once on stderr) and is refused only when
+  the wait runs out.
   """
 
   def __init__(self, folder: str | os.PathLike, name: str = ".freqforensics.lock"):
     self.path = Path(folder) / name
     self._fd: int | None = None
 
-  def acquire(self, what: str) -> DirLock:
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+  def _holder(self) -> str:
     try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-      os.close(fd)
-      if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-        raise
+      return self.path.read_text().strip() or "another process"
+    except OSError:
+      return "another process"
+
+  def acquire(self, what: str, *, wait: float = 0.0) -> DirLock:
+    """Takes the lock; `what` names the option that chose the folder in the refusal, `wait` is how many
+    seconds to wait for another process's lock first (0: refuse at once)."""
+    deadline, said = time.monotonic() + wait, False
+    while True:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
       try:
-        holder = self.path.read_text().strip() or "another process"
-      except OSError:
-        holder = "another process"
-      raise UserError(
-        f"{self.path.parent} is in use by {holder}: wait for it to finish, or use another {what}"
-      ) from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError as e:
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+          raise
+        holder = self._holder()
+        if time.monotonic() >= deadline:
+          waited = f" (waited {_duration(wait)})" if wait else ""
+          raise UserError(
+            f"{self.path.parent} is in use by {holder}{waited}: wait for it to finish, or use another {what}"
+          ) from None
+        if not said:
+          print(
+            f"waiting for {self.path.parent}: in use by {holder} (up to {_duration(wait)})", file=sys.stderr, flush=True
+          )
+          said = True
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        continue
+      try:  # the holder may have removed the lock file as it ended: then the lock is on a file no one sees
+        same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+      except FileNotFoundError:
+        same = False
+      if same:
+        break
+      os.close(fd)
     os.ftruncate(fd, 0)
     os.write(
       fd,
@@ -419,6 +450,12 @@ class DirLock:
     if self._fd is not None:
       os.close(self._fd)
       self._fd = None
+
+  def __enter__(self) -> DirLock:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()
 
 
 def environment_fault(e: BaseException) -> OSError | None:

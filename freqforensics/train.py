@@ -154,10 +154,12 @@ def _train(
   if (latest := ckpt.latest_step()) is not None:
     pure, record = ckpt.restore(latest, nnx.to_pure_dict(state))
     state = _into(state, pure)
-    metrics_log.truncate(record["epoch"])
     log.info(
       "resumed at epoch %d, step %d, from %s", record["epoch"] + (record["step"] > 0), record["step"], ckpt.directory
     )
+  # Rows past the restored epoch go before this run appends its own: with no checkpoint (a failure before the
+  # first one was saved, such as a full disk at the end of epoch 1) that is every row.
+  metrics_log.truncate(record["epoch"])
 
   def run_eval(state, source, name, scores=False, per_example=None):
     return runner.evaluate_source(

@@ -313,8 +313,9 @@ class MetricsLog:
       self._writer = SummaryWriter(str(workdir / "tensorboard"))
 
   def truncate(self, last_epoch: int) -> None:
-    """Keeps one row per epoch up to the restored checkpoint: drops rows written after it (just before an
-    interruption) and repeated rows, and a row cut short by a crash."""
+    """Keeps one row per epoch up to the restored checkpoint (`last_epoch`, 0 when there is none): drops rows
+    written after it (just before an interruption or a failed save) and repeated rows, and a row cut short by
+    a crash; the file is replaced atomically. Called at every start, resumed or not."""
     if not (self.enabled and self.path.exists()):
       return
     rows, seen = [], set()

@@ -156,11 +156,22 @@ def main(argv: list[str] | None = None) -> Path:
   ):
     if any(v not in allowed for v in values):
       raise UserError(f"{name}={','.join(values)}: use any of {', '.join(allowed)}")
-  out = scripts.output_dir(args, "generalization")
   base = scripts.script_config(args)
+  wanted = split(args.families)
+  if wanted:  # a mistyped family would leave no run to do: refused before the results folder is made
+    from freqforensics.data import images, loading  # pylint: disable=g-import-not-at-top
+
+    known = [short(f) for f in images.list_class_folders(loading.source_dir(base, progress=False)).class_names[1:]]
+    unknown = [f for f in wanted if f not in known]
+    if unknown:
+      raise UserError(
+        f"--families={args.families}: unknown family {', '.join(unknown)} (not in the benchmark of --config);"
+        f" use any of {', '.join(known)}"
+      )
+  out = scripts.output_dir(args, "generalization")
   layout = out / "protocol"
   real, families = protocol_layout(base, layout)
-  chosen = [f for f in families if not args.families or short(f) in split(args.families)]
+  chosen = [f for f in families if not wanted or short(f) in wanted]
   plans = []  # (setting, trained-on label, data.classes, held-out family folders, simulated benchmark?)
   for setting in settings:
     if setting == "one":

@@ -132,6 +132,20 @@ def good_images(folder: Path, seed: int = 1) -> list[Path]:
   return sorted(folder / name for name in paths)
 
 
+def pixel_bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+  """A 69-byte PNG whose header says `width` x `height` pixels (IHDR with a valid CRC, a few bytes of IDAT,
+  IEND): 900 million pixels by default, above twice Pillow's limit, so `Image.open` raises
+  `DecompressionBombError` at the header."""
+  import struct
+  import zlib
+
+  def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+  ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+  return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4, 9)) + chunk(b"IEND", b"")
+
+
 # --- Reference frequency views in plain NumPy / PyWavelets (test_spectral, the end-to-end view tests).
 
 

@@ -89,9 +89,10 @@ def test_sixteen_bit_png_and_unreadable_files_are_counted(tmp_path):
   path = tmp_path / "deep.png"
   Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(path)
   assert format_audit.inspect(path)["mode"] == "I;16 16-bit"
-  assert format_audit.inspect(b"not an image") == {"format": "unreadable"}
+  assert format_audit.inspect(b"not an image") == {"format": "unreadable", "skipped": "not an image"}
   t = format_audit.tally([format_audit.inspect(path), format_audit.inspect(b"")])
   assert t["files"] == 2 and t["format"] == {"PNG": 1, "unreadable": 1} and t["size"] == {"8x8": 1}
+  assert t["skipped"] == {"empty file": 1}
 
 
 def test_warns_only_when_classes_differ(tmp_path):

@@ -133,6 +133,46 @@ def test_decompression_bombs_are_refused_from_the_header(tmp_path, monkeypatch):
   assert e.value.reason == "pixel limit"
 
 
+def test_a_pixel_bomb_header_is_a_skipped_file_for_every_header_reader(tmp_path):
+  """Pillow refuses a 30000x30000 PNG header with its own `DecompressionBombError` (not an OSError); the one
+  header reader turns it into the `pixel limit` skip that decoding gives, and the readers of headers
+  (model card, format audit, the processed copy's median size, a figure's owner) go through it."""
+  from conftest import pixel_bomb_png
+
+  from freqforensics import outputs
+  from freqforensics.data import format_audit, processing_plan
+  from freqforensics.evaluation import model_card
+
+  bomb = tmp_path / "bomb.png"
+  bomb.write_bytes(pixel_bomb_png())
+  with pytest.raises(Image.DecompressionBombError):
+    Image.open(bomb)  # the file is a bomb to Pillow itself
+  for source in (bomb, bomb.read_bytes()):
+    with pytest.raises(images.ImageDecodeError) as e:
+      images.read_header(source)
+    assert e.value.reason == "pixel limit"
+  Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "big.png")  # below Pillow's limit, above ours
+  with pytest.raises(images.ImageDecodeError, match="40x30 pixels, above the limit of 1,000") as e:
+    images.read_header(tmp_path / "big.png", max_pixels=1000)
+  assert e.value.reason == "pixel limit"
+  Image.fromarray(RGB).save(tmp_path / "ok.jpg", quality=75)
+  header = images.read_header(tmp_path / "ok.jpg")
+  assert (header.format, header.width, header.height, header.mode, header.subsampling) == ("JPEG", 16, 16, "RGB", 2)
+  assert header.quantization[0][0] == 8  # the IJG luminance table at quality 75 starts (16 * 50 + 50) // 100
+  ok = tmp_path / "ok.png"
+  Image.fromarray(RGB).save(ok)
+  assert model_card.headers([bomb, ok], 10) == {
+    "sampled": 2,
+    "of": 2,
+    "sizes": {"16x16": 1},
+    "formats": {"PNG": 1},
+    "skipped": {"pixel limit": 1},
+  }
+  assert format_audit.inspect(bomb) == {"format": "unreadable", "skipped": "pixel limit"}
+  assert processing_plan.median_short_side([bomb, ok]) == 16
+  assert not outputs.is_our_figure(bomb)
+
+
 def _tree(root: Path) -> None:
   for rel in [
     "A/1.png",

@@ -118,3 +118,26 @@ def test_a_run_removes_the_temporary_files_a_killed_run_left(config, tmp_path):
   config.model.name = "log1"
   workdir.check(config, wd, overwrite=True)  # a temporary file in bundle/ is not a user's file: no refusal
   assert sorted(p.name for p in wd.rglob(".*")) == sorted([workdir.LOCK, workdir.RECORD])
+
+
+def test_a_failure_before_the_first_checkpoint_leaves_one_row_per_epoch(config, tmp_path, monkeypatch):
+  """A full disk at the end of epoch 1 fails the first checkpoint after epoch 1's row was written: the rerun
+  starts from scratch and must not append a second `epoch 1` row."""
+  import errno
+
+  from freqforensics import checkpointing, train
+
+  original_save = checkpointing.Checkpointer.save
+
+  def disk_full(self, step, *args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "wd" / "checkpoints"))
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", disk_full)
+  with pytest.raises(OSError):
+    train.train_and_evaluate(config, tmp_path / "wd")
+  rows = [json.loads(line) for line in (tmp_path / "wd" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in rows] == [1] and not list((tmp_path / "wd" / "checkpoints").glob("[0-9]*"))
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", original_save)
+  train.train_and_evaluate(config, tmp_path / "wd")
+  rows = [json.loads(line) for line in (tmp_path / "wd" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in rows] == [1, 2, 3, 4]

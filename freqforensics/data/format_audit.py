@@ -2,7 +2,8 @@
 
 A detector trained on real JPEGs (CelebA, LSUN, ImageNet, COCO) against generated PNGs can learn
 JPEG's traces instead of the generator's; a DCT detector most easily, since JPEG quantises 8x8 DCT
-blocks. The audit reads every file's header (never its pixels) and tallies per class:
+blocks. The audit reads every file's header (never its pixels; by the one reader, `images.read_header`,
+so a file above the pixel limit is skipped with its reason, as preparation skips it) and tallies per class:
 
 - the format (`JPEG`, `PNG`, `WEBP lossy` / `WEBP lossless`, `BMP`, `TIFF`, ...);
 - for JPEG: the quality estimated from the quantisation tables (`estimate_jpeg_quality`), chroma
@@ -30,17 +31,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import io
 import math
 import os
 import struct
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from freqforensics import outputs
 from freqforensics.data import images
@@ -131,53 +129,53 @@ def _webp_kind(head: bytes) -> str:
   return "WEBP"
 
 
-def _bits(im: Image.Image, head: bytes) -> int:
-  if im.format == "PNG" and head[12:16] == b"IHDR":
+def _bits(header: images.Header, head: bytes) -> int:
+  if header.format == "PNG" and head[12:16] == b"IHDR":
     return head[24]  # bits per sample (16-bit PNGs open as 8-bit modes in Pillow)
-  return int(getattr(im, "bits", 0) or _MODE_BITS.get(im.mode, 8))
+  return header.bits or _MODE_BITS.get(header.mode, 8)
 
 
-def inspect(source: bytes | str | os.PathLike) -> dict[str, Any]:
+def inspect(source: bytes | str | os.PathLike, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> dict[str, Any]:
   """The facts of one image file (encoded bytes, or a path read as far as its header): format, size,
   mode, bit depth, EXIF and metadata keys, and for JPEG quality, subsampling and progressive coding.
 
-  A file Pillow cannot identify gives `{"format": "unreadable"}`; no pixel is decoded.
+  The header is read by the project's one reader (`images.read_header`, with the pixel limit
+  `max_pixels`); a file it refuses gives `{"format": "unreadable", "skipped": reason}` (e.g. `pixel
+  limit` for a decompression bomb), counted per reason in the tally. No pixel is decoded.
   """
   try:
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      if isinstance(source, bytes):
-        return _facts(io.BytesIO(source), source[:65536])
-      with open(source, "rb") as f:
-        head = f.read(65536)
-        f.seek(0)
-        return _facts(f, head)
-  except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, KeyError, IndexError):
-    return {"format": UNREADABLE}
+    if isinstance(source, bytes):
+      return _facts(images.read_header(source, max_pixels=max_pixels), source[:65536])
+    with open(source, "rb") as f:
+      head = f.read(65536)
+      f.seek(0)
+      return _facts(images.read_header(f, max_pixels=max_pixels), head)
+  except (OSError, ValueError, KeyError, IndexError, struct.error):  # (odd quantisation tables, a cut RIFF chunk)
+    return {"format": UNREADABLE, "skipped": "unreadable"}
+  except images.ImageDecodeError as e:
+    return {"format": UNREADABLE, "skipped": e.reason}
 
 
-def _facts(f: BinaryIO, head: bytes) -> dict[str, Any]:
-  with Image.open(f) as im:
-    w, h = im.size
-    fmt = _webp_kind(head) if im.format == "WEBP" else str(im.format)
-    facts: dict[str, Any] = {
-      "format": fmt,
-      "width": w,
-      "height": h,
-      "mode": f"{im.mode} {_bits(im, head)}-bit",
-      "exif": bool(im.info.get("exif")),
-      "metadata": sorted(str(k)[:40] for k in im.info if k not in _CODING_KEYS)[:_MAX_KEYS],
-    }
-    if fmt == "JPEG":
-      quality, exact = estimate_jpeg_quality(im.quantization)
-      sampling = JpegImagePlugin.get_sampling(im)
-      facts.update(
-        quality=quality,
-        quality_exact=exact,
-        subsampling="gray" if im.mode == "L" else _SAMPLING.get(sampling, "other"),
-        progressive=bool(im.info.get("progressive") or im.info.get("progression")),
-      )
-    return facts
+def _facts(header: images.Header, head: bytes) -> dict[str, Any]:
+  fmt = _webp_kind(head) if header.format == "WEBP" else header.format
+  info = header.info
+  facts: dict[str, Any] = {
+    "format": fmt,
+    "width": header.width,
+    "height": header.height,
+    "mode": f"{header.mode} {_bits(header, head)}-bit",
+    "exif": bool(info.get("exif")),
+    "metadata": sorted(str(k)[:40] for k in info if k not in _CODING_KEYS)[:_MAX_KEYS],
+  }
+  if fmt == "JPEG":
+    quality, exact = estimate_jpeg_quality(header.quantization)
+    facts.update(
+      quality=quality,
+      quality_exact=exact,
+      subsampling="gray" if header.mode == "L" else _SAMPLING.get(header.subsampling, "other"),
+      progressive=bool(info.get("progressive") or info.get("progression")),
+    )
+  return facts
 
 
 # --- Tallies: per class counts that add up ------------------------------------------------------------
@@ -197,6 +195,7 @@ def empty_tally() -> dict[str, Any]:
     "aspect": {},  # width / height, 2 decimals -> files
     "exif": 0,
     "metadata": {},  # info key -> files carrying it
+    "skipped": {},  # reason -> files whose header was refused (`images.read_header`), also counted as unreadable
   }
 
 
@@ -211,6 +210,7 @@ def tally(facts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     t["files"] += 1
     _add(t["format"], f["format"])
     if f["format"] == UNREADABLE:
+      _add(t["skipped"], f.get("skipped", "unreadable"))
       continue
     _add(t["mode"], f["mode"])
     _add(t["size"], f"{f['width']}x{f['height']}")
@@ -422,6 +422,17 @@ def markdown(audit: dict[str, Any], *, with_findings: bool = True) -> str:
     ]
     lines.append("| " + " | ".join(cells) + " |")
   lines += ["", f"Audited: {audit.get('of', 'files')} of {audit.get('source_dir', '?')}."]
+  skipped = {name: t.get("skipped") or {} for name, t in audit["classes"].items()}
+  if any(skipped.values()):  # (counted as unreadable in the table)
+    lines.append(
+      "Skipped (header refused, as preparation would skip them): "
+      + "; ".join(
+        f"{name}: " + ", ".join(f"{n} {reason}" for reason, n in sorted(by.items()))
+        for name, by in skipped.items()
+        if by
+      )
+      + "."
+    )
   if with_findings:
     found = findings(audit)
     lines += ["", "Findings (classes that differ in a way a detector can learn):" if found else "Findings: none."]

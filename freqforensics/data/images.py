@@ -9,17 +9,20 @@ matching asks for it (`format_matching`: the same JPEG step for every class).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import io
 import os
 import stat
+import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from freqforensics.data import crops
 from freqforensics.errors import UserError
@@ -231,6 +234,55 @@ def _reason(e: BaseException) -> str:
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+@contextlib.contextmanager
+def _opened(source: bytes | str | os.PathLike | BinaryIO, max_pixels: int) -> Iterator[Image.Image]:
+  """Pillow's image of `source` (encoded bytes, a path or a binary file) with its header read and no pixel
+  decoded, once its size is within `max_pixels`.
+
+  What Pillow raises while the body reads the file (the header here, the pixels in `_decoded`) becomes an
+  `ImageDecodeError` with a `reason` (empty file, not an image, truncated, unreadable, pixel limit),
+  Pillow's own decompression-bomb error included: no caller sees a Pillow exception.
+  """
+  with contextlib.ExitStack() as stack:
+    if isinstance(source, bytes):
+      if not source:
+        raise ImageDecodeError("zero-byte file", reason="empty file")
+      source = io.BytesIO(source)
+    elif not hasattr(source, "read"):  # a path: opened here, read only as far as Pillow needs
+      try:
+        source = stack.enter_context(open(source, "rb"))
+        empty = os.fstat(source.fileno()).st_size == 0
+      except OSError as e:
+        raise ImageDecodeError(f"{type(e).__name__}: {e.strerror or e}", reason="unreadable") from e
+      if empty:
+        raise ImageDecodeError("zero-byte file", reason="empty file")
+    with _pillow_errors(), warnings.catch_warnings():
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      with Image.open(source) as image:
+        w, h = image.size
+        if w * h > max_pixels:
+          raise ImageDecodeError(
+            f"{w}x{h} pixels, above the limit of {max_pixels:,} (raise data.max_pixels if the image is genuine)",
+            reason="pixel limit",
+          )
+        yield image
+
+
+@contextlib.contextmanager
+def _pillow_errors() -> Iterator[None]:
+  """Pillow's exceptions for a file as `ImageDecodeError`s with a reason."""
+  try:
+    yield
+  except Image.DecompressionBombError as e:  # above twice Pillow's own limit: refused by Image.open itself
+    raise ImageDecodeError(f"{e}", reason="pixel limit") from e
+  except UnidentifiedImageError as e:
+    raise ImageDecodeError(
+      "not an image file Pillow can read (unknown or damaged format)", reason="not an image"
+    ) from e
+  except (OSError, ValueError, SyntaxError, EOFError, struct.error, KeyError, IndexError) as e:
+    raise ImageDecodeError(f"{type(e).__name__}: {e}", reason=_reason(e)) from e
+
+
 def _decoded(data: bytes, channels: int | None, max_pixels: int) -> Image.Image:
   """Encoded bytes -> an RGB or `L` image by `to_uint8` (`channels` None: `L` for grayscale files, else RGB).
 
@@ -238,30 +290,48 @@ def _decoded(data: bytes, channels: int | None, max_pixels: int) -> Image.Image:
   limit). Images above `max_pixels` are refused from their header, before any decoding
   (decompression bombs).
   """
-  if not data:
-    raise ImageDecodeError("zero-byte file", reason="empty file")
-  try:
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-      with Image.open(io.BytesIO(data)) as image:
-        w, h = image.size
-        if w * h > max_pixels:
-          raise ImageDecodeError(
-            f"{w}x{h} pixels, above the limit of {max_pixels:,} (raise data.max_pixels if the image is genuine)",
-            reason="pixel limit",
-          )
-        image.load()
-        if channels is None:
-          channels = 1 if image.mode in _GRAY_MODES else 3
-        return to_uint8(image, channels)
-  except Image.DecompressionBombError as e:
-    raise ImageDecodeError(f"{e}", reason="pixel limit") from e
-  except UnidentifiedImageError as e:
-    raise ImageDecodeError(
-      "not an image file Pillow can read (unknown or damaged format)", reason="not an image"
-    ) from e
-  except (OSError, ValueError, SyntaxError, EOFError) as e:
-    raise ImageDecodeError(f"{type(e).__name__}: {e}", reason=_reason(e)) from e
+  with _opened(data, max_pixels) as image:
+    image.load()
+    if channels is None:
+      channels = 1 if image.mode in _GRAY_MODES else 3
+    return to_uint8(image, channels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+  """What an image file says about itself before any pixel is decoded (`read_header`)."""
+
+  format: str  # Pillow's name of the format: JPEG, PNG, WEBP, BMP, TIFF, ...
+  width: int
+  height: int
+  mode: str  # Pillow's mode: RGB, L, RGBA, P, I;16, CMYK, ...
+  bits: int  # bits per sample where the format's header says (JPEG), else 0
+  info: dict[str, Any]  # Pillow's `info`: coding details and metadata (EXIF, ICC profile, text chunks, dpi)
+  quantization: dict[int, tuple[int, ...]] | None  # JPEG quantisation tables (natural order), else None
+  subsampling: int | None  # JPEG chroma subsampling (`JpegImagePlugin.get_sampling`: 0, 1, 2; -1 other)
+
+
+def read_header(source: bytes | str | os.PathLike | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
+  """The header of an image file (encoded bytes, a path, or a binary file read as far as its header).
+
+  The one way the project looks at a file without decoding it (sizes and formats in the model card,
+  the format audit, the median size of a processed copy, figures it may replace). A file that could
+  not become a model input from its header alone raises `ImageDecodeError` with the reason a decode
+  would give: above `max_pixels` (a decompression bomb included) is `pixel limit`, so every command
+  reports such a file as skipped, as preparation does.
+  """
+  with _opened(source, max_pixels) as image:
+    jpeg = image.format == "JPEG"
+    return Header(
+      format=str(image.format),
+      width=int(image.size[0]),
+      height=int(image.size[1]),
+      mode=str(image.mode),
+      bits=int(getattr(image, "bits", 0) or 0),
+      info=dict(image.info),
+      quantization={k: tuple(v) for k, v in image.quantization.items()} if jpeg else None,
+      subsampling=JpegImagePlugin.get_sampling(image) if jpeg else None,
+    )
 
 
 def decode_pil(

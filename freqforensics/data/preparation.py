@@ -60,6 +60,8 @@ _PROCESS_MIN_FILES = 1024  # parallel="auto": below this, threads (starting proc
 _DATASET_NAME = "freqforensics"
 _TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 _MARKER = ".freqforensics_prepare.json"  # what a directory is being prepared from (for resume/refusal)
+LOCK = ".freqforensics.lock"  # held while a process prepares (or reuses) a directory: `outputs.DirLock`
+LOCK_WAIT_S = 2 * 3600  # how long a second process waits for the first to finish preparing the same directory
 
 # A runner executes a list of tasks with a function (all of them; order does not matter) and calls
 # `done(weight)` as tasks finish. Local processes/threads here; Beam in `prepare_beam`.
@@ -508,6 +510,17 @@ def remove_prepared(path: str | os.PathLike) -> list[Path]:
   return sorted(path.iterdir())
 
 
+def _refuse_foreign(path: Path) -> None:
+  """Refuses a file, or a folder that holds something but no preparation (its lock file alone does not count)."""
+  if (path / _MARKER).is_file():
+    return
+  if path.exists() and (not path.is_dir() or any(p.name != LOCK for p in path.iterdir())):
+    raise UserError(
+      f"{path} exists and is not a dataset prepared by freqforensics: choose another output directory"
+      " (nothing in it is overwritten)"
+    )
+
+
 def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOptions, overwrite: bool) -> bool:
   """Makes `path` ours for fingerprint `fp`; True when it already holds the finished dataset.
 
@@ -517,6 +530,7 @@ def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOp
   deletes only what preparation wrote (`remove_prepared`).
   """
   marker = path / _MARKER
+  _refuse_foreign(path)
   if marker.is_file():
     try:
       theirs = json.loads(marker.read_text())
@@ -534,12 +548,6 @@ def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOp
       )
     else:
       remove_prepared(path)
-  elif path.exists() and (not path.is_dir() or any(path.iterdir())):
-    raise UserError(
-      f"{path} exists and is not a dataset prepared by freqforensics: choose another output directory"
-      " (nothing in it is overwritten)"
-    )
-  path.mkdir(parents=True, exist_ok=True)
   options_json = {
     k: v for k, v in dataclasses.asdict(options).items() if k not in ("num_threads", "parallel", "split_option")
   }
@@ -571,11 +579,16 @@ def prepare_to(
   min_classes: int = 2,
   runner: Runner | None = None,
   source_option: str = "--config.data.source_dir",
+  out_option: str = "data.data_dir (or $FREQFORENSICS_DATA)",
+  wait: float = LOCK_WAIT_S,
 ) -> PreparedDataset:
   """Prepares `source_dir` (one folder per class, or its listing) into `out_dir`; see the module docstring.
 
   A re-run with the same files and options returns the existing dataset; an interrupted one
   resumes; `runner` (default: a `LocalRunner`) runs the tasks, e.g. on Beam (`prepare_beam`).
+  One process at a time prepares a directory (`outputs.DirLock`, its file `LOCK` in it): a second
+  one waits up to `wait` seconds (saying so on stderr), then finds the dataset finished and reuses
+  it, or is refused with one line naming the holder and `out_option`.
   """
   folders = (
     source_dir
@@ -585,15 +598,18 @@ def prepare_to(
   _check(folders, options)
   fp = fingerprint(folders, options)
   path = Path(out_dir).expanduser()
-  if _claim(path, fp, folders, options, overwrite):
-    log.info("reusing prepared dataset %s", path)
+  _refuse_foreign(path)  # before the lock file is made in a folder that is not ours
+  path.mkdir(parents=True, exist_ok=True)
+  with outputs.DirLock(path, LOCK).acquire(out_option, wait=wait):
+    if _claim(path, fp, folders, options, overwrite):  # under the lock: another process may have prepared it
+      log.info("reusing prepared dataset %s", path)
+      return reader.open_prepared(path)
+    if runner is not None:
+      _write_dataset(path, folders, options, fp, runner, progress)
+    else:
+      with LocalRunner(options) as local:
+        _write_dataset(path, folders, options, fp, local, progress)
     return reader.open_prepared(path)
-  if runner is not None:
-    _write_dataset(path, folders, options, fp, runner, progress)
-  else:
-    with LocalRunner(options) as local:
-      _write_dataset(path, folders, options, fp, local, progress)
-  return reader.open_prepared(path)
 
 
 def prepare(

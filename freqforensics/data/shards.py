@@ -159,7 +159,7 @@ def write_chunk(task: ChunkTask) -> dict:
       continue
     writer.write(serialize(image.tobytes(), task.label, rel))  # the raw HWC bytes np.asarray would hold
     digests.append(hashlib.sha256(data).hexdigest())
-    facts.append(format_audit.inspect(data))
+    facts.append(format_audit.inspect(data, task.max_pixels))
   writer.close()
   record = {"count": len(digests), "digests": digests, "skipped": skipped, "audit": format_audit.tally(facts)}
   return _finish(out, tmp, record)

@@ -12,12 +12,12 @@ from the ones seen in training (`input_warning`).
 from __future__ import annotations
 
 import collections
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 SAMPLE = 2000  # files whose header is read to record the sizes and formats seen in training
 INPUT_SAMPLE = 256  # files of a classify run whose header is compared with them
@@ -25,29 +25,39 @@ INPUT_SAMPLE = 256  # files of a classify run whose header is compared with them
 
 def headers(files: Sequence[Path], limit: int) -> dict[str, Any]:
   """Sizes (`WxH`) and formats (Pillow's names) of up to `limit` files evenly spread over `files`
-  (headers only, no decoding)."""
+  (headers only, no decoding, by the one reader `images.read_header` with its pixel limit); files it
+  refuses (a decompression bomb, a damaged file) are counted per reason under `skipped`."""
+  from freqforensics.data import images  # pylint: disable=g-import-not-at-top
+
   files = list(files)
   pick = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int)) if files else []
   sizes: collections.Counter = collections.Counter()
   formats: collections.Counter = collections.Counter()
+  skipped: collections.Counter = collections.Counter()
   for i in pick:
     try:
-      with Image.open(files[i]) as im:
-        sizes[f"{im.size[0]}x{im.size[1]}"] += 1
-        formats[str(im.format)] += 1
-    except (OSError, ValueError, SyntaxError):
-      formats["unreadable"] += 1
+      header = images.read_header(files[i])
+    except images.ImageDecodeError as e:
+      skipped[e.reason] += 1
+      continue
+    sizes[f"{header.width}x{header.height}"] += 1
+    formats[header.format] += 1
   return {
     "sampled": len(pick),
     "of": len(files),
     "sizes": dict(sizes.most_common()),
     "formats": dict(formats.most_common()),
+    "skipped": dict(skipped.most_common()),
   }
 
 
 def training_files(prepared) -> list[Path]:
-  """The source files of a prepared dataset's classes (by the listing rule), or [] when the folder is gone."""
-  from freqforensics.data import images  # pylint: disable=g-import-not-at-top
+  """The source files a prepared dataset holds (by the listing rule), or [] when the folder is gone.
+
+  Preparation keeps, per class, the first usable files in sorted order up to its split counts: the
+  files it skipped (`skipped_files.csv`) and the ones beyond the counts are not the training data.
+  """
+  from freqforensics.data import images, reader  # pylint: disable=g-import-not-at-top
   from freqforensics.errors import UserError  # pylint: disable=g-import-not-at-top
 
   source = prepared.metadata.get("source_dir")
@@ -55,7 +65,19 @@ def training_files(prepared) -> list[Path]:
     folders = images.list_class_folders(source, min_classes=1, classes=prepared.label_names) if source else None
   except UserError:
     return []
-  return [f for name in folders.class_names for f in folders.files[name]] if folders else []
+  if folders is None:
+    return []
+  try:
+    skipped = {row["path"] for row in reader.read_report(prepared.path)}
+  except (OSError, KeyError, csv.Error):
+    skipped = set()
+  counts = prepared.metadata.get("counts") or {}
+  out = []
+  for name in folders.class_names:
+    usable = [f for f in folders.files[name] if images.relative_name(f, folders.root) not in skipped]
+    kept = sum(int(v) for v in (counts.get(name) or {}).values()) if name in counts else len(usable)
+    out += usable[:kept]
+  return out
 
 
 FAILURE_MODES = (

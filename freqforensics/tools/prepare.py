@@ -9,7 +9,8 @@ DIR holds one folder per class (label = index of the sorted folder name); OUT be
 tensorflow-datasets dataset in array_record format (`data.prepared_dir` of a config trains on it).
 `--split` is per class: integers are counts (`100000,20000,30000`, the paper's), floats fractions
 of the usable images. Re-running the same command is a no-op; an interrupted one resumes; an OUT
-prepared from other files or options is refused unless `--overwrite`. Unusable files are skipped,
+prepared from other files or options is refused unless `--overwrite`. A second prepare into the same
+OUT while one runs waits for it (saying so once), then reuses its dataset. Unusable files are skipped,
 counted per reason in the summary and listed in OUT/skipped_files.csv. The format audit of the
 stored files (`data/format_audit.py`) is kept in the metadata; each way in which the classes differ
 that a detector could learn (file format, JPEG quality, size, ...) is printed as one `warning:`
@@ -113,6 +114,7 @@ def main(argv: Sequence[str]) -> None:
       progress=f.progress,
       runner=runner,
       source_option="--source_dir",
+      out_option="--out_dir",
     )
   except UserError as e:
     cli.fail(str(e))

@@ -170,3 +170,37 @@ def test_generalization_table(demo, tmp_path):
   assert (out / "generalization.png").stat().st_size > 0 and "| one | gan_transposed |" in (
     out / "generalization.md"
   ).read_text()
+
+
+def test_generalization_refuses_a_mistyped_family(demo, tmp_path):
+  """A family name the benchmark does not have would leave no run to do: one line naming the valid ones, exit 2,
+  and no results folder (not an empty table and exit 0)."""
+  import os
+  import subprocess
+  import sys
+
+  from conftest import one_line_error
+
+  r = subprocess.run(
+    [
+      sys.executable,
+      "launch/paper_generalization.py",
+      f"--config={demo}",
+      "--tiny",
+      f"--results={tmp_path / 'results'}",
+      "--settings=one",
+      "--models=log2",
+      "--features=dct_log",
+      "--augment=none",
+      "--families=transposd",
+    ],
+    env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  line = one_line_error(r)
+  assert "transposd" in line and "D_transposed" not in line
+  # configs/demo.py's benchmark: the simulated upsamplers, named as the class folders without their letter.
+  assert "use any of nearest, bilinear, transposed" in line, line
+  assert not (tmp_path / "results").exists()

@@ -531,3 +531,152 @@ def test_perturb_names_its_own_flags(tmp_path):
   )
   line = one_line_error(r)
   assert "--source_dir" in line and "--config" not in line
+
+
+# --- Pixel bombs, locks (issue 24, items 6, 7 and 17) --------------------------------------------------------
+
+
+def _with_bomb(src: Path, tmp_path: Path) -> Path:
+  """A copy of `src` with a 69-byte PNG header of 30000x30000 pixels in `B_gan` (a decompression bomb to Pillow)."""
+  import shutil
+
+  from conftest import pixel_bomb_png
+
+  out = tmp_path / "src_bomb"
+  shutil.copytree(src, out)
+  (out / "B_gan" / "bomb.png").write_bytes(pixel_bomb_png())
+  return out
+
+
+def test_a_pixel_bomb_in_a_class_folder_is_skipped_and_training_finishes(tmp_path):
+  """Preparation skips the bomb; training used to train every epoch and then die in the model card (Pillow's
+  DecompressionBombError), on every rerun. The card lists the sizes of the prepared files only: not the bomb,
+  not an image preparation skipped as too small, not the files beyond the split's counts."""
+  from conftest import tiny_folder_config
+
+  from freqforensics import train
+  from freqforensics.data import reader
+
+  src = _with_bomb(_tiny_source(tmp_path), tmp_path)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "A_real" / "a_small.png")  # sorts first: decoded
+  c = tiny_folder_config(src, tmp_path / "data", split=(16, 4, 4), epochs=1)
+  train.train_and_evaluate(c, tmp_path / "wd")
+  assert (tmp_path / "wd" / "test_metrics.json").is_file()
+  (prepared,) = (tmp_path / "data" / "prepared").iterdir()
+  assert {r["path"]: r["reason"] for r in reader.read_report(prepared)} == {
+    "A_real/a_small.png": "too small",
+    "B_gan/bomb.png": "pixel limit",
+  }
+  data = json.loads((tmp_path / "wd" / "bundle" / "bundle.json").read_text())["model_card"]["data"]
+  # 16 + 4 + 4 prepared images of each class, all 16x16 PNGs (of 31 files in each class folder).
+  assert (data["files"], data["headers_sampled"]) == (48, 48)
+  assert data["image_sizes"] == {"16x16": 48} and data["formats"] == {"PNG": 48}
+
+
+def test_audit_process_and_classify_report_a_pixel_bomb_as_skipped(finished_run, tmp_path):
+  tmp, src0, _ = finished_run
+  src = _with_bomb(src0, tmp_path)
+  env = _env(tmp_path)
+  run = lambda *cmd: subprocess.run(  # noqa: E731
+    [sys.executable, "-m", *cmd], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+  )
+  audit = run("freqforensics.tools.audit", f"--source_dir={src}")
+  assert audit.returncode == 0 and "Traceback" not in audit.stderr, audit.stderr[-2000:]
+  assert "Skipped (header refused, as preparation would skip them): B_gan: 1 pixel limit." in audit.stdout
+  process = run("freqforensics.tools.process", f"--source_dir={src}", f"--out_dir={tmp_path / 'processed'}")
+  assert process.returncode == 0 and "Traceback" not in process.stderr, process.stderr[-2000:]
+  assert "wrote 60 images" in process.stdout and "skipped 1 unreadable files" in process.stdout
+  manifest = [json.loads(line) for line in (tmp_path / "processed" / "manifest.jsonl").read_text().splitlines()]
+  (bomb,) = [row for row in manifest if row.get("source") == "B_gan/bomb.png"]
+  assert "exceeds limit" in bomb["error"]
+  out = tmp_path / "scores.csv"
+  classify = run("freqforensics.tools.classify", f"--workdir={tmp / 'wd'}", f"--output={out}", str(src / "B_gan"))
+  assert classify.returncode == 1 and "Traceback" not in classify.stderr, classify.stderr[-2000:]  # 1: a file unused
+  assert "classified 30 of 31 image files" in classify.stdout and "skipped 1 unreadable files" in classify.stdout
+  (row,) = [line for line in out.read_text().splitlines() if "bomb.png" in line]
+  assert "exceeds limit" in row
+
+
+def _held(folder: Path):
+  """The lock a running preparation holds on `folder`, taken by this test (as that other process would)."""
+  from freqforensics import outputs
+  from freqforensics.data import preparation
+
+  folder.mkdir(parents=True, exist_ok=True)
+  return outputs.DirLock(folder, preparation.LOCK).acquire("test")
+
+
+def _wait_for_line(paths: list[Path], text: str, procs: list[subprocess.Popen], timeout: float = 120) -> None:
+  deadline = time.time() + timeout
+  while time.time() < deadline and not all(text in p.read_text() for p in paths):
+    assert all(proc.poll() is None for proc in procs), [p.read_text()[-2000:] for p in paths]
+    time.sleep(0.1)
+  assert all(text in p.read_text() for p in paths), [p.read_text()[-2000:] for p in paths]
+
+
+def test_two_prepares_into_one_folder_wait_for_each_other(tmp_path):
+  """Two `prepare` runs into one fresh --out_dir, started while a third holds it: each says once that it waits,
+  then one prepares and the other reuses that dataset. Unlocked, they wrote the same chunks at once."""
+  from freqforensics.data import reader
+
+  src = write_class_folders(tmp_path / "src", {"A_real": 12, "B_gan": 12}, size=(16, 16))
+  out = tmp_path / "out"
+  lock = _held(out)
+  cmd = [
+    sys.executable,
+    "-m",
+    "freqforensics.tools.prepare",
+    f"--source_dir={src}",
+    f"--out_dir={out}",
+    "--image_size=16",
+    "--split=8,2,2",
+    "--progress=false",
+  ]
+  logs = [tmp_path / f"prepare{i}.err" for i in range(2)]
+  procs = [
+    subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    for log in logs
+  ]
+  try:
+    _wait_for_line(logs, f"waiting for {out}: in use by process {os.getpid()}", procs)
+  finally:
+    lock.release()
+  for proc, log in zip(procs, logs):
+    assert proc.wait(timeout=300) == 0, log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text() and log.read_text().count("waiting for") <= 2
+  ds = reader.open_prepared(out)
+  assert ds.num_examples == {"train": 16, "val": 4, "test": 4} and ds.metadata["skipped"] == 0
+  assert not [p.name for p in out.iterdir() if ".tmp" in p.name or p.name == ".chunks"]
+
+
+def test_parallel_training_runs_share_one_prepared_cache(tmp_path):
+  """Two training runs on the same data into a fresh data cache (a parallel sweep): both wait while the cache
+  folder is busy, then one prepares it and the other reuses it; both finish, with one prepared dataset."""
+  from freqforensics.data import images, preparation
+
+  src = _tiny_source(tmp_path, n=20)
+  # The cache folder training prepares this source into (the config below: 16x16 RGB, split 12/4/4).
+  options = preparation.PrepareOptions(16, 3, (12, 4, 4))
+  folder = images.list_class_folders(src)
+  cache = tmp_path / "data" / "prepared" / f"src-{preparation.fingerprint(folder, options)[:12]}"
+  lock = _held(cache)
+  logs = [tmp_path / f"train{i}.err" for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      _main(src, tmp_path / f"wd{i}", "--config.train.epochs=1", split="(12, 4, 4)"),
+      cwd=ROOT,
+      env=_env(tmp_path),
+      stdout=subprocess.DEVNULL,
+      stderr=open(log, "w"),
+    )
+    for i, log in enumerate(logs)
+  ]
+  try:
+    _wait_for_line(logs, f"waiting for {cache}: in use by process {os.getpid()}", procs, timeout=240)
+  finally:
+    lock.release()
+  for i, (proc, log) in enumerate(zip(procs, logs)):
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
+    assert (tmp_path / f"wd{i}" / "test_metrics.json").is_file()
+  assert [p.name for p in (tmp_path / "data" / "prepared").iterdir()] == [cache.name]
