@@ -42,7 +42,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
       raise UserError("data.source is 'folder' but no directory is given: set --config.data.source_dir=DIR")
     return Path(d.source_dir).expanduser()
   if d.source == "synthetic":
-    from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
+    from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top
 
     s = d.synthetic
     # The harder-benchmark options name the cache folder only when set: folders written before they
@@ -58,7 +58,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
           f"data.synthetic.generators applies to the benchmark layout, not to the {s.layout} stand-in "
           "(its classes are fixed): drop --config.data.synthetic.generators or set layout=benchmark"
         )
-      from freqforensics.data import standins  # pylint: disable=g-import-not-at-top
+      from freqforensics.generators import standins  # pylint: disable=g-import-not-at-top
 
       out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
       return standins.write(
