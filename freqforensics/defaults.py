@@ -54,7 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic.jpeg_quality = (
     0  # 1..100: every image of every class JPEG round-tripped at it before saving; 0 = off
   )
-  c.data.synthetic.generators = ("B_nearest", "C_bilinear", "D_transposed")  # fakes: simulated and/or trained.FAMILIES
+  c.data.synthetic.generators = ("B_nearest", "C_bilinear", "D_transposed")  # fakes: simulated and/or families.FAMILIES
   c.data.synthetic.layout = "benchmark"  # benchmark | celeba | lsun | ffhq (a paper data set's stand-in, standins.py)
 
   c.model = ml_collections.ConfigDict()

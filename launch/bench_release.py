@@ -130,7 +130,7 @@ def machine_line() -> str:
 
 def source_folder(num_images: int, size: int) -> Path:
   """N PNG files (N // 5 per class, five classes) of the synthetic benchmark at SIZE, generated once."""
-  from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
+  from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top
 
   per_class = max(1, num_images // (1 + len(GENERATORS)))
   out = data_root() / "bench_release" / f"png-{per_class}x5-s{size}"

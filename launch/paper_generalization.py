@@ -1,11 +1,11 @@
 r"""Generators it never saw: train on some generator families, test on every held-out one (the field's protocol).
 
-  python launch/paper_generalization.py [--config=configs/trained.py] [--models=log2,cnn] \
+  python launch/paper_generalization.py [--config=configs/families.py] [--models=log2,cnn] \
       [--features=pixel,dct_log,fft_log,wpt_log,azimuthal] [--augment=none,blur_jpeg] \
       [--settings=one,all_but_one,no_access] [--families=gan_transposed,...] [--results=runs/results] [--tiny] \
       [--resume=FOLDER] [--config.KEY=VALUE ...]
 
-The benchmark of `--config` (default: the six trained generator families of `configs/trained.py`) is
+The benchmark of `--config` (default: the six trained generator families of `configs/families.py`) is
 split as training splits it (per class, by sorted file name); the test part of every family, with the
 real class's test part as its reals, becomes the protocol's layout `protocol/<family>/{0_real,1_fake}/`
 (links, nothing copied). Settings:
@@ -132,15 +132,15 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> Path:
   parser = scripts.script_parser(__doc__)
-  parser.set_defaults(config="configs/trained.py")
+  parser.set_defaults(config="configs/families.py")
   parser.add_argument("--models", default="log2,cnn")
   parser.add_argument("--features", default=",".join(FEATURES))
   parser.add_argument("--augment", default="none,blur_jpeg", help="none and/or blur_jpeg")
   parser.add_argument("--settings", default=",".join(SETTINGS))
   parser.add_argument("--families", default="", help="train-set families of one/all_but_one (default: every family)")
   args = scripts.parse_args(parser, argv)
-  from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
   from freqforensics.errors import UserError  # pylint: disable=g-import-not-at-top
+  from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top
 
   split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
   models, features, augments, settings = (

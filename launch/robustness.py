@@ -7,7 +7,7 @@ For each model, two runs of the config (configs/demo.py: the synthetic benchmark
 images at 64x64, `dct_log` features): one on clean images, one with `augment.kind=combined` (each
 training image perturbed with probability 0.5 by one of JPEG / blur / noise / crop at the paper's
 strengths, drawn anew every epoch). Each finished model is then evaluated on the test split under
-every perturbation at every strength of `perturbation_sweep.DEFAULT_SWEEPS`, as
+every perturbation at every strength of `robustness.DEFAULT_SWEEPS`, as
 `python -m freqforensics.tools.robustness` does.
 
 Writes into a new folder under `--results` (`RESULTS/robustness/<time>/`):
@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from freqforensics import host_devices
-from freqforensics.analysis import perturbation_sweep
+from freqforensics.analysis import robustness
 from freqforensics.tools import scripts
 
-KINDS = tuple(perturbation_sweep.DEFAULT_SWEEPS)
+KINDS = tuple(robustness.DEFAULT_SWEEPS)
 COLUMNS = [
   ("run", "run", "s"),
   ("clean", "clean accuracy", ".3f"),
@@ -48,7 +48,7 @@ COLUMNS = [
 
 def sweeps(tiny: bool) -> dict[str, tuple[float, ...]]:
   """Every strength of the paper's sweeps; `tiny`: the mildest and the strongest of each."""
-  return {k: (v[0], v[-1]) if tiny else v for k, (_, v) in perturbation_sweep.DEFAULT_SWEEPS.items()}
+  return {k: (v[0], v[-1]) if tiny else v for k, (_, v) in robustness.DEFAULT_SWEEPS.items()}
 
 
 def drops(report: dict[str, Any]) -> dict[str, float]:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> Path:
       name = f"{model}_{'augmented' if augmented else 'clean'}"
       m = scripts.run(c, out / "runs" / name)
       start = time.perf_counter()
-      report, report_dir, _ = perturbation_sweep.sweep_workdir(out / "runs" / name, sweeps(args.tiny), progress=False)
+      report, report_dir, _ = robustness.sweep_workdir(out / "runs" / name, sweeps(args.tiny), progress=False)
       seconds = time.perf_counter() - start
       label = name.replace("_", " ")
       reports[label], styles[label] = report, {"color": f"C{j}", "linestyle": "-" if augmented else "--"}
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> Path:
         flush=True,
       )
   features = c.features
-  perturbation_sweep.plot(
+  robustness.plot(
     reports,
     out / "robustness.png",
     styles=styles,
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> Path:
     notes=f"Config {scripts.config_label(args)}; test split ({report['clean']['num_examples']} images); drop ="
     " clean accuracy minus accuracy under the perturbation, averaged over its strengths;"
     f" {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__};"
-    f" ours. Figure: robustness.png.\n\nAccuracy at every strength:\n\n{perturbation_sweep.table(reports)}",
+    f" ours. Figure: robustness.png.\n\nAccuracy at every strength:\n\n{robustness.table(reports)}",
   )
   print(md.read_text())
   return out

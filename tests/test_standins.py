@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqforensics.data import preparation, standins
+from freqforensics.data import preparation
+from freqforensics.generators import standins
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for the synthetic benchmark (`freqforensics.data.synthetic`): small and fast (32x32)."""
+"""Tests for the synthetic benchmark (`freqforensics.generators.synthetic`): small and fast (32x32)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from PIL import Image
 from scipy.fft import dctn
 
 from freqforensics import defaults
-from freqforensics.data import loading, synthetic
+from freqforensics.data import loading
 from freqforensics.errors import UserError
+from freqforensics.generators import synthetic, upsamplers
 
 N = 8
 SIZE = 32
@@ -193,8 +194,8 @@ def plain(tmp_path_factory) -> synthetic.SyntheticReport:
 
 def _old_fakes(cls: str, k: int) -> np.ndarray:
   """The fakes of class `cls` (index k) as the code before the options made them (kept here verbatim)."""
-  mode, weight_seed = synthetic.GENERATOR_SPECS[cls]
-  graphdef, state = nnx.split(synthetic.Upsampler(mode, rngs=nnx.Rngs(weight_seed)))
+  mode, weight_seed = upsamplers.GENERATOR_SPECS[cls]
+  graphdef, state = nnx.split(upsamplers.Upsampler(mode, rngs=nnx.Rngs(weight_seed)))
 
   @jax.jit
   def forward(state, crops, noise):

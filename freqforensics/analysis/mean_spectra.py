@@ -1,5 +1,7 @@
 r"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
 
+Run by `python -m freqforensics.tools.compare_spectra`:
+
   python -m freqforensics.tools.compare_spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
       [--wavelet=haar] [--level=0] [--bins=0] SET [SET ...]
 

@@ -13,11 +13,14 @@ one in every evaluation (`epoch` 0).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from freqforensics.data.distortions import Perturbation
+
+if TYPE_CHECKING:  # the reader pulls in tensorflow_datasets: not at run time, for a type
+  from freqforensics.data.reader import SplitSource
 
 TRAIN_STREAM = 1  # training augmentation
 EVAL_STREAM = 2  # perturbed evaluation (eval.perturb, the robustness report)
@@ -31,7 +34,7 @@ def example_rng(seed: int, stream: int, epoch: int, index: int) -> np.random.Gen
 class PerturbedSource:
   """`source` with every image read through `perturbation` (deterministic per example)."""
 
-  def __init__(self, source, perturbation: Perturbation, *, seed: int, stream: int, epoch: int = 0):
+  def __init__(self, source: SplitSource, perturbation: Perturbation, *, seed: int, stream: int, epoch: int = 0):
     self._source, self.perturbation = source, perturbation
     self._key = (seed, stream, epoch)
 
@@ -63,14 +66,14 @@ class PerturbedSource:
     return batch
 
 
-def augmented(source, perturbation: Perturbation, *, seed: int, epoch: int):
+def augmented(source: SplitSource, perturbation: Perturbation, *, seed: int, epoch: int) -> SplitSource:
   """The training split of one epoch with augmentation; `source` itself when nothing is perturbed."""
   if not perturbation.active:
     return source
   return PerturbedSource(source, perturbation, seed=seed, stream=TRAIN_STREAM, epoch=epoch)
 
 
-def perturbed_for_eval(source, perturbation: Perturbation, *, seed: int):
+def perturbed_for_eval(source: SplitSource, perturbation: Perturbation, *, seed: int) -> SplitSource:
   """An evaluation split with every read perturbed the same way each time; `source` when inactive."""
   if not perturbation.active:
     return source

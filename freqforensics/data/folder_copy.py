@@ -1,5 +1,7 @@
 """A perturbed copy of a class-folder directory, for use with other tools (`tools/perturb.py`).
 
+Run by `python -m freqforensics.tools.perturb`.
+
 (`copy_folder` is the resumable, never-overwriting copy itself, for any per-file transform: the
 processed test set of `processing_plan` is written by it too.)
 

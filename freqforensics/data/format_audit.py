@@ -1,5 +1,7 @@
 """The format audit: what each class's files are, and whether a detector could tell the classes by it.
 
+Run by `python -m freqforensics.tools.audit`.
+
 A detector trained on real JPEGs (CelebA, LSUN, ImageNet, COCO) against generated PNGs can learn
 JPEG's traces instead of the generator's; a DCT detector most easily, since JPEG quantises 8x8 DCT
 blocks. The audit reads every file's header (never its pixels; by the one reader, `images.read_header`,

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import ml_collections
 import numpy as np
@@ -42,7 +41,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
       raise UserError("data.source is 'folder' but no directory is given: set --config.data.source_dir=DIR")
     return Path(d.source_dir).expanduser()
   if d.source == "synthetic":
-    from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top
+    from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top
 
     s = d.synthetic
     # The harder-benchmark options name the cache folder only when set: folders written before they
@@ -58,7 +57,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
           f"data.synthetic.generators applies to the benchmark layout, not to the {s.layout} stand-in "
           "(its classes are fixed): drop --config.data.synthetic.generators or set layout=benchmark"
         )
-      from freqforensics.data import standins  # pylint: disable=g-import-not-at-top
+      from freqforensics.generators import standins  # pylint: disable=g-import-not-at-top
 
       out = data_root(config) / "standins" / f"{s.layout}-n{s.num_per_class}-s{s.image_size}-seed{s.seed}{suffix}"
       return standins.write(
@@ -138,7 +137,7 @@ def _prepared(config: ml_collections.ConfigDict, *, progress: bool) -> reader.Pr
   )
 
 
-def train_subset(prepared: reader.PreparedDataset, subset: float, seed: int) -> tuple[Any, str]:
+def train_subset(prepared: reader.PreparedDataset, subset: float, seed: int) -> tuple[reader.SplitSource, str]:
   """The training split, or a class-balanced part of it for few-sample runs; returns (source, tag).
 
   `subset` per class: a fraction in (0, 1] (1 = everything) or a count above 1 (config values are
@@ -166,11 +165,11 @@ class TrainingData:
   """What a training run reads: the prepared dataset and its three splits, ready for the loops."""
 
   prepared: reader.PreparedDataset
-  train: Any  # the training split (or its few-sample subset), held in memory when it fits
-  stats_source: Any  # the same examples as `train`, read from disk: what the feature statistics cover
+  train: reader.SplitSource  # the training split (or its few-sample subset), held in memory when it fits
+  stats_source: reader.SplitSource  # the same examples as `train`, read from disk: what the feature statistics cover
   tag: str  # names the subset in cache files ('' for the whole split)
-  val: Any  # validation, perturbed as the training augmentation perturbs (drawn once per image)
-  test: Any
+  val: reader.SplitSource  # validation, perturbed as the training augmentation perturbs (drawn once per image)
+  test: reader.SplitSource | tuple[()]  # `()` when data.split gives test no images
 
 
 def training_data(

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grain
 import numpy as np
+
+if TYPE_CHECKING:  # the reader pulls in tensorflow_datasets: not at run time, for a type
+  from freqforensics.data.reader import SplitSource
 
 
 def _example(ex: dict[str, Any]) -> dict[str, np.ndarray]:
   return {"image": np.asarray(ex["image"], np.uint8), "label": np.asarray(ex["label"], np.int32)}
 
 
-def _read(source, indices: np.ndarray) -> dict[str, np.ndarray]:
+def _read(source: SplitSource, indices: np.ndarray) -> dict[str, np.ndarray]:
   """One batch of examples; a whole-batch read where the source has one (`reader.RecordSource`)."""
   if hasattr(source, "read_batch"):
     return source.read_batch(indices)
@@ -39,7 +42,7 @@ def _read_options(num_threads: int) -> grain.ReadOptions:
 
 
 def train_batches(
-  source,
+  source: SplitSource,
   batch_size: int,
   *,
   seed: int,
@@ -84,7 +87,7 @@ def _pad(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]
 
 
 def eval_batches(
-  source, batch_size: int, *, num_threads: int = 2, process_index: int = 0, process_count: int = 1
+  source: SplitSource, batch_size: int, *, num_threads: int = 2, process_index: int = 0, process_count: int = 1
 ) -> Iterator[dict[str, np.ndarray]]:
   """Every example once, in order, in full-size batches with a `mask` (1 real, 0 padding).
 
@@ -101,7 +104,7 @@ def eval_batches(
   return iter(ds.to_iter_dataset(_read_options(num_threads)))
 
 
-def _read_or_empty(source, indices: np.ndarray) -> dict[str, np.ndarray]:
+def _read_or_empty(source: SplitSource, indices: np.ndarray) -> dict[str, np.ndarray]:
   if len(indices):
     return _read(source, indices)
   example = _example(source[0])  # shapes and dtypes for an all-padding batch

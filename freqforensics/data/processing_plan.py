@@ -1,5 +1,7 @@
 """A processed test set from a per-image plan: one "social network" chain, applied alike to every class.
 
+Run by `python -m freqforensics.tools.process`.
+
 Corvi et al. (ICASSP 2023) test detectors on images that went through what a sharing platform does
 to them, the same for real and generated images: a square crop of random side and position, a resize
 to one fixed size, and a JPEG re-save at a random quality. Whatever formats the classes came in, the

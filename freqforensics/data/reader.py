@@ -18,6 +18,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -28,6 +29,26 @@ from freqforensics.errors import UserError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 REPORT = "skipped_files.csv"  # the files preparation skipped, one CSV row each (`read_report`)
+
+
+class SplitSource(Protocol):
+  """What every split source is: random access to one split's examples, one at a time or a batch at once.
+
+  The sources: `RecordSource` (the split on disk), `InMemorySource` (decoded once), `SubsetSource` (some
+  of another's examples), `augment.PerturbedSource` (another's images, perturbed) and the evaluation
+  runner's relabelled split. The loops (`pipeline`, `loading.TrainingData`) take any of them; the pipeline
+  also reads a plain sequence of examples without `read_batch` (the empty split `()`, test doubles).
+  """
+
+  def __len__(self) -> int: ...
+
+  def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    """Example `index`: `image` (H, W, C) uint8, `label`, and `path` where the source keeps paths."""
+    ...
+
+  def read_batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """The examples at `indices` as one batch: `image` (N, H, W, C) uint8 and `label` (N,)."""
+    ...
 
 
 class RecordSource:
@@ -120,7 +141,7 @@ class InMemorySource:
 class SubsetSource:
   """The examples of `source` at `indices`, in that order, as a source of their own."""
 
-  def __init__(self, source, indices: Sequence[int]):
+  def __init__(self, source: SplitSource, indices: Sequence[int]):
     self._source = source
     self.indices = np.asarray(indices, np.int64)
 
@@ -134,14 +155,14 @@ class SubsetSource:
     return self._source.read_batch(self.indices[np.asarray(indices, np.int64)])
 
 
-def nbytes(source) -> int:
+def nbytes(source: SplitSource) -> int:
   """Bytes the decoded images of a split take in memory."""
   if not len(source):
     return 0
   return len(source) * source[0]["image"].nbytes
 
 
-def maybe_in_memory(source, budget_gb: float):
+def maybe_in_memory(source: SplitSource, budget_gb: float) -> SplitSource:
   """`source` decoded into memory when its images fit in `budget_gb` (0 disables), else unchanged."""
   if isinstance(source, (RecordSource, SubsetSource)) and len(source) and nbytes(source) <= budget_gb * (1 << 30):
     return InMemorySource(source)
@@ -158,7 +179,7 @@ class PreparedDataset:
   num_examples: dict[str, int]
   metadata: dict
 
-  def source(self, split: str):
+  def source(self, split: str) -> SplitSource | tuple[()]:
     """A random-access data source (`len`, `[i]` -> dict of numpy arrays, `read_batch`) for `split`.
 
     A split with no examples (e.g. `data.split` gives it 0) is an empty tuple.

@@ -5,7 +5,7 @@ r"""Robustness report: a trained model's accuracy under each perturbation, at a 
       [--seed=0] [--batch_size=256] [--out_dir=DIR] [--overwrite]
 
 Writes `robustness.json` and `robustness.png` to `--out_dir` (default `WORKDIR/robustness_<split>`);
-an interrupted report resumes. The library is `freqforensics.analysis.perturbation_sweep`.
+an interrupted report resumes. The library is `freqforensics.analysis.robustness`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
-from freqforensics.analysis import perturbation_sweep  # no JAX at import: the devices are set first
+from freqforensics.analysis import robustness  # no JAX at import: the devices are set first
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
@@ -28,7 +28,7 @@ def _define_flags() -> None:
   _F["source_dir"] = flags.DEFINE_string("source_dir", "", "Class folders to use instead of a split.")
   _F["data_dir"] = flags.DEFINE_string("data_dir", "", "Where --source_dir is prepared (default as training).")
   _F["out_dir"] = flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/robustness_<split>).")
-  for kind, (param, values) in perturbation_sweep.DEFAULT_SWEEPS.items():
+  for kind, (param, values) in robustness.DEFAULT_SWEEPS.items():
     _F[kind] = flags.DEFINE_list(
       f"{kind}_{param}", [f"{v:g}" for v in values], f"{kind} strengths ({param}); empty = skip {kind}."
     )
@@ -40,7 +40,7 @@ def _define_flags() -> None:
 
 def _sweeps() -> dict[str, list[float]]:
   out = {}
-  for kind in perturbation_sweep.DEFAULT_SWEEPS:
+  for kind in robustness.DEFAULT_SWEEPS:
     try:
       values = [float(v) for v in _F[kind].value]
     except ValueError:
@@ -59,7 +59,7 @@ def main(argv: Sequence[str]) -> None:
     cli.fail("no work dir given: pass --workdir=DIR of a finished training run")
   sweeps = _sweeps()  # before JAX starts: a typo fails at once
   absl_logging.set_verbosity(absl_logging.WARNING)
-  report, out_dir, about = perturbation_sweep.sweep_workdir(
+  report, out_dir, about = robustness.sweep_workdir(
     _F["workdir"].value,
     sweeps,
     split=_F["split"].value,
@@ -71,7 +71,7 @@ def main(argv: Sequence[str]) -> None:
     overwrite=_F["overwrite"].value,
     progress=_F["progress"].value,
   )
-  print(perturbation_sweep.table({f"{about['model']} {about['features']}": report}))
+  print(robustness.table({f"{about['model']} {about['features']}": report}))
   print(f"report: {out_dir / 'robustness.json'}  figure: {out_dir / 'robustness.png'}")
 
 

@@ -1,5 +1,5 @@
 """The experiment scripts in the shared style (`launch/robustness.py`, `compare_features.py`, `baselines_table.py`,
-`trained_accuracy.py`, `trained_figures.py`),
+`families_accuracy.py`, `families_figures.py`),
 smoke-run with `--tiny`: a table, JSON rows and figures land in a new results folder, the numbers are the runs'
 own, a config override reaches every run, `--resume` reads finished work back, and a mistake is one line."""
 
@@ -159,21 +159,21 @@ def test_resume_takes_an_earlier_results_folder_of_the_same_script(tmp_path):
   assert (spec("configs/demo.py", True), spec("configs/demo.py", False)) == ("configs/demo.py:tiny", "configs/demo.py")
 
 
-def test_trained_families_accuracy_and_figures(demo, tmp_path):
-  """`launch/trained_accuracy.py` and `trained_figures.py` on the trained families' tiny benchmark."""
-  out = _script("trained_accuracy").main(["--tiny", "--binary=0", "--models=log2", f"--results={tmp_path}"])
-  assert out.parent == tmp_path / "trained_accuracy"
-  rows = _json(out / "trained_accuracy.json")
+def test_generator_families_accuracy_and_figures(demo, tmp_path):
+  """`launch/families_accuracy.py` and `families_figures.py` on the trained families' tiny benchmark."""
+  out = _script("families_accuracy").main(["--tiny", "--binary=0", "--models=log2", f"--results={tmp_path}"])
+  assert out.parent == tmp_path / "families_accuracy"
+  rows = _json(out / "families_accuracy.json")
   assert [(r["model"], r["features"]) for r in rows] == [("log2", "pixels"), ("log2", "log DCT")]
   for r, features in zip(rows, ("pixel", "dct_log")):
     metrics = _json(out / "runs" / f"log2_{features}_all" / "test_metrics.json")
     assert r["accuracy"] == metrics["accuracy"] and len(metrics["label_names"]) == 7
-  assert "configs/trained.py:tiny" in (out / "trained_accuracy.md").read_text()
-  figures = _script("trained_figures").main(["--tiny", "--columns=3", f"--results={tmp_path}"])
-  assert figures.parent == tmp_path / "trained_figures"
+  assert "configs/families.py:tiny" in (out / "families_accuracy.md").read_text()
+  figures = _script("families_figures").main(["--tiny", "--columns=3", f"--results={tmp_path}"])
+  assert figures.parent == tmp_path / "families_figures"
   from PIL import Image
 
-  for name in ("trained_samples.png", "trained_spectra.png"):
+  for name in ("families_samples.png", "families_spectra.png"):
     with Image.open(figures / name) as im:
       assert im.width > 100 and im.height > 100
 

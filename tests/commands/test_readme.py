@@ -253,7 +253,7 @@ python -m freqforensics.main --config=configs/demo.py:tiny --workdir=runs/x \\
     --config.train.learning_rate=1e-3 --config.data.split="(0.7, 0.1, 0.2)"   # a comment --not_a_flag
 srun python -m freqforensics.main --config=configs/celeba_log2.py:pixel,tiny --workdir=/shared --nooverwrite
 python -m freqforensics.tools.classify --workdir=runs/demo [--format=csv|jsonl] [--output=FILE|-] PATH [PATH ...]
-python -m freqforensics.tools.benchmark --out_dir=DIR --num_per_class=10
+python -m freqforensics.tools.synthetic --out_dir=DIR --num_per_class=10
 python launch/bench_train.py --help
 launch/docker.sh demo --config=configs/demo.py --workdir=/runs/demo
 .ci/run
@@ -278,7 +278,7 @@ MISTAKES = [
     "--config.train.lerning_rate is not a config key",
   ),
   ("python -m freqforensics.tools.classify --workdir=x --fromat=csv DIR", "--fromat is not a flag"),
-  ("python -m freqforensics.tools.benchmark --out_dir=x --num=3", "--num is not a flag"),
+  ("python -m freqforensics.tools.synthetic --out_dir=x --num=3", "--num is not a flag"),
   ("python -m freqforensics.defaults", "not a command"),
   ("python launch/bench_nothing.py", "no script launch/bench_nothing.py"),
   ("launch/docker.sh biuld", "no subcommand biuld"),

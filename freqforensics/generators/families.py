@@ -1,7 +1,7 @@
 """Trained generator families of the synthetic benchmark: architectures, committed weights, sampling.
 
 Unlike the simulated upsamplers of `synthetic.py` (hand-set kernels on a downsampled real crop), these
-networks learned their weights (`launch/train_generators.py`, on CPU, from the bundled photographs).
+networks learned their weights (`launch/train_families.py`, on CPU, from the bundled photographs).
 Each family differs from its siblings in one layer only, the upsampling:
 
   gan_transposed   DCGAN-style generator from noise: 4 stages of 4x4 stride-2 transposed convolution
@@ -15,7 +15,7 @@ Each family differs from its siblings in one layer only, the upsampling:
   ae_decoder_aa    the same encoder and decoder with filtered (anti-aliased) upsampling: zero insertion
                    and a Kaiser-windowed sinc low-pass, as in alias-free GANs
 
-Weights live in `freqforensics/data/weights/<family>.npz` (plain arrays, loaded with
+Weights live in `freqforensics/generators/weights/<family>.npz` (plain arrays, loaded with
 `allow_pickle=False`) beside `<family>.json`, the training card (architecture, seed, steps, wall time,
 losses, diversity figures). A card whose architecture is not the one below is refused, and the
 sha256 of the weight file names the weights in the benchmark's metadata and cache key.
@@ -330,7 +330,7 @@ def weights_sha256(name: str, weights_dir: Path | None = None) -> str:
   path = weights_path(name, weights_dir)
   if not path.is_file():
     raise UserError(
-      f"no weights for trained family {name} at {path}: run python launch/train_generators.py "
+      f"no weights for trained family {name} at {path}: run python launch/train_families.py "
       f"--families={name} (or reinstall freqforensics)"
     )
   return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -355,13 +355,13 @@ def load_model(name: str, path: Path) -> nnx.Module:
   if set(wanted) != set(stored):
     raise UserError(
       f"{path} does not hold the weights of {name} (missing {sorted(set(wanted) - set(stored))[:2]}, "
-      f"extra {sorted(set(stored) - set(wanted))[:2]}): retrain with python launch/train_generators.py"
+      f"extra {sorted(set(stored) - set(wanted))[:2]}): retrain with python launch/train_families.py"
     )
   bad = [k for k, shape in wanted.items() if stored[k].shape != shape]
   if bad:
     raise UserError(
       f"{path}: {bad[0]} has shape {stored[bad[0]].shape}, {name} wants {wanted[bad[0]]}: retrain with "
-      "python launch/train_generators.py"
+      "python launch/train_families.py"
     )
   nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(lambda p, _: jnp.asarray(stored[_key(p)]), shapes))
   return nnx.merge(graphdef, state)
@@ -377,7 +377,7 @@ def _sampler(name: str, weights_dir: Path | None) -> tuple[Callable[[np.ndarray]
   if stored.get("architecture") != architecture(name):
     raise UserError(
       f"{path.with_suffix('.json')} describes another architecture than this code builds: retrain "
-      f"with python launch/train_generators.py --families={name}"
+      f"with python launch/train_families.py --families={name}"
     )
   graphdef, state = nnx.split(load_model(name, path))  # Functional form: plain jax.jit, no nnx.jit overhead.
 
@@ -416,5 +416,5 @@ def sample(name: str, inputs: np.ndarray, *, batch: int = 256, weights_dir: Path
 
 
 def clear_cache() -> None:
-  """Forgets loaded weights (after `launch/train_generators.py` rewrote them)."""
+  """Forgets loaded weights (after `launch/train_families.py` rewrote them)."""
   _sampler.cache_clear()

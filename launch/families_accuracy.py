@@ -1,14 +1,14 @@
 r"""Test accuracy on the trained generator families: log2 and cnn, pixels vs log-DCT, multi-class and real vs each.
 
-  python launch/trained_accuracy.py [--config=configs/trained.py] [--models=log2,cnn] [--binary=1] [--control=0] \
+  python launch/families_accuracy.py [--config=configs/families.py] [--models=log2,cnn] [--binary=1] [--control=0] \
       [--results=runs/results] [--tiny] [--config.KEY=VALUE ...]
 
 Runs the config as it is (every class: attribution) and, with `--binary=1`, once per fake class on
 `data.classes = (A_real, that class)` (one sigmoid output), each model on `pixel` and `dct_log`
 features, all through `scripts.run` (the training entry point `python -m freqforensics.main`
-uses). Writes `trained_accuracy.md` / `.json` (test accuracy, wall time, parameters; ROC-AUC for the
+uses). Writes `families_accuracy.md` / `.json` (test accuracy, wall time, parameters; ROC-AUC for the
 binary runs) into a new folder under `--results`. `--tiny` is the smoke version.
-`--control=1` adds a control task: real crops of the photos' training half (`trained.TRAIN_REGION`,
+`--control=1` adds a control task: real crops of the photos' training half (`families.TRAIN_REGION`,
 what the generators learned from) against real crops of the benchmark's half, as many as the config
 has per class, so the table shows how far content alone (which half of the photos) tells them apart.
 """
@@ -39,10 +39,13 @@ def _control_folders(args, out: Path) -> Path:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  from freqforensics.data import synthetic, trained  # pylint: disable=g-import-not-at-top
+  from freqforensics.generators import families, synthetic  # pylint: disable=g-import-not-at-top
 
   s = scripts.script_config(args).data.synthetic
-  for folder, region, stream in (("A_right_half", trained.BENCH_REGION, 50), ("B_left_half", trained.TRAIN_REGION, 51)):
+  for folder, region, stream in (
+    ("A_right_half", families.BENCH_REGION, 50),
+    ("B_left_half", families.TRAIN_REGION, 51),
+  ):
     (out / folder).mkdir(parents=True, exist_ok=True)
     for i in range(s.num_per_class):
       crop = synthetic.random_crop(np.random.default_rng([s.seed, stream, i]), s.image_size, region=region)
@@ -52,12 +55,12 @@ def _control_folders(args, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> Path:
   parser = scripts.script_parser(__doc__)
-  parser.set_defaults(config="configs/trained.py")
+  parser.set_defaults(config="configs/families.py")
   parser.add_argument("--models", default="log2,cnn")
   parser.add_argument("--binary", type=int, default=1, help="1 = also real vs each fake class; 0 = multi-class only")
   parser.add_argument("--control", type=int, default=0, help="1 = also the photos' training half vs benchmark half")
   args = scripts.parse_args(parser, argv)
-  out = scripts.output_dir(args, "trained_accuracy")
+  out = scripts.output_dir(args, "families_accuracy")
   models = [m for m in args.models.split(",") if m]
   from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> Path:
         print(f"{task} {model} {features}: {m['accuracy']:.3f} ({m['seconds']:.0f} s)", flush=True)
   md = scripts.write_results(
     out,
-    "trained_accuracy",
+    "families_accuracy",
     rows,
     COLUMNS,
     title="Trained generator families: test accuracy, pixels vs log DCT",

@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_folder_config, write_fingerprinted_folders
 
 from freqforensics import bundle, train
-from freqforensics.analysis import perturbation_sweep
+from freqforensics.analysis import robustness
 from freqforensics.data import reader
 from freqforensics.errors import UserError
 from freqforensics.evaluation import runner
@@ -52,9 +52,7 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
     return evaluate(src, name)
 
   sweeps = {"jpeg": [90, 10], "noise": [40.0]}
-  report = perturbation_sweep.run_report(
-    counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False
-  )
+  report = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
   assert len(calls) == 4
   saved = json.loads((tmp_path / "r" / "robustness.json").read_text())
   assert saved == json.loads(json.dumps(report)) and (tmp_path / "r" / "robustness.png").is_file()
@@ -72,11 +70,7 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
   saved["results"]["noise"] = []
   (tmp_path / "r" / "robustness.json").write_text(json.dumps(saved))
   calls.clear()
-  again = perturbation_sweep.run_report(
-    counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False
-  )
+  again = robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps=sweeps, progress=False)
   assert calls == ["noise 40"] and again["results"]["noise"] == report["results"]["noise"]
   with pytest.raises(UserError, match="holds a report of other settings"):
-    perturbation_sweep.run_report(
-      counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False
-    )
+    robustness.run_report(counted, source, tmp_path / "r", {"model": "tiny"}, sweeps={"jpeg": [50]}, progress=False)

@@ -1,11 +1,11 @@
 r"""Trains the benchmark's generator families on CPU and writes their weights and cards.
 
-  python launch/train_generators.py [--families=gan_transposed,gan_nearest,...] \
-      [--out_dir=freqforensics/data/weights] [--gan_steps=2400] [--ae_steps=1000] [--seed=-1] [--pool=4096]
+  python launch/train_families.py [--families=gan_transposed,gan_nearest,...] \
+      [--out_dir=freqforensics/generators/weights] [--gan_steps=2400] [--ae_steps=1000] [--seed=-1] [--pool=4096]
 
-Families and what each differs in: `freqforensics/data/trained.py`; losses and optimisers:
-`freqforensics/data/generator_training.py`. Real crops come from the training half of every bundled
-photo (`trained.TRAIN_REGION`). For each family it writes `<family>.npz` (the weights, plain arrays)
+Families and what each differs in: `freqforensics/generators/families.py`; losses and optimisers:
+`freqforensics/generators/family_training.py`. Real crops come from the training half of every bundled
+photo (`families.TRAIN_REGION`). For each family it writes `<family>.npz` (the weights, plain arrays)
 and `<family>.json`, the card: architecture, seed, steps, options, wall time, loss history, and the
 mode-collapse figures (mean and closest pairwise distance, per-image standard deviation) of 256
 samples drawn from the written weights, beside the same figures of 256 real crops. `ae_decoder_aa`
@@ -13,7 +13,7 @@ reuses the encoder of `ae_decoder` (trained first, or read from `--out_dir`).
 The default seeds (`SEEDS`) are those of the committed weights, so the default command retrains them;
 `--seed=N` uses N for every family. Deterministic for a seed on one machine; on another CPU float rounding may differ, which is why the
 weights are committed rather than retrained. Measured wall times: the cards and
-docs/trained_generators.md.
+docs/generator_families.md.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from freqforensics.data import generator_training, trained  # noqa: E402
+from freqforensics.generators import families, family_training  # noqa: E402
 
 DIVERSITY_SAMPLES = 256
 # Seed per family (training pool, initialisation, batches) of the committed weights. gan_transposed: seed 0
@@ -43,55 +43,55 @@ SEEDS = {"gan_transposed": 1}
 def _sample_inputs(name: str, seed: int) -> np.ndarray:
   """The inputs of the diversity check: GAN latents, or fresh real crops of the benchmark's half for an autoencoder."""
   rngs = [np.random.default_rng([seed, 99, i]) for i in range(DIVERSITY_SAMPLES)]
-  if trained.family(name).kind == "gan":
-    return trained.latents(rngs)
-  return generator_training.real_pool(DIVERSITY_SAMPLES, seed=seed + 1000, region=trained.BENCH_REGION)
+  if families.family(name).kind == "gan":
+    return families.latents(rngs)
+  return family_training.real_pool(DIVERSITY_SAMPLES, seed=seed + 1000, region=families.BENCH_REGION)
 
 
-def train_one(name: str, out_dir: Path, pool: np.ndarray, options: generator_training.Options, argv: list[str]) -> dict:
+def train_one(name: str, out_dir: Path, pool: np.ndarray, options: family_training.Options, argv: list[str]) -> dict:
   """Trains family `name`, writes its npz and card into `out_dir`; returns the card."""
   start = time.perf_counter()
   report = lambda step, m: print(
     f"  {name} step {step}/{options.steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()), flush=True
   )
-  f = trained.family(name)
+  f = families.family(name)
   if f.kind == "gan":
-    model, history = generator_training.train_gan(name, pool, options, report)
+    model, history = family_training.train_gan(name, pool, options, report)
   else:
     encoder = None
     if f.upsample == "filtered":  # the anti-aliased decoder learns on ae_decoder's frozen encoder
-      encoder = trained.load_model("ae_decoder", trained.weights_path("ae_decoder", out_dir))
-    model, history = generator_training.train_autoencoder(name, pool, options, encoder_from=encoder, report=report)
+      encoder = families.load_model("ae_decoder", families.weights_path("ae_decoder", out_dir))
+    model, history = family_training.train_autoencoder(name, pool, options, encoder_from=encoder, report=report)
   seconds = time.perf_counter() - start
-  path = trained.weights_path(name, out_dir)
-  sha = trained.write_npz(path, trained.flat_params(model))
+  path = families.weights_path(name, out_dir)
+  sha = families.write_npz(path, families.flat_params(model))
   card = {
     "family": name,
     "description": f.description,
-    "architecture": trained.architecture(name),
+    "architecture": families.architecture(name),
     "seed": options.seed,
     "steps": options.steps,
     "options": dataclasses.asdict(options),
-    "training_pool": {"crops": len(pool), "region": trained.TRAIN_REGION, "seed": options.seed},
+    "training_pool": {"crops": len(pool), "region": families.TRAIN_REGION, "seed": options.seed},
     "encoder_from": "ae_decoder" if f.upsample == "filtered" else None,
     "wall_time_s": round(seconds, 1),
     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-    "command": "python launch/train_generators.py " + " ".join(argv),
+    "command": "python launch/train_families.py " + " ".join(argv),
     "weights_sha256": sha,
     "weights_bytes": path.stat().st_size,
-    "parameters": int(sum(a.size for a in trained.flat_params(model).values())),
+    "parameters": int(sum(a.size for a in families.flat_params(model).values())),
     "loss_history": history,
   }
   path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
-  trained.clear_cache()
+  families.clear_cache()
   inputs = _sample_inputs(name, options.seed)
-  samples = trained.sample(name, inputs, weights_dir=out_dir)
-  real = generator_training.real_pool(DIVERSITY_SAMPLES, seed=options.seed + 2000, region=trained.BENCH_REGION)
+  samples = families.sample(name, inputs, weights_dir=out_dir)
+  real = family_training.real_pool(DIVERSITY_SAMPLES, seed=options.seed + 2000, region=families.BENCH_REGION)
   fig = {
-    "samples": generator_training.diversity(samples),
-    "real_crops": generator_training.diversity(real),
+    "samples": family_training.diversity(samples),
+    "real_crops": family_training.diversity(real),
     "n": DIVERSITY_SAMPLES,
-    "real_region": trained.BENCH_REGION,
+    "real_region": families.BENCH_REGION,
   }
   fig["ratio"] = {k: round(fig["samples"][k] / fig["real_crops"][k], 4) for k in fig["samples"]}
   if f.kind == "ae":
@@ -105,21 +105,21 @@ def train_one(name: str, out_dir: Path, pool: np.ndarray, options: generator_tra
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--families", default=",".join(trained.FAMILIES), help="comma list of trained.FAMILIES")
-  parser.add_argument("--out_dir", default=str(trained.WEIGHTS_DIR))
+  parser.add_argument("--families", default=",".join(families.FAMILIES), help="comma list of families.FAMILIES")
+  parser.add_argument("--out_dir", default=str(families.WEIGHTS_DIR))
   parser.add_argument("--gan_steps", type=int, default=2400)
   parser.add_argument("--ae_steps", type=int, default=1000)
   parser.add_argument("--seed", type=int, default=-1, help="one seed for every family; -1 = SEEDS (else 0)")
   parser.add_argument("--pool", type=int, default=4096, help="real training crops (64x64) drawn once")
-  parser.add_argument("--batch_size", type=int, default=generator_training.Options.batch_size)
-  parser.add_argument("--lr_g", type=float, default=generator_training.Options.lr_g)
-  parser.add_argument("--lr_d", type=float, default=generator_training.Options.lr_d)
-  parser.add_argument("--ema", type=float, default=generator_training.Options.ema, help="GAN generator weight average")
+  parser.add_argument("--batch_size", type=int, default=family_training.Options.batch_size)
+  parser.add_argument("--lr_g", type=float, default=family_training.Options.lr_g)
+  parser.add_argument("--lr_d", type=float, default=family_training.Options.lr_d)
+  parser.add_argument("--ema", type=float, default=family_training.Options.ema, help="GAN generator weight average")
   parser.add_argument("--ae_lr", type=float, default=1e-3, help="autoencoder Adam rate (betas 0.9, 0.999)")
   args = parser.parse_args(argv)
   names = [n for n in args.families.split(",") if n]
   for n in names:
-    trained.family(n)  # a one-line error for an unknown name, before any work
+    families.family(n)  # a one-line error for an unknown name, before any work
   if "ae_decoder_aa" in names and "ae_decoder" in names:
     names.remove("ae_decoder")
     names.insert(names.index("ae_decoder_aa"), "ae_decoder")  # its encoder is trained first
@@ -131,15 +131,15 @@ def main(argv: list[str] | None = None) -> int:
   for name in names:
     seed = args.seed if args.seed >= 0 else SEEDS.get(name, 0)
     if seed not in pools:
-      pools[seed] = generator_training.real_pool(args.pool, seed=seed)
+      pools[seed] = family_training.real_pool(args.pool, seed=seed)
       print(f"{args.pool} real training crops (seed {seed}) after {time.perf_counter() - start:.0f} s", flush=True)
     pool = pools[seed]
-    if trained.family(name).kind == "gan":
-      options = generator_training.Options(
+    if families.family(name).kind == "gan":
+      options = family_training.Options(
         steps=args.gan_steps, seed=seed, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, ema=args.ema
       )
     else:
-      options = generator_training.Options(
+      options = family_training.Options(
         steps=args.ae_steps, seed=seed, batch_size=args.batch_size, lr_g=args.ae_lr, lr_d=0.0, b1=0.9, b2=0.999, ema=0.0
       )
     options = dataclasses.replace(options, log_every=max(1, min(100, options.steps // 10)))

@@ -1,14 +1,14 @@
 r"""Figures of the trained generator families: a sample grid beside real crops, and their mean log-DCT spectra.
 
-  python launch/trained_figures.py [--config=configs/trained.py] [--results=runs/results] [--tiny] [--columns=8] \
+  python launch/families_figures.py [--config=configs/families.py] [--results=runs/results] [--tiny] [--columns=8] \
       [--config.KEY=VALUE ...]
 
-The figures go into a new folder `RESULTS/trained_figures/<time>/`; the README's and docs' copies
-(`docs/trained_samples.png`, `docs/trained_spectra.png`) are copied from there by hand.
+The figures go into a new folder `RESULTS/families_figures/<time>/`; the README's and docs' copies
+(`docs/families_samples.png`, `docs/families_spectra.png`) are copied from there by hand.
 
 Uses the benchmark of the config (generated, or found in the data cache, as training finds it:
-`loading.source_dir`), then writes `trained_samples.png` (the first `--columns` images of each class,
-real crops first) and `trained_spectra.png` (per class, the mean over all its images of log |DCT-II|
+`loading.source_dir`), then writes `families_samples.png` (the first `--columns` images of each class,
+real crops first) and `families_spectra.png` (per class, the mean over all its images of log |DCT-II|
 (`mean_spectra.compute`, channels averaged), and below each its difference to the real class).
 """
 
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from freqforensics.analysis import mean_spectra  # noqa: E402
-from freqforensics.data import loading, trained  # noqa: E402
+from freqforensics.data import loading  # noqa: E402
+from freqforensics.generators import families  # noqa: E402
 from freqforensics.tools import scripts  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def spectra_figure(bench: Path, classes: list[str], num: int, out: Path) -> None
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  result = mean_spectra.compute([bench / c for c in classes], num=num, size=trained.IMAGE_SIZE, channels=3)
+  result = mean_spectra.compute([bench / c for c in classes], num=num, size=families.IMAGE_SIZE, channels=3)
   logs = [m.mean(axis=-1) for m in result["log_mean"]]
   diffs = [m - logs[0] for m in logs[1:]]
   lo, hi = np.percentile(np.concatenate([m.ravel() for m in logs]), [1, 99])
@@ -85,7 +86,7 @@ def spectra_figure(bench: Path, classes: list[str], num: int, out: Path) -> None
 
 def main(argv: list[str] | None = None) -> Path:
   parser = scripts.script_parser(__doc__)
-  parser.set_defaults(config="configs/trained.py")
+  parser.set_defaults(config="configs/families.py")
   parser.add_argument("--columns", type=int, default=8)
   args = scripts.parse_args(parser, argv)
   start = time.perf_counter()
@@ -93,10 +94,12 @@ def main(argv: list[str] | None = None) -> Path:
   bench = loading.source_dir(config)
   classes = sorted(p.name for p in bench.iterdir() if p.is_dir())
   print(f"benchmark {bench}: {len(classes)} classes ({time.perf_counter() - start:.0f} s)")
-  out = scripts.output_dir(args, "trained_figures")
-  sample_grid(bench, classes, args.columns, out / "trained_samples.png")
-  spectra_figure(bench, classes, config.data.synthetic.num_per_class, out / "trained_spectra.png")
-  print(f"wrote {out / 'trained_samples.png'} and {out / 'trained_spectra.png'} in {time.perf_counter() - start:.0f} s")
+  out = scripts.output_dir(args, "families_figures")
+  sample_grid(bench, classes, args.columns, out / "families_samples.png")
+  spectra_figure(bench, classes, config.data.synthetic.num_per_class, out / "families_spectra.png")
+  print(
+    f"wrote {out / 'families_samples.png'} and {out / 'families_spectra.png'} in {time.perf_counter() - start:.0f} s"
+  )
   return out
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from freqforensics.data import synthetic
 from freqforensics.errors import UserError
+from freqforensics.generators import synthetic
 
 
 @dataclasses.dataclass(frozen=True)

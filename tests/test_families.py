@@ -1,4 +1,4 @@
-"""Trained generator families (`data/trained.py`, `launch/train_generators.py`) and their place in the benchmark.
+"""Trained generator families (`generators/families.py`, `launch/train_families.py`) and their place in the benchmark.
 
 Checked: training is deterministic; the committed weights load and give byte-identical images (against
 digests recorded when the weights were committed, and a GAN's forward pass re-done here in numpy);
@@ -18,14 +18,15 @@ from PIL import Image
 from scipy.spatial.distance import pdist
 
 from freqforensics import defaults
-from freqforensics.data import generator_training, loading, synthetic, trained
+from freqforensics.data import loading
 from freqforensics.errors import UserError
+from freqforensics.generators import families, family_training, synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAMILIES = ("gan_transposed", "gan_nearest", "gan_bilinear", "gan_subpixel", "ae_decoder", "ae_decoder_aa")
-# sha256 of the committed weight files, and of trained.sample(family, inputs).tobytes() for the inputs of
+# sha256 of the committed weight files, and of families.sample(family, inputs).tobytes() for the inputs of
 # `_inputs` (4 images), recorded when the weights were committed. Sampling runs in float64, so these hold
-# on any CPU; new weights (launch/train_generators.py) must update both tables.
+# on any CPU; new weights (launch/train_families.py) must update both tables.
 WEIGHTS_SHA256 = {
   "gan_transposed": "80d4ee37496e18c6c3a114e06541eee94e9f574179359fb4490f1e94586627be",
   "gan_nearest": "050ae9fb178c313ec0ef1fecd9ca1f55ae8efa1984e33d86fa1b5db19c8e2a1b",
@@ -53,20 +54,20 @@ def _inputs(name: str, n: int, stream: int) -> np.ndarray:
   """GAN latents from `np.random.default_rng([0, stream, i])`, or crops of the benchmark's half for an autoencoder."""
   rngs = [np.random.default_rng([0, stream, i]) for i in range(n)]
   if name.startswith("gan"):
-    return np.stack([r.standard_normal(trained.Z_DIM) for r in rngs])
+    return np.stack([r.standard_normal(families.Z_DIM) for r in rngs])
   return np.stack([synthetic.random_crop(r, 64, region="right") for r in rngs])
 
 
 def test_family_names_and_weights_are_committed():
-  assert tuple(trained.FAMILIES) == FAMILIES
+  assert tuple(families.FAMILIES) == FAMILIES
   total = 0
   for name in FAMILIES:
-    path = ROOT / "freqforensics" / "data" / "weights" / f"{name}.npz"
+    path = ROOT / "freqforensics" / "generators" / "weights" / f"{name}.npz"
     data = path.read_bytes()
     total += len(data)
-    assert hashlib.sha256(data).hexdigest() == WEIGHTS_SHA256[name] == trained.weights_sha256(name), name
+    assert hashlib.sha256(data).hexdigest() == WEIGHTS_SHA256[name] == families.weights_sha256(name), name
     card = json.loads(path.with_suffix(".json").read_text())
-    assert card["weights_sha256"] == WEIGHTS_SHA256[name] and card["architecture"] == trained.architecture(name)
+    assert card["weights_sha256"] == WEIGHTS_SHA256[name] and card["architecture"] == families.architecture(name)
     assert card["steps"] > 0 and card["wall_time_s"] > 0 and len(card["loss_history"]["step"]) > 1
     with np.load(path, allow_pickle=False) as npz:  # plain arrays only
       assert all(npz[k].dtype == np.float32 for k in npz.files)
@@ -77,7 +78,7 @@ def test_family_names_and_weights_are_committed():
 def test_committed_weights_give_byte_identical_images(name):
   # The digests were taken with batch=4; here the 4 images share a zero-padded batch of 16 (the batch size
   # all tests use, so each family compiles once): an image must not depend on its batch.
-  images = trained.sample(name, _inputs(name, 4, stream=1), batch=BATCH)
+  images = families.sample(name, _inputs(name, 4, stream=1), batch=BATCH)
   assert images.shape == (4, 64, 64, 3) and images.dtype == np.uint8
   assert hashlib.sha256(images.tobytes()).hexdigest() == SAMPLES_SHA256[name]
 
@@ -91,7 +92,7 @@ def _conv_same(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _numpy_gan(path: pathlib.Path, z: np.ndarray, mode: str) -> np.ndarray:
-  """The GAN generator's forward pass written out in numpy from the npz (layout of trained.GanGenerator)."""
+  """The GAN generator's forward pass written out in numpy from the npz (layout of families.GanGenerator)."""
   with np.load(path, allow_pickle=False) as npz:
     p = {k: npz[k].astype(np.float64) for k in npz.files}
   norm = lambda t: t / np.sqrt(np.mean(t * t, axis=-1, keepdims=True) + 1e-8)
@@ -114,13 +115,13 @@ def _numpy_gan(path: pathlib.Path, z: np.ndarray, mode: str) -> np.ndarray:
 @pytest.mark.parametrize("name,mode", [("gan_nearest", "nearest"), ("gan_subpixel", "subpixel")])
 def test_gan_sampling_matches_a_numpy_forward_pass(name, mode):
   z = _inputs(name, 3, stream=2)
-  want = _numpy_gan(ROOT / "freqforensics" / "data" / "weights" / f"{name}.npz", z, mode)
-  got = trained.sample(name, z, batch=BATCH).astype(np.float64)
+  want = _numpy_gan(ROOT / "freqforensics" / "generators" / "weights" / f"{name}.npz", z, mode)
+  got = families.sample(name, z, batch=BATCH).astype(np.float64)
   assert np.abs(got - np.clip(want, 0, 255)).max() <= 0.5 + 1e-6  # rounding is the only difference
 
 
 def test_filtered_upsampling_is_zero_insertion_and_the_low_pass():
-  taps = trained.lowpass_taps()
+  taps = families.lowpass_taps()
   assert len(taps) == 12 and np.allclose(taps, taps[::-1]) and np.isclose(taps[0::2].sum(), 1.0)
   x = np.random.default_rng(0).normal(size=16)
   xp = np.pad(x, 3, mode="symmetric")
@@ -129,7 +130,7 @@ def test_filtered_upsampling_is_zero_insertion_and_the_low_pass():
   # Output j is centred at input coordinate j/2 - 1/4 (half-pixel, as bilinear); the filter's centre is at 5.5.
   want = np.convolve(zeros, taps)[11 : 11 + 32]
   img = np.broadcast_to(x[None, :, None, None], (1, 16, 5, 1)).astype(np.float32)
-  got = np.asarray(trained.upsample_filtered(img))[0, :, 2, 0]
+  got = np.asarray(families.upsample_filtered(img))[0, :, 2, 0]
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
@@ -148,36 +149,36 @@ def real_diversity() -> tuple[float, float]:
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_samples_are_not_collapsed(name, real_diversity):
-  images = trained.sample(name, _inputs(name, N_DIVERSITY, stream=4), batch=BATCH)
+  images = families.sample(name, _inputs(name, N_DIVERSITY, stream=4), batch=BATCH)
   distance, std = _rms_diversity(images)
   real_distance, real_std = real_diversity
   assert 1 / MARGIN < distance / real_distance < MARGIN, (distance, real_distance)
   assert 1 / MARGIN < std / real_std < MARGIN, (std, real_std)
-  figures = trained.card(name)["diversity"]  # what the launch script reported holds the same margin
+  figures = families.card(name)["diversity"]  # what the launch script reported holds the same margin
   for key in ("mean_pairwise_distance", "per_image_std"):
     assert 1 / MARGIN < figures["samples"][key] / figures["real_crops"][key] < MARGIN, key
 
 
 def test_tiny_training_runs_are_deterministic(tmp_path):
-  pool = generator_training.real_pool(8, seed=0)
-  options = generator_training.Options(steps=3, batch_size=4, log_every=1)
-  runs = [generator_training.train_gan("gan_subpixel", pool, options) for _ in range(2)]
+  pool = family_training.real_pool(8, seed=0)
+  options = family_training.Options(steps=3, batch_size=4, log_every=1)
+  runs = [family_training.train_gan("gan_subpixel", pool, options) for _ in range(2)]
   (a, history_a), (b, history_b) = runs
   assert history_a == history_b and len(history_a["d_loss"]) == 3
-  pa, pb = trained.flat_params(a), trained.flat_params(b)
+  pa, pb = families.flat_params(a), families.flat_params(b)
   assert all(np.array_equal(pa[k], pb[k]) for k in pa)
-  fresh = trained.flat_params(trained.build("gan_subpixel"))
+  fresh = families.flat_params(families.build("gan_subpixel"))
   assert any(not np.array_equal(pa[k], fresh[k]) for k in pa)  # the steps changed the weights
-  sha = [trained.write_npz(tmp_path / f"{i}.npz", p) for i, p in enumerate((pa, pb))]
+  sha = [families.write_npz(tmp_path / f"{i}.npz", p) for i, p in enumerate((pa, pb))]
   assert sha[0] == sha[1] == hashlib.sha256((tmp_path / "0.npz").read_bytes()).hexdigest()
 
 
 def test_the_antialiased_decoder_trains_on_the_frozen_encoder():
-  pool = generator_training.real_pool(8, seed=1)
-  options = generator_training.Options(steps=2, batch_size=4, log_every=1, lr_g=1e-3, b1=0.9, b2=0.999)
-  base = trained.load_model("ae_decoder", trained.weights_path("ae_decoder"))  # as the launch script does
-  model, history = generator_training.train_autoencoder("ae_decoder_aa", pool, options, encoder_from=base)
-  got, want, fresh = (trained.flat_params(m) for m in (model, base, trained.build("ae_decoder_aa")))
+  pool = family_training.real_pool(8, seed=1)
+  options = family_training.Options(steps=2, batch_size=4, log_every=1, lr_g=1e-3, b1=0.9, b2=0.999)
+  base = families.load_model("ae_decoder", families.weights_path("ae_decoder"))  # as the launch script does
+  model, history = family_training.train_autoencoder("ae_decoder_aa", pool, options, encoder_from=base)
+  got, want, fresh = (families.flat_params(m) for m in (model, base, families.build("ae_decoder_aa")))
   assert all(np.array_equal(got[k], want[k]) for k in got if k.startswith("encoder/"))
   assert all(not np.array_equal(got[k], fresh[k]) for k in got if k.endswith("kernel") and k.startswith("decoder/"))
   assert len(history["l1"]) == 2
@@ -207,7 +208,7 @@ def test_families_by_name_write_their_folders_and_metadata(tmp_path):
   meta = json.loads((report.out_dir / synthetic.MARKER).read_text())
   assert meta["generators"] == list(generators) and meta["crop_region"] == "right"
   for folder, name, kind in (("B_gan_transposed", "gan_transposed", "gan"), ("D_ae_decoder", "ae_decoder", "ae")):
-    sha = hashlib.sha256((ROOT / "freqforensics" / "data" / "weights" / f"{name}.npz").read_bytes()).hexdigest()
+    sha = hashlib.sha256((ROOT / "freqforensics" / "generators" / "weights" / f"{name}.npz").read_bytes()).hexdigest()
     assert meta["families"][folder] == {"family": name, "kind": kind, "weights": f"{name}.npz", "sha256": sha}
     assert meta["weights_sha256"][folder] == sha
   assert meta["families"]["D_transposed"] == {"family": "D_transposed", "kind": "simulated"}
@@ -215,9 +216,9 @@ def test_families_by_name_write_their_folders_and_metadata(tmp_path):
   # Real crops from the photos' right halves; the GAN's images from latents drawn per (seed, class, image).
   real = np.stack([synthetic.random_crop(np.random.default_rng([0, 0, i]), 64, region="right") for i in range(4)])
   np.testing.assert_array_equal(_pngs(report.out_dir / "A_real")[:4], real)
-  z = np.stack([np.random.default_rng([0, 1, i]).standard_normal(trained.Z_DIM) for i in range(4)])
+  z = np.stack([np.random.default_rng([0, 1, i]).standard_normal(families.Z_DIM) for i in range(4)])
   np.testing.assert_array_equal(
-    _pngs(report.out_dir / "B_gan_transposed")[:4], trained.sample("gan_transposed", z, batch=BATCH)
+    _pngs(report.out_dir / "B_gan_transposed")[:4], families.sample("gan_transposed", z, batch=BATCH)
   )
 
 
@@ -229,8 +230,10 @@ def test_config_selects_families_and_the_cache_follows_the_weights(tmp_path, mon
   src = loading.source_dir(c, progress=False)
   assert sorted(p.name for p in src.iterdir() if p.is_dir()) == ["A_real", "B_gan_nearest", "C_ae_decoder_aa"]
   assert src.name.startswith(f"n{BATCH}-s64-seed0-g")
-  real = trained.weights_sha256
-  monkeypatch.setattr(trained, "weights_sha256", lambda name, d=None: "0" * 64 if name == "gan_nearest" else real(name))
+  real = families.weights_sha256
+  monkeypatch.setattr(
+    families, "weights_sha256", lambda name, d=None: "0" * 64 if name == "gan_nearest" else real(name)
+  )
   assert synthetic.generators_suffix(("gan_nearest", "ae_decoder_aa")) != src.name[len(f"n{BATCH}-s64-seed0") :]
 
 

@@ -10,13 +10,13 @@ import sys
 
 from conftest import one_line_error
 
-from freqforensics.data import synthetic
+from freqforensics.generators import synthetic
 
 
 def test_command_line_flags_and_one_line_error(tmp_path):
   root = pathlib.Path(__file__).resolve().parents[2]
   env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu")
-  command = [sys.executable, "-m", "freqforensics.tools.benchmark", "--num_per_class=2"]
+  command = [sys.executable, "-m", "freqforensics.tools.synthetic", "--num_per_class=2"]
   out = tmp_path / "cli"
   r = subprocess.run(
     command

@@ -1,13 +1,13 @@
-r"""Write the synthetic benchmark (real photo crops and simulated GAN upsamplers) as class folders.
+r"""Write the synthetic data set (real photo crops and simulated GAN upsamplers) as class folders.
 
-  python -m freqforensics.tools.benchmark --out_dir=/tmp/synth [--num_per_class=1000] [--image_size=64] \
+  python -m freqforensics.tools.synthetic --out_dir=/tmp/synth [--num_per_class=1000] [--image_size=64] \
       [--seed=0] [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0] [--generators=gan_nearest,ae_decoder] \
       [--overwrite]
 
-Deterministic for a seed, no downloads; an out_dir holding the same benchmark is reused, one of other
+Deterministic for a seed, no downloads; an out_dir holding the same data is reused, one of other
 parameters is refused unless `--overwrite`. Training configs generate it by themselves
 (`data.source=synthetic`); this command is for other tools. The library is
-`freqforensics.data.synthetic`.
+`freqforensics.generators.synthetic`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main(argv: Sequence[str]) -> None:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
   if not _F["out_dir"].value:
     cli.fail("no --out_dir given: pass --out_dir=DIR (the class folders go there)")
-  from freqforensics.data import synthetic  # pylint: disable=g-import-not-at-top  (fast --help)
+  from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top  (fast --help)
 
   v = {k: f.value for k, f in _F.items()}
   report = synthetic.generate(

@@ -1,9 +1,9 @@
-"""The synthetic benchmark: real photo crops and three simulated GAN upsamplers, no downloads.
+"""The synthetic data set: real photo crops and three simulated GAN upsamplers, no downloads.
 
 Real class `A_real`: random crops (random scale, offset and horizontal flip) of the natural colour
 photographs that ship inside scikit-image and scikit-learn. Fake classes: a different random crop
 from the same distribution is downsampled 2x (anti-aliased) and brought back to full size by the last
-stage of a GAN generator, written in Flax NNX with fixed weight seeds:
+stage of a GAN generator (`upsamplers.py`: Flax NNX, fixed weight seeds):
 
   B_nearest     nearest-neighbour 2x upsampling + 3x3 conv
   C_bilinear    bilinear 2x upsampling + 3x3 conv
@@ -16,11 +16,11 @@ the class-folder layout users bring (`out_dir/<class>/00000.png`, sorted folder 
 plus `out_dir/synthetic.json`, written last as the completion marker.
 
 Trained generator families (`generators`, e.g. `("gan_transposed", "gan_nearest", "ae_decoder")`,
-`trained.py`): networks whose weights were learned (`launch/train_generators.py`) and are committed.
+`families.py`): networks whose weights were learned (`launch/train_families.py`) and are committed.
 Their class folders keep the letter prefix, by position (`B_gan_transposed`, `C_gan_nearest`, ...), so
 the real class sorts first; GANs draw their images from noise, autoencoders reconstruct fresh real
 crops. A benchmark with a trained family takes every crop (real class, autoencoder and simulated
-sources) from the photos' half that generator training never saw (`trained.BENCH_REGION`), needs
+sources) from the photos' half that generator training never saw (`families.BENCH_REGION`), needs
 `image_size` 64, and records each family and its weights' sha256 in `synthetic.json` (`families`,
 and `weights_sha256` among the parameters that must match for a cached benchmark to be reused).
 
@@ -33,7 +33,7 @@ saved (still as PNG), as images in the wild are. At their defaults (1.0, 0 = off
 byte-identical to a benchmark written before the options existed, and `synthetic.json` holds the
 same parameters.
 
-  python -m freqforensics.tools.benchmark --out_dir=/tmp/synth --num_per_class=1000 \
+  python -m freqforensics.tools.synthetic --out_dir=/tmp/synth --num_per_class=1000 \
       [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0] [--generators=gan_nearest,ae_decoder]
 """
 
@@ -47,18 +47,15 @@ import os
 import pathlib
 import re
 import shutil
-from collections.abc import Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from freqforensics import outputs
-from freqforensics.data import distortions, trained
+from freqforensics.data import distortions
 from freqforensics.errors import UserError
+from freqforensics.generators import families, upsamplers
 
 FORMAT_VERSION = 1
 REAL_CLASS = "A_real"
@@ -71,21 +68,6 @@ _BATCH = 256
 _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 # Crops flatter than this (black sky, retina border) look the same in every class: resample them.
 _MIN_STD = 4.0
-# Std of the fixed kernel perturbation (per tap) and of the GAN "texture" noise added before
-# upsampling (in [-1, 1] units): strong enough for distinct fingerprints, weak enough to keep content.
-# The transposed conv gets less: each of its 4 output phases sums only 4 taps, so a perturbation
-# there changes that phase's gain (the checkerboard) and colour, not just the high frequencies.
-_KERNEL_EPS = {"nearest": 0.08, "bilinear": 0.08, "transposed": 0.03}
-_TEXTURE_STD = 0.02
-# Generator classes: (upsampling mode, weight seed). The benchmark uses the first three; `E_nearest`
-# is another network of B's architecture with other weights (as two GANs of one family), for data
-# sets with four generators (the paper's CelebA/LSUN stand-ins, `standins.py`).
-GENERATOR_SPECS = {
-  "B_nearest": ("nearest", 101),
-  "C_bilinear": ("bilinear", 202),
-  "D_transposed": ("transposed", 303),
-  "E_nearest": ("nearest", 404),
-}
 _PNG_NAME = re.compile(r"^\d{5,}\.png$")
 
 
@@ -116,7 +98,7 @@ def _photos() -> tuple[Image.Image, ...]:
 
 @functools.lru_cache(maxsize=2)
 def _region_photos(region: str) -> tuple[Image.Image, ...]:
-  """The left or right half of every bundled photo: disjoint regions (`trained.py` says who uses which)."""
+  """The left or right half of every bundled photo: disjoint regions (`families.py` says who uses which)."""
   if region not in ("left", "right"):
     raise ValueError(f"unknown photo region {region!r}: use 'left' or 'right'")
   halves = []
@@ -150,89 +132,6 @@ def random_crop(rng: np.random.Generator, size: int, region: str | None = None) 
   return arr
 
 
-def _perturbed(base: np.ndarray, eps: float):
-  """Kernel init: `base` plus a random perturbation with zero sum per (in, out) channel pair.
-
-  Zero sum keeps the DC gain, so mean brightness and colour are those of the source crop and the
-  classes differ in their spectra, not in a global shift a pixel model could pick up.
-  """
-
-  def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    noise = jax.random.normal(key, shape, dtype)
-    noise = noise - noise.mean(axis=(0, 1), keepdims=True)
-    return (base + eps * noise).astype(dtype)
-
-  return init
-
-
-_EYE = np.eye(3, dtype=np.float32)
-_DELTA = np.zeros((3, 3, 3, 3), np.float32)
-_DELTA[1, 1] = _EYE  # 3x3 identity conv.
-_TENT = np.array([1, 3, 3, 1], np.float32) / 4  # 2x bilinear interpolation as a 4-tap filter.
-_BILINEAR = np.outer(_TENT, _TENT)[:, :, None, None] * _EYE
-
-
-class Upsampler(nnx.Module):
-  """Last stage of a GAN generator on [-1, 1] images: 2x upsampling, then (B, C) a 3x3 conv."""
-
-  def __init__(self, mode: str, *, rngs: nnx.Rngs, fingerprint: float = 1.0):
-    self.mode = mode
-    eps = fingerprint * _KERNEL_EPS[mode]  # the same perturbation direction, scaled
-    # HIGHEST: on GPUs float32 convs default to TF32, which would change the images per device.
-    hp = jax.lax.Precision.HIGHEST
-    if mode == "transposed":
-      self.up = nnx.ConvTranspose(
-        3,
-        3,
-        (4, 4),
-        strides=(2, 2),
-        padding="VALID",
-        use_bias=False,
-        kernel_init=_perturbed(_BILINEAR, eps),
-        precision=hp,
-        rngs=rngs,
-      )
-    else:
-      self.conv = nnx.Conv(
-        3, 3, (3, 3), padding="VALID", use_bias=False, kernel_init=_perturbed(_DELTA, eps), precision=hp, rngs=rngs
-      )
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    b, h, w, c = x.shape
-    # Symmetric padding matches the DCT-II's implicit extension: no border artifacts.
-    pad = lambda t: jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
-    if self.mode == "transposed":
-      return self.up(pad(x))[:, 3 : 3 + 2 * h, 3 : 3 + 2 * w]  # This offset aligns with bilinear.
-    if self.mode == "nearest":
-      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-    else:
-      x = jax.image.resize(x, (b, 2 * h, 2 * w, c), "linear")
-    return self.conv(pad(x))
-
-
-@functools.cache
-def _generator_fn(name: str, fingerprint: float = 1.0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-  """jit-compiled uint8 crops (B,S,S,3) + texture noise (B,S/2,S/2,3) -> uint8 fakes."""
-  mode, weight_seed = GENERATOR_SPECS[name]
-  model = Upsampler(mode, rngs=nnx.Rngs(weight_seed), fingerprint=fingerprint)
-  graphdef, state = nnx.split(model)  # Functional form: plain jax.jit, no nnx.jit overhead.
-
-  @jax.jit
-  def forward(state, crops, noise):
-    x = crops.astype(jnp.float32) / 127.5 - 1.0
-    b, s, _, c = x.shape
-    low = jax.image.resize(x, (b, s // 2, s // 2, c), "linear", antialias=True)
-    y = nnx.merge(graphdef, state)(low + noise)
-    return jnp.round(jnp.clip((y + 1.0) * 127.5, 0, 255)).astype(jnp.uint8)
-
-  return lambda crops, noise: np.asarray(forward(state, crops, noise))
-
-
-def _pad_to(a: np.ndarray, n: int) -> np.ndarray:
-  """Zero-pads the batch axis to n: the last batch keeps the shape, one compile per generator."""
-  return np.concatenate([a, np.zeros((n - len(a),) + a.shape[1:], a.dtype)])
-
-
 def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
   return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
@@ -241,18 +140,20 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def class_folders(generators: tuple[str, ...]) -> tuple[str, ...]:
   """The fake classes' folder names: a simulated generator's own name, a trained family's with the letter of
   its position (`B_` for the first), so `A_real` sorts first. Raises `UserError` for unknown or repeated names."""
-  unknown = [g for g in generators if g not in GENERATOR_SPECS and g not in trained.FAMILIES]
+  unknown = [g for g in generators if g not in upsamplers.GENERATOR_SPECS and g not in families.FAMILIES]
   if unknown:
     raise UserError(
-      f"unknown synthetic generators {unknown}: use simulated {', '.join(GENERATOR_SPECS)} or trained "
-      f"{', '.join(trained.FAMILIES)} in --config.data.synthetic.generators (or --generators)"
+      f"unknown synthetic generators {unknown}: use simulated {', '.join(upsamplers.GENERATOR_SPECS)} or trained "
+      f"{', '.join(families.FAMILIES)} in --config.data.synthetic.generators (or --generators)"
     )
   if len(set(generators)) != len(generators) or not generators:
     raise UserError(
       f"synthetic generators {list(generators)}: name each generator once, at least one, in "
       "--config.data.synthetic.generators (or --generators)"
     )
-  folders = tuple(g if g in GENERATOR_SPECS else f"{chr(ord('B') + i)}_{g}" for i, g in enumerate(generators))
+  folders = tuple(
+    g if g in upsamplers.GENERATOR_SPECS else f"{chr(ord('B') + i)}_{g}" for i, g in enumerate(generators)
+  )
   if len(set(folders)) != len(folders):
     raise UserError(
       f"synthetic generators {list(generators)} give the same class folder twice ({list(folders)}): "
@@ -267,7 +168,7 @@ def generators_suffix(generators: tuple[str, ...]) -> str:
   if tuple(generators) == GENERATORS:
     return ""
   class_folders(generators)
-  key = [[g, trained.weights_sha256(g) if g in trained.FAMILIES else ""] for g in generators]
+  key = [[g, families.weights_sha256(g) if g in families.FAMILIES else ""] for g in generators]
   return "-g" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
 
 
@@ -391,7 +292,7 @@ def generate(
 ) -> SyntheticReport:
   """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
 
-  `generators` (keys of `GENERATOR_SPECS`) are the fake classes beside `A_real`. `lowpass` > 0
+  `generators` (keys of `upsamplers.GENERATOR_SPECS`) are the fake classes beside `A_real`. `lowpass` > 0
   blurs every generated image (Gaussian, this sigma in pixels) before it is saved: the upsampling
   ablation's "low-pass filtered generator output". `fingerprint` (> 0) scales the generators' kernel
   perturbation and texture noise. `jpeg_quality` in 1..100 JPEG-encodes and decodes every image of
@@ -403,14 +304,14 @@ def generate(
   generators = tuple(generators)
   folders = class_folders(generators)
   classes = (REAL_CLASS,) + folders
-  uses_trained = any(g in trained.FAMILIES for g in generators)
-  if uses_trained and image_size != trained.IMAGE_SIZE:
+  uses_families = any(g in families.FAMILIES for g in generators)
+  if uses_families and image_size != families.IMAGE_SIZE:
     raise UserError(
-      f"trained generator families make {trained.IMAGE_SIZE}x{trained.IMAGE_SIZE} images, image_size is "
-      f"{image_size}: set --config.data.synthetic.image_size={trained.IMAGE_SIZE} (data.image_size "
+      f"trained generator families make {families.IMAGE_SIZE}x{families.IMAGE_SIZE} images, image_size is "
+      f"{image_size}: set --config.data.synthetic.image_size={families.IMAGE_SIZE} (data.image_size "
       "resizes them for the model)"
     )
-  region = trained.BENCH_REGION if uses_trained else None  # crops from the half generator training never saw
+  region = families.BENCH_REGION if uses_families else None  # crops from the half generator training never saw
   if num_per_class < 1:
     raise UserError(f"num_per_class must be >= 1, got {num_per_class}.")
   if image_size < 8 or image_size % 2:
@@ -419,21 +320,21 @@ def generate(
   if out.exists() and not out.is_dir():
     raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
   params = _params(num_per_class, image_size, seed, classes, lowpass, fingerprint, int(jpeg_quality))
-  families = {}
-  if uses_trained:  # only then: the default benchmark's metadata stays as it was
+  family_meta = {}
+  if uses_families:  # only then: the default benchmark's metadata stays as it was
     params["crop_region"] = region
     params["weights_sha256"] = {
-      c: trained.weights_sha256(g) for c, g in zip(folders, generators) if g in trained.FAMILIES
+      c: families.weights_sha256(g) for c, g in zip(folders, generators) if g in families.FAMILIES
     }
-    families = {
+    family_meta = {
       c: (
         {
           "family": g,
-          "kind": trained.FAMILIES[g].kind,
-          "weights": trained.weights_path(g).name,
+          "kind": families.FAMILIES[g].kind,
+          "weights": families.weights_path(g).name,
           "sha256": params["weights_sha256"][c],
         }
-        if g in trained.FAMILIES
+        if g in families.FAMILIES
         else {"family": g, "kind": "simulated"}
       )
       for c, g in zip(folders, generators)
@@ -450,7 +351,7 @@ def generate(
   width = max(5, len(str(num_per_class - 1)))
   batch = min(_BATCH, num_per_class)
   source_of = dict(zip(folders, generators))
-  with_sources = [c for c, g in source_of.items() if g not in trained.FAMILIES or trained.FAMILIES[g].kind == "ae"]
+  with_sources = [c for c, g in source_of.items() if g not in families.FAMILIES or families.FAMILIES[g].kind == "ae"]
   psnr_sum = {c: 0.0 for c in with_sources}
   bar = tqdm(total=num_per_class * len(classes), desc="synthetic", unit="img", disable=not progress)
   for start in range(0, num_per_class, batch):
@@ -460,19 +361,21 @@ def generate(
       # the fakes are other crops than the real ones (other streams), from the same distribution.
       rngs = [np.random.default_rng([seed, k, i]) for i in idx]
       gen = source_of.get(cls)
-      if gen in trained.FAMILIES and trained.FAMILIES[gen].kind == "gan":
+      if gen in families.FAMILIES and families.FAMILIES[gen].kind == "gan":
         crops = None  # a GAN draws its images from noise: no source crop
-        images = trained.sample(gen, trained.latents(rngs), batch=batch)
+        images = families.sample(gen, families.latents(rngs), batch=batch)
       else:
         crops = np.stack([random_crop(r, image_size, region=region) for r in rngs])
         if cls == REAL_CLASS:
           images = crops
-        elif gen in trained.FAMILIES:
-          images = trained.sample(gen, crops, batch=batch)  # an autoencoder's reconstruction
+        elif gen in families.FAMILIES:
+          images = families.sample(gen, crops, batch=batch)  # an autoencoder's reconstruction
         else:
           half = image_size // 2
-          noise = np.stack([r.normal(0, fingerprint * _TEXTURE_STD, (half, half, 3)) for r in rngs])
-          images = _generator_fn(cls, fingerprint)(_pad_to(crops, batch), _pad_to(noise.astype(np.float32), batch))
+          noise = np.stack([r.normal(0, fingerprint * upsamplers.TEXTURE_STD, (half, half, 3)) for r in rngs])
+          images = upsamplers.generator_fn(cls, fingerprint)(
+            upsamplers.pad_to(crops, batch), upsamplers.pad_to(noise.astype(np.float32), batch)
+          )
           images = images[: len(idx)]
       if cls != REAL_CLASS:
         if lowpass:
@@ -489,6 +392,6 @@ def generate(
   bar.close()
 
   psnr = {c: round(psnr_sum[c] / num_per_class, 4) for c in with_sources}
-  meta = dict(params, generators=list(generators), psnr_db=psnr, **({"families": families} if families else {}))
+  meta = dict(params, generators=list(generators), psnr_db=psnr, **({"families": family_meta} if family_meta else {}))
   outputs.write_json(out / MARKER, meta)  # atomic: the marker exists only once every image is written
   return SyntheticReport(out, num_per_class, image_size, seed, classes, psnr, reused=False)

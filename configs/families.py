@@ -1,16 +1,16 @@
 r"""The synthetic benchmark with trained generators: real crops vs four GANs and two autoencoder decoders; `log2` on log-DCT.
 
 Command (from the repository root):
-  python -m freqforensics.main --config=configs/trained.py --workdir=/tmp/ff_trained
+  python -m freqforensics.main --config=configs/families.py --workdir=/tmp/ff_families
 Pixel baseline (one override):
-  python -m freqforensics.main --config=configs/trained.py --workdir=/tmp/ff_trained_pixel --config.features=pixel
-Tiny form (seconds): --config=configs/trained.py:tiny
-Every table of docs/trained_generators.md (log2 and cnn, pixels and log-DCT, multi-class and real vs each
-family): python launch/trained_accuracy.py [--tiny]. The paper's attribution table on it:
-python launch/paper_attribution.py --config=configs/trained.py
+  python -m freqforensics.main --config=configs/families.py --workdir=/tmp/ff_families_pixel --config.features=pixel
+Tiny form (seconds): --config=configs/families.py:tiny
+Every table of docs/generator_families.md (log2 and cnn, pixels and log-DCT, multi-class and real vs each
+family): python launch/families_accuracy.py [--tiny]. The paper's attribution table on it:
+python launch/paper_attribution.py --config=configs/families.py
 
-Data: `data.synthetic.generators` = the six trained families of `freqforensics/data/trained.py`, whose
-weights are committed (`launch/train_generators.py` trained them on CPU): DCGAN-style GANs from noise with
+Data: `data.synthetic.generators` = the six trained families of `freqforensics/generators/families.py`, whose
+weights are committed (`launch/train_families.py` trained them on CPU): DCGAN-style GANs from noise with
 transposed-conv, nearest, bilinear and sub-pixel upsampling, and a latent-diffusion-style autoencoder
 whose decoder upsamples by nearest + conv or by a filtered (anti-aliased) upsampling; their class is the
 reconstruction of fresh real crops. 1000 images per class at 64x64 (7 classes), split 70/10/20 per
@@ -19,7 +19,7 @@ Measured on 2 CPU cores (shared; times are noisy): test accuracy 0.995 for dct_l
 (chance 0.14; pixels confuse the real class with the two decoders: per class 0.425 / 0.53 / 0.375);
 cnn 0.996 / 0.888. About 110 s the first time (most of it generating and preparing the 7,000 images), 19 s
 with the data cached; cnn 112 s (dct_log) and 173 s (pixel). Per family and JPEG-compressed:
-docs/trained_generators.md.
+docs/generator_families.md.
 Tiny (60 images per class, generated at 64x64 and resized to 32x32, 3 epochs): 18 s the first time,
 test accuracy 0.88 on 84 images.
 """

@@ -1,6 +1,6 @@
-"""Training the benchmark's generator families on CPU (`launch/train_generators.py` runs this).
+"""Training the benchmark's generator families on CPU (`launch/train_families.py` runs this).
 
-GANs (`trained.GanGenerator` against a DCGAN-style discriminator): non-saturating logistic loss,
+GANs (`families.GanGenerator` against a DCGAN-style discriminator): non-saturating logistic loss,
 spectral normalisation on every discriminator layer (one power iteration per step), ProGAN's
 minibatch standard deviation before the discriminator's last layer (against mode collapse), N(0, 0.02)
 initialisation, Adam with the two-time-scale update rule (the discriminator's rate 2x the
@@ -9,12 +9,12 @@ weights, which is what is saved (as ProGAN/StyleGAN do: it smooths the last step
 Without the minibatch std and with batches of 32 at half the rate, 600 steps of the sub-pixel GAN gave
 one grey texture for every latent (mean pairwise distance 4 against the real crops' 100); with them,
 diverse colour layouts (66) in 1200 steps.
-Autoencoders (`trained.Autoencoder`): L1 reconstruction plus a tiny KL term on a sampled latent, as
+Autoencoders (`families.Autoencoder`): L1 reconstruction plus a tiny KL term on a sampled latent, as
 latent-diffusion's KL autoencoders (without their perceptual and adversarial losses, which would
 not fit the CPU budget). The anti-aliased decoder is trained on the frozen encoder of `ae_decoder`,
 so the two differ in their decoder only.
 
-Real crops come from `trained.TRAIN_REGION` of each bundled photo (`real_pool`). Every random draw
+Real crops come from `families.TRAIN_REGION` of each bundled photo (`real_pool`). Every random draw
 comes from the seed (numpy for data and latents, jax for the reparameterisation noise), so a run is
 deterministic on one machine. `diversity` gives the mode-collapse figures that the cards record and
 the tests check.
@@ -34,7 +34,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from freqforensics.data import synthetic, trained
+from freqforensics.generators import families, synthetic
 
 D_WIDTHS = (16, 32, 64, 128)  # discriminator channels at 32, 16, 8, 4 pixels
 MBSTD_GROUP = 4  # samples per minibatch-std group (the real and fake halves of a batch never share one)
@@ -56,7 +56,9 @@ class Options:
   log_every: int = 50
 
 
-def real_pool(n: int, seed: int = 0, size: int = trained.IMAGE_SIZE, region: str = trained.TRAIN_REGION) -> np.ndarray:
+def real_pool(
+  n: int, seed: int = 0, size: int = families.IMAGE_SIZE, region: str = families.TRAIN_REGION
+) -> np.ndarray:
   """`n` real crops (n, size, size, 3) uint8 from `region` of the bundled photos; deterministic for `seed`."""
   return np.stack([synthetic.random_crop(np.random.default_rng([seed, 7, i]), size, region=region) for i in range(n)])
 
@@ -87,7 +89,7 @@ class SNConv(nnx.Module):
   """A conv whose kernel is divided by its spectral norm (one power iteration per call, `u` kept)."""
 
   def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: str, *, rngs: nnx.Rngs):
-    self.kernel = nnx.Param(trained.normal_init()(rngs.params(), (kernel, kernel, cin, cout)))
+    self.kernel = nnx.Param(families.normal_init()(rngs.params(), (kernel, kernel, cin, cout)))
     self.bias = nnx.Param(jnp.zeros((cout,)))
     self.u = nnx.BatchStat(jax.random.normal(rngs.params(), (cout,)))
     self.stride, self.padding = stride, padding
@@ -167,7 +169,7 @@ def _gan_step(
 
   Cached on the settings the step depends on, so runs that differ in seed or length compile once.
   """
-  g_def = nnx.split(trained.build(name))[0]
+  g_def = nnx.split(families.build(name))[0]
   d_def = nnx.split(Discriminator(rngs=nnx.Rngs(0)), nnx.Param, nnx.BatchStat)[0]
   tx_g, tx_d = _adam(o.lr_g, o), _adam(o.lr_d, o)
 
@@ -215,14 +217,14 @@ def train_gan(
   if o.batch_size % MBSTD_GROUP:
     raise ValueError(f"batch_size {o.batch_size} must be a multiple of {MBSTD_GROUP} (minibatch-std groups)")
   g_def, _, tx_g, tx_d, step = _gan_step(name, dataclasses.replace(o, steps=0, seed=0, log_every=1))
-  g_params = nnx.split(trained.build(name, seed=o.seed))[1]
+  g_params = nnx.split(families.build(name, seed=o.seed))[1]
   _, d_params, d_stats = nnx.split(Discriminator(rngs=nnx.Rngs(o.seed + 1)), nnx.Param, nnx.BatchStat)
   state = (g_params, d_params, d_stats, tx_g.init(g_params), tx_d.init(d_params), jax.tree.map(jnp.copy, g_params))
   rng = np.random.default_rng([o.seed, 1])
 
   def run_step(state, _):
     real = _to_float(pool[rng.integers(len(pool), size=o.batch_size)])
-    z_d, z_g = (rng.standard_normal((o.batch_size, trained.Z_DIM)).astype(np.float32) for _ in range(2))
+    z_d, z_g = (rng.standard_normal((o.batch_size, families.Z_DIM)).astype(np.float32) for _ in range(2))
     return step(state, real, z_d, z_g)
 
   history = _loop(o, report, run_step, state)
@@ -239,7 +241,7 @@ def train_autoencoder(
   """Trains autoencoder family `name` on `pool`; with `encoder_from` (a trained autoencoder) only the
   decoder learns, on that frozen encoder. Returns the autoencoder and the history."""
   o = options
-  model = trained.build(name, seed=o.seed)
+  model = families.build(name, seed=o.seed)
   if encoder_from is not None:
     # Copies: the step donates its state, which must not delete the caller's encoder.
     nnx.update(model.encoder, jax.tree.map(jnp.copy, nnx.state(encoder_from.encoder)))
