@@ -166,7 +166,7 @@ def test_reports_of_two_sources_of_one_name_are_kept_apart_and_a_users_file_is_n
   shutil.copytree(root / "wd", wd)  # the run's own work dir (its record owns the bundle: the card is updated)
   a = _layout(root / "src", tmp_path / "a" / "test")
   b = _layout(root / "src", tmp_path / "b" / "test")
-  evil = "x|y\n<img src=q onerror=alert(1)>"  # a generator name that would break the table and run HTML
+  evil = "x|y\n<img src=q onerror=alert(1)>$\\foo$"  # would break the table, run HTML, and the figure's mathtext
   (b / "flat").rename(b / evil)
   names = []
   for layout in (a, b, a):  # the same ROOT again replaces its own report, never the other's

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from freqforensics import outputs
+from freqforensics import outputs, text
 from freqforensics.data.distortions import Perturbation, blur_kernel_for
 from freqforensics.errors import UserError
 
@@ -204,7 +204,7 @@ def plot(
 def table(reports: Mapping[str, dict[str, Any]]) -> str:
   """A markdown table: one row per perturbation strength, one accuracy column per report."""
   names = list(reports)
-  lines = ["| perturbation | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+  lines = ["| perturbation | " + " | ".join(map(text.for_markdown, names)) + " |", "|---|" + "---|" * len(names)]
   lines.append("| none (clean) | " + " | ".join(f"{reports[n]['clean']['accuracy']:.3f}" for n in names) + " |")
   for kind, (param, _) in DEFAULT_SWEEPS.items():
     strengths = sorted(

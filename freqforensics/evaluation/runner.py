@@ -122,7 +122,7 @@ def source_name(prefix: str, source: str | Path) -> str:
 def _split_name(split: str, prepared: reader.PreparedDataset, b: bundle.Bundle) -> str:
   """`split` for the dataset the bundle was trained on; for another dataset, `source_name` of it."""
   trained_on = b.info.get("dataset")
-  if trained_on and Path(trained_on).expanduser().resolve() == Path(prepared.path).resolve():
+  if isinstance(trained_on, str) and Path(trained_on).expanduser().resolve() == Path(prepared.path).resolve():
     return split
   return source_name(split, prepared.path)
 
