@@ -16,7 +16,7 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from freqforensics import host_devices
+from freqforensics import host_devices, text
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
@@ -54,14 +54,19 @@ def main(argv: Sequence[str]) -> None:
     return
   for name, m in results.items():
     if name and "by_generator" in m:  # mode=eval on the cross-generator layout
-      print(f"\n{m['model']} on {m['features']} features, generators of {m['source_dir']}; {m['threshold_note']}:")
-      print(m["_markdown"])
-      print(f"report: {_WORKDIR.value}/eval_{name}.json (+ .md, _roc.png)")
+      about = f"{m['model']} on {m['features']} features, generators of {m['source_dir']}; {m['threshold_note']}"
+      print(f"\n{text.for_terminal(about)}:")
+      print(m["_markdown"])  # escaped as markdown: no control characters
+      print(f"report: {text.for_terminal(_WORKDIR.value)}/eval_{text.for_terminal(name)}.json (+ .md, _roc.png)")
       continue
     if name:  # mode=eval
-      print(f"\n{m['model']} on {m['features']} features, {name}:")
+      print(
+        f"\n{text.for_terminal(m['model'])} on {text.for_terminal(m['features'])} features, {text.for_terminal(name)}:"
+      )
       print(metrics.format_summary(m))
-      print(f"metrics: {_WORKDIR.value}/eval_{name}.json (+ _confusion.png, _roc.png)")
+      print(
+        f"metrics: {text.for_terminal(_WORKDIR.value)}/eval_{text.for_terminal(name)}.json (+ _confusion.png, _roc.png)"
+      )
       continue
     split = m["split"]
     print(f"\n{m['model']} on {m['features']} features, {split} split (best epoch {m['epoch']}):")

@@ -143,6 +143,26 @@ def register(workdir: str | os.PathLike, *paths: str | os.PathLike, tree: bool =
   rec.add(*paths, tree=tree)
 
 
+def claim(workdir: str | os.PathLike, *paths: str | os.PathLike) -> None:
+  """Registers files a command is about to write into a work dir, after refusing any that exists and was
+  not written by freqforensics (not in the record): a user's file is never replaced. Call it before the
+  work, so a refusal costs nothing."""
+  workdir = Path(workdir)
+  rec = record(workdir)
+  if not rec.exists() and (workdir / "config.json").is_file():
+    rec.add_entries(_older_run_entries(workdir))
+  entries = rec.entries()
+  # Relative to the work dir whether given absolute or relative to the current folder.
+  rels = [os.path.relpath(os.path.abspath(p), os.path.abspath(workdir)) for p in paths]
+  for p, rel in zip(map(Path, paths), rels):
+    if (p.exists() or p.is_symlink()) and not rec.owns(rel, entries):
+      raise UserError(
+        f"{p} exists and was not written by freqforensics: it is never replaced (with or without"
+        " --overwrite); move or rename it, then run again"
+      )
+  rec.add(*rels)
+
+
 def _stored_config(path: Path) -> dict:
   stored = outputs.read_json(path, "the config of the run in this work dir")
   if not isinstance(stored, dict):

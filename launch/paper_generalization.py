@@ -106,9 +106,9 @@ def protocol_layout(config, out: Path) -> tuple[str, list[str]]:
 
 def evaluate(config, workdir: Path, layout: Path) -> tuple[dict[str, Any], float]:
   """`mode=eval` of a run's bundle on the layout (read back when an earlier call wrote it); (report, seconds)."""
-  from freqforensics.evaluation import runner  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import cross_generator, runner  # pylint: disable=g-import-not-at-top
 
-  path = workdir / f"eval_cross_{layout.name}.json"
+  path = workdir / f"eval_{cross_generator.report_name(layout)}.json"
   if path.is_file():
     report = json.loads(path.read_text())
     return report, report.get("seconds", 0.0)

@@ -39,7 +39,8 @@ def test_eval_mode_on_class_folders_maps_labels_by_name(trained, tmp_path):
   shutil.copytree(root / "src" / "B_gan", folder / "B_gan")
   config = config.copy_and_resolve_references()
   config.eval.source_dir = str(folder)
-  m = runner.evaluate_workdir(config, root / "wd")["folder_only_fakes"]
+  ((name, m),) = runner.evaluate_workdir(config, root / "wd").items()
+  assert name.startswith("folder_only_fakes_")
   assert m["num_examples"] == 16
   assert m["per_class_count"] == {"A_real": 0, "B_gan": 16}  # index 0 of the folder is B_gan: remapped
   (folder / "C_other").mkdir()
@@ -96,12 +97,13 @@ def test_the_cross_generator_report_equals_scikit_learn_on_the_models_own_scores
   layout = _layout(root / "src", tmp_path / "gens")
   c = config.copy_and_resolve_references()
   c.eval.source_dir = str(layout)
-  (report,) = runner.evaluate_workdir(c, root / "wd").values()
+  ((name, report),) = runner.evaluate_workdir(c, root / "wd").items()
   assert sorted(report["by_generator"]) == ["flat", "nested"] and report["subsets"]["nested"] == ["s1", "s2"]
-  saved = json.loads((root / "wd" / "eval_cross_gens.json").read_text())
+  assert name.startswith("cross_gens_")
+  saved = json.loads((root / "wd" / f"eval_{name}.json").read_text())
   assert saved["by_generator"] == report["by_generator"] and saved["mean"] == report["mean"]
-  assert (root / "wd" / "eval_cross_gens.md").read_text().count("| **mean** |") == 1
-  assert (root / "wd" / "eval_cross_gens_roc.png").stat().st_size > 0
+  assert (root / "wd" / f"eval_{name}.md").read_text().count("| **mean** |") == 1
+  assert (root / "wd" / f"eval_{name}_roc.png").stat().st_size > 0
   # The same images scored here, through the classify path, and measured with scikit-learn.
   clf = inference.load(root / "wd")
   d, block = clf.detector, clf.bundle.info["outliers"]
@@ -123,7 +125,7 @@ def test_the_cross_generator_report_equals_scikit_learn_on_the_models_own_scores
     assert row["real_flagged"] == pytest.approx(np.mean((fake | flag)[~is_fake]))
     assert (row["n_real"], row["n_fake"]) == (int((~is_fake).sum()), int(is_fake.sum()))
   card = json.loads((root / "wd" / "bundle" / "bundle.json").read_text())["model_card"]
-  assert card["cross_generator"]["cross_gens"]["mean"] == report["mean"]
+  assert card["cross_generator"][name]["mean"] == report["mean"]
   assert "Cross-generator tests" in (root / "wd" / "bundle" / "MODEL_CARD.md").read_text()
 
 
@@ -154,3 +156,52 @@ def test_a_model_without_a_real_class_is_no_detector(trained, tmp_path):
   c.eval.source_dir = str(_layout(root / "src", tmp_path / "gens"))
   with pytest.raises(UserError, match="name no real class, so it is no detector: pass --config.data.real_class"):
     runner.evaluate_workdir(c, tmp_path / "wd")
+
+
+def test_reports_of_two_sources_of_one_name_are_kept_apart_and_a_users_file_is_never_replaced(trained, tmp_path):
+  import hashlib
+
+  config, root = trained
+  wd = tmp_path / "wd"
+  shutil.copytree(root / "wd", wd)  # the run's own work dir (its record owns the bundle: the card is updated)
+  a = _layout(root / "src", tmp_path / "a" / "test")
+  b = _layout(root / "src", tmp_path / "b" / "test")
+  evil = "x|y\n<img src=q onerror=alert(1)>$\\foo$"  # would break the table, run HTML, and the figure's mathtext
+  (b / "flat").rename(b / evil)
+  names = []
+  for layout in (a, b, a):  # the same ROOT again replaces its own report, never the other's
+    c = config.copy_and_resolve_references()
+    c.eval.source_dir = str(layout)
+    (name,) = runner.evaluate_workdir(c, wd)
+    names.append(name)
+  assert names[0] == names[2] != names[1] and all(n.startswith("cross_test_") for n in names)
+  reports = sorted(wd.glob("eval_cross_test_*.json"))
+  assert len(reports) == 2
+  assert sorted(json.loads(p.read_text())["source_dir"] for p in reports) == [str(a.resolve()), str(b.resolve())]
+  card = json.loads((wd / "bundle" / "bundle.json").read_text())["model_card"]["cross_generator"]
+  assert sorted(n for n in card if n.startswith("cross_test_")) == sorted(names[:2])  # one table per source
+  text = (wd / "bundle" / "MODEL_CARD.md").read_text()
+  assert text.count("| **mean** |") == len(card) and str(a.resolve()) in text and str(b.resolve()) in text
+  for md in (text, (wd / f"eval_{names[1]}.md").read_text()):
+    assert "<img" not in md and "&lt;img src=q onerror=alert(1)>" in md
+    row = next(line for line in md.splitlines() if "onerror" in line)
+    mean = next(line for line in md.splitlines() if line.startswith("| **mean** |"))
+    assert row.startswith("| x\\|y\\\\n&lt;img") and row.count(" | ") == mean.count(" | ")  # one cell, one row
+  # A user's file of a report's name is refused before any work, and stays as it was.
+  folder = tmp_path / "mine_only"
+  shutil.copytree(root / "src" / "B_gan", folder / "B_gan")
+  mine = wd / f"eval_folder_mine_only_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]}_roc.png"
+  mine.write_bytes(b"my own figure")
+  c = config.copy_and_resolve_references()
+  c.eval.source_dir = str(folder)
+  with pytest.raises(UserError, match=r"_roc.png exists and was not written by freqforensics: it is never replaced"):
+    runner.evaluate_workdir(c, wd)
+  assert mine.read_bytes() == b"my own figure" and not list(wd.glob("eval_folder_mine_only_*.json"))
+  for p in wd.glob("eval_test*"):  # as if this run had never been evaluated on its splits (other tests did)
+    p.unlink()
+  record = wd / ".freqforensics_outputs.jsonl"
+  record.write_text("".join(line for line in record.read_text().splitlines(True) if '"eval_test' not in line))
+  (wd / "eval_test.json").write_text("my notes")
+  with pytest.raises(UserError, match=r"eval_test.json exists and was not written by freqforensics"):
+    runner.evaluate_workdir(config, wd)
+  assert (wd / "eval_test.json").read_text() == "my notes"

@@ -6,8 +6,10 @@ fixed seed (`data/augment.py`), and evaluated with the masked loop of `evaluatio
 perturbed is written to disk. `robustness.json` (settings, the clean metrics, and per perturbation
 the strengths with accuracy, loss, per-class accuracy and ROC-AUC) is rewritten after every point,
 so an interrupted report resumes where it stopped; a report of other settings is kept unless
-`overwrite`. `robustness.png` plots accuracy against strength, one panel per perturbation. The
-command is `python -m freqforensics.tools.robustness`; `launch/robustness.py` compares models.
+`overwrite`. `robustness.png` plots accuracy against strength, one panel per perturbation. A
+`robustness.json` that is not such a report, or a `robustness.png` freqforensics did not write, is a
+user's file: never replaced, with or without `overwrite` (checked before any work). The command is
+`python -m freqforensics.tools.robustness`; `launch/robustness.py` compares models.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from freqforensics import outputs
+from freqforensics import outputs, text
 from freqforensics.data.distortions import Perturbation, blur_kernel_for
 from freqforensics.errors import UserError
 
@@ -71,6 +73,47 @@ def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str,
   }
 
 
+def _our_report(path: Path) -> dict[str, Any] | None:
+  """The report in `path` when it is one this module wrote (a JSON object with `settings`, `clean` and
+  `results`), else None: a user's file of that name, or not JSON at all."""
+  try:
+    old = json.loads(path.read_text())
+  except (OSError, ValueError):
+    return None
+  if isinstance(old, dict) and isinstance(old.get("settings"), dict) and isinstance(old.get("results"), dict):
+    return old if "clean" in old else None
+  return None
+
+
+def _check_outputs(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+  """The earlier report to resume (same settings), or None; refuses a user's file (never replaced) and an
+  earlier report of other settings (replaced only with `overwrite`)."""
+  path, figure = out_dir / "robustness.json", out_dir / "robustness.png"
+  old = None
+  if path.exists() or path.is_symlink():
+    old = _our_report(path)
+    if old is None:
+      raise UserError(
+        f"{path} exists and is not a robustness report written by freqforensics: it is never replaced (with or"
+        " without --overwrite); give another --out_dir"
+      )
+    if old["settings"] != json.loads(json.dumps(settings)):
+      if not overwrite:
+        raise UserError(f"{path} holds a report of other settings: use another --out_dir, or --overwrite to replace it")
+      old = None
+  if figure.exists() or figure.is_symlink():
+    if figure.is_symlink() or not outputs.is_our_figure(figure):
+      raise UserError(
+        f"{figure} exists and was not written by freqforensics: it is never replaced (with or without"
+        " --overwrite); give another --out_dir"
+      )
+    if old is None and not overwrite and not path.exists():
+      raise UserError(
+        f"{figure} exists: give another --out_dir, or --overwrite to replace the figure of an earlier report"
+      )
+  return old
+
+
 def run_report(
   evaluate_fn: Callable[[Any, str], dict[str, Any]],
   source,
@@ -97,13 +140,11 @@ def run_report(
   out_dir.mkdir(parents=True, exist_ok=True)
   path = out_dir / "robustness.json"
   settings = {**about, "seed": seed, "sweeps": sweeps, "parameters": {k: DEFAULT_SWEEPS[k][0] for k in sweeps}}
-  report = {"settings": settings, "clean": None, "results": {k: [] for k in sweeps}}
-  if path.is_file():
-    old = json.loads(path.read_text())
-    if old.get("settings") == json.loads(json.dumps(settings)):
-      report = old
-    elif not overwrite:
-      raise UserError(f"{path} holds a report of other settings: use another --out_dir, or --overwrite to replace it")
+  report = _check_outputs(out_dir, settings, overwrite) or {
+    "settings": settings,
+    "clean": None,
+    "results": {k: [] for k in sweeps},
+  }
   if report["clean"] is None:
     report["clean"] = summary(evaluate_fn(source, "clean"))
     outputs.write_json(path, report)
@@ -163,7 +204,7 @@ def plot(
 def table(reports: Mapping[str, dict[str, Any]]) -> str:
   """A markdown table: one row per perturbation strength, one accuracy column per report."""
   names = list(reports)
-  lines = ["| perturbation | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+  lines = ["| perturbation | " + " | ".join(map(text.for_markdown, names)) + " |", "|---|" + "---|" * len(names)]
   lines.append("| none (clean) | " + " | ".join(f"{reports[n]['clean']['accuracy']:.3f}" for n in names) + " |")
   for kind, (param, _) in DEFAULT_SWEEPS.items():
     strengths = sorted(
@@ -194,7 +235,9 @@ def sweep_workdir(
   """The report of `WORKDIR/bundle` on a split of its training dataset, or on class folders (`source_dir`,
   prepared with the bundle's preprocessing under `data_dir`); returns (report, out folder, what it is about).
 
-  The default out folder is `WORKDIR/robustness_<split>` (registered as the run's own).
+  The default out folder is `WORKDIR/robustness_<split>` (or `robustness_<runner.source_name>` of the
+  folder); the two files written there are registered as the run's own, never the folder (a user's
+  notes in it stay), after refusing files of those names the run did not write (`workdir.claim`).
   """
   import jax  # pylint: disable=g-import-not-at-top
 
@@ -208,7 +251,7 @@ def sweep_workdir(
   if source_dir:
     root = Path(data_dir).expanduser() if data_dir else loading.default_data_root()
     prepared = runner.folder_dataset(b, source_dir, root, progress=progress, source_option="--source_dir")
-    split, name = "test", "folder_" + Path(source_dir).resolve().name
+    split, name = "test", runner.source_name("folder", source_dir)
   else:
     if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
       raise UserError(
@@ -224,7 +267,7 @@ def sweep_workdir(
   evaluate_fn = runner.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
   out = Path(out_dir or workdir / f"robustness_{name}").expanduser()
   if not out_dir and (workdir / "config.json").is_file():
-    wd.register(workdir, out, tree=True)
+    wd.claim(workdir, out / "robustness.json", out / "robustness.png")
   about = describe(b, workdir, prepared.path, split, len(source))
   report = run_report(evaluate_fn, source, out, about, sweeps=sweeps, seed=seed, overwrite=overwrite, progress=progress)
   return report, out, about

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
+from freqforensics import text
 from freqforensics.data import crops
 from freqforensics.errors import UserError
 
@@ -161,7 +162,8 @@ def list_class_folders(
   its messages (`--source_dir` for prepare).
 
   Raises `UserError` for a missing or empty directory, fewer than `min_classes` classes (training
-  needs two; evaluating a model on one class folder is fine), or a class folder without images.
+  needs two; evaluating a model on one class folder is fine), a class folder without images, or one
+  whose name holds control characters (`text.control_characters`: a newline, an ANSI escape).
   """
   root = Path(source_dir).expanduser()
   if not str(source_dir):
@@ -188,6 +190,12 @@ def list_class_folders(
       f"source directory {root} holds no class folders: put the images of each class in its own"
       " folder (e.g. A_real/, B_gan/)"
     )
+  for class_dir in class_dirs:  # a label name is printed, written into reports and matched as a key later
+    if bad := text.control_characters(class_dir.name):
+      raise UserError(
+        f"class folder {text.for_terminal(class_dir)} has control characters in its name ({', '.join(bad)}):"
+        " its name is the class's label, shown on terminals and in reports; rename the folder"
+      )
   if len(class_dirs) < min_classes:
     raise UserError(
       f"source directory {root} holds only one class folder ({class_dirs[0].name}): a detector needs"

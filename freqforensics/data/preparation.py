@@ -235,8 +235,21 @@ def class_requests(
   n_skipped: int,
   report: Path,
   option: str = "data.split",
+  skipped: Sequence[Sequence[str]] = (),
+  source: str | os.PathLike = "",
 ) -> tuple[int, int, int]:
-  """Per-class (train, val, test) sizes from its usable images; a shortfall names the class and numbers."""
+  """Per-class (train, val, test) sizes from its usable images; a shortfall names the class and numbers.
+
+  A class whose every file was skipped is named with its folder and why (`skipped`: its rows, (path,
+  reason, detail)): e.g. every image smaller than the target size."""
+  if usable == 0 and n_files and skipped:
+    path, _, detail = skipped[0]
+    reasons = ", ".join(f"{r}: {k}" for r, k in skip_reasons(skipped).items())
+    raise UserError(
+      f"class {class_name}{f' of {source}' if source else ''} has no usable image: all {n_files} of its files"
+      f" were skipped ({reasons}; e.g. {path} {detail}; all listed in {report}): add images that fit the"
+      " preparation's size and rules, or remove the folder"
+    )
   if is_counts(split) and usable < sum(split):
     raise UserError(
       f"class {class_name} has {usable} usable images ({n_skipped} of its {n_files} files skipped, listed in"
@@ -305,14 +318,17 @@ def _write_dataset(
   for label, name in enumerate(folders.class_names):
     chunks = decoded[label]
     counts = [r["count"] for _, r in chunks]
+    class_skipped = [x for _, r in chunks for x in r["skipped"]]
     requests = class_requests(
       sum(counts),
       options.split,
       name,
       len(folders.files[name]),
-      sum(len(r["skipped"]) for _, r in chunks),
+      len(class_skipped),
       report,
       options.split_option,
+      class_skipped,
+      folders.root,
     )
     per_class[name] = dict(zip(SPLITS, requests))
     for s, ranges in zip(SPLITS, assign_records(counts, requests)):

@@ -8,9 +8,12 @@ over every generator's real and fake images (`data.protocol`, prepared on the fl
 preprocessing, cached like any folder). Per generator: accuracy, accuracy on reals and on fakes at the
 bundle's threshold, AP, ROC-AUC, TPR at 1% and 5% FPR, EER, the counts, and with the open-set score
 `detected` / `real_flagged` (`detection.detection_row`); then the mean row. Writes
-`WORKDIR/eval_cross_<ROOT name>.json` (`by_generator`, `mean`, and every open-set candidate's rates),
-the same table as `.md`, and a per-generator ROC figure `_roc.png`; the table joins the bundle's model
-card when a run wrote the bundle in this work dir.
+`WORKDIR/eval_cross_<ROOT name>_<hash>.json` (`by_generator`, `mean`, and every open-set candidate's
+rates), the same table as `.md`, and a per-generator ROC figure `_roc.png`; the table joins the
+bundle's model card when a run wrote the bundle in this work dir. The name is one per ROOT
+(`runner.source_name`: its base name and a hash of its resolved path), so another ROOT of the same
+base name adds its own report and card table, and the same ROOT again replaces its own; a file of
+that name the project did not write is refused before any work (`workdir.claim`).
 """
 
 from __future__ import annotations
@@ -24,13 +27,20 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, outputs, sharding, steps
+from freqforensics import bundle, outputs, sharding, steps, text
 from freqforensics import workdir as wd
 from freqforensics.data import loading, pipeline, preparation, protocol
 from freqforensics.errors import UserError
 from freqforensics.evaluation import detection, figures, inference, loop, model_card, operating_points, outliers
 
 log = logging.getLogger(__name__)
+
+
+def report_name(root: str | Path) -> str:
+  """The name of ROOT's report, `cross_<ROOT base name>_<hash of its resolved path>` (`runner.source_name`)."""
+  from freqforensics.evaluation import runner  # pylint: disable=g-import-not-at-top  (runner imports this module)
+
+  return runner.source_name("cross", root)
 
 
 def report_files(workdir: Path, name: str) -> list[Path]:
@@ -48,6 +58,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     )
   root = Path(config.eval.source_dir).expanduser()
   generators = protocol.read_layout(root)
+  name = report_name(root)
+  if sharding.is_main_process():
+    wd.claim(workdir, *report_files(workdir, name))
   options = preparation.PrepareOptions(
     image_size=b.info["image_size"],
     channels=b.info["channels"],
@@ -73,16 +86,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
   curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
   candidates: dict[str, dict[str, Any]] = {}
   procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-  for name, folders in generators.items():
+  for gen, folders in generators.items():
     out_dir = (
-      loading.data_root(config) / "prepared" / f"protocol-{name}-{preparation.fingerprint(folders, options)[:12]}"
+      loading.data_root(config) / "prepared" / f"protocol-{gen}-{preparation.fingerprint(folders, options)[:12]}"
     )
     prepared = preparation.prepare_to(folders, out_dir, options, progress=progress)
     source = prepared.source("test")
     if not len(source) or prepared.num_examples.get("test", 0) == 0:
-      raise UserError(f"generator {name} of {root} has no usable images (see {out_dir / 'skipped_files.csv'})")
+      raise UserError(f"generator {gen} of {root} has no usable images (see {out_dir / 'skipped_files.csv'})")
     n = pipeline.num_eval_steps(len(source), config.eval.batch_size, jax.process_count())
-    with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
+    desc = f"eval {text.for_terminal(gen)}"
+    with tqdm(total=n, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
       got = loop.collect(
         outputs_of,
         pipeline.eval_batches(source, config.eval.batch_size, num_threads=config.data.num_threads or 2, **procs),
@@ -93,14 +107,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     counts = {c: int(prepared.metadata["counts"][c]["test"]) for c in (protocol.REAL, protocol.FAKE)}
     if not counts[protocol.REAL] or not counts[protocol.FAKE]:
       raise UserError(
-        f"generator {name} of {root} has no usable {'real' if not counts[protocol.REAL] else 'fake'} images"
+        f"generator {gen} of {root} has no usable {'real' if not counts[protocol.REAL] else 'fake'} images"
       )
     score = detector.score(logits)
     flags = None
     if spectral:
       scores = outliers.all_scores({k: got[k] for k in outliers.SPECTRAL}, logits)
       _, flags = outliers.flags(scores, block)
-      candidates[name] = {
+      candidates[gen] = {
         k: {
           "real_flagged": float(np.mean(v[~is_fake] > block["thresholds"][k])),
           "fake_flagged": float(np.mean(v[is_fake] > block["thresholds"][k])),
@@ -108,11 +122,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
         for k, v in scores.items()
         if k in block["thresholds"]
       }
-    rows[name] = detection.detection_row(is_fake, score, detector.threshold_logit, flags)
-    curves[name] = detection.roc(is_fake, score)
-    log.info("%s: accuracy %.4f, ROC-AUC %s", name, rows[name]["accuracy"], rows[name]["roc_auc"])
+    rows[gen] = detection.detection_row(is_fake, score, detector.threshold_logit, flags)
+    curves[gen] = detection.roc(is_fake, score)
+    log.info("%s: accuracy %.4f, ROC-AUC %s", text.for_terminal(gen), rows[gen]["accuracy"], rows[gen]["roc_auc"])
   mean = detection.mean_row(rows)
-  name = "cross_" + root.resolve().name
   table = detection.markdown(rows, mean)
   report: dict[str, Any] = {
     "by_generator": rows,
@@ -144,11 +157,12 @@ def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves,
   json_path, md_path, roc_path = report_files(workdir, name)
   wd.register(workdir, json_path, md_path, roc_path)
   outputs.write_json(json_path, report)
+  md = text.for_markdown  # names from the bundle and the folders; the table is escaped by `detection.markdown`
   header = (
-    f"# {b.info['model']} on {b.info['features']} features: {report['source_dir']}\n\n"
-    f"Decision: {report['threshold_note']}."
+    f"# {md(b.info['model'])} on {md(b.info['features'])} features: {md(report['source_dir'])}\n\n"
+    f"Decision: {md(report['threshold_note'])}."
     + (
-      f" Open-set score `{report['outlier_score']}` at {report['outlier_fpr']:.0%} real FPR."
+      f" Open-set score {md(report['outlier_score'])} at {report['outlier_fpr']:.0%} real FPR."
       if report["outlier_score"]
       else ""
     )

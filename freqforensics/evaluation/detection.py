@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from freqforensics import text
+
 FPR_POINTS: tuple[float, ...] = (0.01, 0.05)  # false-positive rates at which the true-positive rate is reported
 COLUMNS: tuple[tuple[str, str, str], ...] = (  # (key, header, format) of the per-generator markdown table
   ("accuracy", "acc", ".3f"),
@@ -114,5 +116,5 @@ def markdown(by_generator: dict[str, dict[str, Any]], mean: dict[str, Any], colu
   lines = ["| generator | " + " | ".join(h for _, h, _ in cols) + " |", "|---|" + "---|" * len(cols)]
   for name, row in [*by_generator.items(), ("**mean**", mean)]:
     cells = ["-" if row.get(k) is None else format(row[k], f) for k, _, f in cols]
-    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append(f"| {name if row is mean else text.for_markdown(name)} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"

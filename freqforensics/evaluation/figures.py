@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+# Labels are names from folders and bundles: text, never mathtext (a `$\foo$` in a class name would raise).
+matplotlib.rcParams["text.parse_math"] = False
 from typing import Any  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402

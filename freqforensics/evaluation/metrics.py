@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from freqforensics import outputs
+from freqforensics import outputs, text
 from freqforensics.evaluation import figures
 
 
@@ -122,12 +122,13 @@ def format_summary(result: dict[str, Any]) -> str:
     b = result["binary"]
     auc = f"{b['roc_auc']:.4f}" if b["roc_auc"] is not None else "n/a"
     ap = f"{b['average_precision']:.4f}" if b["average_precision"] is not None else "n/a"
-    lines.append(f"ROC-AUC {auc}, average precision {ap} ({b['positive_label']} positive)")
+    lines.append(f"ROC-AUC {auc}, average precision {ap} ({text.for_terminal(b['positive_label'])} positive)")
   if result.get("detection"):
     d = result["detection"]
     f = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     lines.append(
-      f"detector ({d['real_class']} real): p_fake > {d['threshold']:.4g} ({d['policy']}): accuracy {f(d['accuracy'])}"
+      f"detector ({text.for_terminal(d['real_class'])} real): p_fake > {d['threshold']:.4g}"
+      f" ({text.for_terminal(d['policy'])}): accuracy {f(d['accuracy'])}"
       f" (reals {f(d['real_accuracy'])}, fakes {f(d['fake_accuracy'])}), TPR at 1% / 5% FPR {f(d['tpr_at_fpr_0.01'])} /"
       f" {f(d['tpr_at_fpr_0.05'])}, EER {f(d['eer'])}, ECE {f(d['ece_uncalibrated'])} -> {f(d['ece'])}"
       f" (temperature {d['temperature']:.3g})"
@@ -136,6 +137,8 @@ def format_summary(result: dict[str, Any]) -> str:
   lines.append(f"  {'label':<24} {'recall':>8} {'precision':>10} {'F1':>8} {'AUC':>8} {'count':>7}")
   for name, r in result["per_class"].items():
     cells = [r["recall"], r["precision"], r["f1"], ovr.get(name, {}).get("roc_auc")]
-    text = [f"{c:.4f}" if c is not None else "n/a" for c in cells]
-    lines.append(f"  {name:<24} {text[0]:>8} {text[1]:>10} {text[2]:>8} {text[3]:>8} {r['support']:>7}")
+    shown = [f"{c:.4f}" if c is not None else "n/a" for c in cells]
+    lines.append(
+      f"  {text.for_terminal(name):<24} {shown[0]:>8} {shown[1]:>10} {shown[2]:>8} {shown[3]:>8} {r['support']:>7}"
+    )
   return "\n".join(lines)

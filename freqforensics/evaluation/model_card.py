@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from freqforensics import text
+
 SAMPLE = 2000  # files whose header is read to record the sizes and formats seen in training
 INPUT_SAMPLE = 256  # files of a classify run whose header is compared with them
 
@@ -186,23 +188,25 @@ def summary_line(info: dict[str, Any], card: dict[str, Any]) -> str:
 
 def render(info: dict[str, Any], card: dict[str, Any]) -> str:
   """`MODEL_CARD.md`."""
-  d, p = card["data"], card["preprocessing"]
-  lines = [f"# Model card: {info['model']} on {info['features']} features", "", card["summary"], "", "## Data", ""]
-  lines.append(f"Source: {d['source']} ({d.get('source_dir')}); prepared dataset {d.get('dataset')}.")
+  d, p, md = card["data"], card["preprocessing"], text.for_markdown  # every name from folders or a bundle escaped
+  lines = [f"# Model card: {md(info['model'])} on {md(info['features'])} features", "", md(card["summary"])]
+  lines += ["", "## Data", ""]
+  lines.append(f"Source: {md(d['source'])} ({md(d.get('source_dir'))}); prepared dataset {md(d.get('dataset'))}.")
   lines += ["", "| class (label) | train | val | test |", "|---|---|---|---|"]
   for i, (name, n) in enumerate(d["classes"].items()):
     real = " **real**" if name == card["real_class"] else ""
-    lines.append(f"| {name} ({i}){real} | {n.get('train', '-')} | {n.get('val', '-')} | {n.get('test', '-')} |")
+    cells = [md(n.get(s, "-")) for s in ("train", "val", "test")]
+    lines.append(f"| {md(name)} ({i}){real} | " + " | ".join(cells) + " |")
   lines += [
     "",
     f"Image sizes seen (headers of {d['headers_sampled']} of {d['files']} files): "
-    + (", ".join(f"{k} ({v})" for k, v in d["image_sizes"].items()) or "unknown"),
-    "Formats seen: " + (", ".join(f"{k} ({v})" for k, v in d["formats"].items()) or "unknown"),
+    + (", ".join(f"{md(k)} ({v})" for k, v in d["image_sizes"].items()) or "unknown"),
+    "Formats seen: " + (", ".join(f"{md(k)} ({v})" for k, v in d["formats"].items()) or "unknown"),
     "",
     "## Preprocessing",
     "",
-    f"Decoded to {p['channels']} channel(s), crop rule `{p['crop']}` to {p['image_size']}x{p['image_size']},"
-    f" features `{p['features']}`; training augmentation: {p['augment']}.",
+    f"Decoded to {md(p['channels'])} channel(s), crop rule {md(p['crop'])} to {md(p['image_size'])}x"
+    f"{md(p['image_size'])}, features {md(p['features'])}; training augmentation: {md(p['augment'])}.",
     "",
     "## Output and operating point",
     "",
@@ -211,8 +215,8 @@ def render(info: dict[str, Any], card: dict[str, Any]) -> str:
   if card["real_class"] is not None and card["threshold"]:
     th = card["threshold"]
     lines.append(
-      f"`p_fake` = 1 - p({card['real_class']}). Decision: fake when p_fake > {_fmt(th['threshold'], '.4g')}, chosen on"
-      f" the validation split by policy `{th['policy']}` (there: {_fmt(th['val_fpr'], '.3f')} of reals flagged,"
+      f"`p_fake` = 1 - p({md(card['real_class'])}). Decision: fake when p_fake > {_fmt(th['threshold'], '.4g')},"
+      f" chosen on the validation split by policy {md(th['policy'])} (there: {_fmt(th['val_fpr'], '.3f')} of reals flagged,"
       f" {_fmt(th['val_tpr'], '.3f')} of fakes caught)."
     )
   else:
@@ -231,7 +235,7 @@ def render(info: dict[str, Any], card: dict[str, Any]) -> str:
   if card["outliers"]:
     o = card["outliers"]
     lines.append(
-      f"Open-set score `{o['score']}`: an image is flagged as an outlier (unlike the training data) when it is above"
+      f"Open-set score {md(o['score'])}: an image is flagged as an outlier (unlike the training data) when it is above"
       f" {_fmt(o['thresholds'][o['score']], '.4g')}, set so that at most {o['fpr']:.0%} of real validation images are"
       f" flagged ({_fmt(o['val_real_flagged'][o['score']], '.3f')} were)."
     )
@@ -248,18 +252,22 @@ def render(info: dict[str, Any], card: dict[str, Any]) -> str:
       lines.append(f"| {split} | " + " | ".join(_fmt(m.get(k), ".3f") for k in keys) + " |")
   if card["cross_generator"]:
     lines += ["", "## Cross-generator tests (mode=eval)", ""]
-    for name, table in card["cross_generator"].items():
-      lines += [f"`{name}`:", "", table["markdown"]]
+    for name, table in card["cross_generator"].items():  # one table per source, added by `add_cross_generator`
+      where = f" ({md(table['source_dir'])})" if table.get("source_dir") else ""
+      lines += [f"{md(name)}{where}:", "", table["markdown"]]
   lines += ["", "## Known failure modes", ""] + [f"- {f}" for f in card["failure_modes"]]
   return "\n".join(lines) + "\n"
 
 
 def add_cross_generator(info: dict[str, Any], name: str, report: dict[str, Any], markdown: str) -> dict[str, Any]:
-  """`info` with the card's cross-generator entry `name` set (its mean row and table)."""
+  """`info` with the card's cross-generator entry `name` set (its mean row, table and source folder).
+
+  `name` is the report's name, one per source folder (`cross_generator.report_name`): a second source
+  adds its table beside the first, the same source again replaces its own. `markdown` is escaped
+  already (`detection.markdown`)."""
   card = dict(info["model_card"])
-  card["cross_generator"] = dict(
-    card.get("cross_generator") or {}, **{name: {"mean": report["mean"], "markdown": markdown}}
-  )
+  entry = {"mean": report["mean"], "markdown": markdown, "source_dir": report.get("source_dir")}
+  card["cross_generator"] = {**(card.get("cross_generator") or {}), name: entry}
   return dict(info, model_card=card)
 
 

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from freqforensics import text
 from freqforensics.errors import UserError
 from freqforensics.evaluation import inference, operating_points, outliers
 
@@ -149,11 +150,12 @@ class OutputFile:
 def format_summary(counts: collections.Counter, label_names: Sequence[str]) -> str:
   """Files per predicted label, with their share of the classified files."""
   total = sum(counts.values())
-  width = max(len(n) for n in label_names)
+  shown = {n: text.for_terminal(n) for n in label_names}
+  width = max(len(s) for s in shown.values())
   lines = []
   for name in label_names:
     share = counts[name] / total if total else 0.0
-    lines.append(f"  {name:<{width}}  {counts[name]:>8d}  {share:7.1%}")
+    lines.append(f"  {shown[name]:<{width}}  {counts[name]:>8d}  {share:7.1%}")
   return "\n".join(lines)
 
 
@@ -189,10 +191,13 @@ def format_decisions(decisions: collections.Counter, detector: operating_points.
   total = decisions["fake"] + decisions["real"]
   if detector.real is None or not total:
     return ""
-  lines = [f"decision at {detector.describe()}:", f"  fake {decisions['fake']:>8d}  {decisions['fake'] / total:7.1%}"]
+  lines = [
+    f"decision at {text.for_terminal(detector.describe())}:",
+    f"  fake {decisions['fake']:>8d}  {decisions['fake'] / total:7.1%}",
+  ]
   if block:
     lines.append(
-      f"  outliers {decisions['outlier']:>4d}  {decisions['outlier'] / total:7.1%}  (score {block['score']}, threshold"
+      f"  outliers {decisions['outlier']:>4d}  {decisions['outlier'] / total:7.1%}  (score {text.for_terminal(block['score'])}, threshold"
       f" set to flag at most {block['fpr']:.0%} of real validation images)"
     )
   return "\n".join(lines)

@@ -12,7 +12,11 @@ so the two give the same numbers for the same bundle and split.
 
 Uses only the work dir's bundle (parameters, statistics, label names, preprocessing). A folder is
 prepared on the fly with the bundle's image size, channels and crop; its class folders must carry
-label names the model knows. Writes `WORKDIR/eval_<name>.json` with the confusion and ROC PNGs.
+label names the model knows. Writes `WORKDIR/eval_<name>.json` with the confusion and ROC PNGs, where
+`<name>` is one per source (`source_name`): the split (`test`) for the dataset the bundle was trained
+on, else the folder's base name and a short hash of its resolved path (`folder_test_1a2b3c4d`), so a
+second source never replaces the first's report, and a file the project did not write is never
+replaced at all (`workdir.claim`, checked before any work).
 A folder in the cross-generator layout, `ROOT/<generator>/[<subset>/]{0_real,1_fake}/`, is found
 automatically and evaluated per generator instead (`cross_generator`). Detectors (bundles with a real
 class) also get the `detection` block: metrics at the bundle's threshold and the open-set rates.
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,6 +108,25 @@ def relabelled_split(prepared: reader.PreparedDataset, b: bundle.Bundle, split: 
   return _Relabelled(source, table)
 
 
+def source_name(prefix: str, source: str | Path) -> str:
+  """`<prefix>_<base name>_<8 hex digits of the resolved path's SHA-256>`: one report name per source.
+
+  Two folders of one base name (`a/test`, `b/test`) get two names; the same folder again gets its own
+  name back. The base name keeps only letters, digits, `.`, `_`, `-` (others become `_`), at most 60.
+  """
+  resolved = str(Path(source).expanduser().resolve())
+  base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(resolved).name)[:60] or "root"
+  return f"{prefix}_{base}_{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+
+
+def _split_name(split: str, prepared: reader.PreparedDataset, b: bundle.Bundle) -> str:
+  """`split` for the dataset the bundle was trained on; for another dataset, `source_name` of it."""
+  trained_on = b.info.get("dataset")
+  if isinstance(trained_on, str) and Path(trained_on).expanduser().resolve() == Path(prepared.path).resolve():
+    return split
+  return source_name(split, prepared.path)
+
+
 def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, Any]:
   """name -> source with labels in the model's order (perturbed when `eval.perturb` asks)."""
   perturbation = Perturbation.from_config(config.eval.perturb, name="eval.perturb")  # checked before any work
@@ -114,7 +139,7 @@ def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, A
       num_threads=config.data.num_threads,
       progress=bool(config.progress),
     )
-    splits = {"folder_" + Path(config.eval.source_dir).resolve().name: "test"}
+    splits = {source_name("folder", config.eval.source_dir): "test"}
   else:
     prepared = loading.prepare_from_config(config, progress=bool(config.progress))
     if tuple(b.info["input_shape"]) != tuple(prepared.image_shape):
@@ -122,7 +147,7 @@ def _targets(config: ml_collections.ConfigDict, b: bundle.Bundle) -> dict[str, A
         f"the model takes {tuple(b.info['input_shape'])} inputs but the data set {prepared.path} holds"
         f" {tuple(prepared.image_shape)} images: evaluate with the config it was trained with"
       )
-    splits = {s: s for s in config.eval.splits}
+    splits = {_split_name(s, prepared, b): s for s in config.eval.splits}
   suffix = f"_{perturbation.kind}" if perturbation.active else ""
   return {
     name + suffix: augment.perturbed_for_eval(relabelled_split(prepared, b, split), perturbation, seed=config.seed)
@@ -228,7 +253,7 @@ def bundle_evaluator(
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, dict[str, Any]]:
   """Evaluates WORKDIR/bundle on the config's splits (or `eval.source_dir`); returns name -> metrics."""
-  workdir = Path(workdir).expanduser()
+  workdir = Path(workdir).expanduser().absolute()  # the ownership record holds paths relative to it
   defaults.validate(config)
   b = bundle.load(workdir / "bundle")
   lock = outputs.DirLock(workdir, wd.LOCK).acquire("--workdir") if sharding.is_main_process() else None
@@ -251,7 +276,10 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle
   )
   detector = operating_points.Detector.from_info(b.info, config.data.real_class)
   results = {}
-  for name, source in _targets(config, b).items():
+  targets = _targets(config, b)
+  if sharding.is_main_process():  # before any evaluation: a user's file of a report's name is refused at once
+    wd.claim(workdir, *(p for name in targets for p in metrics.metric_files(workdir / f"eval_{name}.json")))
+  for name, source in targets.items():
     m = run(source, name)
     add_detection(m, detector, b.info.get("outliers"))
     if b.note:

@@ -28,6 +28,7 @@ from pathlib import Path
 from absl import flags
 from absl import logging as absl_logging
 
+from freqforensics import text
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
 
@@ -75,9 +76,9 @@ def main(argv: Sequence[str]) -> None:
   # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
   out = sys.stderr if output.path is None else sys.stdout
   card, block = clf.bundle.info.get("model_card"), clf.bundle.info.get("outliers")
-  print(f"model: {card['summary'] if card else clf.bundle.info['model']}", file=out)
+  print(f"model: {text.for_terminal(card['summary'] if card else clf.bundle.info['model'])}", file=out)
   if clf.bundle.note:
-    print(f"note: {clf.bundle.note}", file=out)
+    print(f"note: {text.for_terminal(clf.bundle.note)}", file=out)
   warning = model_card.input_warning(card, files)
   if warning:
     print(warning, file=sys.stderr)
@@ -92,8 +93,8 @@ def main(argv: Sequence[str]) -> None:
     file=out,
   )
   print(predictions.format_summary(counts, clf.label_names), file=out)
-  if text := predictions.format_decisions(decisions, clf.detector, block):
-    print(text, file=out)
+  if decided := predictions.format_decisions(decisions, clf.detector, block):
+    print(decided, file=out)
   if failed:
     print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
   if skipped:
@@ -105,7 +106,7 @@ def main(argv: Sequence[str]) -> None:
       file=out,
     )
     for path, reason in skipped[:20]:
-      print(f"  {path}: {reason}", file=out)
+      print(f"  {text.for_terminal(path)}: {reason}", file=out)
     if len(skipped) > 20:
       print(f"  ... and {len(skipped) - 20} more", file=out)
   print(f"results: {output.name}", file=out)

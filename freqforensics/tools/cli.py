@@ -19,12 +19,13 @@ from typing import NoReturn
 import ml_collections
 from absl import app, flags
 
+from freqforensics import text
 from freqforensics.errors import UserError
 
 
 def fail(message: str) -> NoReturn:
-  """Prints `error: <message>` on one line and exits with code 2."""
-  print(f"error: {' '.join(message.split())}", file=sys.stderr)
+  """Prints `error: <message>` on one line (names in it escaped, `text.for_terminal`) and exits with code 2."""
+  print(f"error: {text.for_terminal(' '.join(message.split()))}", file=sys.stderr)
   sys.exit(UserError.exit_code)
 
 
@@ -142,7 +143,9 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
         raise
       # Out now: library threads (orbax's writers) failing on the same disk would print tracebacks while
       # the interpreter shuts down. Every file the project writes is whole or absent, so nothing is lost.
-      print(f"error: {' '.join(outputs.describe_os_error(fault).split())}", file=sys.stderr, flush=True)
+      print(
+        f"error: {text.for_terminal(' '.join(outputs.describe_os_error(fault).split()))}", file=sys.stderr, flush=True
+      )
       sys.stdout.flush()
       with contextlib.suppress(OSError):  # nothing a dying library thread prints after the one line
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from absl import flags
 from absl import logging as absl_logging
 
+from freqforensics import text
 from freqforensics.data import crops, format_audit, format_matching, images, preparation, reader
 from freqforensics.errors import UserError
 from freqforensics.tools import cli
@@ -50,7 +51,7 @@ def summary(ds: reader.PreparedDataset) -> str:
   h, w, c = ds.image_shape
   lines = [
     f"prepared {ds.path}: {sizes} images of {len(ds.label_names)} classes"
-    f" ({', '.join(ds.label_names)}), {h}x{w}x{c}, crop {m.get('crop')}"
+    f" ({', '.join(map(text.for_terminal, ds.label_names))}), {h}x{w}x{c}, crop {m.get('crop')}"
   ]
   reasons = m.get("skipped_by_reason") or {}
   if reasons:

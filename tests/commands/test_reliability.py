@@ -680,3 +680,38 @@ def test_parallel_training_runs_share_one_prepared_cache(tmp_path):
     assert "Traceback" not in log.read_text()
     assert (tmp_path / f"wd{i}" / "test_metrics.json").is_file()
   assert [p.name for p in (tmp_path / "data" / "prepared").iterdir()] == [cache.name]
+
+
+# --- Names from folders and bundles reach the terminal escaped; a class name with control characters is refused.
+def test_a_class_folder_named_with_a_newline_or_escape_is_refused_before_any_work(tmp_path):
+  for name in ("B\ngan", "B\x1b[2Jgan"):
+    src = _tiny_source(tmp_path / name.encode("unicode_escape").decode().replace("\\", "_"), n=12)
+    (src / "B_gan").rename(src / name)
+    workdir = tmp_path / "wd"
+    r = subprocess.run(
+      _main(src, workdir, split="(8, 2, 2)"), cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    error = one_line_error(r)
+    assert "has control characters in its name" in error and name.encode("unicode_escape").decode() in error
+    assert "\x1b" not in r.stderr + r.stdout and not workdir.exists()
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.array_record*"))
+
+
+def test_label_names_from_a_bundle_are_printed_escaped(finished_run, tmp_path):
+  import shutil
+
+  tmp, src, _ = finished_run
+  shutil.copytree(tmp / "wd" / "bundle", tmp_path / "wd" / "bundle")
+  path = tmp_path / "wd" / "bundle" / "bundle.json"
+  info = json.loads(path.read_text())
+  info["label_names"] = ["A_real\nerror: this line is fake", "B\x1b[2Jgan"]
+  info["model_card"]["summary"] = "tiny\x1b[2J\nerror: so is this one"
+  path.write_text(json.dumps(info))
+  cmd = [sys.executable, "-m", "freqforensics.tools.classify", f"--workdir={tmp_path / 'wd'}"]
+  cmd += [f"--output={tmp_path / 'out.csv'}", str(src / "B_gan")]
+  r = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr[-2000:]
+  shown = r.stdout + r.stderr
+  assert "\x1b" not in shown and not [line for line in shown.splitlines() if line.startswith("error:")]
+  assert "A_real\\nerror: this line is fake" in r.stdout and "B\\x1b[2Jgan" in r.stdout
+  assert "model: tiny\\x1b[2J\\nerror: so is this one" in r.stdout

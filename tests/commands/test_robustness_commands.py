@@ -128,3 +128,44 @@ def test_an_exif_rotated_photo_stays_upright_in_the_perturbed_copy(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   copied = np.asarray(Image.open(tmp_path / "copy" / "A_real" / "phone.png"))
   np.testing.assert_array_equal(copied, upright)
+
+
+def test_robustness_never_replaces_a_users_files_and_registers_only_its_own(trained, tmp_path):
+  import shutil
+
+  from freqforensics import workdir as wd
+
+  _, root = trained
+  work = tmp_path / "wd"
+  shutil.copytree(root / "wd", work)
+  base = [sys.executable, "-m", "freqforensics.tools.robustness", f"--workdir={work}", "--batch_size=8"]
+  base += ["--jpeg_quality=50", "--blur_sigma=", "--noise_std=", "--crop_fraction=", "--progress=false"]
+
+  def run(*extra: str):
+    return subprocess.run(base + list(extra), cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=180)
+
+  out = tmp_path / "out"
+  out.mkdir()
+  Image.new("RGB", (8, 8), "red").save(out / "robustness.png")  # the user's own image
+  mine = (out / "robustness.png").read_bytes()
+  for extra in ((), ("--overwrite",)):
+    assert "robustness.png exists and was not written by freqforensics" in one_line_error(
+      run(f"--out_dir={out}", *extra)
+    )
+  assert (out / "robustness.png").read_bytes() == mine and not (out / "robustness.json").exists()
+  (out / "robustness.png").unlink()
+  for notes in ("[1, 2]", '{"my": "notes"}', "not json"):  # a user's robustness.json: no traceback, never replaced
+    (out / "robustness.json").write_text(notes)
+    for extra in ((), ("--overwrite",)):
+      error = one_line_error(run(f"--out_dir={out}", *extra))
+      assert "robustness.json exists and is not a robustness report written by freqforensics" in error
+    assert (out / "robustness.json").read_text() == notes
+  # The default folder in the work dir: its two files are the run's, a user's notes beside them are not.
+  r = run()
+  assert r.returncode == 0, r.stderr[-2000:]
+  (work / "robustness_test" / "notes.txt").write_text("mine")
+  record = wd.record(work)
+  assert record.owns("robustness_test/robustness.json") and not record.owns("robustness_test/notes.txt")
+  record.remove_owned()  # what `main --overwrite` does to the earlier run
+  assert (work / "robustness_test" / "notes.txt").read_text() == "mine"
+  assert not (work / "robustness_test" / "robustness.json").exists()
