@@ -130,6 +130,12 @@ def initialize(config: ml_collections.ConfigDict) -> None:
     ) from e
 
 
+def process_share() -> dict[str, int]:
+  """`{"process_index", "process_count"}`: which share of a data set this process reads (the keyword
+  arguments of the `pipeline` batch functions)."""
+  return {"process_index": jax.process_index(), "process_count": jax.process_count()}
+
+
 def is_main_process() -> bool:
   """Process 0 writes metrics, metric files and the model bundle; the others only compute."""
   return jax.process_index() == 0

@@ -233,7 +233,7 @@ def feature_stats(
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
   classes = class_init(len(prepared.label_names), spectral.feature_shape(kind, prepared.image_shape))
-  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  procs = sharding.process_share()
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   for batch in tqdm(
     pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs),

@@ -97,7 +97,7 @@ def _train(
   t = config.train
   mesh = sharding.make_mesh(steps.num_devices(config))
   put = sharding.make_put(mesh)
-  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  procs = sharding.process_share()
   threads = config.data.num_threads or 2
 
   # --- Data and feature statistics (written by process 0, reused by the others).

@@ -71,11 +71,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
   )
   placed = inference.place(b, sharding.make_mesh(steps.num_devices(config)))
   block = b.info.get("outliers")
-  spectral = None
-  if block and b.outlier_stats is not None:
-    arrays = jax.device_put(outliers.device_arrays(b.outlier_stats), sharding.replicated(placed.mesh))
-    scores_fn = outliers.make_scores_fn(placed.mesh)
-    spectral = lambda images: scores_fn(images, arrays)  # noqa: E731
+  spectral = outliers.scores_on(b.outlier_stats, placed.mesh) if block and b.outlier_stats is not None else None
 
   def outputs_of(batch):
     out = {"logits": placed.logits(batch["image"])}
@@ -85,7 +81,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
   rows: dict[str, dict[str, Any]] = {}
   curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
   candidates: dict[str, dict[str, Any]] = {}
-  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  procs = sharding.process_share()
   for gen, folders in generators.items():
     out_dir = (
       loading.data_root(config) / "prepared" / f"protocol-{gen}-{preparation.fingerprint(folders, options)[:12]}"

@@ -72,10 +72,7 @@ def place(b: bundle.Bundle, mesh: jax.sharding.Mesh) -> PlacedModel:
   logits = steps.make_logits_fn(graphdef, b.info["features"], mesh)
   rep = sharding.replicated(mesh)
   feature_stats = jax.device_put(b.feature_stats, rep) if b.feature_stats is not None else None
-  scores = None
-  if b.outlier_stats is not None:
-    arrays, fn = jax.device_put(outliers.device_arrays(b.outlier_stats), rep), outliers.make_scores_fn(mesh)
-    scores = lambda images: fn(images, arrays)  # noqa: E731
+  scores = outliers.scores_on(b.outlier_stats, mesh) if b.outlier_stats is not None else None
   return PlacedModel(
     mesh=mesh,
     put=sharding.make_put(mesh),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,14 @@ def make_scores_fn(mesh: jax.sharding.Mesh):
   """The jitted `(images, device arrays) -> {candidate: (B,)}` of the spectral candidates, per device."""
   raw = sharding.raw_features_fn(mesh, SPACE)
   return jax.jit(lambda images, o: spectral_scores(raw(images), o))
+
+
+def scores_on(ostats: OutlierStats, mesh: jax.sharding.Mesh) -> Callable[[jax.Array], dict[str, jax.Array]]:
+  """`images -> {candidate: (B,)}`: the spectral open-set candidates of `ostats` placed on `mesh` (replicated)
+  once; the one open-set score function of training's evaluation, `mode=eval` and classify."""
+  arrays = jax.device_put(device_arrays(ostats), sharding.replicated(mesh))
+  fn = make_scores_fn(mesh)
+  return lambda images: fn(images, arrays)
 
 
 def energy(logits: np.ndarray) -> np.ndarray:

@@ -174,7 +174,7 @@ def evaluate_source(
   devices and hosts (each process reads its share). `scores` adds the ranking metrics, the logits and
   `per_example`'s values (`outlier_fn`).
   """
-  procs = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+  procs = sharding.process_share()
   n = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   settle = functools.partial(sharding.settle, mesh)
   with tqdm(total=n, desc=f"eval {name}", unit="batch", disable=not progress, leave=False) as bar:
@@ -192,9 +192,8 @@ def evaluate_source(
 
 def outlier_fn(ostats: outliers.OutlierStats, mesh: jax.sharding.Mesh):
   """`(batch, logits) -> {candidate: (B,)}` of the spectral open-set candidates, for `evaluate_source`."""
-  arrays = jax.device_put(outliers.device_arrays(ostats), sharding.replicated(mesh))
-  scores = outliers.make_scores_fn(mesh)
-  return lambda batch, logits: scores(batch["image"], arrays)
+  scores = outliers.scores_on(ostats, mesh)
+  return lambda batch, logits: scores(batch["image"])
 
 
 def add_detection(m: dict[str, Any], detector: operating_points.Detector, block: dict[str, Any] | None) -> None:
