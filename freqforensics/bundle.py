@@ -9,6 +9,12 @@ policy), the open-set score (`outliers` in bundle.json, its arrays in `outliers.
 card (`model_card` in bundle.json, `MODEL_CARD.md`). Bundles written before those existed still load,
 with a note saying what they lack (`Bundle.note`). No pickle, no code: a bundle from anywhere is safe
 to load.
+
+Training writes the bundle at each new best epoch and, once the run has finished, with its calibration.
+`real_label` and `calibration` arrived in the same version, so a bundle that has `real_label` but no
+`calibration` is one of a run that has not finished (killed, crashed or still training): `load`
+refuses it unless asked (`allow_unfinished`). Every number is checked to be finite, the two forms of
+the threshold to agree, and each file the bundle reads to be its own (no links).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import scipy.special
 from flax import nnx
 
 from freqforensics import models, outputs, spectral, stats
@@ -34,6 +41,12 @@ NOTE_UNCALIBRATED = (
   "this bundle was written before calibration, thresholds and the open-set score existed: its probabilities"
   " are uncalibrated, the decision is p_fake > 0.5 and there is no outlier score (train again to get them)"
 )
+NOTE_UNFINISHED = (
+  "the run that wrote this bundle has not finished (killed, crashed or still training): this is its best"
+  " epoch so far, its probabilities are uncalibrated, the decision is p_fake > 0.5 and there is no outlier"
+  " score (rerun its training command to finish it)"
+)
+THRESHOLD_TOLERANCE = 1e-6  # |sigmoid(threshold_logit) - threshold| allowed: both are written from one number
 
 
 @dataclasses.dataclass
@@ -50,9 +63,23 @@ class Bundle:
     return tuple(self.info["label_names"])
 
   @property
+  def finished(self) -> bool:
+    """False for the bundle of a run that has not finished (`unfinished`)."""
+    return not unfinished(self.info)
+
+  @property
   def note(self) -> str | None:
-    """What an older bundle lacks (no calibration, threshold or outlier score); None for a current one."""
-    return None if "calibration" in self.info else NOTE_UNCALIBRATED
+    """What the bundle lacks (no calibration, threshold or outlier score) and why; None for a current one."""
+    if "calibration" in self.info:
+      return None
+    return NOTE_UNFINISHED if unfinished(self.info) else NOTE_UNCALIBRATED
+
+
+def unfinished(info: dict[str, Any]) -> bool:
+  """Whether a bundle's description is one training writes before the run has finished: the best epoch so
+  far has `real_label` (None or an index) but no `calibration` yet, which the finished run always adds.
+  A bundle of a version from before both has neither."""
+  return "real_label" in info and "calibration" not in info
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -81,6 +108,8 @@ def _unflatten_into(tree: dict, arrays: dict[str, np.ndarray], directory: Path, 
           f"params.npz has {key} of shape {arrays[key].shape} ({arrays[key].dtype}), the model"
           f" described by bundle.json needs {tuple(v.shape)}",
         )
+      elif not np.isfinite(arrays[key]).all():  # NaN weights make every score NaN: every image "real"
+        raise _bad(directory, f"params.npz has non-finite values (NaN or infinity) in {key}")
       else:
         out[k] = arrays[key].astype(v.dtype)
     else:
@@ -193,6 +222,8 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
       f"feature_shape {info['feature_shape']} is not the shape of {features} features of"
       f" {info['input_shape']} images ({list(shape)})",
     )
+  if not isinstance(info.get("dataset", ""), str):  # a path: commands open it (`reader.open_prepared` checks it)
+    raise _bad(directory, f"dataset {info['dataset']!r} is not the path of a prepared dataset")
   if info.get("crop", "center") not in crops.CROPS:
     raise _bad(directory, f"crop rule {info.get('crop')!r} is not one of {', '.join(crops.CROPS)}")
   try:  # bundles from before format matching have no match_format: their data were stored as decoded
@@ -228,6 +259,13 @@ def _validate_detector(directory: Path, info: dict[str, Any], labels: list[str])
     if "threshold_logit" in c or real is not None:
       if not _number(c.get("threshold_logit")) or not _number(c.get("threshold")) or not 0 <= c["threshold"] <= 1:
         raise _bad(directory, f"calibration needs a threshold in [0, 1] and a finite threshold_logit, got {c!r}")
+      # Decisions use threshold_logit, reports show threshold: they must be one number.
+      if abs(float(scipy.special.expit(c["threshold_logit"])) - c["threshold"]) > THRESHOLD_TOLERANCE:
+        raise _bad(
+          directory,
+          f"calibration's threshold {c['threshold']!r} and threshold_logit {c['threshold_logit']!r} disagree"
+          f" (sigmoid(threshold_logit) = {float(scipy.special.expit(c['threshold_logit'])):.6g})",
+        )
       try:
         operating_points.parse_policy(c.get("policy"))
       except UserError:
@@ -253,22 +291,45 @@ def _validate_detector(directory: Path, info: dict[str, Any], labels: list[str])
         " its threshold, an fpr in (0, 1), and the bundle a real_label",
       )
   card = info.get("model_card")
-  if card is not None and (not isinstance(card, dict) or not isinstance(card.get("summary"), str)):
-    raise _bad(directory, "model_card must be an object with a summary line")
+  if card is not None:
+    from freqforensics.evaluation import model_card  # pylint: disable=g-import-not-at-top
+
+    if problem := model_card.problem(card):
+      raise _bad(directory, f"model_card {problem}")
 
 
-def load(directory: str | os.PathLike) -> Bundle:
+def _no_link(directory: Path, name: str) -> None:
+  """A bundle reads only its own files: a link (to another run's statistics, say) is refused, not followed."""
+  if (directory / name).is_symlink():
+    raise _bad(
+      directory,
+      f"{name} is a link to {os.readlink(directory / name)}, not a file of the bundle; put the file itself there",
+    )
+
+
+def load(directory: str | os.PathLike, *, allow_unfinished: bool = False) -> Bundle:
   """Loads a bundle written by `save`; raises `UserError` naming what is missing or wrong.
 
-  Everything is checked before it is used: the description (`validate`), that `params.npz` holds
-  plain arrays (no pickled objects) of exactly the model's shapes, and that the statistics fit
-  the features.
+  Everything is checked before it is used: the description (`validate`), that no file it reads is a
+  link, that `params.npz` holds plain, finite arrays (no pickled objects) of exactly the model's
+  shapes, and that the statistics are finite and fit the features. The bundle of a run that has not
+  finished (`unfinished`) is refused unless `allow_unfinished`.
   """
   directory = Path(directory)
   path = directory / "bundle.json"
   if not path.is_file():
     raise UserError(f"{directory} holds no model bundle (bundle.json): give the bundle/ folder of a finished run")
+  _no_link(directory, "bundle.json")
   info = validate(directory, outputs.read_json(path, "the description of a model bundle"))
+  for name in ("params.npz", info.get("stats"), OUTLIERS if info.get("outliers") else None):
+    if name:
+      _no_link(directory, name)
+  if unfinished(info) and not allow_unfinished:
+    raise UserError(
+      f"the run that wrote {directory} has not finished (killed, crashed or still training): its bundle holds"
+      " the best epoch so far, with no calibration, threshold or outlier score; rerun its training command to"
+      " finish it (classify and explain take --allow_unfinished to use it as it is)"
+    )
   # Bundles from before `feature_shape` existed had image-shaped features only.
   feature_shape = tuple(info.get("feature_shape", info["input_shape"]))
   model = models.create_model(
@@ -290,7 +351,7 @@ def load(directory: str | os.PathLike) -> Bundle:
   if info.get("stats"):
     try:
       feature_stats = stats.load(directory / info["stats"], info["features"])
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
       raise _bad(directory, f"{info['stats']} cannot be used ({e})") from None
     if tuple(feature_stats.mean.shape) != feature_shape:
       raise _bad(
@@ -304,6 +365,6 @@ def load(directory: str | os.PathLike) -> Bundle:
 
     try:
       outlier_stats = outliers.OutlierStats.load(directory / OUTLIERS, len(info["label_names"]), info["input_shape"])
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
       raise _bad(directory, f"{OUTLIERS} cannot be used ({e})") from None
   return Bundle(model=model, feature_stats=feature_stats, info=info, outlier_stats=outlier_stats)

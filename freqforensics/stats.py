@@ -17,6 +17,7 @@ inference.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from freqforensics import outputs, sharding, spectral
 from freqforensics.data import pipeline, reader
+from freqforensics.errors import UserError
 
 
 class Moments(NamedTuple):
@@ -190,11 +192,38 @@ def load_class_moments(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray,
 
 
 def load(path: str | os.PathLike, kind: str | None = None) -> spectral.FeatureStats:
-  """Loads statistics saved by `save` as float32 `FeatureStats`; checks the feature kind."""
+  """Loads statistics saved by `save` as float32 `FeatureStats`; checks the feature kind, and that the
+  arrays are plain (no pickle: ValueError) and finite (NaN statistics make every feature NaN)."""
   with np.load(Path(path), allow_pickle=False) as f:
     if kind is not None and str(f["kind"]) != kind:
       raise ValueError(f"{path} holds statistics of {str(f['kind'])!r}, not {kind!r}")
-    return to_feature_stats(f["mean"], f["var"])
+    mean, var = np.asarray(f["mean"], np.float64), np.asarray(f["var"], np.float64)
+  if mean.shape != var.shape or not (np.isfinite(mean).all() and np.isfinite(var).all()) or (var < 0).any():
+    raise ValueError(f"{Path(path).name} holds non-finite or negative statistics, or mean and var of two shapes")
+  return to_feature_stats(mean, var)
+
+
+def _cached(path: Path, kind: str, shape: tuple[int, ...]) -> spectral.FeatureStats | None:
+  """The statistics of a cache file `feature_stats` wrote (None: none, or from before per-class moments).
+  A file that is not plain, finite arrays of the features' `shape` (pickled, cut short, edited) is one
+  line, never a traceback."""
+  if not path.is_file():
+    return None
+  try:
+    moments = load_class_moments(path)
+    if moments is None:
+      return None
+    if not all(np.isfinite(np.asarray(a, np.float64)).all() for a in moments):
+      raise ValueError("non-finite per-class statistics")
+    loaded = load(path, kind)
+    if tuple(loaded.mean.shape) != tuple(shape):
+      raise ValueError(f"statistics of shape {tuple(loaded.mean.shape)}, the features have {tuple(shape)}")
+    return loaded
+  except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+    raise UserError(
+      f"the feature statistics {path} in the data cache cannot be used ({e}): remove that file, and it is"
+      " computed again"
+    ) from None
 
 
 def stats_file(dataset_dir: str | os.PathLike, kind: str, tag: str = "") -> Path:
@@ -227,12 +256,13 @@ def feature_stats(
   if not spectral.needs_stats(kind):
     return None, None
   path = stats_file(prepared.path, kind, tag)
-  if path.is_file() and load_class_moments(path) is not None:
-    return load(path, kind), path
+  shape = spectral.feature_shape(kind, prepared.image_shape)
+  if (cached := _cached(path, kind, shape)) is not None:
+    return cached, path
   source = prepared.source("train") if source is None else source
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
-  classes = class_init(len(prepared.label_names), spectral.feature_shape(kind, prepared.image_shape))
+  classes = class_init(len(prepared.label_names), shape)
   procs = sharding.process_share()
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   for batch in tqdm(

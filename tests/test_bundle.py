@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import zipfile
 
 import jax.numpy as jnp
@@ -68,14 +70,31 @@ def _detector_bundle(tmp_path):
     "outputs": 1,
     "label_names": ["A_real", "B_gan"],
     "real_label": 0,
-    "calibration": {"temperature": 1.5, "threshold": 0.6, "threshold_logit": 0.405, "policy": "fpr:0.05"},
+    "calibration": {"temperature": 1.5, "threshold": 0.6, "threshold_logit": math.log(0.6 / 0.4), "policy": "fpr:0.05"},
     "outliers": {
       "file": "outliers.npz",
       "score": "real_mahalanobis",
       "fpr": 0.05,
       "thresholds": {"real_mahalanobis": 2.0},
     },
-    "model_card": {"summary": "log2 on pixel features"},
+    "model_card": {
+      "summary": "log2 on pixel features",
+      "data": {
+        "source": "folder",
+        "classes": {"A_real": {"train": 4}},
+        "image_sizes": {"8x8": 4},
+        "formats": {"PNG": 4},
+      },
+      "label_names": ["A_real", "B_gan"],
+      "real_class": "A_real",
+      "preprocessing": {"image_size": 8, "channels": 1, "crop": "center", "features": "pixel", "augment": "none"},
+      "threshold": {"policy": "fpr:0.05", "threshold": 0.6, "val_fpr": 0.05, "val_tpr": 0.9},
+      "calibration": {"temperature": 1.5},
+      "outliers": None,
+      "metrics": {"val": None, "test": None},
+      "cross_generator": {},
+      "failure_modes": [],
+    },
   }
   bundle.save(tmp_path / "b", model, info, None, outlier_stats=o, card="# card\n")
   return tmp_path / "b"
@@ -112,7 +131,12 @@ def test_an_old_bundle_without_the_new_fields_loads_with_a_note(tmp_path):
     (lambda i: i.update(real_label=5), "real_label 5"),
     (lambda i: i["outliers"].update(score="vibes"), "outliers must name"),
     (lambda i: i["outliers"].update(file="../x.npz"), "outliers must name"),
-    (lambda i: i.update(model_card="nice"), "model_card must be"),
+    (lambda i: i.update(model_card="nice"), "model_card is not an object"),
+    (lambda i: i["model_card"].pop("data"), "model_card lacks data"),
+    (lambda i: i["model_card"]["data"].pop("formats"), "model_card lacks data.formats"),
+    (lambda i: i["calibration"].update(threshold_logit=-1e6), "threshold 0.6 and threshold_logit -1000000.0 disagree"),
+    (lambda i: i["calibration"].update(threshold=0.5), "threshold 0.5 and threshold_logit 0.405"),
+    (lambda i: i.update(dataset=["/elsewhere"]), "is not the path of a prepared dataset"),
   ],
 )
 def test_damaged_detector_fields_are_refused_with_one_line(tmp_path, edit, needle):
@@ -123,3 +147,89 @@ def test_damaged_detector_fields_are_refused_with_one_line(tmp_path, edit, needl
   with pytest.raises(UserError, match=needle) as e:
     bundle.load(path)
   assert "\n" not in str(e.value) and "damaged or edited" in str(e.value)
+
+
+def test_a_threshold_that_agrees_with_its_logit_up_to_rounding_loads(tmp_path):
+  path = _detector_bundle(tmp_path)
+  info = json.loads((path / "bundle.json").read_text())
+  info["calibration"]["threshold_logit"] = 0.4054651  # log(0.6 / 0.4) to 7 digits
+  (path / "bundle.json").write_text(json.dumps(info))
+  assert bundle.load(path).info["calibration"]["threshold"] == 0.6
+
+
+def _stats_bundle(tmp_path):
+  """A log2 bundle on dct_log features with its statistics, as training writes one."""
+  model = models.create_model("log2", (8, 8, 1), 1)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(6, 8, 8, 1)), jnp.float32)
+  stats.save(tmp_path / "stats_dct_log.npz", stats.update(stats.init((8, 8, 1)), x), "dct_log")
+  info = {
+    "model": "log2",
+    "features": "dct_log",
+    "input_shape": [8, 8, 1],
+    "outputs": 1,
+    "label_names": ["A_real", "B_gan"],
+  }
+  bundle.save(tmp_path / "b", model, info, tmp_path / "stats_dct_log.npz")
+  bundle.load(tmp_path / "b")  # loads as written
+  return tmp_path / "b"
+
+
+def _rewrite(path, **changes):
+  with np.load(path) as f:
+    arrays = {k: f[k] for k in f.files}
+  arrays.update(changes)
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("where", ["params", "stats mean", "stats var"])
+def test_non_finite_parameters_or_statistics_are_refused(tmp_path, where, bad):
+  path = _stats_bundle(tmp_path)
+  if where == "params":
+    with np.load(path / "params.npz") as f:
+      key = next(k for k in f.files if f[k].ndim == 2)  # the dense kernel
+      kernel = f[key].copy()
+    kernel[3, 0] = bad
+    _rewrite(path / "params.npz", **{key: kernel})
+  else:
+    name = where.split()[1]
+    with np.load(path / "stats_dct_log.npz") as f:
+      value = f[name].copy()
+    value[0, 0, 0] = bad
+    _rewrite(path / "stats_dct_log.npz", **{name: value})
+  with pytest.raises(UserError, match="non-finite") as e:
+    bundle.load(path)
+  assert "\n" not in str(e.value) and "damaged or edited" in str(e.value)
+
+
+def test_outliers_with_a_real_label_of_the_wrong_shape_are_refused(tmp_path):
+  path = _detector_bundle(tmp_path)
+  _rewrite(path / "outliers.npz", real=np.array([0, 1]))
+  with pytest.raises(UserError, match="outliers.npz cannot be used .*not one integer label"):
+    bundle.load(path)
+
+
+@pytest.mark.parametrize("name", ["stats_dct_log.npz", "params.npz", "bundle.json"])
+def test_a_link_inside_a_bundle_is_refused_not_followed(tmp_path, name):
+  path = _stats_bundle(tmp_path)
+  other = tmp_path / "other_run"
+  other.mkdir()
+  os.replace(path / name, other / name)  # another run's file, the same bytes: only the link is wrong
+  os.symlink(other / name, path / name)
+  with pytest.raises(UserError, match=f"{name} is a link to .*other_run") as e:
+    bundle.load(path)
+  assert "\n" not in str(e.value)
+
+
+def test_the_bundle_of_an_unfinished_run_is_refused_unless_allowed(tmp_path):
+  path = _detector_bundle(tmp_path)
+  info = json.loads((path / "bundle.json").read_text())
+  for key in ("calibration", "outliers", "model_card"):  # what training adds once the run has finished
+    del info[key]
+  (path / "bundle.json").write_text(json.dumps(info))
+  with pytest.raises(UserError, match="has not finished .*--allow_unfinished") as e:
+    bundle.load(path)
+  assert "\n" not in str(e.value)
+  b = bundle.load(path, allow_unfinished=True)
+  assert not b.finished and "has not finished" in b.note and "written before calibration" not in b.note

@@ -84,3 +84,14 @@ def test_fit_stores_what_classify_and_eval_use():
   assert "p_fake >" in d.describe() and "fpr:0.05" in d.describe()
   old = op.Detector.from_info({"label_names": ["A_real", "B_gan"]})  # a bundle from before calibration
   assert (old.real, old.threshold, old.temperature, old.calibrated) == (0, 0.5, 1.0, False)
+
+
+def test_a_threshold_no_policy_chose_is_not_said_to_be_chosen_on_validation():
+  # A model trained without a real class: its calibration has a temperature, but no threshold was chosen.
+  info = {"label_names": ["A_real", "B_gan"], "real_label": None, "calibration": {"temperature": 2.0}}
+  d = op.Detector.from_info(info, real_class="A_real")
+  assert (d.threshold, d.temperature, d.policy) == (0.5, 2.0, "default 0.5")
+  assert "chosen on validation" not in d.describe().replace("not chosen on validation", "")
+  assert "the default threshold, not chosen on validation" in d.describe()
+  old = op.Detector.from_info({"label_names": ["A_real", "B_gan"]})
+  assert "default threshold" in old.describe() and old.policy == "default 0.5"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -319,3 +321,65 @@ def test_overwrite_deletes_only_the_files_preparation_and_training_write_by_exac
   assert ds.num_examples == {"train": 16, "val": 2, "test": 2}
   assert {name: (out / name).read_bytes() for name in mine} == before
   assert not (out / "stats_dct_log.npz").exists()  # statistics of the replaced dataset
+
+
+def _evil_module(folder: Path) -> tuple[str, Path]:
+  """A module `qa_evilmod_<random>` in `folder` that writes a marker file when imported: (its name, the marker)."""
+  name = f"qa_evilmod_{uuid.uuid4().hex[:12]}"
+  marker = folder / f"{name}.imported"
+  (folder / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+  return name, marker
+
+
+def _edit_json(path: Path, edit) -> None:
+  value = json.loads(path.read_text())
+  edit(value)
+  path.write_text(json.dumps(value))
+
+
+@pytest.mark.parametrize(
+  "file,edit",
+  [  # each names the module's class where tfds would import it
+    ("features.json", lambda f, cls: f["featuresDict"]["features"]["path"].update(pythonClassName=cls)),
+    ("features.json", lambda f, cls: f.update(pythonClassName=cls)),
+    ("features.json", lambda f, cls: (f.clear(), f.update(type=cls, content={}))),  # tfds' legacy form
+    ("dataset_info.json", lambda f, cls: f.update(features={"pythonClassName": cls, "text": {}})),
+  ],
+)
+def test_a_dataset_naming_a_module_is_refused_before_tfds_imports_it(make_folders, tmp_path, monkeypatch, file, edit):
+  src = make_folders({"A_real": 5, "B_gan": 5}, size=(16, 16))
+  path = preparation.prepare(src, tmp_path / "data", OPTS, progress=False).path
+  name, marker = _evil_module(path)
+  monkeypatch.syspath_prepend(str(path))  # where an import of that name would find it
+  _edit_json(path / file, lambda f: edit(f, f"{name}.Text"))
+  with pytest.raises(UserError, match="is not a dataset prepared by freqforensics") as e:
+    reader.open_prepared(path)
+  assert "\n" not in str(e.value)
+  assert name not in sys.modules and not marker.exists()
+
+
+@pytest.mark.parametrize(
+  "file,edit,needle",
+  [
+    ("features.json", lambda f: f["featuresDict"]["features"]["image"]["tensor"].update(dtype="float32"), "spec of"),
+    ("features.json", lambda f: f["featuresDict"]["features"]["image"]["tensor"]["shape"].update(dimensions=["9"]), ""),
+    ("features.json", lambda f: f["featuresDict"]["features"].pop("path"), "spec of 16x16x3 images with 2 labels"),
+    ("metadata.json", lambda f: f.update(label_names=["A_real", "B_gan", "C"]), "spec of"),
+    ("metadata.json", lambda f: f.pop("image_size"), "lacks its image_size"),
+    ("dataset_info.json", lambda f: f.update(name=7), "not a tfds description"),
+  ],
+)
+def test_a_dataset_description_unlike_the_one_preparation_writes_is_refused(make_folders, tmp_path, file, edit, needle):
+  src = make_folders({"A_real": 5, "B_gan": 5}, size=(16, 16))
+  path = preparation.prepare(src, tmp_path / "data", OPTS, progress=False).path
+  _edit_json(path / file, edit)
+  with pytest.raises(UserError, match=f"not a dataset prepared by freqforensics .*{needle}"):
+    reader.open_prepared(path)
+
+
+def test_a_dataset_whose_features_json_is_not_json_is_one_line(make_folders, tmp_path):
+  src = make_folders({"A_real": 5, "B_gan": 5}, size=(16, 16))
+  path = preparation.prepare(src, tmp_path / "data", OPTS, progress=False).path
+  (path / "features.json").write_text("[" * 100_000)  # deeper than json's recursion limit
+  with pytest.raises(UserError, match="features.json cannot be read"):
+    reader.open_prepared(path)

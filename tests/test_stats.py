@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from freqforensics import stats
+from freqforensics.errors import UserError
 
 
 def test_streaming_moments_equal_numpy_over_uneven_batches():
@@ -98,3 +99,42 @@ def test_the_whole_splits_moments_come_from_the_per_class_ones():
   assert float(acc.count) == 90
   np.testing.assert_allclose(acc.mean, ref.mean(0), rtol=1e-12)
   np.testing.assert_allclose(stats.variance(acc), ref.var(0), rtol=1e-9)
+
+
+def _cache(tmp_path, **arrays):
+  """A statistics file of 2 classes of (4, 4, 1) features in a data cache, as `feature_stats` writes it, with
+  `arrays` replaced; and a stand-in for the prepared dataset it belongs to."""
+  from types import SimpleNamespace
+
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4, 4, 1)), jnp.float32)
+  labels = jnp.asarray([0, 1] * 4)
+  classes = stats.class_update(stats.class_init(2, (4, 4, 1)), x, labels)
+  stats.save(tmp_path / "stats_dct_log.npz", stats.combine_classes(classes), "dct_log", classes)
+  with np.load(tmp_path / "stats_dct_log.npz") as f:
+    saved = dict({k: f[k] for k in f.files}, **arrays)
+  with open(tmp_path / "stats_dct_log.npz", "wb") as f:
+    np.savez(f, **saved)  # object arrays are pickled, as a hand-made file would be
+  return SimpleNamespace(path=tmp_path, image_shape=(4, 4, 1), label_names=("A_real", "B_gan"))
+
+
+def test_a_cached_statistics_file_is_used_as_written(tmp_path):
+  prepared = _cache(tmp_path)
+  got, path = stats.feature_stats(prepared, "dct_log", mesh=None, batch_size=4, progress=False)
+  assert path == tmp_path / "stats_dct_log.npz" and got.mean.shape == (4, 4, 1)
+
+
+@pytest.mark.parametrize(
+  "arrays,needle",
+  [
+    ({"class_mean": np.array([{"a": 1}], dtype=object)}, "Object arrays cannot be loaded"),
+    ({"mean": np.array(["x"], dtype=object)}, "Object arrays cannot be loaded"),
+    ({"var": np.full((4, 4, 1), np.nan)}, "non-finite"),
+    ({"class_var": np.full((2, 4, 4, 1), np.inf)}, "non-finite"),
+    ({"mean": np.zeros((8, 8, 1)), "var": np.ones((8, 8, 1))}, "statistics of shape"),
+  ],
+)
+def test_a_damaged_statistics_cache_is_one_line(tmp_path, arrays, needle):
+  prepared = _cache(tmp_path, **arrays)
+  with pytest.raises(UserError, match=needle) as e:
+    stats.feature_stats(prepared, "dct_log", mesh=None, batch_size=4, progress=False)
+  assert "\n" not in str(e.value) and "remove that file" in str(e.value)

@@ -110,13 +110,20 @@ def output_path(
 
 
 def explain_workdir(
-  workdir: str | os.PathLike, out: str | os.PathLike | None = None, *, overwrite: bool = False
+  workdir: str | os.PathLike,
+  out: str | os.PathLike | None = None,
+  *,
+  overwrite: bool = False,
+  allow_unfinished: bool = False,
 ) -> Path:
-  """Loads `WORKDIR/bundle` and writes its weight map (default `WORKDIR/weight_map.png`)."""
+  """Loads `WORKDIR/bundle` and writes its weight map (default `WORKDIR/weight_map.png`); the bundle of a run
+  that has not finished only with `allow_unfinished`."""
   from freqforensics import bundle as bundle_lib  # pylint: disable=g-import-not-at-top  (fast --help)
+  from freqforensics.evaluation import inference  # pylint: disable=g-import-not-at-top
 
+  inference.bundle_dir(workdir)  # a missing work dir, or a file given as one, before anything else
   path = output_path(out, Path(workdir) / "weight_map.png", overwrite=overwrite)
-  b = bundle_lib.load(Path(workdir) / "bundle")
+  b = bundle_lib.load(Path(workdir) / "bundle", allow_unfinished=allow_unfinished)
   if not isinstance(b.model, linear.LinearClassifier):
     raise UserError(
       f"the model of {workdir} is {b.info.get('model')!r}: weight maps need a linear model (log, log1, log2 or log3)"
@@ -147,9 +154,11 @@ def image_vs_classes(
   out: str | os.PathLike | None = None,
   *,
   overwrite: bool = False,
+  allow_unfinished: bool = False,
 ) -> Path:
   """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
-  model's probability for each class in the panel titles (channel-averaged, one colour scale).
+  model's probability for each class in the panel titles (channel-averaged, one colour scale). The
+  bundle of a run that has not finished is used only with `allow_unfinished`.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -160,10 +169,11 @@ def image_vs_classes(
   from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
   from freqforensics.evaluation import inference  # pylint: disable=g-import-not-at-top
 
+  inference.bundle_dir(workdir)  # a missing work dir, or a file given as one, before anything else
   path = output_path(
     out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite, inputs=[image_path]
   )
-  clf = inference.load(workdir)
+  clf = inference.load(workdir, allow_unfinished=allow_unfinished)
   dataset_dir = clf.bundle.info.get("dataset")
   if not dataset_dir or not Path(dataset_dir).is_dir():
     raise UserError(

@@ -9,12 +9,19 @@ per 128x128x3 record, as much as the read itself). Records here are tfds' own on
 and copying its bytes straight into one preallocated uint8 array. A self-check at open compares
 this decode with tfds' on the first record, and falls back to tfds' decoder if they ever differ.
 Same files, same records, same values as `tfds.builder_from_directory(path).as_data_source(split)`.
+
+tfds rebuilds a dataset's features from `features.json` (or a `features` block in `dataset_info.json`)
+and imports the module of any feature class it does not know. So before tfds reads a folder,
+`check_description` requires exactly the feature spec preparation writes (`shards.features`, for the
+image size, channels and labels the dataset's `metadata.json` records): a folder from anywhere is
+refused in one line, and nothing it names is imported.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +30,11 @@ from typing import Protocol
 import numpy as np
 import tensorflow_datasets as tfds
 from array_record.python import array_record_data_source
+from google.protobuf import json_format
 from tensorflow_datasets.core import example_parser
+from tensorflow_datasets.core.proto import dataset_info_pb2, feature_pb2
 
+from freqforensics.data import shards
 from freqforensics.errors import UserError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -55,7 +65,7 @@ class RecordSource:
   """`len`, `[i]` -> dict of numpy arrays (image, label, path), and `read_batch(indices)`."""
 
   def __init__(self, dataset_dir: str | Path, split: str):
-    builder = tfds.builder_from_directory(str(dataset_dir))
+    builder = _builder(Path(dataset_dir))
     self._features = builder.info.features
     self._files = [str(f) for f in builder.info.splits[split].filepaths]
     self._open()
@@ -199,8 +209,75 @@ class PreparedDataset:
     return range(start, start + sizes[label])
 
 
+def _refused(path: Path, what: str) -> UserError:
+  return UserError(
+    f"{path} is not a dataset prepared by freqforensics ({what}): give a folder the prepare step wrote, as"
+    " it wrote it (or prepare the class folders again)"
+  )
+
+
+def _read(path: Path) -> dict:
+  try:
+    value = json.loads(path.read_text())
+  except FileNotFoundError:
+    raise _refused(path.parent, f"no {path.name}") from None
+  except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+    raise _refused(path.parent, f"{path.name} cannot be read: {e}") from None
+  if not isinstance(value, dict):
+    raise _refused(path.parent, f"{path.name} is not a JSON object")
+  return value
+
+
+def check_description(path: str | os.PathLike) -> None:
+  """Checks what tfds reads to rebuild a dataset's features, before tfds reads it; raises `UserError`.
+
+  `features.json` must be exactly the spec preparation writes (`shards.features`) for the image size,
+  channels and label names in the dataset's `metadata.json`, and `dataset_info.json` must describe no
+  features of its own: tfds imports the module of a feature class it does not know, so anything else
+  could run code.
+  """
+  path = Path(path)
+  try:
+    info = json_format.ParseDict(_read(path / "dataset_info.json"), dataset_info_pb2.DatasetInfo())
+  except (json_format.ParseError, ValueError, TypeError, RecursionError) as e:
+    raise _refused(path, f"dataset_info.json is not a tfds description: {e}") from None
+  if info.HasField("features"):  # preparation writes the features to features.json only
+    raise _refused(path, "dataset_info.json describes features")
+  meta = _read(path / "metadata.json")
+  size, channels, labels = meta.get("image_size"), meta.get("channels"), meta.get("label_names")
+  if not (
+    isinstance(size, int)
+    and not isinstance(size, bool)
+    and size > 0
+    and channels in (1, 3)
+    and isinstance(labels, list)
+    and all(isinstance(n, str) for n in labels)
+  ):
+    raise _refused(path, "metadata.json lacks its image_size, channels or label_names")
+  try:
+    expected = shards.features(size, channels, tuple(labels)).to_proto()
+  except (ValueError, TypeError) as e:  # e.g. label names that repeat
+    raise _refused(path, f"metadata.json's label names cannot be a class label: {e}") from None
+  try:  # the parse tfds itself makes of the file, without turning class names into classes
+    found = json_format.ParseDict(_read(path / "features.json"), feature_pb2.Feature())
+  except (json_format.ParseError, ValueError, TypeError, RecursionError) as e:
+    raise _refused(path, f"features.json is not a tfds feature spec: {e}") from None
+  if found != expected:
+    raise _refused(
+      path,
+      f"features.json is not the spec of {size}x{size}x{channels} images with {len(labels)} labels that"
+      " preparation writes",
+    )
+
+
+def _builder(path: Path):
+  """tfds' reader of a prepared dataset, once its description is checked (`check_description`)."""
+  check_description(path)
+  return tfds.builder_from_directory(str(path))
+
+
 def _open(path: Path) -> PreparedDataset:
-  builder = tfds.builder_from_directory(str(path))
+  builder = _builder(path)
   info = builder.info
   shape = tuple(info.features["image"].shape)
   return PreparedDataset(

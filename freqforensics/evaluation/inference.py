@@ -89,6 +89,11 @@ def bundle_dir(workdir: str | os.PathLike) -> Path:
   path = Path(workdir).expanduser()
   if not path.exists():
     raise UserError(f"work dir {path} does not exist: give --workdir=DIR of a finished training run")
+  if not path.is_dir():
+    raise UserError(
+      f"--workdir={path} is a file, not a work dir or bundle folder: give the folder of a finished training run"
+      " (or its bundle/ folder)"
+    )
   if (path / "bundle.json").is_file():
     return path
   return path / "bundle"
@@ -233,9 +238,10 @@ def relative_names(paths: Sequence[str | os.PathLike], files: Sequence[Path]) ->
   return names
 
 
-def load(workdir: str | os.PathLike) -> Classifier:
-  """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none."""
-  loaded = bundle.load(bundle_dir(workdir))
+def load(workdir: str | os.PathLike, *, allow_unfinished: bool = False) -> Classifier:
+  """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none, or if
+  its run has not finished and not `allow_unfinished` (`bundle.load`)."""
+  loaded = bundle.load(bundle_dir(workdir), allow_unfinished=allow_unfinished)
   # All devices (one per CPU core under the command line), as evaluation.
   return Classifier(bundle=loaded, _placed=place(loaded, sharding.make_mesh()))
 

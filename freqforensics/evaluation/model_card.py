@@ -165,6 +165,41 @@ def build(
   return card
 
 
+# The card's fields that classify, mode=eval and `render` read, with the JSON types `build` gives each.
+_FIELDS: dict[str, tuple[type, ...]] = {
+  "summary": (str,),
+  "data": (dict,),
+  "label_names": (list,),
+  "real_class": (str, type(None)),
+  "preprocessing": (dict,),
+  "threshold": (dict, type(None)),
+  "calibration": (dict,),
+  "outliers": (dict, type(None)),
+  "metrics": (dict,),
+  "cross_generator": (dict,),
+  "failure_modes": (list,),
+}
+_DATA_FIELDS = ("classes", "image_sizes", "formats")  # objects: class -> counts, size or format -> files
+
+
+def problem(card: Any) -> str | None:
+  """What is wrong with a bundle's `model_card` block (as `build` writes it), or None: checked when the bundle
+  is loaded, so an edited card is one line, not a KeyError later."""
+  if not isinstance(card, dict):
+    return "is not an object"
+  for key, kinds in _FIELDS.items():
+    if key not in card or not isinstance(card[key], kinds):
+      return f"lacks {key}, or it is not a JSON {' or '.join(_JSON_NAMES[k] for k in kinds)}"
+  for key in _DATA_FIELDS:
+    value = card["data"].get(key)
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+      return f"lacks data.{key}, or it is not a JSON object"
+  return None
+
+
+_JSON_NAMES = {str: "string", dict: "object", list: "list", type(None): "null"}
+
+
 def summary_line(info: dict[str, Any], card: dict[str, Any]) -> str:
   """One line: model, classes, what it was trained on, its operating point and test numbers."""
   d, t = card["data"], (card["metrics"].get("test") or {})

@@ -132,8 +132,9 @@ class Detector:
   real: int | None  # label index of the real class; None: not a detector (probabilities only)
   temperature: float = 1.0
   threshold_logit: float = 0.0  # decision: log-odds of p_fake above this (0 = p_fake > 0.5)
-  policy: str = "0.5"
-  calibrated: bool = False  # False for bundles written before calibration existed
+  policy: str = "default 0.5"  # the policy that chose the threshold; "default 0.5" when none did
+  calibrated: bool = False  # False for bundles without calibration (older, or of a run that has not finished)
+  chosen: bool = False  # True when the threshold was chosen on validation (a model trained with a real class)
 
   @property
   def threshold(self) -> float:
@@ -150,7 +151,9 @@ class Detector:
     c = info.get("calibration")
     if not c:
       return cls(labels, real)
-    return cls(labels, real, c["temperature"], c.get("threshold_logit", 0.0), c.get("policy", "0.5"), True)
+    if "threshold_logit" not in c:  # trained without a real class: a temperature, but no threshold was chosen
+      return cls(labels, real, c["temperature"], 0.0, "default 0.5", True, False)
+    return cls(labels, real, c["temperature"], c["threshold_logit"], c.get("policy", "0.5"), True, True)
 
   def probabilities(self, logits: np.ndarray) -> np.ndarray:
     """Calibrated probability of every label `(N, num_labels)`."""
@@ -174,7 +177,12 @@ class Detector:
   def describe(self) -> str:
     """One line: which threshold and temperature are used, and where they came from."""
     if not self.calibrated:
-      return "p_fake > 0.5 (this bundle has no calibration: it was written before thresholds existed)"
+      return "p_fake > 0.5 (the default threshold: this bundle has no calibration, see its note)"
+    if not self.chosen:
+      return (
+        "p_fake > 0.5 (the default threshold, not chosen on validation: the model was trained without a real"
+        f" class), probabilities at temperature {self.temperature:.3g}"
+      )
     return (
       f"p_fake > {self.threshold:.4g} (policy {self.policy}, chosen on validation), probabilities at"
       f" temperature {self.temperature:.3g}"

@@ -69,7 +69,10 @@ class OutlierStats:
     """Reads `save`'s file (no pickle); raises ValueError when the arrays do not fit the model."""
     with np.load(Path(path), allow_pickle=False) as f:
       mean, inv_std = np.asarray(f["mean"], np.float32), np.asarray(f["inv_std"], np.float32)
-      real, comps = int(f["real"]), np.asarray(f["components"], np.float32)
+      real, comps = np.asarray(f["real"]), np.asarray(f["components"], np.float32)
+    if real.shape != () or not np.issubdtype(real.dtype, np.integer):
+      raise ValueError(f"real is {real.dtype} of shape {real.shape}, not one integer label")
+    real = int(real)
     shape = (num_labels,) + spectral.feature_shape(SPACE, tuple(image_shape))
     if mean.shape != shape or inv_std.shape != shape:
       raise ValueError(f"class statistics of shape {mean.shape}, {inv_std.shape}; the model needs {shape}")

@@ -1,7 +1,7 @@
 r"""Classify image files and folders with a trained model.
 
   python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] [--match_format] \
-      PATH [PATH ...]
+      [--allow_unfinished] PATH [PATH ...]
 
 PATHs are image files or folders (listed by the one listing rule, `images.LISTING_RULE`). The model
 is the bundle of a finished run (`WORKDIR/bundle/`, or a bundle folder given directly): nothing but
@@ -10,8 +10,9 @@ plain arrays and JSON is read. Output: one row per image file (`path`, `predicte
 open-set score `outlier_score` and `outlier`, and `error`), as CSV or JSON lines; by default in
 `WORKDIR/classify_<timestamp>.csv`, never overwriting a file. It prints the model card's summary line,
 the threshold it used, and one warning when the inputs' sizes or formats differ from the training data.
-`--match_format` decodes every image with the format matching of the model's training data (its
-bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the per-image quality
+The bundle of a run that has not finished (killed, crashed or still training) is refused;
+`--allow_unfinished` uses it as it is, with a note saying so. `--match_format` decodes every image with
+the format matching of the model's training data (its bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the per-image quality
 drawn from the file's path relative to the folder given. Exit code 0 when every image was classified,
 1 when some could not be used, 2 on usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
 decoding, predicting) and `freqforensics.evaluation.predictions` (rows and the output file).
@@ -46,6 +47,9 @@ def _define_flags() -> None:
   _F["match_format"] = flags.DEFINE_bool(
     "match_format", False, "Apply the format matching of the model's training data (its JPEG step) to every image."
   )
+  _F["allow_unfinished"] = flags.DEFINE_bool(
+    "allow_unfinished", False, "Use the bundle of a run that has not finished (uncalibrated, best epoch so far)."
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -66,7 +70,7 @@ def main(argv: Sequence[str]) -> None:
       f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
       + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else "")
     )
-  clf = inference.load(bundle_dir)
+  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value)
   if _F["match_format"].value:
     clf = clf.matching(inference.relative_names(paths, files))
   # Never into a bundle folder given directly: that folder holds only the bundle's files.

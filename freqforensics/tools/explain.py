@@ -7,7 +7,7 @@ The weight map is for the `log*` models (one dense layer on standardised coeffic
 weight's size says how much that frequency moves a logit); `--image` shows an image's log-DCT
 spectrum beside the mean spectra of the training classes, with the model's probabilities. An
 existing output is refused; `--overwrite` replaces it only if freqforensics wrote it, and never the
-`--image` being read. The library is `freqforensics.analysis.explanations`.
+`--image` being read. The bundle of a run that has not finished is refused without `--allow_unfinished`. The library is `freqforensics.analysis.explanations`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def _define_flags() -> None:
   _F["overwrite"] = flags.DEFINE_bool(
     "overwrite", False, "Replace an existing --out figure that freqforensics wrote (never another file)."
   )
+  _F["allow_unfinished"] = flags.DEFINE_bool(
+    "allow_unfinished", False, "Use the bundle of a run that has not finished (its best epoch so far)."
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -42,12 +45,14 @@ def main(argv: Sequence[str]) -> None:
   from freqforensics.analysis import explanations  # pylint: disable=g-import-not-at-top  (fast --help)
   from freqforensics.data import images  # pylint: disable=g-import-not-at-top
 
-  workdir, out, image, overwrite = (_F[k].value for k in ("workdir", "out", "image", "overwrite"))
+  workdir, out, image, overwrite, unfinished = (
+    _F[k].value for k in ("workdir", "out", "image", "overwrite", "allow_unfinished")
+  )
   try:
     if image:
-      path = explanations.image_vs_classes(image, workdir, out, overwrite=overwrite)
+      path = explanations.image_vs_classes(image, workdir, out, overwrite=overwrite, allow_unfinished=unfinished)
     else:
-      path = explanations.explain_workdir(workdir, out, overwrite=overwrite)
+      path = explanations.explain_workdir(workdir, out, overwrite=overwrite, allow_unfinished=unfinished)
   except images.ImageDecodeError as e:  # an unreadable --image
     cli.fail(f"{e}: give a readable image file")
   print(f"{'spectrum comparison' if image else 'weight map'} written to {path}")

@@ -201,3 +201,69 @@ def test_inputs_unlike_the_training_data_are_warned_about_once(workdir, tmp_path
   Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(good / "a.png")
   r = _run(f"--workdir={workdir}", f"--output={tmp_path / 'out2.csv'}", str(good), cwd=tmp_path)
   assert "warning: inputs differ" not in r.stderr
+
+
+def _unfinished_copy(workdir: Path, to: Path) -> Path:
+  """The run's bundle as training leaves it before the run has finished (killed, crashed or still training):
+  the best epoch's description, parameters and statistics, without what the end of the run adds."""
+  shutil.copytree(workdir / "bundle", to / "bundle")
+  info = json.loads((to / "bundle" / "bundle.json").read_text())
+  for key in ("calibration", "outliers", "model_card"):
+    del info[key]
+  (to / "bundle" / "bundle.json").write_text(json.dumps(info))
+  for name in ("outliers.npz", "MODEL_CARD.md"):
+    (to / "bundle" / name).unlink()
+  return to
+
+
+def _explain(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run(
+    [sys.executable, "-m", "freqforensics.tools.explain", *args],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+
+
+def test_the_bundle_of_an_unfinished_run_is_refused_unless_allowed(workdir, tmp_path):
+  wd = _unfinished_copy(workdir, tmp_path / "wd")
+  good_images(tmp_path / "in")
+  args = (f"--workdir={wd}", f"--output={tmp_path / 'out.csv'}", str(tmp_path / "in"))
+  line = _one_line_error(_run(*args, cwd=tmp_path))
+  assert "has not finished" in line and "--allow_unfinished" in line and not (tmp_path / "out.csv").exists()
+  r = _run("--allow_unfinished", *args, cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "note: the run that wrote this bundle has not finished" in r.stdout
+  assert "written before calibration" not in r.stdout + r.stderr
+  line = _one_line_error(_explain(f"--workdir={wd}", f"--out={tmp_path / 'w.png'}", cwd=tmp_path))
+  assert "has not finished" in line and not (tmp_path / "w.png").exists()
+  r = _explain(f"--workdir={wd}", f"--out={tmp_path / 'w.png'}", "--allow_unfinished", cwd=tmp_path)
+  assert r.returncode == 0 and (tmp_path / "w.png").is_file(), r.stderr[-2000:]
+
+
+def test_a_file_given_as_the_work_dir_is_named_a_file(tmp_path):
+  (tmp_path / "run.txt").write_text("not a run")
+  Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+  for r in (
+    _run(f"--workdir={tmp_path / 'run.txt'}", "a.png", cwd=tmp_path),
+    _explain(f"--workdir={tmp_path / 'run.txt'}", cwd=tmp_path),
+    _explain(f"--workdir={tmp_path / 'run.txt'}", "--image=a.png", cwd=tmp_path),
+  ):
+    line = _one_line_error(r)
+    assert "run.txt is a file, not a work dir or bundle folder" in line and "bundle/" not in line.split(":")[1]
+
+
+def test_a_bundle_with_nan_parameters_is_refused_not_called_real(workdir, tmp_path):
+  shutil.copytree(workdir / "bundle", tmp_path / "b")
+  with np.load(tmp_path / "b" / "params.npz") as f:
+    arrays = {k: f[k] for k in f.files}
+  arrays = {k: np.full_like(v, np.nan) for k, v in arrays.items()}
+  with open(tmp_path / "b" / "params.npz", "wb") as f:
+    np.savez(f, **arrays)
+  good_images(tmp_path / "in")
+  r = _run(f"--workdir={tmp_path / 'b'}", f"--output={tmp_path / 'out.csv'}", str(tmp_path / "in"), cwd=tmp_path)
+  line = _one_line_error(r)
+  assert "params.npz has non-finite values" in line and not (tmp_path / "out.csv").exists()
