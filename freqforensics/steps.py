@@ -124,7 +124,7 @@ def make_logits_fn(graphdef, kind: str, mesh: jax.sharding.Mesh):
   """The one jitted logits function: `(state, images, feature_stats) -> logits` in inference mode.
 
   Training evaluates with it (its `graphdef` and state are of the model and optimizer) and so does a
-  bundle placed for evaluation or classification (`evaluation.inference.place`; the model alone):
+  bundle placed for evaluation or classification (`evaluation.placement.place`; the model alone):
   features are computed per device, BatchNorm uses its running statistics, dropout is off.
   """
   feature_fn = sharding.features_fn(mesh, kind)

@@ -37,7 +37,7 @@ import jax  # noqa: E402  (after the XLA flag)
 import psutil  # noqa: E402
 
 from freqforensics import bundle, defaults, steps, train  # noqa: E402
-from freqforensics.data import loading  # noqa: E402
+from freqforensics.data import decode, loading  # noqa: E402
 from freqforensics.evaluation import inference, runner  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def decode_ips(workdir: Path, files: list[Path], batch_size: int = 64) -> float:
   """images/s of classify's decoding alone (its thread pool and the bundle's preprocessing)."""
   clf = inference.load(workdir)
   start = time.perf_counter()
-  n = sum(len(paths) for paths, _ in inference.decoded_batches(files, clf.decoder(), batch_size))
+  n = sum(len(paths) for paths, _ in decode.decoded_batches(files, clf.decoder(), batch_size))
   return n / (time.perf_counter() - start)
 
 

@@ -105,6 +105,7 @@ def test_the_fingerprint_without_matching_is_the_one_from_before_the_option(tmp_
 
 def test_the_bundle_records_it_and_classify_applies_it_when_asked(tmp_path):
   from freqforensics import train
+  from freqforensics.data import decode
   from freqforensics.evaluation import inference
 
   src = write_fingerprinted_folders(tmp_path / "src", 12)
@@ -119,8 +120,8 @@ def test_the_bundle_records_it_and_classify_applies_it_when_asked(tmp_path):
     bundle.validate(tmp_path / "wd" / "bundle", dict(info, match_format="jpeg:200"))
 
   clf = inference.load(tmp_path / "wd")
-  files, _ = inference.collect_files([src])
-  names = inference.relative_names([src], files)
+  files, _ = decode.collect_files([src])
+  names = decode.relative_names([src], files)
   assert names[src / "A_real" / "img_0003.png"] == "A_real/img_0003.png"
   matching = clf.matching(names)
   # The prepared training images are what classify --match_format gives for the same files.

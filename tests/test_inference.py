@@ -1,67 +1,16 @@
-"""Running a bundle on images: a placed bundle equals the model applied by hand to SciPy features;
-classifying files in memory (probabilities, shapes, crops, folders)."""
+"""Classifying in memory: probabilities, shapes, crops, folders (the placed model: `test_placement.py`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
-import scipy.fft
-import scipy.special
 from conftest import good_images
 from PIL import Image
 
-from freqforensics import bundle, models, sharding, stats
+from freqforensics.data import images
 from freqforensics.evaluation import inference
-
-
-def _bundle(tmp_path, features: str, outputs: int, rng) -> bundle.Bundle:
-  shape = (16, 16, 3)
-  model = models.create_model("log2", shape, outputs, seed=1)
-  model.dense.kernel.value = rng.normal(size=model.dense.kernel.value.shape).astype(np.float32) * 0.1
-  model.dense.bias.value = rng.normal(size=outputs).astype(np.float32)
-  stats_file = None
-  if features == "dct_log":
-    train = rng.integers(0, 256, size=(40,) + shape).astype(np.float64)
-    acc = stats.update(stats.init(shape), np.log(np.abs(scipy.fft.dctn(train, norm="ortho", axes=(1, 2))) + 1e-12))
-    stats_file = tmp_path / "stats_dct_log.npz"
-    stats.save(stats_file, acc, "dct_log")
-  info = {
-    "model": "log2",
-    "features": features,
-    "input_shape": list(shape),
-    "outputs": outputs,
-    "label_names": ["A_real", "B_gan"] if outputs == 1 else [f"c{k}" for k in range(outputs)],
-  }
-  bundle.save(tmp_path / "bundle", model, info, stats_file)
-  return bundle.load(tmp_path / "bundle")
-
-
-@pytest.mark.parametrize("features,outputs", [("dct_log", 3), ("pixel", 1)])
-def test_placed_model_equals_the_model_applied_by_hand(tmp_path, features, outputs):
-  rng = np.random.default_rng(0)
-  b = _bundle(tmp_path, features, outputs, rng)
-  images = rng.integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8)
-  if features == "dct_log":  # the paper's feature, from SciPy and the saved statistics
-    f = np.log(np.abs(scipy.fft.dctn(images.astype(np.float64), norm="ortho", axes=(1, 2))) + 1e-12)
-    f = (f - b.feature_stats.mean) / b.feature_stats.std
-  else:
-    f = images / 127.5 - 1.0
-  kernel, bias = np.asarray(b.model.dense.kernel.value, np.float64), np.asarray(b.model.dense.bias.value, np.float64)
-  expected = f.reshape(len(f), -1) @ kernel + bias
-
-  placed = inference.place(b, sharding.make_mesh())
-  assert placed.mesh.size == jax.device_count() > 1  # the batch really is split over devices
-  x = placed.put({"image": images})["image"]
-  np.testing.assert_allclose(np.asarray(placed.logits(x)), expected, rtol=2e-4, atol=2e-4)
-  probs = np.asarray(placed.probabilities(x))
-  if outputs == 1:
-    p = scipy.special.expit(expected[:, 0])
-    np.testing.assert_allclose(probs, np.stack([1 - p, p], axis=-1), rtol=1e-4, atol=1e-5)
-  else:
-    np.testing.assert_allclose(probs, scipy.special.softmax(expected, axis=-1), rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +41,7 @@ def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
   clf.bundle.info["crop"] = "none"
   try:
     assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
-    with pytest.raises(
-      inference.images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"
-    ):
+    with pytest.raises(images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
       clf.prepare_file(tmp_path / "big.png")
   finally:
     clf.bundle.info["crop"] = "center"

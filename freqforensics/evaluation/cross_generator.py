@@ -31,7 +31,7 @@ from freqforensics import bundle, outputs, sharding, steps, text
 from freqforensics import workdir as wd
 from freqforensics.data import loading, pipeline, preparation, protocol
 from freqforensics.errors import UserError
-from freqforensics.evaluation import detection, figures, inference, loop, model_card, operating_points, outliers
+from freqforensics.evaluation import detection, figures, loop, model_card, operating_points, outliers, placement
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     max_pixels=config.data.max_pixels,
     num_threads=config.data.num_threads,
   )
-  placed = inference.place(b, sharding.make_mesh(steps.num_devices(config)))
+  placed = placement.place(b, sharding.make_mesh(steps.num_devices(config)))
   block = b.info.get("outliers")
   spectral = outliers.scores_on(b.outlier_stats, placed.mesh) if block and b.outlier_stats is not None else None
 

@@ -25,8 +25,9 @@ from typing import IO, Any
 import numpy as np
 
 from freqforensics import text
+from freqforensics.data import decode
 from freqforensics.errors import UserError
-from freqforensics.evaluation import inference, operating_points, outliers
+from freqforensics.evaluation import batches, inference, operating_points, outliers
 
 
 class RowWriter:
@@ -163,19 +164,27 @@ def classify_files(
   clf: inference.Classifier, files: Sequence[Path], writer: RowWriter, batch_size: int, progress: bool = True
 ) -> tuple[collections.Counter, list[tuple[Path, str]], collections.Counter]:
   """Classifies `files` in batches, writing one row each; returns counts per label, the failures, and the
-  counts of decisions (`fake`, `real`) and outliers (`outlier`)."""
+  counts of decisions (`fake`, `real`) and outliers (`outlier`).
+
+  Args:
+    clf: the loaded model (`inference.load`), decoding with its bundle's preprocessing.
+    files: image files, in the order their rows are written (`decode.collect_files`).
+    writer: where each file's row goes.
+    batch_size: images per model call; the last batch is padded to it (one compilation).
+    progress: show a progress bar on stderr (skipped files are reported there either way).
+  """
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
 
   counts: collections.Counter = collections.Counter()
   decisions: collections.Counter = collections.Counter()
   failed: list[tuple[Path, str]] = []
   with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-    for rows in inference.predicted(clf, files, batch_size):
+    for rows in batches.predicted(files, clf.decoder(), clf.outputs, batch_size):
       for path, x in rows:
-        if isinstance(x, str):
-          failed.append((path, x))
-          writer.row(path, error=x)
-          bar.write(f"skipped {path}: {x}", file=sys.stderr)
+        if isinstance(x, decode.Unreadable):
+          failed.append((path, error := str(x)))
+          writer.row(path, error=error)
+          bar.write(f"skipped {path}: {error}", file=sys.stderr)
         else:
           record = writer.row(path, x)
           counts[record["predicted"]] += 1

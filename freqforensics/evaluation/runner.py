@@ -45,7 +45,7 @@ from freqforensics import workdir as wd
 from freqforensics.data import augment, images, loading, pipeline, preparation, protocol, reader
 from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
-from freqforensics.evaluation import inference, loop, metrics, operating_points, outliers
+from freqforensics.evaluation import loop, metrics, operating_points, outliers, placement
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +234,9 @@ def bundle_evaluator(
   """`(source, name) -> metrics` of the bundle's model on a source whose labels are in the model's order.
 
   The model and its statistics are placed on a ('data',) mesh of `num_devices` devices once
-  (`inference.place`); each call is `evaluate_source` with scores (ROC-AUC, AP).
+  (`placement.place`); each call is `evaluate_source` with scores (ROC-AUC, AP).
   """
-  placed = inference.place(b, sharding.make_mesh(num_devices))
+  placed = placement.place(b, sharding.make_mesh(num_devices))
   per_example = outlier_fn(b.outlier_stats, placed.mesh) if b.outlier_stats is not None else None
   return lambda source, name: evaluate_source(
     placed.logits,

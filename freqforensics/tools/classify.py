@@ -14,8 +14,9 @@ The bundle of a run that has not finished (killed, crashed or still training) is
 `--allow_unfinished` uses it as it is, with a note saying so. `--match_format` decodes every image with
 the format matching of the model's training data (its bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the per-image quality
 drawn from the file's path relative to the folder given. Exit code 0 when every image was classified,
-1 when some could not be used, 2 on usage errors (one `error:` line). The library is `freqforensics.evaluation.inference` (loading,
-decoding, predicting) and `freqforensics.evaluation.predictions` (rows and the output file).
+1 when some could not be used, 2 on usage errors (one `error:` line). The library is
+`freqforensics.evaluation.inference` (loading, predicting), `freqforensics.data.decode` (listing and
+decoding) and `freqforensics.evaluation.predictions` (rows and the output file).
 """
 
 from __future__ import annotations
@@ -59,12 +60,12 @@ def main(argv: Sequence[str]) -> None:
   if not paths:
     cli.fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
   absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
-  from freqforensics.data import images  # pylint: disable=g-import-not-at-top  (after use_all_cores)
+  from freqforensics.data import decode, images  # pylint: disable=g-import-not-at-top  (after use_all_cores)
   from freqforensics.evaluation import inference, model_card, predictions  # pylint: disable=g-import-not-at-top
 
   workdir = Path(_F["workdir"].value).expanduser()
   bundle_dir = inference.bundle_dir(workdir)  # a missing work dir is reported before any file is listed
-  files, skipped = inference.collect_files(paths)
+  files, skipped = decode.collect_files(paths)
   if not files:
     raise UserError(
       f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
@@ -72,7 +73,7 @@ def main(argv: Sequence[str]) -> None:
     )
   clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value)
   if _F["match_format"].value:
-    clf = clf.matching(inference.relative_names(paths, files))
+    clf = clf.matching(decode.relative_names(paths, files))
   # Never into a bundle folder given directly: that folder holds only the bundle's files.
   output = predictions.OutputFile(
     _F["output"].value, bundle_dir.parent if bundle_dir == workdir else workdir, _F["format"].value
