@@ -67,18 +67,14 @@ def remove_stale_temps(folder: str | os.PathLike, *, recursive: bool = True) -> 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
   """Writes `data` to `path` atomically: a reader (or a crash) sees the old file or the new one."""
-  path = Path(path)
-  tmp = temp_name(path)
-  try:
+
+  def write(tmp: Path) -> None:
     with open(tmp, "wb") as f:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    tmp.unlink(missing_ok=True)
-    raise
-  return path
+
+  return write_with(path, write)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
