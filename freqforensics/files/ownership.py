@@ -111,7 +111,7 @@ class OwnershipRecord:
     by file (a folder copy) reads each line once."""
     try:
       st = os.stat(self.path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no record (or the folder is a file)
       self._cache = None
       return None
     ino, start, known = self._cache if self._cache and self._cache[0] == st.st_ino else (st.st_ino, 0, {})
