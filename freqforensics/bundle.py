@@ -31,8 +31,9 @@ import numpy as np
 import scipy.special
 from flax import nnx
 
-from freqforensics import models, outputs, spectral, stats
+from freqforensics import models, spectral, stats
 from freqforensics.errors import UserError
+from freqforensics.files import atomic
 
 _FORMAT_VERSION = 1
 CARD = "MODEL_CARD.md"
@@ -145,15 +146,15 @@ def save(
   """
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
-  outputs.write_with(directory / "params.npz", lambda p: np.savez(p, **_flatten(model_state(model))))
+  atomic.write_with(directory / "params.npz", lambda p: np.savez(p, **_flatten(model_state(model))))
   if stats_path is not None:
-    outputs.write_bytes(directory / stats_path.name, stats_path.read_bytes())
+    atomic.write_bytes(directory / stats_path.name, stats_path.read_bytes())
   if outlier_stats is not None:
     outlier_stats.save(directory / OUTLIERS)
   if card is not None:
-    outputs.write_text(directory / CARD, card)
+    atomic.write_text(directory / CARD, card)
   info = dict(info, format_version=_FORMAT_VERSION, stats=stats_path.name if stats_path else None)
-  outputs.write_json(directory / "bundle.json", info)
+  atomic.write_json(directory / "bundle.json", info)
 
 
 def _bad(directory: Path, what: str) -> UserError:
@@ -320,7 +321,7 @@ def load(directory: str | os.PathLike, *, allow_unfinished: bool = False) -> Bun
   if not path.is_file():
     raise UserError(f"{directory} holds no model bundle (bundle.json): give the bundle/ folder of a finished run")
   _no_link(directory, "bundle.json")
-  info = validate(directory, outputs.read_json(path, "the description of a model bundle"))
+  info = validate(directory, atomic.read_json(path, "the description of a model bundle"))
   for name in ("params.npz", info.get("stats"), OUTLIERS if info.get("outliers") else None):
     if name:
       _no_link(directory, name)

@@ -26,9 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import outputs, sharding, spectral
-from freqforensics.data import pipeline, reader
+from freqforensics import sharding, spectral
+from freqforensics.data import pipeline, preparation, reader
 from freqforensics.errors import UserError
+from freqforensics.files import atomic
 
 
 class Moments(NamedTuple):
@@ -179,7 +180,7 @@ def save(path: str | os.PathLike, acc: Moments, kind: str, classes: Moments | No
       class_mean=np.asarray(classes.mean, np.float64),
       class_var=np.asarray(classes.m2, np.float64) / np.maximum(count, 1.0).reshape(shape),
     )
-  outputs.write_with(path, lambda tmp: np.savez(tmp, **arrays))
+  atomic.write_with(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 def load_class_moments(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -279,6 +280,7 @@ def feature_stats(
   acc = combine_classes(classes)  # the whole split's moments: one float64 pass per batch, not two
   if int(acc.count) != len(source):
     raise RuntimeError(f"statistics saw {int(acc.count)} examples, the split has {len(source)}")
-  if write:
+  if write:  # a cache of the dataset's folder, registered there as its own (`preparation.remove_prepared`)
+    preparation.dataset_record(prepared.path).add(path.name)
     save(path, acc, kind, classes)
   return to_feature_stats(acc.mean, variance(acc)), path

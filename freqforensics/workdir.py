@@ -1,7 +1,7 @@
 """The work dir of one run: its config, per-epoch metric files, TensorBoard events, and what it owns.
 
 A work dir belongs to one config: a second run with another config is refused (one line, exit 2)
-unless `--overwrite`. Opening a run takes a lock (`outputs.DirLock`), so a second process on the
+unless `--overwrite`. Opening a run takes a lock (`locks.DirLock`), so a second process on the
 same work dir is refused with the process that holds it. Nothing is written before the run is
 known to be able to start (`Run.start`, after the config, the data and the split are checked): a
 refused or mistyped command leaves the work dir as it was. Every file a run writes is registered
@@ -21,10 +21,11 @@ from typing import Any
 
 import ml_collections
 
-from freqforensics import defaults, outputs
+from freqforensics import defaults
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, figure_marks, locks, ownership
 
-RECORD = ".freqforensics_outputs.jsonl"  # the ownership record of a work dir
+RECORD = ownership.RECORD  # the ownership record of a work dir
 LOCK = ".freqforensics.lock"
 # Folders whose children a library names: only those children are the run's.
 CHECKPOINT_NAMES = r"\d+(\.orbax-checkpoint-tmp.*)?"
@@ -67,9 +68,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def record(workdir: str | os.PathLike) -> outputs.OwnershipRecord:
-  """The ownership record of a work dir (it may not exist yet)."""
-  return outputs.OwnershipRecord(workdir, RECORD)
+def record(workdir: str | os.PathLike) -> ownership.OwnershipRecord:
+  """The ownership record of a work dir (it may not exist yet; a run of an older version is adopted)."""
+  return ownership.OwnershipRecord(workdir, RECORD, adopt=_older_run_entries)
 
 
 # Keys every run config has had: a `config.json` without them is not a run's (`is_run_config`).
@@ -113,7 +114,7 @@ def _older_run_entries(workdir: Path) -> dict[str, str]:
     f"{split}_metrics_{fig}.png"
     for split in ("val", "test")
     for fig in ("confusion", "roc")
-    if outputs.is_our_figure(workdir / f"{split}_metrics_{fig}.png")
+    if figure_marks.is_our_figure(workdir / f"{split}_metrics_{fig}.png")
   ]
   if _is_bundle_info(workdir / "bundle" / "bundle.json"):
     names += [
@@ -135,36 +136,29 @@ def _is_bundle_info(path: Path) -> bool:
 
 
 def register(workdir: str | os.PathLike, *paths: str | os.PathLike, tree: bool = False) -> None:
-  """Registers outputs a command writes into a run's work dir (evaluation files, classify's CSV, figures)."""
-  workdir = Path(workdir)
+  """Registers outputs a command writes into a run's work dir (evaluation files, classify's CSV, figures);
+  `paths` are paths like any other (relative to the current folder, or absolute), inside `workdir`."""
   rec = record(workdir)
-  if not rec.exists() and (workdir / "config.json").is_file():
-    rec.add_entries(_older_run_entries(workdir))
-  rec.add(*paths, tree=tree)
+  rec.add(*map(rec.name_of, paths), tree=tree)
 
 
 def claim(workdir: str | os.PathLike, *paths: str | os.PathLike) -> None:
-  """Registers files a command is about to write into a work dir, after refusing any that exists and was
-  not written by freqforensics (not in the record): a user's file is never replaced. Call it before the
-  work, so a refusal costs nothing."""
-  workdir = Path(workdir)
+  """Registers files a command is about to write into a work dir (paths as in `register`), after refusing
+  any that exists and was not written by freqforensics (not in the record): a user's file is never
+  replaced. Call it before the work, so a refusal costs nothing."""
   rec = record(workdir)
-  if not rec.exists() and (workdir / "config.json").is_file():
-    rec.add_entries(_older_run_entries(workdir))
   entries = rec.entries()
-  # Relative to the work dir whether given absolute or relative to the current folder.
-  rels = [os.path.relpath(os.path.abspath(p), os.path.abspath(workdir)) for p in paths]
-  for p, rel in zip(map(Path, paths), rels):
-    if (p.exists() or p.is_symlink()) and not rec.owns(rel, entries):
+  for p in map(Path, paths):
+    if (p.exists() or p.is_symlink()) and not rec.owns(rec.name_of(p), entries):
       raise UserError(
         f"{p} exists and was not written by freqforensics: it is never replaced (with or without"
         " --overwrite); move or rename it, then run again"
       )
-  rec.add(*rels)
+  rec.add(*map(rec.name_of, paths))
 
 
 def _stored_config(path: Path) -> dict:
-  stored = outputs.read_json(path, "the config of the run in this work dir")
+  stored = atomic.read_json(path, "the config of the run in this work dir")
   if not isinstance(stored, dict):
     raise UserError(f"{path} is not a freqforensics run config: use a new --workdir")
   return stored
@@ -200,7 +194,7 @@ class Run:
     self.write = write
     self.record = record(self.path)
     self.started = False
-    self._lock: outputs.DirLock | None = None
+    self._lock: locks.DirLock | None = None
     self._created = False
     self._replace = False  # start() replaces the previous run
 
@@ -260,7 +254,7 @@ class Run:
       return self
     self._created = not self.path.exists()
     self.path.mkdir(parents=True, exist_ok=True)
-    self._lock = outputs.DirLock(self.path, LOCK).acquire("--workdir")
+    self._lock = locks.DirLock(self.path, LOCK).acquire("--workdir")
     try:
       self._check()  # again under the lock: another process may have started a run meanwhile
     except BaseException:
@@ -275,25 +269,21 @@ class Run:
     self.started = True
     if not self.write:
       return
-    outputs.remove_stale_temps(self.path)  # of a run killed while writing (under the lock: no writer runs)
+    atomic.remove_stale_temps(self.path)  # of a run killed while writing (under the lock: no writer runs)
     if self._replace:
-      adopted = {}
-      if not self.record.exists() and (self.path / "config.json").is_file():
-        adopted = _older_run_entries(self.path)
       folders = [f for f in _RUN_FOLDERS if (self.path / f).exists()]
-      foreign = self.record.foreign(folders, {**self.record.entries(), **adopted}) if folders else []
+      foreign = self.record.foreign(folders) if folders else []  # (a run of an older version: as adopted)
       if foreign:  # refused before anything is written: no record claims another's files
         raise UserError(
           f"--overwrite would replace the run in {self.path}, but {', '.join(foreign[:3])}"
           f"{' and more' if len(foreign) > 3 else ''} inside it was not written by freqforensics:"
           " move that out of the work dir, then run again"
         )
-      self.record.add_entries(adopted)
       self.record.remove_owned(keep=[LOCK])
     self.record.add(LOCK, "config.json", "metrics.jsonl")
     self.record.add_pattern("checkpoints", CHECKPOINT_NAMES)
     self.record.add_pattern("tensorboard", TENSORBOARD_NAMES)
-    outputs.write_text(self.path / "config.json", self.config.to_json(indent=2) + "\n")
+    atomic.write_text(self.path / "config.json", self.config.to_json(indent=2) + "\n")
 
   def close(self) -> None:
     if self._lock is not None:
@@ -348,7 +338,7 @@ class MetricsLog:
       if epoch <= last_epoch and epoch not in seen:
         seen.add(epoch)
         rows.append(line)
-    outputs.write_text(self.path, "".join(r + "\n" for r in rows))
+    atomic.write_text(self.path, "".join(r + "\n" for r in rows))
 
   def write(self, row: dict[str, Any]) -> None:
     if not self.enabled:

@@ -84,7 +84,7 @@ def plot(rows: list[dict[str, Any]], sizes: dict[str, int], path: Path, *, class
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+  from freqforensics.files import figure_marks  # pylint: disable=g-import-not-at-top
 
   models = list(dict.fromkeys(r["model"] for r in rows))
   fig, axes = plt.subplots(
@@ -111,7 +111,7 @@ def plot(rows: list[dict[str, Any]], sizes: dict[str, int], path: Path, *, class
   axes[0, 0].set_ylabel(f"test accuracy ({classes} classes, {tested} images)")
   for ax in axes[0]:
     ax.legend(loc="center right", fontsize=9)
-  outputs.save_figure(fig, path)
+  figure_marks.save_figure(fig, path)
   plt.close(fig)
 
 

@@ -52,13 +52,14 @@ COLUMNS = [
 def write_biased(source: Path, out: Path, real: str, quality: int) -> Path:
   """`out`: `source`'s class folders with the class `real` saved as JPEG at `quality`, the others copied as they are.
 
-  Written once (a marker `variant.json` is written last); a folder holding another variant is refused.
+  Written once (its files registered in the folder's ownership record; `variant.json`, its parameters, is
+  written last); a folder holding another variant is refused.
   """
-  from freqforensics import outputs  # pylint: disable=g-import-not-at-top
   from freqforensics.data import distortions, images  # pylint: disable=g-import-not-at-top
   from freqforensics.errors import UserError  # pylint: disable=g-import-not-at-top
+  from freqforensics.files import ownership  # pylint: disable=g-import-not-at-top
 
-  marker = out / "variant.json"
+  marker, record = out / "variant.json", ownership.OwnershipRecord(out)
   want = {"source": str(source.resolve()), "real": real, "real_quality": quality}
   if marker.is_file():
     if json.loads(marker.read_text()) != want:
@@ -70,13 +71,11 @@ def write_biased(source: Path, out: Path, real: str, quality: int) -> Path:
   for name in folders.class_names:
     for f in folders.files[name]:
       rel = Path(images.relative_name(f, folders.root))
-      target = out / (rel.with_suffix(".jpg") if name == real else rel)
-      target.parent.mkdir(parents=True, exist_ok=True)
       if name == real:
-        outputs.write_bytes(target, distortions.encode_jpeg(images.read_image(f), quality))
+        record.write_bytes(rel.with_suffix(".jpg"), distortions.encode_jpeg(images.read_image(f), quality))
       else:
-        shutil.copyfile(f, target)
-  outputs.write_json(marker, want)
+        record.write_with(rel, lambda tmp, f=f: shutil.copyfile(f, tmp))
+  record.write_json(marker.name, want)
   return out
 
 
@@ -100,7 +99,7 @@ def _plot(rows: list[dict], path: Path) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+  from freqforensics.files import figure_marks  # pylint: disable=g-import-not-at-top
 
   fig, (top, bottom) = plt.subplots(
     2, 1, figsize=(max(6.5, 1.1 * len(rows)), 7), sharex=True, constrained_layout=True, height_ratios=(3, 2)
@@ -121,7 +120,7 @@ def _plot(rows: list[dict], path: Path) -> None:
   bottom.set_ylabel("fakes called real")
   bottom.legend(fontsize=8, loc="upper right")
   bottom.set_xticks(x, [f"{r['model']}\n{r['features']}\n{r['trained_on']}" for r in rows], fontsize=8)
-  outputs.save_figure(fig, path, dpi=110)
+  figure_marks.save_figure(fig, path, dpi=110)
   plt.close(fig)
 
 

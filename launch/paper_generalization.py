@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from freqforensics import host_devices, outputs
+from freqforensics import host_devices
+from freqforensics.files import atomic
 from freqforensics.tools import scripts
 
 FEATURES = ("pixel", "dct_log", "fft_log", "wpt_log", "azimuthal")
@@ -117,7 +118,7 @@ def evaluate(config, workdir: Path, layout: Path) -> tuple[dict[str, Any], float
   start = time.perf_counter()
   (report,) = runner.evaluate_workdir(c, workdir).values()
   seconds = time.perf_counter() - start
-  outputs.write_json(path, dict(json.loads(path.read_text()), seconds=seconds))
+  atomic.write_json(path, dict(json.loads(path.read_text()), seconds=seconds))
   return report, seconds
 
 

@@ -139,9 +139,9 @@ def test_a_pixel_bomb_header_is_a_skipped_file_for_every_header_reader(tmp_path)
   (model card, format audit, the processed copy's median size, a figure's owner) go through it."""
   from conftest import pixel_bomb_png
 
-  from freqforensics import outputs
   from freqforensics.data import format_audit, processing_plan
   from freqforensics.evaluation import model_card
+  from freqforensics.files import figure_marks
 
   bomb = tmp_path / "bomb.png"
   bomb.write_bytes(pixel_bomb_png())
@@ -170,7 +170,7 @@ def test_a_pixel_bomb_header_is_a_skipped_file_for_every_header_reader(tmp_path)
   }
   assert format_audit.inspect(bomb) == {"format": "unreadable", "skipped": "pixel limit"}
   assert processing_plan.median_short_side([bomb, ok]) == 16
-  assert not outputs.is_our_figure(bomb)
+  assert not figure_marks.is_our_figure(bomb)
 
 
 def _tree(root: Path) -> None:

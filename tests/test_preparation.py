@@ -302,7 +302,9 @@ def test_overwrite_deletes_only_the_files_preparation_and_training_write_by_exac
   src = make_folders({"A_real": 10, "B_gan": 10})
   out = tmp_path / "prepared"
   preparation.prepare_to(src, out, OPTS, progress=False)
-  np.savez(out / "stats_dct_log.npz", kind=np.asarray("dct_log"), mean=np.zeros(3), var=np.ones(3))  # training's
+  preparation.dataset_record(out).write_with(  # as training caches its statistics there
+    "stats_dct_log.npz", lambda tmp: np.savez(tmp, kind=np.asarray("dct_log"), mean=np.zeros(3), var=np.ones(3))
+  )
   mine = {  # a user's files, named like what the project writes
     "stats_mine.npz": None,
     "stats_dct_log_by_hand.npz": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,17 @@ def test_a_failure_before_the_first_checkpoint_leaves_one_row_per_epoch(config, 
   train.train_and_evaluate(config, tmp_path / "wd")
   rows = [json.loads(line) for line in (tmp_path / "wd" / "metrics.jsonl").read_text().splitlines()]
   assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+def test_register_and_claim_take_paths_relative_to_the_current_folder(config, tmp_path, monkeypatch):
+  """A relative --workdir: `runs/demo/x.json` is the work dir's `x.json`, not a `runs/demo/x.json` inside it."""
+  monkeypatch.chdir(tmp_path)
+  wd = Path("runs/demo")
+  workdir.check(config, wd, overwrite=False)
+  workdir.register(wd, wd / "eval_a.json")
+  workdir.claim(wd, wd / "eval_b.json")
+  entries = workdir.record(wd).entries()
+  assert entries.get("eval_a.json") == "file" and entries.get("eval_b.json") == "file"
+  assert not [e for e in entries if e.startswith("runs")]
+  (wd / "eval_a.json").write_text("{}")
+  workdir.claim(wd, wd / "eval_a.json")  # ours: claimed again without a refusal

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics import outputs
 from freqforensics.errors import UserError
+from freqforensics.files import figure_marks, output_paths
 from freqforensics.models import linear
 
 
@@ -88,7 +88,7 @@ def plot_weight_map(weight_map: np.ndarray, label_names: Sequence[str], path: st
   fig.colorbar(im, ax=axes, shrink=0.85, label="|weight| (mean over channels)")
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  outputs.save_figure(fig, path, dpi=120)
+  figure_marks.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
 
@@ -99,14 +99,14 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 def output_path(
   out: str | os.PathLike | None, default: Path, *, overwrite: bool = False, inputs: Sequence[str | os.PathLike] = ()
 ) -> Path:
-  """The figure file to write: `out` or `default`; checked before any work (`outputs.check_new_output`).
+  """The figure file to write: `out` or `default`; checked before any work (`output_paths.check_new_output`).
 
   An existing file is refused unless `overwrite` and freqforensics wrote it; an input is never replaced.
   """
   path = Path(out).expanduser() if out else default
   if path.suffix.lower() not in FIGURE_SUFFIXES:
     raise UserError(f"--out={path}: give a figure file ending in {', '.join(FIGURE_SUFFIXES)}")
-  return outputs.check_new_output(path, overwrite=overwrite, inputs=inputs)
+  return output_paths.check_new_output(path, overwrite=overwrite, inputs=inputs)
 
 
 def explain_workdir(
@@ -197,6 +197,6 @@ def image_vs_classes(
   fig.colorbar(im, ax=list(axes[0]), label="log |DCT| (mean over channels)")
   if not out:
     _register(workdir, path)
-  outputs.save_figure(fig, path, dpi=100)
+  figure_marks.save_figure(fig, path, dpi=100)
   plt.close(fig)
   return path

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics import outputs
+from freqforensics.files import figure_marks
 
 
 def log_spectra(images: np.ndarray) -> np.ndarray:
@@ -68,5 +68,5 @@ def image_grid(
     fig.colorbar(im, ax=list(axes[1::2].ravel()), shrink=0.8, label="log |DCT|")
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  outputs.save_figure(fig, path, dpi=90)
+  figure_marks.save_figure(fig, path, dpi=90)
   return path

@@ -47,9 +47,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from freqforensics import outputs, spectral, stats
+from freqforensics import spectral, stats
 from freqforensics.data import images, reader
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, figure_marks, output_paths
 
 # The figures floor `|mean|` at this before the log: the model's EPS (1e-12) would let a single
 # near-zero coefficient stretch a shared colour scale over 20 decades of nothing.
@@ -291,7 +292,7 @@ def fresh_out_dir(out_dir: str | os.PathLike) -> Path:
   if not out.exists() or not any(out.iterdir()):
     out.mkdir(parents=True, exist_ok=True)
     return out
-  return outputs.fresh_dir(out, "run")
+  return output_paths.fresh_dir(out, "run")
 
 
 def _channel_mean_log(x: np.ndarray) -> np.ndarray:
@@ -332,7 +333,7 @@ def write_figures(result: dict[str, Any], out: Path, *, pdf: bool = False) -> li
   def save(fig, stem: str) -> None:
     for ext in ("png", "pdf") if pdf else ("png",):
       path = out / f"{stem}.{ext}"
-      outputs.save_figure(fig, path, dpi=110)
+      figure_marks.save_figure(fig, path, dpi=110)
       written.append(path)
     plt.close(fig)
 
@@ -426,13 +427,13 @@ def run_spectra(
   bins: int = 0,
 ) -> tuple[Path, list[Path]]:
   """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
-  outputs.check_separate(out_dir, [prepared_split(f)[0] if prepared_split(f) else f for f in folders])
+  output_paths.check_separate(out_dir, [prepared_split(f)[0] if prepared_split(f) else f for f in folders])
   result = compute(
     folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet, level=level, bins=bins
   )
   out = fresh_out_dir(out_dir)
   npz = out / "spectra.npz"
-  outputs.write_with(npz, lambda p: np.savez(p, **result))
+  atomic.write_with(npz, lambda p: np.savez(p, **result))
   return out, [npz, *write_figures(result, out, pdf=pdf)]
 
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from freqforensics import outputs, text
+from freqforensics import text
 from freqforensics.data.distortions import Perturbation, blur_kernel_for
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, figure_marks
 
 # perturbation -> (parameter, strengths from mild to strong)
 DEFAULT_SWEEPS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -102,7 +103,7 @@ def _check_outputs(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> 
         raise UserError(f"{path} holds a report of other settings: use another --out_dir, or --overwrite to replace it")
       old = None
   if figure.exists() or figure.is_symlink():
-    if figure.is_symlink() or not outputs.is_our_figure(figure):
+    if figure.is_symlink() or not figure_marks.is_our_figure(figure):
       raise UserError(
         f"{figure} exists and was not written by freqforensics: it is never replaced (with or without"
         " --overwrite); give another --out_dir"
@@ -147,14 +148,14 @@ def run_report(
   }
   if report["clean"] is None:
     report["clean"] = summary(evaluate_fn(source, "clean"))
-    outputs.write_json(path, report)
+    atomic.write_json(path, report)
   done = {(k, r["strength"]) for k, rows in report["results"].items() for r in rows}
   for i, (kind, value, perturbation) in enumerate(points):
     if (kind, value) in done:
       continue
     m = evaluate_fn(augment.perturbed_for_eval(source, perturbation, seed=seed), f"{kind} {value:g}")
     report["results"][kind].append({"strength": value, **summary(m)})
-    outputs.write_json(path, report)
+    atomic.write_json(path, report)
     if progress:
       print(
         f"[{i + 1}/{len(points)}] {kind} {settings['parameters'][kind]} {value:g}: accuracy {m['accuracy']:.4f}",
@@ -197,7 +198,7 @@ def plot(
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  outputs.save_figure(fig, Path(path), dpi=90)
+  figure_marks.save_figure(fig, Path(path), dpi=90)
   plt.close(fig)
 
 

@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import outputs, sharding, spectral, stats
-from freqforensics.data import pipeline, reader
+from freqforensics import sharding, spectral, stats
+from freqforensics.data import pipeline, preparation, reader
 from freqforensics.errors import UserError
 
 
@@ -49,7 +49,7 @@ def labels(prepared: reader.PreparedDataset, split: str, *, batch_size: int = 10
   for lo in range(0, len(source), batch_size):
     idx = np.arange(lo, min(len(source), lo + batch_size))
     out[idx] = source.read_batch(idx)["label"]
-  outputs.write_with(path, lambda tmp: np.save(tmp, out))
+  preparation.dataset_record(prepared.path).write_with(path.name, lambda tmp: np.save(tmp, out))
   return out
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import outputs
 from freqforensics.baselines import inputs, noise_residuals, parallel, results
 from freqforensics.baselines.context import Context
 from freqforensics.errors import UserError
+from freqforensics.files import atomic
 
 
 def settings(config) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def train(ctx: Context) -> dict[str, Any]:
   prints = fingerprints(ctx, [(levels, sigma)], pass_name="train")[0]
   ctx.results.model_dir.mkdir(parents=True, exist_ok=True)
   path = ctx.results.model_dir / "fingerprints.npz"
-  outputs.write_with(
+  atomic.write_with(
     path,
     lambda tmp: np.savez(
       tmp,

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from freqforensics import outputs
 from freqforensics.errors import UserError
 from freqforensics.evaluation import metrics
+from freqforensics.files import atomic
 
 
 class Results:
@@ -56,7 +56,7 @@ class Results:
         p.unlink()
 
   def save(self) -> None:
-    outputs.write_json(self.path, self.data)
+    atomic.write_json(self.path, self.data)
 
   @property
   def rows(self) -> list[dict[str, Any]]:
@@ -114,7 +114,7 @@ class Progress:
 
   def save(self, position: int, arrays: dict[str, np.ndarray]) -> None:
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    outputs.write_with(self.path, lambda tmp: np.savez(tmp, __position=np.asarray(position), **arrays))
+    atomic.write_with(self.path, lambda tmp: np.savez(tmp, __position=np.asarray(position), **arrays))
 
   def clear(self) -> None:
     if self.path.exists():

@@ -12,13 +12,13 @@ from typing import Any
 
 import skops.io as sio
 
-from freqforensics import outputs
 from freqforensics.errors import UserError
+from freqforensics.files import atomic
 
 
 def save(estimator: Any, path: Path) -> None:
   """Writes `estimator` to `path` (`.skops`), atomically."""
-  outputs.write_with(path, lambda tmp: sio.dump(estimator, tmp))
+  atomic.write_with(path, lambda tmp: sio.dump(estimator, tmp))
 
 
 def load(path: Path) -> Any:

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from freqforensics import outputs
 from freqforensics.data import distortions as P
 from freqforensics.data import images
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, ownership
 
 _VERSION = 1
 _CHUNK = 64  # files decoded, perturbed and written (in threads) between manifest updates
@@ -63,13 +63,15 @@ def _output_names(files: Sequence[Path], root: Path) -> dict[Path, str]:
   }
 
 
-def write_output(out_dir: Path, name: str, data: bytes) -> None:
-  """Writes one output file of a copy (its folder made as needed), atomically."""
-  (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-  outputs.write_bytes(out_dir / name, data)
+def write_output(out: ownership.OwnershipRecord, name: str, data: bytes) -> None:
+  """Writes one output file of a copy into the folder of its record `out` (registered there, its folder made
+  as needed), atomically."""
+  out.write_bytes(name, data)
 
 
-def _one(path: Path, rel: str, out_name: str, out_dir: Path, perturbation: P.Perturbation, seed: int) -> dict:
+def _one(
+  path: Path, rel: str, out_name: str, folder: ownership.OwnershipRecord, perturbation: P.Perturbation, seed: int
+) -> dict:
   try:
     image = images.read_image(path)
   except images.ImageDecodeError as e:
@@ -83,7 +85,7 @@ def _one(path: Path, rel: str, out_name: str, out_dir: Path, perturbation: P.Per
     buf = io.BytesIO()
     Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out).save(buf, format="PNG")
     name, data = out_name + ".png", buf.getvalue()
-  write_output(out_dir, name, data)
+  write_output(folder, name, data)
   return {"source": rel, "output": name, "perturbations": steps}
 
 
@@ -113,12 +115,31 @@ def _read_settings(settings_file: Path) -> dict | None:
   return old if isinstance(old, dict) else None
 
 
+def _older_copy(out_dir: Path, settings_name: str, extras: Sequence[str]) -> dict[str, str]:
+  """What a version without ownership records wrote in `out_dir`, recognised by its settings file: that file,
+  the manifest, the `extras` and the outputs the manifest names (checked by `ownership.owned_path` before
+  anything is deleted)."""
+  if not (out_dir / settings_name).is_file():
+    return {}
+  manifest = out_dir / "manifest.jsonl"
+  names = [settings_name, manifest.name, *extras]
+  names += [row["output"] for row in _read_manifest(manifest) if isinstance(row.get("output"), str)]
+  return dict.fromkeys(names, "file")
+
+
 def _prepare_out(
-  out_dir: Path, source: Path, settings: dict, overwrite: bool, settings_name: str, what: str, extras: Sequence[str]
+  out: ownership.OwnershipRecord,
+  source: Path,
+  settings: dict,
+  overwrite: bool,
+  settings_name: str,
+  what: str,
+  extras: Sequence[str],
 ) -> dict[str, dict]:
   """Checks OUT, returns the manifest rows of a copy to resume (empty for a fresh one)."""
-  src, out = source.resolve(), out_dir.resolve()
-  if out == src or src in out.parents or out in src.parents:
+  out_dir = out.folder
+  src, resolved = source.resolve(), out_dir.resolve()
+  if resolved == src or src in resolved.parents or resolved in src.parents:
     raise UserError(f"--out_dir={out_dir} and --source_dir={source} overlap: write the copy to a separate folder")
   settings_file, manifest = out_dir / settings_name, out_dir / "manifest.jsonl"
   if settings_file.is_file():
@@ -130,32 +151,28 @@ def _prepare_out(
           f"{out_dir} {why} ({settings_name}): use another --out_dir, or --overwrite to replace that copy"
           " (only the files it wrote)"
         )
-      # Every output the manifest names is checked before any is deleted (`outputs.owned_path`).
-      targets = [
-        outputs.owned_path(out_dir, row["output"], manifest) for row in _read_manifest(manifest) if "output" in row
-      ]
-      for target in targets:
-        if target.is_file() or target.is_symlink():
-          target.unlink()
-      manifest.unlink(missing_ok=True)
-      for extra in extras:  # files the copy wrote beside its images (a processed copy's plan.csv)
-        (out_dir / extra).unlink(missing_ok=True)
-      settings_file.unlink()
-      outputs.remove_stale_temps(out_dir)
+      # Every output the manifest names is checked before anything is deleted (`ownership.owned_path`), then
+      # exactly what the record names is.
+      for row in _read_manifest(manifest):
+        if "output" in row:
+          ownership.owned_path(out_dir, row["output"], manifest)
+      out.remove_owned()
+      atomic.remove_stale_temps(out_dir)
       for d in sorted((p for p in out_dir.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
         if not any(d.iterdir()):  # emptied class folders
           d.rmdir()
-  elif out_dir.is_dir() and any(out_dir.iterdir()):
+  elif out_dir.is_dir() and any(out_dir.iterdir()) and not out.exists():
     raise UserError(
       f"--out_dir={out_dir} is not empty and holds no {what} ({settings_name}): give a new or empty folder"
     )
   out_dir.mkdir(parents=True, exist_ok=True)
   if not settings_file.is_file():
-    outputs.write_json(settings_file, settings)
+    out.add(manifest.name, *extras)
+    out.write_json(settings_name, settings)
     return {}
   done = {}
   for row in _read_manifest(manifest):
-    if "error" in row or ("output" in row and outputs.owned_path(out_dir, row["output"], manifest).is_file()):
+    if "error" in row or ("output" in row and ownership.owned_path(out_dir, row["output"], manifest).is_file()):
       done[row["source"]] = row
   return done
 
@@ -164,7 +181,7 @@ def copy_folder(
   source: str | os.PathLike | images.ClassFolders,
   out_dir: str | os.PathLike,
   settings: dict[str, Any],
-  one: Callable[[Path, str, str, Path], dict],
+  one: Callable[[Path, str, str, ownership.OwnershipRecord], dict],
   *,
   settings_name: str,
   what: str,
@@ -175,12 +192,12 @@ def copy_folder(
 ) -> tuple[list[dict], int]:
   """A copy of every image of a class-folder directory (or its listing) in `out_dir`, in the same layout.
 
-  `one(path, relative path, output name without extension, out_dir)` writes one file's output
-  (`write_output`) and returns its manifest row: `{"source": relative path, "output": name, ...}`,
+  `one(path, relative path, output name without extension, out_dir's record)` writes one file's output
+  (`write_output`, registered in the record) and returns its manifest row: `{"source": relative path, "output": name, ...}`,
   or `{"source": ..., "error": why}`. `settings` (JSON; `source_dir` is added) are kept in
   `out_dir/settings_name`: a copy of the same settings resumes from its `manifest.jsonl`, one of
-  other settings is replaced only with `overwrite` (removing only what it wrote: its outputs, the
-  manifest, the settings and the `extras` files), and a non-empty folder that holds no such copy is
+  other settings is replaced only with `overwrite` (removing only what its ownership record names: its
+  outputs, the manifest, the settings and the `extras` files), and a non-empty folder that holds no such copy is
   refused; `what` names the copy in those messages. Returns (every row, how many were resumed).
   """
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
@@ -192,14 +209,15 @@ def copy_folder(
   )
   out_dir = Path(out_dir).expanduser()
   settings = json.loads(json.dumps(dict(settings, source_dir=str(folders.root.resolve()))))  # tuples -> lists
-  done = _prepare_out(out_dir, folders.root, settings, overwrite, settings_name, what, extras)
+  out = ownership.OwnershipRecord(out_dir, adopt=lambda folder: _older_copy(folder, settings_name, extras))
+  done = _prepare_out(out, folders.root, settings, overwrite, settings_name, what, extras)
   files = [f for name in folders.class_names for f in folders.files[name]]
   names = _output_names(files, folders.root)
   todo = [f for f in files if str(f.relative_to(folders.root)) not in done]
   rows = list(done.values())
-  outputs.remove_stale_temps(out_dir)  # of files being written when an earlier run was killed
+  atomic.remove_stale_temps(out_dir)  # of files being written when an earlier run was killed
   # The resumed rows, written whole (a line cut by a kill is gone), then appended to chunk by chunk.
-  outputs.write_text(out_dir / "manifest.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+  out.write_text("manifest.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
   with (
     concurrent.futures.ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool,
     open(out_dir / "manifest.jsonl", "a") as manifest,
@@ -207,7 +225,7 @@ def copy_folder(
   ):
     it = iter(todo)
     while chunk := list(itertools.islice(it, _CHUNK)):
-      new = list(pool.map(lambda f: one(f, str(f.relative_to(folders.root)), names[f], out_dir), chunk))
+      new = list(pool.map(lambda f: one(f, str(f.relative_to(folders.root)), names[f], out), chunk))
       for row in new:
         manifest.write(json.dumps(row) + "\n")
       manifest.flush()

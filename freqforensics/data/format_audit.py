@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from freqforensics import outputs
 from freqforensics.data import images
+from freqforensics.files import atomic, figure_marks
 
 VERSION = 1
 DIFFERENCE = 0.25  # total variation distance between two classes' distributions that makes a finding
@@ -497,7 +497,7 @@ def figure(audit: dict[str, Any], path: str | os.PathLike) -> Path:
     _stacked(ax, title, counters)
   fig.suptitle("Format audit: share of each class's files", fontsize=11)
   try:
-    return outputs.save_figure(fig, path)
+    return figure_marks.save_figure(fig, path)
   finally:
     plt.close(fig)
 
@@ -507,7 +507,7 @@ def write_report(audit: dict[str, Any], out_dir: str | os.PathLike) -> list[Path
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   return [
-    outputs.write_text(out / "audit.md", "# Format audit\n\n" + markdown(audit)),
-    outputs.write_json(out / "audit.json", dict(audit, findings=findings(audit))),
+    atomic.write_text(out / "audit.md", "# Format audit\n\n" + markdown(audit)),
+    atomic.write_json(out / "audit.json", dict(audit, findings=findings(audit))),
     figure(audit, out / "audit.png"),
   ]

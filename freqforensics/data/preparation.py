@@ -46,10 +46,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from freqforensics import outputs
 from freqforensics.data import crops, format_audit, format_matching, images, reader, shards
 from freqforensics.data.reader import REPORT, SPLITS, PreparedDataset
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, locks, ownership
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ _PROCESS_MIN_FILES = 1024  # parallel="auto": below this, threads (starting proc
 _DATASET_NAME = "freqforensics"
 _TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 _MARKER = ".freqforensics_prepare.json"  # what a directory is being prepared from (for resume/refusal)
-LOCK = ".freqforensics.lock"  # held while a process prepares (or reuses) a directory: `outputs.DirLock`
+LOCK = ".freqforensics.lock"  # held while a process prepares (or reuses) a directory: `locks.DirLock`
 LOCK_WAIT_S = 2 * 3600  # how long a second process waits for the first to finish preparing the same directory
 
 # A runner executes a list of tasks with a function (all of them; order does not matter) and calls
@@ -293,7 +293,7 @@ def _write_report(path: Path, skipped: Sequence[Sequence[str]]) -> Path:
   writer = csv.writer(buf)
   writer.writerow(["path", "reason", "message"])
   writer.writerows(skipped)
-  return outputs.write_text(path / REPORT, buf.getvalue())
+  return dataset_record(path).write_text(REPORT, buf.getvalue())
 
 
 def skip_reasons(skipped: Sequence[Sequence[str]]) -> dict[str, int]:
@@ -340,6 +340,7 @@ def _write_dataset(
   for s in SPLITS:  # one shard per run of records: a whole chunk is moved into place, a part copied
     names[s] = [_shard_name(s, i, len(per_split[s])) for i in range(len(per_split[s]))]
     tasks += [shards.PackTask(out=str(path / name), sources=(piece,)) for name, piece in zip(names[s], per_split[s])]
+  dataset_record(path).add(*(n for s in SPLITS for n in names[s]))
   with tqdm(
     total=sum(stop - start for t in tasks for _, start, stop in t.sources),
     desc="pack",
@@ -480,13 +481,16 @@ class LocalRunner:
     self.close()
 
 
-# What preparation writes in a dataset folder, by exact name (its shards by tfds' template), and what
-# training and the baselines cache there (`_is_cache_file`); `shards` writes its outputs as `<name>.tmpN` first.
+# What preparation writes in a dataset folder, by exact name, registered in its record before it starts (its
+# shards before they are packed; training registers the statistics it caches there). A folder of a version
+# without records is adopted by these names, its shards by tfds' template and training's caches by content
+# (`_is_cache_file`); that version wrote its shards as `<name>.tmpN` first.
 _OWN_NAMES = frozenset(
   {"dataset_info.json", "features.json", "metadata.json", "label.labels.txt", REPORT, "skipped_files.txt", _MARKER}
   | {".chunks", ".progress"}
   | {f"labels_{s}.npy" for s in SPLITS}
 )
+_OWN_FOLDERS = frozenset({".chunks", ".progress"})
 _SHARD_NAME = re.compile(re.escape(_DATASET_NAME) + r"-(" + "|".join(SPLITS) + r")\.array_record-\d{5}-of-\d{5}")
 # `stats.stats_file`: stats_<feature kind><subset tag>.npz, the kind also stored inside.
 _STATS_NAME = re.compile(r"stats_(?P<kind>[\w.-]+?)(_subset[\d.e+-]+_seed\d+)?\.npz")
@@ -509,26 +513,37 @@ def _is_prepared_file(path: Path) -> bool:
   """Whether `path` (a child of a dataset folder) is one preparation or training wrote (`remove_prepared`)."""
   name = re.sub(r"\.tmp\d*$", "", path.name)
   return (
-    outputs.is_temp_name(path.name) or name in _OWN_NAMES or bool(_SHARD_NAME.fullmatch(name)) or _is_cache_file(path)
+    atomic.is_temp_name(path.name) or name in _OWN_NAMES or bool(_SHARD_NAME.fullmatch(name)) or _is_cache_file(path)
   )
 
 
+def _older_preparation(path: Path) -> dict[str, str]:
+  """What a version without ownership records wrote in a dataset folder, recognised by its marker: the exact
+  names preparation writes, its shards, training's statistics caches and the files it left half written."""
+  if not (path / _MARKER).is_file():
+    return {}
+  return {
+    c.name: "tree" if c.is_dir() and not c.is_symlink() else "file" for c in path.iterdir() if _is_prepared_file(c)
+  }
+
+
+def dataset_record(path: str | os.PathLike) -> ownership.OwnershipRecord:
+  """The ownership record of a dataset folder (one prepared by an older version is adopted by its marker)."""
+  return ownership.OwnershipRecord(path, adopt=_older_preparation)
+
+
 def remove_prepared(path: str | os.PathLike) -> list[Path]:
-  """Deletes what preparation wrote in `path` (`--overwrite`), by the exact names it writes (never by a
-  pattern a user's file could match); returns what is left there (a user's files)."""
+  """Deletes what preparation and training wrote in `path` (`--overwrite`): what its record names, and the
+  temporary files of writers that were killed; returns what is left there (a user's files, the lock)."""
   path = Path(path)
-  for child in path.iterdir():
-    if _is_prepared_file(child):
-      if child.is_dir() and not child.is_symlink():
-        shutil.rmtree(child)
-      else:
-        child.unlink()
+  atomic.remove_stale_temps(path)
+  dataset_record(path).remove_owned(keep=[LOCK])
   return sorted(path.iterdir())
 
 
 def _refuse_foreign(path: Path) -> None:
   """Refuses a file, or a folder that holds something but no preparation (its lock file alone does not count)."""
-  if (path / _MARKER).is_file():
+  if dataset_record(path).owns(_MARKER):  # registered before it is written: a preparation's folder, maybe unfinished
     return
   if path.exists() and (not path.is_dir() or any(p.name != LOCK for p in path.iterdir())):
     raise UserError(
@@ -543,7 +558,7 @@ def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOp
   An empty or missing directory is claimed; one being prepared from the same inputs is resumed; an
   unfinished one from other inputs (a run that failed or was stopped) is started again; a finished
   one from other inputs is replaced only with `overwrite`; anything else is refused. Replacing
-  deletes only what preparation wrote (`remove_prepared`).
+  deletes only what preparation and training wrote (`remove_prepared`).
   """
   marker = path / _MARKER
   _refuse_foreign(path)
@@ -564,9 +579,14 @@ def _claim(path: Path, fp: str, folders: images.ClassFolders, options: PrepareOp
       )
     else:
       remove_prepared(path)
+  elif dataset_record(path).exists():  # stopped before its marker was written
+    remove_prepared(path)
   options_json = {
     k: v for k, v in dataclasses.asdict(options).items() if k not in ("num_threads", "parallel", "split_option")
   }
+  rec = dataset_record(path)
+  rec.add(*(_OWN_NAMES - _OWN_FOLDERS))
+  rec.add(*_OWN_FOLDERS, tree=True)
   shards.write_json(marker, {"fingerprint": fp, "source_dir": str(folders.root.resolve()), "options": options_json})
   return False
 
@@ -602,7 +622,7 @@ def prepare_to(
 
   A re-run with the same files and options returns the existing dataset; an interrupted one
   resumes; `runner` (default: a `LocalRunner`) runs the tasks, e.g. on Beam (`prepare_beam`).
-  One process at a time prepares a directory (`outputs.DirLock`, its file `LOCK` in it): a second
+  One process at a time prepares a directory (`locks.DirLock`, its file `LOCK` in it): a second
   one waits up to `wait` seconds (saying so on stderr), then finds the dataset finished and reuses
   it, or is refused with one line naming the holder and `out_option`.
   """
@@ -616,7 +636,7 @@ def prepare_to(
   path = Path(out_dir).expanduser()
   _refuse_foreign(path)  # before the lock file is made in a folder that is not ours
   path.mkdir(parents=True, exist_ok=True)
-  with outputs.DirLock(path, LOCK).acquire(out_option, wait=wait):
+  with locks.DirLock(path, LOCK).acquire(out_option, wait=wait):
     if _claim(path, fp, folders, options, overwrite):  # under the lock: another process may have prepared it
       log.info("reusing prepared dataset %s", path)
       return reader.open_prepared(path)

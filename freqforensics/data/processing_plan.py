@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from freqforensics import outputs
 from freqforensics.data import folder_copy, images
 from freqforensics.errors import UserError
+from freqforensics.files import ownership
 
 _VERSION = 1
 PLAN = "plan.csv"
@@ -119,13 +119,15 @@ def median_short_side(files: list[Path]) -> int:
   return int(np.median(sides)) if sides else 0
 
 
-def _one(path: Path, rel: str, out_name: str, out_dir: Path, seed: int, chain: Chain) -> dict[str, Any]:
+def _one(
+  path: Path, rel: str, out_name: str, out: ownership.OwnershipRecord, seed: int, chain: Chain
+) -> dict[str, Any]:
   try:
     image = images.read_image(path)  # EXIF orientation applied: the plan is of the upright image
   except images.ImageDecodeError as e:
     return {"source": rel, "error": str(e)}
   row = draw(seed, rel, image.shape[1], image.shape[0], chain)
-  folder_copy.write_output(out_dir, out_name + ".jpg", apply(image, row))
+  folder_copy.write_output(out, out_name + ".jpg", apply(image, row))
   return dict(row, source=rel, output=out_name + ".jpg")
 
 
@@ -171,7 +173,7 @@ def process_folder(
   writer = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
   writer.writeheader()
   writer.writerows(plan)
-  outputs.write_text(Path(out_dir).expanduser() / PLAN, buf.getvalue())
+  ownership.OwnershipRecord(Path(out_dir).expanduser()).write_text(PLAN, buf.getvalue())
   return {
     "written": len(plan),
     "resumed": resumed,

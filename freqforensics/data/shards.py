@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics import outputs
 from freqforensics.data import format_audit, format_matching, images
+from freqforensics.files import atomic
 
 _OPTIONS = "group_size:1,uncompressed"  # one record per group (random access); uncompressed reads 2.4x faster
 
@@ -110,9 +110,9 @@ def read_record(out: str | os.PathLike) -> dict | None:
 
 
 def write_json(path: Path, obj) -> None:
-  """Writes `obj` as JSON to `path` atomically (`outputs.write_json`), making its folder if needed."""
+  """Writes `obj` as JSON to `path` atomically (`atomic.write_json`), making its folder if needed."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  outputs.write_json(path, obj, indent=None)
+  atomic.write_json(path, obj, indent=None)
 
 
 def _writer(path: Path):
@@ -139,7 +139,7 @@ def write_chunk(task: ChunkTask) -> dict:
   out = Path(task.out)
   if (done := read_record(out)) is not None:
     return done
-  tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+  tmp = atomic.temp_name(out)
   writer = _writer(tmp)
   digests, skipped, facts = [], [], []
   for file in task.files:
@@ -188,7 +188,7 @@ def pack_shard(task: PackTask, batch: int = 64) -> dict:
       write_json(record_file(chunk), dict(chunk_record, moved_to=str(out)))
       write_json(record_file(out), {"count": stop})
       return {"count": stop}
-  tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+  tmp = atomic.temp_name(out)
   writer = _writer(tmp)
   count = 0
   for chunk, start, stop in task.sources:

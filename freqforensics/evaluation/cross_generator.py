@@ -27,11 +27,12 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, outputs, sharding, steps, text
+from freqforensics import bundle, sharding, steps, text
 from freqforensics import workdir as wd
 from freqforensics.data import loading, pipeline, preparation, protocol
 from freqforensics.errors import UserError
 from freqforensics.evaluation import detection, figures, loop, model_card, operating_points, outliers, placement
+from freqforensics.files import atomic
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves,
   """The report's JSON, markdown and ROC figure (registered), and the table in the bundle's model card."""
   json_path, md_path, roc_path = report_files(workdir, name)
   wd.register(workdir, json_path, md_path, roc_path)
-  outputs.write_json(json_path, report)
+  atomic.write_json(json_path, report)
   md = text.for_markdown  # names from the bundle and the folders; the table is escaped by `detection.markdown`
   header = (
     f"# {md(b.info['model'])} on {md(b.info['features'])} features: {md(report['source_dir'])}\n\n"
@@ -164,12 +165,12 @@ def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves,
     )
     + "\n\n"
   )
-  outputs.write_text(md_path, header + table)
+  atomic.write_text(md_path, header + table)
   aucs = {g: r["roc_auc"] for g, r in report["by_generator"].items()}
   figures.roc_png(curves, aucs, roc_path, f"{b.info['model']} {b.info['features']}: per generator")
   bundle_dir = workdir / "bundle"
   # The card is rewritten only in a bundle a run wrote here (never a user's copy of one).
   if "model_card" in b.info and wd.record(workdir).owns("bundle/bundle.json"):
     info = model_card.add_cross_generator(b.info, name, report, table)
-    outputs.write_text(bundle_dir / bundle.CARD, model_card.render(info, info["model_card"]))
-    outputs.write_json(bundle_dir / "bundle.json", info)
+    atomic.write_text(bundle_dir / bundle.CARD, model_card.render(info, info["model_card"]))
+    atomic.write_json(bundle_dir / "bundle.json", info)

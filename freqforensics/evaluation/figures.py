@@ -15,7 +15,7 @@ from typing import Any  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from freqforensics import outputs  # noqa: E402
+from freqforensics.files import figure_marks  # noqa: E402
 
 
 def confusion_png(confusion: np.ndarray, label_names: tuple[str, ...], path: str | os.PathLike, title: str) -> None:
@@ -36,7 +36,7 @@ def confusion_png(confusion: np.ndarray, label_names: tuple[str, ...], path: str
   fig.colorbar(im, ax=ax, label="share of the true class")
   ax.set_title(title)
   fig.tight_layout()
-  outputs.save_figure(fig, Path(path), dpi=100)
+  figure_marks.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)
 
 
@@ -54,7 +54,7 @@ def roc_png(
   ax.set_title(title)
   ax.legend(loc="lower right", fontsize="small")
   fig.tight_layout()
-  outputs.save_figure(fig, Path(path), dpi=100)
+  figure_marks.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)
 
 
@@ -80,7 +80,7 @@ def reliability_png(
   ax.set_title(title)
   ax.legend(loc="upper left", fontsize="small")
   fig.tight_layout()
-  outputs.save_figure(fig, Path(path), dpi=100)
+  figure_marks.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)
 
 
@@ -111,5 +111,5 @@ def matrix_png(
     ax.set_title(name, fontsize="medium")
   fig.colorbar(im, ax=axes[0].tolist(), label=label, shrink=0.8)
   fig.suptitle(title)
-  outputs.save_figure(fig, Path(path), dpi=100)
+  figure_marks.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from freqforensics import outputs, text
+from freqforensics import text
 from freqforensics.evaluation import figures
+from freqforensics.files import atomic
 
 
 def per_class_report(confusion: np.ndarray, label_names: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
@@ -92,7 +93,7 @@ def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: boo
   `eval_test.json` gets `eval_test_confusion.png` and `eval_test_roc.png`.
   """
   path = Path(path)
-  outputs.write_json(path, {k: v for k, v in result.items() if not k.startswith("_")})
+  atomic.write_json(path, {k: v for k, v in result.items() if not k.startswith("_")})
   if not plots:
     return
   names = tuple(result["label_names"])

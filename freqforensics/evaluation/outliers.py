@@ -35,8 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from freqforensics import outputs, sharding, spectral, stats
+from freqforensics import sharding, spectral, stats
 from freqforensics.evaluation import operating_points
+from freqforensics.files import atomic
 
 SPACE = "dct_log"  # the feature space of the spectral candidates (raw log |DCT|, before standardisation)
 CANDIDATES: tuple[str, ...] = ("real_mahalanobis", "class_mahalanobis", "pca_real", "energy")
@@ -57,7 +58,7 @@ class OutlierStats:
   components: np.ndarray
 
   def save(self, path: str | os.PathLike) -> None:
-    outputs.write_with(
+    atomic.write_with(
       path,
       lambda tmp: np.savez(
         tmp, mean=self.mean, inv_std=self.inv_std, real=np.asarray(self.real), components=self.components

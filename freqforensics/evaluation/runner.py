@@ -40,12 +40,13 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from freqforensics import bundle, defaults, outputs, sharding, steps
+from freqforensics import bundle, defaults, sharding, steps
 from freqforensics import workdir as wd
 from freqforensics.data import augment, images, loading, pipeline, preparation, protocol, reader
 from freqforensics.data.distortions import Perturbation
 from freqforensics.errors import UserError
 from freqforensics.evaluation import loop, metrics, operating_points, outliers, placement
+from freqforensics.files import locks
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +253,10 @@ def bundle_evaluator(
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, dict[str, Any]]:
   """Evaluates WORKDIR/bundle on the config's splits (or `eval.source_dir`); returns name -> metrics."""
-  workdir = Path(workdir).expanduser().absolute()  # the ownership record holds paths relative to it
+  workdir = Path(workdir).expanduser().absolute()  # the reports name the bundle by its absolute path
   defaults.validate(config)
   b = bundle.load(workdir / "bundle")
-  lock = outputs.DirLock(workdir, wd.LOCK).acquire("--workdir") if sharding.is_main_process() else None
+  lock = locks.DirLock(workdir, wd.LOCK).acquire("--workdir") if sharding.is_main_process() else None
   try:
     return _evaluate(config, workdir, b)
   finally:

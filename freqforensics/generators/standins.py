@@ -28,7 +28,10 @@ import numpy as np
 from PIL import Image
 
 from freqforensics.errors import UserError
+from freqforensics.files import ownership
 from freqforensics.generators import synthetic
+
+MARKER = "standin.json"  # the parameters of a finished stand-in, written last
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,13 @@ def _place(image: np.ndarray, layout: str) -> np.ndarray:
   return image
 
 
+def _older_standin(out: Path, spec: Layout) -> dict[str, str]:
+  """What a version without ownership records wrote in `out`, recognised by its marker."""
+  if not (out / MARKER).is_file():
+    return {}
+  return {MARKER: "file", ".synthetic": "tree", **dict.fromkeys(spec.classes, "tree")}
+
+
 def write(
   layout: str,
   out_dir: str | os.PathLike,
@@ -88,7 +98,7 @@ def write(
     raise UserError(f"unknown stand-in layout {layout!r}: use one of {', '.join(LAYOUTS)}")
   spec = LAYOUTS[layout]
   out = Path(out_dir)
-  marker = out / "standin.json"
+  marker = out / MARKER
   params = {"layout": layout, "num_per_class": num_per_class, "image_size": image_size, "seed": seed}
   # Options only when set, so stand-ins written before they existed are reused.
   params.update(
@@ -104,8 +114,11 @@ def write(
   )
   if marker.is_file() and json.loads(marker.read_text()) == params:
     return out
-  if out.exists() and any(out.iterdir()) and not marker.is_file():
+  rec = ownership.OwnershipRecord(out, adopt=lambda folder: _older_standin(folder, spec))
+  if out.exists() and any(out.iterdir()) and not rec.is_ours():
     raise UserError(f"{out} exists and is not a stand-in written by freqforensics: choose another directory")
+  rec.add(MARKER)
+  rec.add(".synthetic", *spec.classes, tree=True)
   bench = synthetic.generate(
     out / ".synthetic",
     num_per_class=num_per_class,
@@ -123,5 +136,5 @@ def write(
     for png in sorted((bench.out_dir / source).glob("*.png")):
       raw = _place(np.asarray(Image.open(png).convert("RGB")), layout)
       Image.fromarray(raw).save(out / folder / png.name)
-  marker.write_text(json.dumps(params))
+  rec.write_text(MARKER, json.dumps(params))
   return out

@@ -46,15 +46,14 @@ import json
 import os
 import pathlib
 import re
-import shutil
 
 import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from freqforensics import outputs
 from freqforensics.data import distortions
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, ownership
 from freqforensics.generators import families, upsamplers
 
 FORMAT_VERSION = 1
@@ -226,15 +225,31 @@ def variant_suffix(*, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quali
   )
 
 
-def _is_marker_tmp(name: str) -> bool:
-  """A marker being written (`outputs.write_json`'s temporary name) when a run was interrupted."""
-  return outputs.is_temp_name(name) or name == MARKER + ".tmp"
+def _older_benchmark(out: pathlib.Path, classes: tuple[str, ...]) -> dict[str, str]:
+  """What a version without ownership records wrote in `out`: the images of the class folders its marker
+  names and of those asked for now (a run interrupted before its marker), the marker and its temporary file."""
+  names = {c for c in classes if (out / c).is_dir()}
+  if (out / MARKER).is_file():
+    try:
+      listed = json.loads((out / MARKER).read_text()).get("classes", [])
+    except (json.JSONDecodeError, AttributeError):
+      listed = []
+    names |= {c for c in listed if re.fullmatch(r"\w+", str(c))} | set(classes)
+  if not names:
+    return {}
+  return {**dict.fromkeys(sorted(names), "pattern:" + _PNG_NAME.pattern), MARKER: "file", MARKER + ".tmp": "file"}
+
+
+def _record(out: pathlib.Path, classes: tuple[str, ...]) -> ownership.OwnershipRecord:
+  """The ownership record of a benchmark folder (one of an older version is adopted by its marker)."""
+  return ownership.OwnershipRecord(out, adopt=lambda folder: _older_benchmark(folder, classes))
 
 
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
-  """Returns the stored metadata if it can be reused; otherwise clears our own folders."""
+  """Returns the stored metadata if it can be reused; otherwise removes what the record says is ours."""
   marker = out / MARKER
   classes = tuple(params["classes"])
+  rec = _record(out, classes)
   if marker.exists():
     try:
       meta = json.loads(marker.read_text())
@@ -253,27 +268,17 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
         f"{out} holds a synthetic benchmark with other parameters ({diff}); use a "
         "new --out_dir or pass overwrite=True (--overwrite) to replace it."
       )
-    owned = set(classes) | {c for c in meta.get("classes", []) if re.fullmatch(r"\w+", str(c))}
   else:
     # An interrupted run left only our class folders: regenerating them is safe (deterministic).
     # Anything else may be user data: refuse rather than delete it.
-    foreign = [p.name for p in out.iterdir() if p.name not in classes and not _is_marker_tmp(p.name)]
-    for cls in classes:
-      if (out / cls).is_dir():
-        foreign += [f"{cls}/{p.name}" for p in (out / cls).iterdir() if not _PNG_NAME.match(p.name)]
+    atomic.remove_stale_temps(out)  # the marker being written when it was killed
+    foreign = rec.foreign() if rec.is_ours() else [p.name for p in out.iterdir()]
     if foreign:
       raise UserError(
         f"{out} exists without {MARKER} and holds files that are not the synthetic "
-        f"benchmark's ({', '.join(sorted(foreign)[:3])}); use a new --out_dir."
+        f"benchmark's ({', '.join(foreign[:3])}); use a new --out_dir."
       )
-    owned = set(classes)
-  for cls in owned:
-    if (out / cls).is_dir():
-      shutil.rmtree(out / cls)
-  (out / MARKER).unlink(missing_ok=True)
-  for p in out.iterdir():
-    if _is_marker_tmp(p.name):
-      p.unlink()
+  rec.remove_owned()
   return None
 
 
@@ -346,6 +351,8 @@ def generate(
       out, num_per_class, image_size, seed, classes, {k: float(v) for k, v in meta["psnr_db"].items()}, reused=True
     )
 
+  rec = _record(out, classes)
+  rec.add_entries({**dict.fromkeys(classes, "pattern:" + _PNG_NAME.pattern), MARKER: "file"})
   for cls in classes:
     (out / cls).mkdir()
   width = max(5, len(str(num_per_class - 1)))
@@ -393,5 +400,5 @@ def generate(
 
   psnr = {c: round(psnr_sum[c] / num_per_class, 4) for c in with_sources}
   meta = dict(params, generators=list(generators), psnr_db=psnr, **({"families": family_meta} if family_meta else {}))
-  outputs.write_json(out / MARKER, meta)  # atomic: the marker exists only once every image is written
+  rec.write_json(MARKER, meta)  # atomic: the marker exists only once every image is written
   return SyntheticReport(out, num_per_class, image_size, seed, classes, psnr, reused=False)

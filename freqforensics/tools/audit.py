@@ -40,8 +40,8 @@ def main(argv: Sequence[str]) -> None:
   if not _F["source_dir"].value:
     cli.fail("no --source_dir given: pass --source_dir=DIR (one folder of images per class, or a prepared dataset)")
   absl_logging.set_verbosity(absl_logging.WARNING)  # the table says what matters; no tfds chatter
-  from freqforensics import outputs  # pylint: disable=g-import-not-at-top  (fast --help)
   from freqforensics.data import format_audit  # pylint: disable=g-import-not-at-top
+  from freqforensics.files import output_paths  # pylint: disable=g-import-not-at-top  (fast --help)
 
   source = _F["source_dir"].value
   audit = format_audit.audit_path(source, max_per_class=_F["max_per_class"].value, num_threads=_F["num_threads"].value)
@@ -50,9 +50,9 @@ def main(argv: Sequence[str]) -> None:
     print(f"warning: {line}")
   if _F["out_dir"].value:
     out = Path(_F["out_dir"].value).expanduser()
-    outputs.check_separate(out, [source])
+    output_paths.check_separate(out, [source])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-      out = outputs.fresh_dir(out, "audit")
+      out = output_paths.fresh_dir(out, "audit")
     for path in format_audit.write_report(audit, out):
       print(f"wrote {path}")
 

@@ -85,9 +85,9 @@ def config_key_error(e: Exception) -> str:
 def _quiet_environment_faults(args: threading.ExceptHookArgs) -> None:
   """A library's worker thread (orbax writes checkpoints in one) that dies of a full disk re-raises in
   the main thread, which reports it in one line: its own traceback would only repeat it."""
-  from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+  from freqforensics.files import faults  # pylint: disable=g-import-not-at-top
 
-  if args.exc_value is None or outputs.environment_fault(args.exc_value) is None:
+  if args.exc_value is None or faults.environment_fault(args.exc_value) is None:
     threading.__excepthook__(args)
 
 
@@ -117,10 +117,10 @@ class _DropEnvironmentFaults(logging.Filter):
   its writer thread with a traceback before the main thread re-raises it), for the same reason."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+    from freqforensics.files import faults  # pylint: disable=g-import-not-at-top
 
     exc = record.exc_info[1] if record.exc_info else None
-    return exc is None or outputs.environment_fault(exc) is None
+    return exc is None or faults.environment_fault(exc) is None
 
 
 def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], None]:
@@ -136,15 +136,15 @@ def guarded(main: Callable[[Sequence[str]], None]) -> Callable[[Sequence[str]], 
     except UserError as e:
       fail(str(e))
     except Exception as e:  # pylint: disable=broad-except  (re-raised unless it is an environment fault)
-      from freqforensics import outputs  # pylint: disable=g-import-not-at-top
+      from freqforensics.files import faults  # pylint: disable=g-import-not-at-top
 
-      fault = outputs.environment_fault(e)
+      fault = faults.environment_fault(e)
       if fault is None:
         raise
       # Out now: library threads (orbax's writers) failing on the same disk would print tracebacks while
       # the interpreter shuts down. Every file the project writes is whole or absent, so nothing is lost.
       print(
-        f"error: {text.for_terminal(' '.join(outputs.describe_os_error(fault).split()))}", file=sys.stderr, flush=True
+        f"error: {text.for_terminal(' '.join(faults.describe_os_error(fault).split()))}", file=sys.stderr, flush=True
       )
       sys.stdout.flush()
       with contextlib.suppress(OSError):  # nothing a dying library thread prints after the one line

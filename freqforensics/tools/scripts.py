@@ -19,13 +19,13 @@ from typing import Any
 
 import ml_collections
 
-from freqforensics import outputs
 from freqforensics.errors import UserError
+from freqforensics.files import atomic, output_paths, ownership
 
 
 def results_dir(root: str | os.PathLike, name: str) -> Path:
-  """`root/name/<timestamp>[_k]`, created new: two runs never share a folder (`outputs.fresh_dir`)."""
-  return outputs.fresh_dir(Path(root).expanduser() / name)
+  """`root/name/<timestamp>[_k]`, created new: two runs never share a folder (`output_paths.fresh_dir`)."""
+  return output_paths.fresh_dir(Path(root).expanduser() / name)
 
 
 def load_config(path: str, arg: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -177,7 +177,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[s
   else:
     metrics = train.train_and_evaluate(config, workdir)
     seconds = time.perf_counter() - start
-    outputs.write_json(seconds_file, {"seconds": seconds})
+    atomic.write_json(seconds_file, {"seconds": seconds})
   if seconds is None:  # reused, from before RUN_SECONDS was kept
     seconds = time.perf_counter() - start
   _, trainable = models.count_params(bundle.load(workdir / "bundle").model)
@@ -206,7 +206,8 @@ def write_results(
   notes: str = "",
 ) -> Path:
   """Writes `name.md` (title, table, notes) and `name.json` (the rows) into `out`; returns the .md path."""
-  md = out / f"{name}.md"
-  md.write_text(f"# {title}\n\n{markdown_table(rows, columns)}" + (f"\n{notes}\n" if notes else ""))
-  (out / f"{name}.json").write_text(json.dumps(list(rows), indent=2, default=float) + "\n")
-  return md
+  record = ownership.OwnershipRecord(out)  # the results folder's own files, as every folder the project fills
+  record.write_text(f"{name}.json", json.dumps(list(rows), indent=2, default=float) + "\n")
+  return record.write_text(
+    f"{name}.md", f"# {title}\n\n{markdown_table(rows, columns)}" + (f"\n{notes}\n" if notes else "")
+  )
