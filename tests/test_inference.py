@@ -3,6 +3,7 @@ classifying files in memory (probabilities, shapes, crops, folders)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -35,7 +36,7 @@ def _bundle(tmp_path, features: str, outputs: int, rng) -> bundle.Bundle:
     "outputs": outputs,
     "label_names": ["A_real", "B_gan"] if outputs == 1 else [f"c{k}" for k in range(outputs)],
   }
-  bundle.save(tmp_path / "bundle", model, info, stats_file)
+  bundle.save(tmp_path / "bundle", model, bundle.BundleInfo(**info), stats_file)
   return bundle.load(tmp_path / "bundle")
 
 
@@ -89,7 +90,7 @@ def test_predict_gives_probabilities_and_checks_the_shape(clf):
 def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
   Image.new("RGB", (20, 24)).save(tmp_path / "big.png")
   Image.new("RGB", (16, 16)).save(tmp_path / "ok.png")
-  clf.bundle.info["crop"] = "none"
+  clf.bundle.info = dataclasses.replace(clf.bundle.info, crop="none")
   try:
     assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
     with pytest.raises(
@@ -97,7 +98,7 @@ def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
     ):
       clf.prepare_file(tmp_path / "big.png")
   finally:
-    clf.bundle.info["crop"] = "center"
+    clf.bundle.info = dataclasses.replace(clf.bundle.info, crop="center")
   assert clf.prepare_file(tmp_path / "big.png").shape == (16, 16, 3)
 
 

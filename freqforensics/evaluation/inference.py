@@ -69,7 +69,7 @@ def place(b: bundle.Bundle, mesh: jax.sharding.Mesh) -> PlacedModel:
   The logits are `steps.make_logits_fn`'s, the one function training's evaluation uses too.
   """
   graphdef, state = nnx.split(b.model)
-  logits = steps.make_logits_fn(graphdef, b.info["features"], mesh)
+  logits = steps.make_logits_fn(graphdef, b.info.features, mesh)
   rep = sharding.replicated(mesh)
   feature_stats = jax.device_put(b.feature_stats, rep) if b.feature_stats is not None else None
   scores = outliers.scores_on(b.outlier_stats, mesh) if b.outlier_stats is not None else None
@@ -119,25 +119,25 @@ class Classifier:
   @property
   def input_shape(self) -> tuple[int, ...]:
     """The shape of one image the model takes, `(H, W, C)`."""
-    return tuple(self.bundle.info["input_shape"])
+    return self.bundle.info.input_shape
 
   @property
   def image_size(self) -> int:
     # Bundles written without preprocessing keys (older or hand-made ones) imply it by the input shape.
-    return int(self.bundle.info.get("image_size", self.input_shape[0]))
+    return self.bundle.info.image_size
 
   @property
   def channels(self) -> int:
-    return int(self.bundle.info.get("channels", self.input_shape[-1]))
+    return self.bundle.info.channels
 
   @property
   def crop(self) -> str:
-    return str(self.bundle.info.get("crop", "center"))
+    return self.bundle.info.crop
 
   @property
   def match_format(self) -> str:
     """The format matching of the bundle's training data (`format_matching`; '' for none or older bundles)."""
-    return str(self.bundle.info.get("match_format") or "")
+    return self.bundle.info.match_format
 
   def matching(self, names: dict[Path, str]) -> Classifier:
     """This classifier, decoding files with the bundle's format matching: each image goes through the JPEG
@@ -190,7 +190,7 @@ class Classifier:
       raise ValueError(f"expected uint8 images, got {batch.dtype}")
     n = len(batch)
     if n == 0:
-      return {"logits": np.zeros((0, self.bundle.info["outputs"]), np.float32)}
+      return {"logits": np.zeros((0, self.bundle.info.outputs), np.float32)}
     pad = -n % self._placed.mesh.size  # the batch is split over the devices: pad it to a multiple of them
     if pad:
       batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], np.uint8)])
