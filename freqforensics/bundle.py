@@ -234,8 +234,15 @@ def save(
 ) -> None:
   """Writes the bundle's files, each atomically; `bundle.json` last, so a bundle that has it is whole.
 
-  `outlier_stats` (`outliers.OutlierStats`) goes to `outliers.npz` and `card` (markdown) to
-  `MODEL_CARD.md`. Only the bundle's own files are written: anything else in the folder is left alone.
+  Only the bundle's own files are written: anything else in the folder is left alone.
+
+  Args:
+    directory: the bundle folder (created if needed).
+    model: the model whose parameters and batch statistics go to `params.npz`.
+    info: the description (`bundle.json`); its `stats` is set from `stats_path`.
+    stats_path: the feature statistics file, copied in (None for features that need none).
+    outlier_stats: `outliers.OutlierStats` of the open-set score, to `outliers.npz`.
+    card: the model card as markdown, to `MODEL_CARD.md`.
   """
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)

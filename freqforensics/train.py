@@ -2,9 +2,9 @@
 
 `train_and_evaluate(config, workdir)` is what the CLI, tests and notebooks call. It prepares the
 data, computes the feature statistics, trains with Adam and early stopping on validation loss,
-checkpoints every epoch (and every `train.checkpoint_every_steps` steps), restores the best epoch,
-fits the operating point on validation (temperature, decision threshold, the open-set score's
-threshold), writes the model bundle with its model card and evaluates on test.
+checkpoints every epoch (and every `train.checkpoint_every_steps` steps), restores the best epoch
+and evaluates it on the path `mode=eval` takes (`evaluation.evaluate_run`: the operating point on
+validation, test, the model card, the bundle and the reports).
 
 Resume is automatic and exact: a checkpoint holds the model, optimizer, BatchNorm statistics and
 RNG state, the data position (epoch and step: each epoch's order is a pure function of the seed and
@@ -14,6 +14,7 @@ with the parameters of an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -56,6 +57,13 @@ def early_stopping(
 
   An epoch improves when its loss is below the best by more than `min_delta`; training stops
   after `patience` epochs in a row without improvement.
+
+  Args:
+    record: the record after the previous epoch (`FIRST_RECORD` before the first).
+    epoch: the epoch just finished.
+    val_loss: its validation loss.
+    patience: epochs without improvement that stop training.
+    min_delta: the least decrease that counts as an improvement.
   """
   improved = val_loss < record["best_val_loss"] - min_delta
   bad = 0 if improved else record["bad_epochs"] + 1
@@ -132,14 +140,9 @@ def _train(
   info = _bundle_info(config, prepared, kind, real)
   graphdef, state, model = steps.create_state(config, info.feature_shape, len(labels), steps_per_epoch)
   run.start()
+  about = f"model {config.model.name} ({config.model.variant}) on {kind} features"
   log.info(
-    "model %s (%s) on %s features, %d device(s) on %d process(es):\n%s",
-    config.model.name,
-    config.model.variant,
-    kind,
-    mesh.size,
-    jax.process_count(),
-    steps.parameter_overview(model),
+    "%s, %d device(s) on %d process(es):\n%s", about, mesh.size, jax.process_count(), steps.parameter_overview(model)
   )
   state = jax.device_put(state, sharding.replicated(mesh))
   stats_dev = jax.device_put(feature_stats, sharding.replicated(mesh)) if feature_stats is not None else None
@@ -147,6 +150,9 @@ def _train(
   logits_fn = steps.make_logits_fn(graphdef, kind, mesh)
   ckpt = checkpointing.Checkpointer(workdir / "checkpoints")
   metrics_log = wd.MetricsLog(workdir, enabled=main)
+  evaluate = functools.partial(
+    runner.evaluate_source, mesh=mesh, batch_size=config.eval.batch_size, num_threads=threads, progress=progress
+  )
   record = FIRST_RECORD
   if (latest := ckpt.latest_step()) is not None:
     pure, record = ckpt.restore(latest, nnx.to_pure_dict(state))
@@ -178,29 +184,10 @@ def _train(
         f"training loss became {train_loss} in epoch {epoch}: lower train.learning_rate; the last"
         f" good checkpoint is in {ckpt.directory}"
       )
-    val = runner.evaluate_source(
-      lambda images, state=state: logits_fn(state, images, stats_dev),
-      data.val,
-      labels,
-      mesh=mesh,
-      batch_size=config.eval.batch_size,
-      num_threads=threads,
-      progress=progress,
-      name="val",
-      scores=False,
-    ).metrics
+    val = evaluate(lambda x, state=state: logits_fn(state, x, stats_dev), data.val, labels, name="val", scores=False)
     previous_best = record["best_epoch"]
-    record = early_stopping(record, epoch, val["loss"], patience=t.patience, min_delta=t.min_delta)
-    seconds = time.time() - epoch_start
-    row = {
-      "epoch": epoch,
-      "train_loss": train_loss,
-      "train_accuracy": sums["correct"] / sums["count"],
-      "val_loss": val["loss"],
-      "val_accuracy": val["accuracy"],
-      "seconds": round(seconds, 3),
-      "samples_per_second": round((steps_per_epoch - start_step) * t.batch_size / seconds, 1),
-    }
+    record = early_stopping(record, epoch, val.metrics["loss"], patience=t.patience, min_delta=t.min_delta)
+    row = _row(epoch, sums, val.metrics, time.time() - epoch_start, (steps_per_epoch - start_step) * t.batch_size)
     # The row first, then the checkpoint: a crash in between leaves a row that resume truncates.
     metrics_log.write(row)
     # Kept: this checkpoint (resume) and the best epoch's, by the record inside it (so also after a restart).
@@ -233,8 +220,20 @@ def _train(
   return (split_results.get("test") or split_results["val"]).metrics
 
 
-def _epoch(config, data, augmentation, step_fn, mesh, ckpt, record, epoch, steps_per_epoch, state):
-  """One epoch from the record's data position: returns the state and the epoch's summed loss and counts."""
+def _epoch(
+  config: ml_collections.ConfigDict,
+  data: loading.TrainingData,
+  augmentation: Perturbation,
+  step_fn,
+  mesh: jax.sharding.Mesh,
+  ckpt: checkpointing.Checkpointer,
+  record: dict[str, Any],
+  epoch: int,
+  steps_per_epoch: int,
+  state,
+):
+  """One epoch from the record's data position (`step_fn(state, batch) -> (state, sums)`, checkpointed every
+  `train.checkpoint_every_steps`): returns the state and the epoch's summed loss and counts."""
   t, start_step = config.train, record["step"]
   sums = record["sums"] or {"loss": 0.0, "correct": 0.0, "count": 0.0}
   # Augmentation draws depend on (seed, epoch, example) only: a resumed epoch gets the same images.
@@ -273,6 +272,19 @@ def _epoch(config, data, augmentation, step_fn, mesh, ckpt, record, epoch, steps
       )
   bar.close()
   return state, _add(sums, device_sums)
+
+
+def _row(epoch: int, sums: dict[str, float], val: dict[str, Any], seconds: float, images: int) -> dict[str, Any]:
+  """The epoch's row of `metrics.jsonl`."""
+  return {
+    "epoch": epoch,
+    "train_loss": sums["loss"] / sums["count"],
+    "train_accuracy": sums["correct"] / sums["count"],
+    "val_loss": val["loss"],
+    "val_accuracy": val["accuracy"],
+    "seconds": round(seconds, 3),
+    "samples_per_second": round(images / seconds, 1),
+  }
 
 
 def _log_epoch(row: dict[str, Any], *, stopped: bool) -> None:

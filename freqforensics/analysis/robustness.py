@@ -115,7 +115,7 @@ def _check_outputs(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> 
 
 
 def run_report(
-  evaluate_fn: Callable[[Any, str], dict[str, Any]],
+  evaluate_fn: Callable[[Any, str], Any],
   source,
   out_dir: str | os.PathLike,
   about: Mapping[str, Any],
@@ -128,9 +128,17 @@ def run_report(
 ) -> dict[str, Any]:
   """Evaluates `source` clean and under every perturbation of `sweeps`; writes the JSON and the figure.
 
-  `evaluate_fn(source, name)` returns a `results.SplitResult` (`evaluation.runner.bundle_evaluator`); `about`
-  (`describe`: bundle, split, ...) goes into the settings, which must match for a report to resume.
-  `label` names the line in the figure.
+  Args:
+    evaluate_fn: `(source, name) -> results.SplitResult` (`evaluation.runner.bundle_evaluator`).
+    source: the split evaluated, labels in the model's order.
+    out_dir: where `robustness.json` and `robustness.png` go.
+    about: what is evaluated (`describe`: bundle, split, ...): part of the settings, which must match for a
+      report to resume.
+    sweeps: kind -> strengths (default: `DEFAULT_SWEEPS`).
+    seed: seeds the perturbations' draws.
+    overwrite: replace a report of other settings.
+    progress: print each point.
+    label: names the line in the figure.
   """
   from freqforensics.data import augment  # pylint: disable=g-import-not-at-top
 
@@ -235,9 +243,21 @@ def sweep_workdir(
   """The report of `WORKDIR/bundle` on a split of its training dataset, or on class folders (`source_dir`,
   prepared with the bundle's preprocessing under `data_dir`); returns (report, out folder, what it is about).
 
-  The default out folder is `WORKDIR/robustness_<split>` (or `robustness_<runner.source_name>` of the
+  The default out folder is `WORKDIR/robustness_<split>` (or `robustness_<loading.source_name>` of the
   folder); the two files written there are registered as the run's own, never the folder (a user's
   notes in it stay), after refusing files of those names the run did not write (`workdir.claim`).
+
+  Args:
+    workdir: the run's work dir (its `bundle/`).
+    sweeps: kind -> strengths.
+    split: the split of the bundle's training dataset to evaluate.
+    source_dir: class folders to evaluate instead.
+    data_dir: the data root `source_dir` is prepared under (default `loading.default_data_root()`).
+    out_dir: where the report goes (default above).
+    seed: seeds the perturbations' draws.
+    batch_size: the evaluation batch size (the devices used divide it).
+    overwrite: replace a report of other settings.
+    progress: show progress.
   """
   import jax  # pylint: disable=g-import-not-at-top
 

@@ -257,8 +257,16 @@ def folder_dataset(
   progress: bool = True,
   source_option: str = "--config.eval.source_dir",
 ) -> reader.PreparedDataset:
-  """Class folders prepared (cached under `data_root`) with `options`, a model's preprocessing
-  (`bundle.BundleInfo.prepare_options`): all into `test`, one class or more."""
+  """Class folders prepared (cached under `data_root`) with a model's preprocessing: all into `test`, one
+  class or more.
+
+  Args:
+    source_dir: the class folders.
+    data_root: the data root; the prepared dataset goes under its `prepared/`.
+    options: the model's preprocessing (`bundle.BundleInfo.prepare_options`).
+    progress: show progress.
+    source_option: the option that named `source_dir`, for error messages.
+  """
   return preparation.prepare(
     source_dir, data_root / "prepared", options, progress=progress, min_classes=1, source_option=source_option
   )

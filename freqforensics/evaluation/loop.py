@@ -28,7 +28,15 @@ def batches(
   source, batch_size: int, *, num_threads: int = 2, progress: bool = False, desc: str = ""
 ) -> Iterator[dict[str, np.ndarray]]:
   """This process's share of `source` in padded, masked batches (`pipeline.eval_batches`), with a progress
-  bar of its steps: what every evaluation pass (metrics, scores, statistics) reads."""
+  bar of its steps: what every evaluation pass (metrics, scores, statistics) reads.
+
+  Args:
+    source: a split source (`len`, `read_batch`).
+    batch_size: the global batch size; the last batch is padded and masked.
+    num_threads: threads reading the source.
+    progress: show the bar.
+    desc: the bar's name.
+  """
   steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
   it = pipeline.eval_batches(source, batch_size, num_threads=num_threads, **sharding.process_share())
   yield from tqdm(it, total=steps, desc=desc, unit="batch", disable=not progress, leave=False)
@@ -77,9 +85,16 @@ def evaluate(
 ) -> results.SplitResult:
   """Runs `logits_fn` over padded, masked batches and summarises; sums stay on device until the end.
 
-  `settle` is applied to the running sums after each batch (`sharding.settle` on CPU meshes). With
-  `scores`, the metrics also hold ranking metrics, and the result the `Scores` (numpy, real rows only:
-  probabilities, labels, logits and `per_example(batch, logits)`'s arrays) for figures and calibration.
+  Args:
+    logits_fn: a placed batch -> logits.
+    batches: padded, masked host batches (`batches`).
+    label_names: the model's labels.
+    put: places a host batch on the devices.
+    progress: called after each batch.
+    settle: applied to the running sums after each batch (`sharding.settle` on CPU meshes).
+    scores: also compute the ranking metrics and keep the `Scores` (numpy, real rows only: probabilities,
+      labels, logits and `per_example`'s arrays) for figures and calibration.
+    per_example: `(batch, logits) -> {name: (B,)}` values to keep (the open-set candidates).
   """
   num_labels = len(label_names)
   sums_fn = jax.jit(lambda logits, labels, mask: batch_sums(logits, labels, mask, num_labels))

@@ -117,7 +117,15 @@ def build(
   val: dict[str, Any] | None,
   test: dict[str, Any] | None,
 ) -> dict[str, Any]:
-  """The card's fields from the bundle description and the final validation and test metrics."""
+  """The card's fields from the bundle description and the final validation and test metrics.
+
+  Args:
+    info: the bundle's description with its calibration (and open-set) block.
+    prepared: the prepared dataset it was trained on (class counts; file headers are sampled).
+    source: the config's `data.source` (`synthetic` or `folder`).
+    val: the validation metrics (with the detection block for a detector).
+    test: the test metrics, or None when test has no images.
+  """
   labels = list(info.label_names)
   real = info.real_label
   counts = prepared.metadata.get("counts") or {}

@@ -146,7 +146,16 @@ def report(
   real_class: str = "",
 ) -> results.SplitResult:
   """The report `mode=eval` writes for one source, `WORKDIR/eval_<name>.json` (main process): metrics, the
-  detection block at the bundle's operating point, the bundle's note and what was evaluated."""
+  detection block at the bundle's operating point, the bundle's note and what was evaluated.
+
+  Args:
+    b: the bundle evaluated.
+    workdir: where the report goes (its files must be the work dir's own: `workdir.claim` first).
+    evaluate: `(source, name) -> SplitResult` with scores (`bundle_evaluator`).
+    source: labels in the model's order (`data.loading.relabelled_split`), perturbed or not.
+    name: the report's name: `eval_<name>.json`, and its `split`.
+    real_class: the real class of a bundle that stores none (`--config.data.real_class`).
+  """
   r = evaluate(source, name)
   add_detection(r, operating_points.Detector.from_info(b.info, real_class), b.info.outliers)
   if b.note:
