@@ -233,3 +233,25 @@ def test_the_bundle_of_an_unfinished_run_is_refused_unless_allowed(tmp_path):
   assert "\n" not in str(e.value)
   b = bundle.load(path, allow_unfinished=True)
   assert not b.finished and "has not finished" in b.note and "written before calibration" not in b.note
+
+
+def test_bundle_info_round_trips_bundle_json_key_for_key(tmp_path):
+  """`BundleInfo` reads bundle.json and writes it back with the same keys, in the same order, and values."""
+  path = _detector_bundle(tmp_path)
+  written = json.loads((path / "bundle.json").read_text())
+  info = bundle.BundleInfo.from_json(path, written)
+  assert list(info.to_json().items()) == list(written.items())
+  assert info.real_label == 0 and info.finished and info.feature_shape == info.input_shape
+
+
+def test_bundle_info_defaults_are_those_of_bundles_from_before_a_field(tmp_path):
+  model = models.create_model("log2", (8, 8, 1), 3)
+  info = {"model": "log2", "features": "pixel", "input_shape": [8, 8, 1], "outputs": 3, "label_names": ["a", "b", "c"]}
+  (tmp_path / "b").mkdir()
+  bundle.save(tmp_path / "b", model, bundle.BundleInfo(**info), None)
+  written = json.loads((tmp_path / "b" / "bundle.json").read_text())
+  assert "real_label" not in written and "calibration" not in written  # a bundle from before them: no such keys
+  b = bundle.load(tmp_path / "b")
+  i = b.info
+  assert (i.image_size, i.channels, i.crop, i.match_format, i.variant) == (8, 1, "center", "", "paper")
+  assert i.real_label is bundle.UNSET and i.finished and "written before calibration" in b.note
