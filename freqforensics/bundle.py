@@ -20,6 +20,7 @@ the threshold to agree, and each file the bundle reads to be its own (no links).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import os
 import zipfile
@@ -50,37 +51,130 @@ NOTE_UNFINISHED = (
 THRESHOLD_TOLERANCE = 1e-6  # |sigmoid(threshold_logit) - threshold| allowed: both are written from one number
 
 
+class _Unset(enum.Enum):
+  UNSET = "unset"
+
+
+UNSET = _Unset.UNSET  # `BundleInfo.real_label` of a bundle from before real_label existed
+
+
+# The order of bundle.json's keys (then format_version and stats), as training has always written them.
+_JSON_ORDER = (
+  "model",
+  "variant",
+  "features",
+  "input_shape",
+  "feature_shape",
+  "outputs",
+  "label_names",
+  "image_size",
+  "channels",
+  "crop",
+  "match_format",
+  "dataset",
+  "augment",
+  "real_label",
+  "calibration",
+  "outliers",
+  "model_card",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleInfo:
+  """`bundle.json`: what the model is, what it takes, how its inputs are prepared and, for a detector, its
+  operating point. Defaults are those of bundles written before a field existed; `from_json` checks it."""
+
+  model: str
+  features: str  # e.g. "dct_log", "wpt_log-haar-l3"
+  input_shape: tuple[int, int, int]  # the images the bundle takes (H, W, C)
+  outputs: int
+  label_names: tuple[str, ...]
+  variant: str = "paper"
+  feature_shape: tuple[int, ...] = ()  # what its model takes (differs for azimuthal); () means input_shape
+  image_size: int = 0  # 0 means input_shape's
+  channels: int = 0  # 0 means input_shape's
+  crop: str = "center"
+  match_format: str = ""  # format matching of its data (`format_matching`); "" for data stored as decoded
+  dataset: str = ""  # the prepared dataset it was trained on
+  augment: dict[str, Any] | None = None
+  real_label: int | None | _Unset = UNSET  # the real class's index; None: no class is real (no detector)
+  calibration: dict[str, Any] | None = None  # `operating_points.fit`
+  outliers: dict[str, Any] | None = None  # `outliers.info`; its arrays are in OUTLIERS
+  model_card: dict[str, Any] | None = None  # `model_card.build`
+  stats: str | None = None  # the feature statistics' file in the bundle folder (set by `save`)
+
+  def __post_init__(self):
+    shape = tuple(self.input_shape)
+    object.__setattr__(self, "input_shape", shape)
+    object.__setattr__(self, "label_names", tuple(self.label_names))
+    object.__setattr__(self, "feature_shape", tuple(self.feature_shape) or shape)
+    object.__setattr__(self, "image_size", self.image_size or shape[0])
+    object.__setattr__(self, "channels", self.channels or shape[-1])
+
+  @property
+  def finished(self) -> bool:
+    """False for the description training writes before the run has finished: the best epoch so far has
+    `real_label` (None or an index) but no `calibration` yet, which the finished run always adds. A bundle
+    of a version from before both has neither."""
+    return self.real_label is UNSET or self.calibration is not None
+
+  def prepare_options(self, *, max_pixels: int, num_threads: int = 0):
+    """`preparation.PrepareOptions` that prepare class folders (all into `test`) as this model's inputs."""
+    from freqforensics.data import preparation  # pylint: disable=g-import-not-at-top
+
+    return preparation.PrepareOptions(
+      image_size=self.image_size,
+      channels=self.channels,
+      split=(0.0, 0.0, 1.0),
+      crop=self.crop,
+      max_pixels=max_pixels,
+      num_threads=num_threads,
+    )
+
+  def to_json(self) -> dict[str, Any]:
+    """The JSON object of `bundle.json` (the detector fields only where set)."""
+    out: dict[str, Any] = {}
+    for name in _JSON_ORDER:
+      v = getattr(self, name)
+      if name in ("calibration", "outliers", "model_card") and v is None or v is UNSET:
+        continue
+      out[name] = list(v) if isinstance(v, tuple) else v
+    return dict(out, format_version=_FORMAT_VERSION, stats=self.stats)
+
+  @classmethod
+  def from_json(cls, directory: Path, info: Any) -> BundleInfo:
+    """`bundle.json`'s object checked before anything is built from it; `UserError` (one line) if it is not
+    one `save` writes."""
+    _validate(directory, info)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in info.items() if k in names})
+
+
 @dataclasses.dataclass
 class Bundle:
   """A loaded bundle: the model (in eval mode), its feature statistics and its description."""
 
   model: nnx.Module
   feature_stats: spectral.FeatureStats | None
-  info: dict[str, Any]
+  info: BundleInfo
   outlier_stats: Any = None  # `evaluation.outliers.OutlierStats` of the open-set score, if the bundle has one
 
   @property
   def label_names(self) -> tuple[str, ...]:
-    return tuple(self.info["label_names"])
+    return self.info.label_names
 
   @property
   def finished(self) -> bool:
-    """False for the bundle of a run that has not finished (`unfinished`)."""
-    return not unfinished(self.info)
+    """False for the bundle of a run that has not finished (`BundleInfo.finished`)."""
+    return self.info.finished
 
   @property
   def note(self) -> str | None:
     """What the bundle lacks (no calibration, threshold or outlier score) and why; None for a current one."""
-    if "calibration" in self.info:
+    if self.info.calibration is not None:
       return None
-    return NOTE_UNFINISHED if unfinished(self.info) else NOTE_UNCALIBRATED
-
-
-def unfinished(info: dict[str, Any]) -> bool:
-  """Whether a bundle's description is one training writes before the run has finished: the best epoch so
-  far has `real_label` (None or an index) but no `calibration` yet, which the finished run always adds.
-  A bundle of a version from before both has neither."""
-  return "real_label" in info and "calibration" not in info
+    return NOTE_UNCALIBRATED if self.info.finished else NOTE_UNFINISHED
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -133,7 +227,7 @@ def files(directory: str | os.PathLike, stats_path: Path | None) -> list[Path]:
 def save(
   directory: str | os.PathLike,
   model: nnx.Module,
-  info: dict[str, Any],
+  info: BundleInfo,
   stats_path: Path | None,
   *,
   outlier_stats: Any = None,
@@ -141,8 +235,15 @@ def save(
 ) -> None:
   """Writes the bundle's files, each atomically; `bundle.json` last, so a bundle that has it is whole.
 
-  `outlier_stats` (`outliers.OutlierStats`) goes to `outliers.npz` and `card` (markdown) to
-  `MODEL_CARD.md`. Only the bundle's own files are written: anything else in the folder is left alone.
+  Only the bundle's own files are written: anything else in the folder is left alone.
+
+  Args:
+    directory: the bundle folder (created if needed).
+    model: the model whose parameters and batch statistics go to `params.npz`.
+    info: the description (`bundle.json`); its `stats` is set from `stats_path`.
+    stats_path: the feature statistics file, copied in (None for features that need none).
+    outlier_stats: `outliers.OutlierStats` of the open-set score, to `outliers.npz`.
+    card: the model card as markdown, to `MODEL_CARD.md`.
   """
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
@@ -153,8 +254,8 @@ def save(
     outlier_stats.save(directory / OUTLIERS)
   if card is not None:
     atomic.write_text(directory / CARD, card)
-  info = dict(info, format_version=_FORMAT_VERSION, stats=stats_path.name if stats_path else None)
-  atomic.write_json(directory / "bundle.json", info)
+  info = dataclasses.replace(info, stats=stats_path.name if stats_path else None)
+  atomic.write_json(directory / "bundle.json", info.to_json())
 
 
 def _bad(directory: Path, what: str) -> UserError:
@@ -173,8 +274,8 @@ def _positive_ints(value: Any, n: int | None = None) -> bool:
   )
 
 
-def validate(directory: Path, info: Any) -> dict[str, Any]:
-  """Checks a bundle's description before anything is built from it; returns it or raises `UserError`."""
+def _validate(directory: Path, info: Any) -> None:
+  """Checks `bundle.json`'s object (`BundleInfo.from_json`); raises `UserError`."""
   from freqforensics.data import crops, format_matching  # pylint: disable=g-import-not-at-top
 
   if not isinstance(info, dict):
@@ -239,7 +340,6 @@ def validate(directory: Path, info: Any) -> dict[str, Any]:
   ):
     raise _bad(directory, f"stats {name!r} must name a file inside the bundle folder (e.g. stats_dct_log.npz)")
   _validate_detector(directory, info, labels)
-  return info
 
 
 def _number(value: Any) -> bool:
@@ -311,31 +411,29 @@ def _no_link(directory: Path, name: str) -> None:
 def load(directory: str | os.PathLike, *, allow_unfinished: bool = False) -> Bundle:
   """Loads a bundle written by `save`; raises `UserError` naming what is missing or wrong.
 
-  Everything is checked before it is used: the description (`validate`), that no file it reads is a
+  Everything is checked before it is used: the description (`BundleInfo.from_json`), that no file it reads is a
   link, that `params.npz` holds plain, finite arrays (no pickled objects) of exactly the model's
   shapes, and that the statistics are finite and fit the features. The bundle of a run that has not
-  finished (`unfinished`) is refused unless `allow_unfinished`.
+  finished (`BundleInfo.finished`) is refused unless `allow_unfinished`.
   """
   directory = Path(directory)
   path = directory / "bundle.json"
   if not path.is_file():
     raise UserError(f"{directory} holds no model bundle (bundle.json): give the bundle/ folder of a finished run")
   _no_link(directory, "bundle.json")
-  info = validate(directory, atomic.read_json(path, "the description of a model bundle"))
-  for name in ("params.npz", info.get("stats"), OUTLIERS if info.get("outliers") else None):
+  info = BundleInfo.from_json(directory, atomic.read_json(path, "the description of a model bundle"))
+  for name in ("params.npz", info.stats, OUTLIERS if info.outliers else None):
     if name:
       _no_link(directory, name)
-  if unfinished(info) and not allow_unfinished:
+  if not info.finished and not allow_unfinished:
     raise UserError(
       f"the run that wrote {directory} has not finished (killed, crashed or still training): its bundle holds"
       " the best epoch so far, with no calibration, threshold or outlier score; rerun its training command to"
       " finish it (classify and explain take --allow_unfinished to use it as it is)"
     )
-  # Bundles from before `feature_shape` existed had image-shaped features only.
-  feature_shape = tuple(info.get("feature_shape", info["input_shape"]))
-  model = models.create_model(
-    info["model"], feature_shape, info["outputs"], l1=0.0, l2=0.0, variant=info.get("variant", "paper")
-  )
+  # Bundles from before `feature_shape` existed had image-shaped features only (its default).
+  feature_shape = info.feature_shape
+  model = models.create_model(info.model, feature_shape, info.outputs, l1=0.0, l2=0.0, variant=info.variant)
   try:
     with np.load(directory / "params.npz", allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
@@ -349,23 +447,22 @@ def load(directory: str | os.PathLike, *, allow_unfinished: bool = False) -> Bun
   nnx.replace_by_pure_dict(params, _unflatten_into(nnx.to_pure_dict(params), arrays, directory))
   nnx.update(model, params)
   feature_stats = None
-  if info.get("stats"):
+  if info.stats:
     try:
-      feature_stats = stats.load(directory / info["stats"], info["features"])
+      feature_stats = stats.load(directory / info.stats, info.features)
     except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
-      raise _bad(directory, f"{info['stats']} cannot be used ({e})") from None
+      raise _bad(directory, f"{info.stats} cannot be used ({e})") from None
     if tuple(feature_stats.mean.shape) != feature_shape:
       raise _bad(
         directory,
-        f"{info['stats']} holds statistics of shape {tuple(feature_stats.mean.shape)}, the"
-        f" features have {feature_shape}",
+        f"{info.stats} holds statistics of shape {tuple(feature_stats.mean.shape)}, the features have {feature_shape}",
       )
   outlier_stats = None
-  if info.get("outliers"):
+  if info.outliers:
     from freqforensics.evaluation import outliers  # pylint: disable=g-import-not-at-top
 
     try:
-      outlier_stats = outliers.OutlierStats.load(directory / OUTLIERS, len(info["label_names"]), info["input_shape"])
+      outlier_stats = outliers.OutlierStats.load(directory / OUTLIERS, len(info.label_names), info.input_shape)
     except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
       raise _bad(directory, f"{OUTLIERS} cannot be used ({e})") from None
   return Bundle(model=model, feature_stats=feature_stats, info=info, outlier_stats=outlier_stats)

@@ -41,22 +41,23 @@ def main(argv: Sequence[str]) -> None:
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("freqforensics").setLevel(logging.INFO)
   from freqforensics import sharding, train  # pylint: disable=g-import-not-at-top  (fast --help)
-  from freqforensics.evaluation import metrics, runner  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import metrics, results, runner  # pylint: disable=g-import-not-at-top
 
   sharding.initialize(config)
   if config.mode == "eval":
-    results = runner.evaluate_workdir(config, _WORKDIR.value)
+    reports = runner.evaluate_workdir(config, _WORKDIR.value)
   elif config.mode == "train":
-    results = {"": train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)}
+    reports = {"": results.SplitResult(train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value))}
   else:
     raise UserError(f"unknown mode {config.mode!r}: use --config.mode=train or --config.mode=eval")
   if not sharding.is_main_process():
     return
-  for name, m in results.items():
-    if name and "by_generator" in m:  # mode=eval on the cross-generator layout
+  for name, r in reports.items():
+    m = r.metrics
+    if isinstance(r, results.GeneratorReport):  # mode=eval on the cross-generator layout
       about = f"{m['model']} on {m['features']} features, generators of {m['source_dir']}; {m['threshold_note']}"
       print(f"\n{text.for_terminal(about)}:")
-      print(m["_markdown"])  # escaped as markdown: no control characters
+      print(r.markdown)  # escaped as markdown: no control characters
       print(f"report: {text.for_terminal(_WORKDIR.value)}/eval_{text.for_terminal(name)}.json (+ .md, _roc.png)")
       continue
     if name:  # mode=eval

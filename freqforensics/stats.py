@@ -24,11 +24,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from freqforensics import sharding, spectral
-from freqforensics.data import pipeline, preparation, reader
+from freqforensics.data import preparation, reader
 from freqforensics.errors import UserError
+from freqforensics.evaluation import loop
 from freqforensics.files import atomic
 
 
@@ -264,15 +264,7 @@ def feature_stats(
   raw = jax.jit(sharding.raw_features_fn(mesh, kind))
   put = sharding.make_put(mesh)
   classes = class_init(len(prepared.label_names), shape)
-  procs = sharding.process_share()
-  steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
-  for batch in tqdm(
-    pipeline.eval_batches(source, batch_size, num_threads=num_threads, **procs),
-    total=steps,
-    desc=f"stats {kind}",
-    unit="batch",
-    disable=not progress,
-  ):
+  for batch in loop.batches(source, batch_size, num_threads=num_threads, progress=progress, desc=f"stats {kind}"):
     batch = put(batch)
     x = raw(batch["image"])
     classes = sharding.settle(mesh, class_update(classes, x, batch["label"], batch["mask"]))

@@ -46,9 +46,9 @@ def eval_loop_ips(c, workdir: Path) -> tuple[int, float]:
   b = bundle.load(workdir / "bundle")
   run = runner.bundle_evaluator(b, num_devices=steps.num_devices(c), batch_size=c.eval.batch_size, progress=False)
   prepared = loading.prepare_from_config(c, progress=False)
-  sources = [runner.relabelled_split(prepared, b, s) for s in ("train", "val", "test")]
+  sources = [loading.relabelled_split(prepared, b.label_names, s) for s in ("train", "val", "test")]
   start = time.perf_counter()
-  n = sum(run(source, name)["num_examples"] for source, name in zip(sources, ("train", "val", "test")))
+  n = sum(run(source, name).metrics["num_examples"] for source, name in zip(sources, ("train", "val", "test")))
   return n, n / (time.perf_counter() - start)
 
 
@@ -59,7 +59,7 @@ def folder_eval_ips(c, workdir: Path, folder: Path, num_files: int) -> float:
     c.eval.source_dir = str(folder)
     c.data.data_dir = root
     start = time.perf_counter()
-    m = next(iter(runner.evaluate_workdir(c, workdir).values()))
+    m = next(iter(runner.evaluate_workdir(c, workdir).values())).metrics
     seconds = time.perf_counter() - start
   assert m["num_examples"] == num_files, (m["num_examples"], num_files)
   return num_files / seconds

@@ -195,10 +195,12 @@ def main(argv: list[str] | None = None) -> Path:
         evaluate = runner.bundle_evaluator(
           b, num_devices=steps.num_devices(c), batch_size=c.eval.batch_size, progress=False
         )
-        tested = {}
+        tested = {}  # each written as mode=eval writes its report (eval_<name>_test.json)
         for name, prepared in (("matched", matched), ("processed", processed)):
-          tested[name] = evaluate(runner.relabelled_split(prepared, b, "test"), name)
-          runner.write(workdir, f"eval_{name}_test", dict(tested[name], split=f"{name} test"))
+          source = loading.relabelled_split(prepared, b.label_names, "test")
+          tested[name] = runner.report(
+            b, workdir, evaluate, source, f"{name}_test", real_class=c.data.real_class
+          ).metrics
         rows.append(
           {
             "trained_on": trained_on,

@@ -116,7 +116,7 @@ def evaluate(config, workdir: Path, layout: Path) -> tuple[dict[str, Any], float
   c = config.copy_and_resolve_references()
   c.mode, c.eval.source_dir = "eval", str(layout)
   start = time.perf_counter()
-  (report,) = runner.evaluate_workdir(c, workdir).values()
+  report = next(iter(runner.evaluate_workdir(c, workdir).values())).metrics
   seconds = time.perf_counter() - start
   atomic.write_json(path, dict(json.loads(path.read_text()), seconds=seconds))
   return report, seconds

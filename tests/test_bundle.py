@@ -31,7 +31,7 @@ def test_bundle_round_trip_gives_the_same_outputs(name, tmp_path):
     "outputs": 4,
     "label_names": ["A_real", "B", "C", "D"],
   }
-  bundle.save(tmp_path / "bundle", model, info, tmp_path / "stats_dct_log.npz")
+  bundle.save(tmp_path / "bundle", model, bundle.BundleInfo(**info), tmp_path / "stats_dct_log.npz")
   with zipfile.ZipFile(tmp_path / "bundle" / "params.npz") as z:  # plain .npy arrays, nothing pickled
     for member in z.namelist():
       np.lib.format.read_array(z.open(member), allow_pickle=False)
@@ -47,7 +47,7 @@ def test_loading_a_folder_without_a_bundle_or_of_another_model_is_a_clear_error(
     bundle.load(tmp_path)
   model = models.create_model("log2", (8, 8, 1), 3)
   info = {"model": "log2", "features": "pixel", "input_shape": [8, 8, 1], "outputs": 3, "label_names": ["a", "b", "c"]}
-  bundle.save(tmp_path / "b", model, info, None)
+  bundle.save(tmp_path / "b", model, bundle.BundleInfo(**info), None)
   meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
   meta["model"] = "nn"
   (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
@@ -96,7 +96,7 @@ def _detector_bundle(tmp_path):
       "failure_modes": [],
     },
   }
-  bundle.save(tmp_path / "b", model, info, None, outlier_stats=o, card="# card\n")
+  bundle.save(tmp_path / "b", model, bundle.BundleInfo(**info), None, outlier_stats=o, card="# card\n")
   return tmp_path / "b"
 
 
@@ -154,7 +154,7 @@ def test_a_threshold_that_agrees_with_its_logit_up_to_rounding_loads(tmp_path):
   info = json.loads((path / "bundle.json").read_text())
   info["calibration"]["threshold_logit"] = 0.4054651  # log(0.6 / 0.4) to 7 digits
   (path / "bundle.json").write_text(json.dumps(info))
-  assert bundle.load(path).info["calibration"]["threshold"] == 0.6
+  assert bundle.load(path).info.calibration["threshold"] == 0.6
 
 
 def _stats_bundle(tmp_path):
@@ -169,7 +169,7 @@ def _stats_bundle(tmp_path):
     "outputs": 1,
     "label_names": ["A_real", "B_gan"],
   }
-  bundle.save(tmp_path / "b", model, info, tmp_path / "stats_dct_log.npz")
+  bundle.save(tmp_path / "b", model, bundle.BundleInfo(**info), tmp_path / "stats_dct_log.npz")
   bundle.load(tmp_path / "b")  # loads as written
   return tmp_path / "b"
 
@@ -233,3 +233,25 @@ def test_the_bundle_of_an_unfinished_run_is_refused_unless_allowed(tmp_path):
   assert "\n" not in str(e.value)
   b = bundle.load(path, allow_unfinished=True)
   assert not b.finished and "has not finished" in b.note and "written before calibration" not in b.note
+
+
+def test_bundle_info_round_trips_bundle_json_key_for_key(tmp_path):
+  """`BundleInfo` reads bundle.json and writes it back with the same keys, in the same order, and values."""
+  path = _detector_bundle(tmp_path)
+  written = json.loads((path / "bundle.json").read_text())
+  info = bundle.BundleInfo.from_json(path, written)
+  assert list(info.to_json().items()) == list(written.items())
+  assert info.real_label == 0 and info.finished and info.feature_shape == info.input_shape
+
+
+def test_bundle_info_defaults_are_those_of_bundles_from_before_a_field(tmp_path):
+  model = models.create_model("log2", (8, 8, 1), 3)
+  info = {"model": "log2", "features": "pixel", "input_shape": [8, 8, 1], "outputs": 3, "label_names": ["a", "b", "c"]}
+  (tmp_path / "b").mkdir()
+  bundle.save(tmp_path / "b", model, bundle.BundleInfo(**info), None)
+  written = json.loads((tmp_path / "b" / "bundle.json").read_text())
+  assert "real_label" not in written and "calibration" not in written  # a bundle from before them: no such keys
+  b = bundle.load(tmp_path / "b")
+  i = b.info
+  assert (i.image_size, i.channels, i.crop, i.match_format, i.variant) == (8, 1, "center", "", "paper")
+  assert i.real_label is bundle.UNSET and i.finished and "written before calibration" in b.note

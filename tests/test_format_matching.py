@@ -3,6 +3,7 @@ the bundle, applied at classify time when asked; a dataset prepared without it k
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -115,9 +116,9 @@ def test_the_bundle_records_it_and_classify_applies_it_when_asked(tmp_path):
   info = json.loads((tmp_path / "wd" / "bundle" / "bundle.json").read_text())
   assert info["match_format"] == "jpeg:60-90"
   old = {k: v for k, v in info.items() if k != "match_format"}  # a bundle from before the option
-  assert bundle.validate(tmp_path / "wd" / "bundle", old) == old
+  assert bundle.BundleInfo.from_json(tmp_path / "wd" / "bundle", old).to_json() == dict(old, match_format="")
   with pytest.raises(UserError, match="damaged or edited.*match_format"):
-    bundle.validate(tmp_path / "wd" / "bundle", dict(info, match_format="jpeg:200"))
+    bundle.BundleInfo.from_json(tmp_path / "wd" / "bundle", dict(info, match_format="jpeg:200"))
 
   clf = inference.load(tmp_path / "wd")
   files, _ = decode.collect_files([src])
@@ -136,6 +137,6 @@ def test_the_bundle_records_it_and_classify_applies_it_when_asked(tmp_path):
   plain = clf.prepare_file(src / "A_real" / "img_0000.png")  # without --match_format: as decoded
   np.testing.assert_array_equal(plain, np.asarray(Image.open(src / "A_real" / "img_0000.png")))
   unmatched = inference.Classifier(bundle=clf.bundle, _placed=clf._placed)
-  unmatched.bundle.info.pop("match_format")
+  unmatched.bundle.info = dataclasses.replace(unmatched.bundle.info, match_format="")  # as a bundle from before it
   with pytest.raises(UserError, match="trained without format matching"):
     unmatched.matching(names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +39,13 @@ def test_predict_gives_probabilities_and_checks_the_shape(clf):
 def test_prepare_file_without_crop_refuses_another_size(clf, tmp_path):
   Image.new("RGB", (20, 24)).save(tmp_path / "big.png")
   Image.new("RGB", (16, 16)).save(tmp_path / "ok.png")
-  clf.bundle.info["crop"] = "none"
+  clf.bundle.info = dataclasses.replace(clf.bundle.info, crop="none")
   try:
     assert clf.prepare_file(tmp_path / "ok.png").shape == (16, 16, 3)
     with pytest.raises(images.ImageDecodeError, match=r"big.png: is 20x24 pixels, crop .none. needs exactly 16x16"):
       clf.prepare_file(tmp_path / "big.png")
   finally:
-    clf.bundle.info["crop"] = "center"
+    clf.bundle.info = dataclasses.replace(clf.bundle.info, crop="center")
   assert clf.prepare_file(tmp_path / "big.png").shape == (16, 16, 3)
 
 

@@ -34,7 +34,7 @@ def test_fixed_logits_give_exact_metrics_with_a_padded_last_batch():
     idx = np.asarray(batch["image"])[:, 0, 0, 0]  # the example index, stored in the image
     return jnp.asarray(np.eye(3)[np.asarray(pred)[idx]] * 10.0)
 
-  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), LABELS)
+  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), LABELS).metrics
   assert m["num_examples"] == 7
   assert m["accuracy"] == pytest.approx(5 / 7)
   assert m["per_class_accuracy"] == pytest.approx({"A_real": 0.5, "B_gan": 1.0, "C_gan": 2 / 3})
@@ -64,7 +64,7 @@ def test_binary_head_metrics():
   def logits_fn(batch):
     return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
 
-  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), ("real", "fake"))
+  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(true), 3), ("real", "fake")).metrics
   assert m["confusion_matrix"] == [[1, 1], [1, 1]] and m["accuracy"] == 0.5
 
 
@@ -79,7 +79,8 @@ def test_metrics_equal_scikit_learn_on_fixed_predictions(tmp_path):
   def logits_fn(batch):
     return jnp.asarray(logits[np.asarray(batch["image"])[:, 0, 0, 0]])
 
-  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 8), LABELS, scores=True)
+  result = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 8), LABELS, scores=True)
+  m = result.metrics
   pred = logits.argmax(1)
   p, r, f, s = skm.precision_recall_fscore_support(true, pred, labels=[0, 1, 2], zero_division=0)
   for i, name in enumerate(LABELS):
@@ -93,7 +94,9 @@ def test_metrics_equal_scikit_learn_on_fixed_predictions(tmp_path):
   np.testing.assert_allclose(got, want, rtol=1e-6)
   assert m["one_vs_rest"]["macro_roc_auc"] == pytest.approx(skm.roc_auc_score(true, probs, multi_class="ovr"))
   assert m["confusion_matrix"] == skm.confusion_matrix(true, pred).tolist()
-  metrics.write_metrics(tmp_path / "eval_test.json", dict(m, model="log2", features="dct_log", split="test"))
+  metrics.write_metrics(
+    tmp_path / "eval_test.json", dict(m, model="log2", features="dct_log", split="test"), result.scores
+  )
   saved = json.loads((tmp_path / "eval_test.json").read_text())
   assert saved["label_names"] == list(LABELS) and "_probs" not in saved
   for png in ("eval_test_confusion.png", "eval_test_roc.png"):
@@ -112,7 +115,9 @@ def test_binary_ranking_metrics_equal_scikit_learn():
   def logits_fn(batch):
     return jnp.asarray(logit[np.asarray(batch["image"])[:, 0, 0, 0]])
 
-  m = loop.evaluate(logits_fn, pipeline.eval_batches(_ListSource(list(true)), 16), ("real", "fake"), scores=True)
+  m = loop.evaluate(
+    logits_fn, pipeline.eval_batches(_ListSource(list(true)), 16), ("real", "fake"), scores=True
+  ).metrics
   p = 1 / (1 + np.exp(-logit[:, 0]))
   assert m["binary"]["roc_auc"] == pytest.approx(skm.roc_auc_score(true, p))
   assert m["binary"]["average_precision"] == pytest.approx(skm.average_precision_score(true, p))

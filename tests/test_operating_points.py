@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.special
 
+from freqforensics import bundle
 from freqforensics.errors import UserError
 from freqforensics.evaluation import operating_points as op
 
@@ -72,26 +73,31 @@ def test_balanced_and_fixed_policies():
       op.parse_policy(bad)
 
 
+def _info(**fields) -> bundle.BundleInfo:
+  """A binary bundle's description with `fields` (without them: one from before real_label and calibration)."""
+  return bundle.BundleInfo("log2", "pixel", (8, 8, 1), 1, ("A_real", "B_gan"), **fields)
+
+
 def test_fit_stores_what_classify_and_eval_use():
   rng = np.random.default_rng(2)
   labels = np.r_[np.zeros(300, int), np.ones(300, int)]
   logits = (3 * (labels - 0.5) + rng.normal(0, 1.5, 600))[:, None] * 4  # a sure, overlapping binary model
   c = op.fit(logits, labels, ("A_real", "B_gan"), 0, "fpr:0.05")
   assert c["val_fpr"] <= 0.05 and c["nll_after"] < c["nll_before"] and c["temperature"] > 1
-  d = op.Detector.from_info({"label_names": ["A_real", "B_gan"], "real_label": 0, "calibration": c})
+  d = op.Detector.from_info(_info(real_label=0, calibration=c))
   assert d.threshold == pytest.approx(c["threshold"]) and d.calibrated
   assert np.mean(d.decide(logits)[labels == 0]) == pytest.approx(c["val_fpr"])
   assert "p_fake >" in d.describe() and "fpr:0.05" in d.describe()
-  old = op.Detector.from_info({"label_names": ["A_real", "B_gan"]})  # a bundle from before calibration
+  old = op.Detector.from_info(_info())  # a bundle from before calibration
   assert (old.real, old.threshold, old.temperature, old.calibrated) == (0, 0.5, 1.0, False)
 
 
 def test_a_threshold_no_policy_chose_is_not_said_to_be_chosen_on_validation():
   # A model trained without a real class: its calibration has a temperature, but no threshold was chosen.
-  info = {"label_names": ["A_real", "B_gan"], "real_label": None, "calibration": {"temperature": 2.0}}
+  info = _info(real_label=None, calibration={"temperature": 2.0})
   d = op.Detector.from_info(info, real_class="A_real")
   assert (d.threshold, d.temperature, d.policy) == (0.5, 2.0, "default 0.5")
   assert "chosen on validation" not in d.describe().replace("not chosen on validation", "")
   assert "the default threshold, not chosen on validation" in d.describe()
-  old = op.Detector.from_info({"label_names": ["A_real", "B_gan"]})
+  old = op.Detector.from_info(_info())
   assert "default threshold" in old.describe() and old.policy == "default 0.5"

@@ -92,3 +92,15 @@ def test_statistics_round_trip_and_refuse_other_shapes(fitted, tmp_path):
   np.testing.assert_array_equal(back.components, o.components)
   with pytest.raises(ValueError, match="the model needs"):
     outliers.OutlierStats.load(tmp_path / "outliers.npz", 3, (SIZE, SIZE, 3))
+
+
+def test_flag_rates_are_the_shares_above_each_threshold():
+  scores = {"a": np.array([0.0, 2.0, 3.0, 1.0]), "b": np.array([5.0, 5.0, 0.0, 0.0]), "c": np.zeros(4)}
+  is_real = np.array([True, True, False, False])
+  rates = outliers.flag_rates(scores, is_real, {"a": 1.5, "b": 4.0})  # "c" has no threshold: left out
+  assert rates == {
+    "a": {"real_flagged": 0.5, "fake_flagged": 0.5},
+    "b": {"real_flagged": 1.0, "fake_flagged": 0.0},
+  }
+  only_reals = outliers.flag_rates({"a": np.array([2.0])}, np.array([True]), {"a": 1.0})
+  assert only_reals == {"a": {"real_flagged": 1.0, "fake_flagged": None}}

@@ -30,7 +30,7 @@ def _bundle(tmp_path, features: str, outputs: int, rng) -> bundle.Bundle:
     "outputs": outputs,
     "label_names": ["A_real", "B_gan"] if outputs == 1 else [f"c{k}" for k in range(outputs)],
   }
-  bundle.save(tmp_path / "bundle", model, info, stats_file)
+  bundle.save(tmp_path / "bundle", model, bundle.BundleInfo(**info), stats_file)
   return bundle.load(tmp_path / "bundle")
 
 

@@ -10,7 +10,7 @@ from conftest import tiny_folder_config, write_fingerprinted_folders
 
 from freqforensics import bundle, train
 from freqforensics.analysis import robustness
-from freqforensics.data import reader
+from freqforensics.data import loading, reader
 from freqforensics.errors import UserError
 from freqforensics.evaluation import runner
 
@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 
 def test_training_with_augmentation_records_it_and_rejects_bad_settings(trained, tmp_path):
   config, root = trained
-  assert bundle.load(root / "wd" / "bundle").info["augment"]["kind"] == "combined"
+  assert bundle.load(root / "wd" / "bundle").info.augment["kind"] == "combined"
   bad = config.copy_and_resolve_references()
   bad.augment.jpeg_quality = (0, 50)
   with pytest.raises(UserError, match=r"--config\.augment: perturbation jpeg_quality"):
@@ -37,7 +37,7 @@ def test_training_with_augmentation_records_it_and_rejects_bad_settings(trained,
 
 def _sources(root: Path):
   b = bundle.load(root / "wd" / "bundle")
-  source = runner.relabelled_split(reader.open_prepared(b.info["dataset"]), b, "test")
+  source = loading.relabelled_split(reader.open_prepared(b.info.dataset), b.label_names, "test")
   return b, source
 
 
@@ -62,7 +62,7 @@ def test_report_matches_the_evaluations_and_resumes(trained, tmp_path):
   # The JPEG q=10 point is what eval mode gives on a perturbed copy of the test split.
   c = config.copy_and_resolve_references()
   c.eval.splits, c.eval.perturb.kind, c.eval.perturb.jpeg_quality = ("test",), "jpeg", (10, 10)
-  m = runner.evaluate_workdir(c, root / "wd")["test_jpeg"]
+  m = runner.evaluate_workdir(c, root / "wd")["test_jpeg"].metrics
   assert m["accuracy"] == saved["results"]["jpeg"][1]["accuracy"] and m["num_examples"] == 8
   written = json.loads((root / "wd" / "eval_test_jpeg.json").read_text())
   assert written["perturbation"]["kind"] == "jpeg" and written["perturbation"]["jpeg_quality"] == [10, 10]

@@ -27,7 +27,7 @@ def test_eval_mode_on_splits_reproduces_the_training_evaluation(trained):
   results = runner.evaluate_workdir(config, root / "wd")
   after_training = json.loads((root / "wd" / "test_metrics.json").read_text())
   saved = json.loads((root / "wd" / "eval_test.json").read_text())
-  assert saved["confusion_matrix"] == after_training["confusion_matrix"] == results["test"]["confusion_matrix"]
+  assert saved["confusion_matrix"] == after_training["confusion_matrix"] == results["test"].metrics["confusion_matrix"]
   assert saved["loss"] == pytest.approx(after_training["loss"], rel=1e-5)
   assert saved["label_names"] == ["A_real", "B_gan"] and "binary" in saved
   assert (root / "wd" / "eval_val_roc.png").is_file() and (root / "wd" / "eval_test_confusion.png").is_file()
@@ -39,7 +39,8 @@ def test_eval_mode_on_class_folders_maps_labels_by_name(trained, tmp_path):
   shutil.copytree(root / "src" / "B_gan", folder / "B_gan")
   config = config.copy_and_resolve_references()
   config.eval.source_dir = str(folder)
-  ((name, m),) = runner.evaluate_workdir(config, root / "wd").items()
+  ((name, r),) = runner.evaluate_workdir(config, root / "wd").items()
+  m = r.metrics
   assert name.startswith("folder_only_fakes_")
   assert m["num_examples"] == 16
   assert m["per_class_count"] == {"A_real": 0, "B_gan": 16}  # index 0 of the folder is B_gan: remapped
@@ -53,7 +54,7 @@ def test_training_and_mode_eval_give_the_same_test_metrics(trained):
   """One evaluation path: training's final test and `mode=eval` on the bundle it wrote agree on every metric."""
   config, root = trained
   after_training = json.loads((root / "wd" / "test_metrics.json").read_text())
-  evaluated = runner.evaluate_workdir(config, root / "wd")["test"]
+  evaluated = runner.evaluate_workdir(config, root / "wd")["test"].metrics
   for key in (
     "num_examples",
     "accuracy",
@@ -97,7 +98,8 @@ def test_the_cross_generator_report_equals_scikit_learn_on_the_models_own_scores
   layout = _layout(root / "src", tmp_path / "gens")
   c = config.copy_and_resolve_references()
   c.eval.source_dir = str(layout)
-  ((name, report),) = runner.evaluate_workdir(c, root / "wd").items()
+  ((name, r),) = runner.evaluate_workdir(c, root / "wd").items()
+  report = r.metrics
   assert sorted(report["by_generator"]) == ["flat", "nested"] and report["subsets"]["nested"] == ["s1", "s2"]
   assert name.startswith("cross_gens_")
   saved = json.loads((root / "wd" / f"eval_{name}.json").read_text())
@@ -106,7 +108,7 @@ def test_the_cross_generator_report_equals_scikit_learn_on_the_models_own_scores
   assert (root / "wd" / f"eval_{name}_roc.png").stat().st_size > 0
   # The same images scored here, through the classify path, and measured with scikit-learn.
   clf = inference.load(root / "wd")
-  d, block = clf.detector, clf.bundle.info["outliers"]
+  d, block = clf.detector, clf.bundle.info.outliers
   for gen, folders in protocol.read_layout(layout).items():
     files = list(folders.files["0_real"]) + list(folders.files["1_fake"])
     is_fake = np.r_[np.zeros(len(folders.files["0_real"]), bool), np.ones(len(folders.files["1_fake"]), bool)]

@@ -56,8 +56,8 @@ def test_training_learns_and_restores_the_best_epoch(config, tmp_path):
   assert val["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
   assert m["accuracy"] == 1.0 and m["label_names"] == ["A_real", "B_gan"]
   b = bundle.load(tmp_path / "wd" / "bundle")
-  assert b.label_names == ("A_real", "B_gan") and b.info["features"] == "dct_log"
-  assert b.feature_stats is not None and b.info["input_shape"] == [16, 16, 3]
+  assert b.label_names == ("A_real", "B_gan") and b.info.features == "dct_log"
+  assert b.feature_stats is not None and b.info.input_shape == (16, 16, 3)
 
 
 def test_non_finite_loss_stops_with_a_clear_message(config, tmp_path):

@@ -28,7 +28,7 @@ def weight_map(model: linear.LinearClassifier, input_shape: tuple[int, ...] | No
 
   The kernel is `(H*W*C, classes)`, flattened from `(H, W, C)` in C order (`reshape` in
   `LinearClassifier.__call__`). Without `input_shape`, a square input is inferred for C = 3, then
-  C = 1; give it (e.g. `bundle.info["input_shape"]`) for anything else.
+  C = 1; give it (e.g. `bundle.info.input_shape`) for anything else.
   """
   if not isinstance(model, linear.LinearClassifier):
     raise UserError(f"a weight map needs a linear model (log, log1, log2, log3), not {type(model).__name__}")
@@ -126,12 +126,12 @@ def explain_workdir(
   b = bundle_lib.load(Path(workdir) / "bundle", allow_unfinished=allow_unfinished)
   if not isinstance(b.model, linear.LinearClassifier):
     raise UserError(
-      f"the model of {workdir} is {b.info.get('model')!r}: weight maps need a linear model (log, log1, log2 or log3)"
+      f"the model of {workdir} is {b.info.model!r}: weight maps need a linear model (log, log1, log2 or log3)"
     )
-  shape = tuple(b.info.get("feature_shape", b.info["input_shape"]))
+  shape = b.info.feature_shape
   if len(shape) != 3:
     raise UserError(
-      f"the model of {workdir} reads {b.info.get('features')} features of shape {shape}, not a 2-D"
+      f"the model of {workdir} reads {b.info.features} features of shape {shape}, not a 2-D"
       " spectrum: weight maps need image-shaped features (dct_log, fft_log, wpt_log, ...)"
     )
   wm = weight_map(b.model, shape)
@@ -174,7 +174,7 @@ def image_vs_classes(
     out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite, inputs=[image_path]
   )
   clf = inference.load(workdir, allow_unfinished=allow_unfinished)
-  dataset_dir = clf.bundle.info.get("dataset")
+  dataset_dir = clf.bundle.info.dataset
   if not dataset_dir or not Path(dataset_dir).is_dir():
     raise UserError(
       f"the bundle of {workdir} names no training dataset that exists here ({dataset_dir}): the class"

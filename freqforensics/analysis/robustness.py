@@ -65,9 +65,9 @@ def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str,
   """What a report is about (a bundle and a split): part of the settings a report resumes with."""
   return {
     "bundle": str((Path(workdir).expanduser() / "bundle").resolve()),
-    "model": b.info["model"],
-    "features": b.info["features"],
-    "augment": b.info.get("augment"),
+    "model": b.info.model,
+    "features": b.info.features,
+    "augment": b.info.augment,
     "data": str(data),
     "split": split,
     "num_examples": num_examples,
@@ -116,7 +116,7 @@ def _check_outputs(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> 
 
 
 def run_report(
-  evaluate_fn: Callable[[Any, str], dict[str, Any]],
+  evaluate_fn: Callable[[Any, str], Any],
   source,
   out_dir: str | os.PathLike,
   about: Mapping[str, Any],
@@ -129,9 +129,17 @@ def run_report(
 ) -> dict[str, Any]:
   """Evaluates `source` clean and under every perturbation of `sweeps`; writes the JSON and the figure.
 
-  `evaluate_fn(source, name)` returns evaluation metrics (`evaluation.runner.bundle_evaluator`); `about`
-  (`describe`: bundle, split, ...) goes into the settings, which must match for a report to resume.
-  `label` names the line in the figure.
+  Args:
+    evaluate_fn: `(source, name) -> results.SplitResult` (`evaluation.runner.bundle_evaluator`).
+    source: the split evaluated, labels in the model's order.
+    out_dir: where `robustness.json` and `robustness.png` go.
+    about: what is evaluated (`describe`: bundle, split, ...): part of the settings, which must match for a
+      report to resume.
+    sweeps: kind -> strengths (default: `DEFAULT_SWEEPS`).
+    seed: seeds the perturbations' draws.
+    overwrite: replace a report of other settings.
+    progress: print each point.
+    label: names the line in the figure.
   """
   from freqforensics.data import augment  # pylint: disable=g-import-not-at-top
 
@@ -147,13 +155,13 @@ def run_report(
     "results": {k: [] for k in sweeps},
   }
   if report["clean"] is None:
-    report["clean"] = summary(evaluate_fn(source, "clean"))
+    report["clean"] = summary(evaluate_fn(source, "clean").metrics)
     atomic.write_json(path, report)
   done = {(k, r["strength"]) for k, rows in report["results"].items() for r in rows}
   for i, (kind, value, perturbation) in enumerate(points):
     if (kind, value) in done:
       continue
-    m = evaluate_fn(augment.perturbed_for_eval(source, perturbation, seed=seed), f"{kind} {value:g}")
+    m = evaluate_fn(augment.perturbed_for_eval(source, perturbation, seed=seed), f"{kind} {value:g}").metrics
     report["results"][kind].append({"strength": value, **summary(m)})
     atomic.write_json(path, report)
     if progress:
@@ -236,34 +244,47 @@ def sweep_workdir(
   """The report of `WORKDIR/bundle` on a split of its training dataset, or on class folders (`source_dir`,
   prepared with the bundle's preprocessing under `data_dir`); returns (report, out folder, what it is about).
 
-  The default out folder is `WORKDIR/robustness_<split>` (or `robustness_<runner.source_name>` of the
+  The default out folder is `WORKDIR/robustness_<split>` (or `robustness_<loading.source_name>` of the
   folder); the two files written there are registered as the run's own, never the folder (a user's
   notes in it stay), after refusing files of those names the run did not write (`workdir.claim`).
+
+  Args:
+    workdir: the run's work dir (its `bundle/`).
+    sweeps: kind -> strengths.
+    split: the split of the bundle's training dataset to evaluate.
+    source_dir: class folders to evaluate instead.
+    data_dir: the data root `source_dir` is prepared under (default `loading.default_data_root()`).
+    out_dir: where the report goes (default above).
+    seed: seeds the perturbations' draws.
+    batch_size: the evaluation batch size (the devices used divide it).
+    overwrite: replace a report of other settings.
+    progress: show progress.
   """
   import jax  # pylint: disable=g-import-not-at-top
 
   from freqforensics import bundle  # pylint: disable=g-import-not-at-top
   from freqforensics import workdir as wd  # pylint: disable=g-import-not-at-top
-  from freqforensics.data import loading, reader  # pylint: disable=g-import-not-at-top
+  from freqforensics.data import images, loading, reader  # pylint: disable=g-import-not-at-top
   from freqforensics.evaluation import runner  # pylint: disable=g-import-not-at-top
 
   workdir = Path(workdir).expanduser()
   b = bundle.load(workdir / "bundle")
   if source_dir:
     root = Path(data_dir).expanduser() if data_dir else loading.default_data_root()
-    prepared = runner.folder_dataset(b, source_dir, root, progress=progress, source_option="--source_dir")
-    split, name = "test", runner.source_name("folder", source_dir)
+    options = b.info.prepare_options(max_pixels=images.DEFAULT_MAX_PIXELS)
+    prepared = loading.folder_dataset(source_dir, root, options, progress=progress, source_option="--source_dir")
+    split, name = "test", loading.source_name("folder", source_dir)
   else:
-    if not b.info.get("dataset") or not Path(b.info["dataset"]).is_dir():
+    if not b.info.dataset or not Path(b.info.dataset).is_dir():
       raise UserError(
-        f"the dataset this model was trained on ({b.info.get('dataset')}) is not here: pass"
+        f"the dataset this model was trained on ({b.info.dataset}) is not here: pass"
         " --source_dir=DIR with class folders to evaluate"
       )
-    prepared = reader.open_prepared(b.info["dataset"])
+    prepared = reader.open_prepared(b.info.dataset)
     name = split
     if split not in prepared.num_examples:
       raise UserError(f"--split={split} is not a split of {prepared.path}: use one of {list(prepared.num_examples)}")
-  source = runner.relabelled_split(prepared, b, split)
+  source = loading.relabelled_split(prepared, b.label_names, split)
   devices = max(d for d in range(1, jax.device_count() + 1) if batch_size % d == 0)
   evaluate_fn = runner.bundle_evaluator(b, num_devices=devices, batch_size=batch_size, progress=progress)
   out = Path(out_dir or workdir / f"robustness_{name}").expanduser()

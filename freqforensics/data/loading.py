@@ -1,4 +1,4 @@
-"""From a config to a prepared dataset and the sources a run reads, cached on disk (host side only).
+"""From a config to a prepared dataset and the sources a run (or `mode=eval`) reads, cached on disk (host side only).
 
 `config.data.source` is `synthetic` (the embedded benchmark, generated once) or `folder` (a
 user's class-folder directory). Prepared datasets and the synthetic benchmark live under the data
@@ -9,9 +9,13 @@ by what they depend on, so runs that share data share the work.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -193,3 +197,117 @@ def training_data(
     val=augment.perturbed_for_eval(val, augmentation, seed=config.seed),
     test=prepared.source("test"),
   )
+
+
+# --- What `mode=eval` reads: splits or class folders, with labels in the model's order.
+
+
+class Relabelled:
+  """A source whose labels are mapped from the dataset's label order to the model's."""
+
+  def __init__(self, source, table: np.ndarray):
+    self._source, self._table = source, table
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    ex = dict(self._source[i])
+    ex["label"] = self._table[int(ex["label"])]
+    return ex
+
+  def read_batch(self, indices) -> dict[str, np.ndarray]:
+    batch = self._source.read_batch(indices)
+    return dict(batch, label=self._table[batch["label"]])
+
+
+def relabelled_split(prepared: reader.PreparedDataset, label_names: Sequence[str], split: str) -> Relabelled:
+  """A split of `prepared` with labels in the order of `label_names` (a model's); `UserError` for classes
+  the model does not know or an empty split."""
+  label_names = list(label_names)
+  unknown = [n for n in prepared.label_names if n not in label_names]
+  if unknown:
+    raise UserError(
+      f"class folders {unknown} are not labels of this model ({label_names}): evaluate on"
+      " folders named like the training classes"
+    )
+  table = np.array([label_names.index(n) for n in prepared.label_names], np.int32)
+  source = prepared.source(split)
+  if not len(source):
+    raise UserError(f"the {split} split of {prepared.path} is empty: nothing to evaluate")
+  return Relabelled(source, table)
+
+
+def source_name(prefix: str, source: str | os.PathLike) -> str:
+  """`<prefix>_<base name>_<8 hex digits of the resolved path's SHA-256>`: one report name per source.
+
+  Two folders of one base name (`a/test`, `b/test`) get two names; the same folder again gets its own
+  name back. The base name keeps only letters, digits, `.`, `_`, `-` (others become `_`), at most 60.
+  """
+  resolved = str(Path(source).expanduser().resolve())
+  base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(resolved).name)[:60] or "root"
+  return f"{prefix}_{base}_{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+
+
+def folder_dataset(
+  source_dir: str | os.PathLike,
+  data_root: Path,
+  options: preparation.PrepareOptions,
+  *,
+  progress: bool = True,
+  source_option: str = "--config.eval.source_dir",
+) -> reader.PreparedDataset:
+  """Class folders prepared (cached under `data_root`) with a model's preprocessing: all into `test`, one
+  class or more.
+
+  Args:
+    source_dir: the class folders.
+    data_root: the data root; the prepared dataset goes under its `prepared/`.
+    options: the model's preprocessing (`bundle.BundleInfo.prepare_options`).
+    progress: show progress.
+    source_option: the option that named `source_dir`, for error messages.
+  """
+  return preparation.prepare(
+    source_dir, data_root / "prepared", options, progress=progress, min_classes=1, source_option=source_option
+  )
+
+
+def eval_sources(
+  config: ml_collections.ConfigDict,
+  label_names: Sequence[str],
+  options: preparation.PrepareOptions,
+  input_shape: Sequence[int],
+  trained_on: str,
+) -> dict[str, Any]:
+  """What `mode=eval` evaluates: report name -> source, labels in the model's order (perturbed when
+  `eval.perturb` asks). The class folders `eval.source_dir`, prepared with `options`, else the config's
+  splits, named as the split for the dataset the model was trained on (`trained_on`) and with
+  `source_name` for another.
+
+  Args:
+    config: the run's config (`eval.*` and `data.*`).
+    label_names: the model's labels: folders and splits are mapped to their order.
+    options: the model's preprocessing, for class folders.
+    input_shape: the images the model takes: the config's dataset must hold them.
+    trained_on: the path of the prepared dataset the model was trained on ("" when unknown).
+  """
+  perturbation = Perturbation.from_config(config.eval.perturb, name="eval.perturb")  # checked before any work
+  if config.eval.source_dir:
+    prepared = folder_dataset(config.eval.source_dir, data_root(config), options, progress=bool(config.progress))
+    splits = {source_name("folder", config.eval.source_dir): "test"}
+  else:
+    prepared = prepare_from_config(config, progress=bool(config.progress))
+    if tuple(input_shape) != tuple(prepared.image_shape):
+      raise UserError(
+        f"the model takes {tuple(input_shape)} inputs but the data set {prepared.path} holds"
+        f" {tuple(prepared.image_shape)} images: evaluate with the config it was trained with"
+      )
+    same = trained_on and Path(trained_on).expanduser().resolve() == Path(prepared.path).resolve()
+    splits = {(s if same else source_name(s, prepared.path)): s for s in config.eval.splits}
+  suffix = f"_{perturbation.kind}" if perturbation.active else ""
+  return {
+    name + suffix: augment.perturbed_for_eval(
+      relabelled_split(prepared, label_names, split), perturbation, seed=config.seed
+    )
+    for name, split in splits.items()
+  }

@@ -11,7 +11,7 @@ bundle's threshold, AP, ROC-AUC, TPR at 1% and 5% FPR, EER, the counts, and with
 `WORKDIR/eval_cross_<ROOT name>_<hash>.json` (`by_generator`, `mean`, and every open-set candidate's
 rates), the same table as `.md`, and a per-generator ROC figure `_roc.png`; the table joins the
 bundle's model card when a run wrote the bundle in this work dir. The name is one per ROOT
-(`runner.source_name`: its base name and a hash of its resolved path), so another ROOT of the same
+(`data.loading.source_name`: its base name and a hash of its resolved path), so another ROOT of the same
 base name adds its own report and card table, and the same ROOT again replaces its own; a file of
 that name the project did not write is refused before any work (`workdir.claim`).
 """
@@ -22,26 +22,31 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
-from tqdm.auto import tqdm
 
 from freqforensics import bundle, sharding, steps, text
 from freqforensics import workdir as wd
-from freqforensics.data import loading, pipeline, preparation, protocol
+from freqforensics.data import loading, preparation, protocol
 from freqforensics.errors import UserError
-from freqforensics.evaluation import detection, figures, loop, model_card, operating_points, outliers, placement
+from freqforensics.evaluation import (
+  detection,
+  figures,
+  loop,
+  model_card,
+  operating_points,
+  outliers,
+  placement,
+  results,
+)
 from freqforensics.files import atomic
 
 log = logging.getLogger(__name__)
 
 
 def report_name(root: str | Path) -> str:
-  """The name of ROOT's report, `cross_<ROOT base name>_<hash of its resolved path>` (`runner.source_name`)."""
-  from freqforensics.evaluation import runner  # pylint: disable=g-import-not-at-top  (runner imports this module)
-
-  return runner.source_name("cross", root)
+  """The name of ROOT's report, `cross_<ROOT base name>_<hash of its resolved path>` (`loading.source_name`)."""
+  return loading.source_name("cross", root)
 
 
 def report_files(workdir: Path, name: str) -> list[Path]:
@@ -49,7 +54,7 @@ def report_files(workdir: Path, name: str) -> list[Path]:
   return [workdir / f"eval_{name}.json", workdir / f"eval_{name}.md", workdir / f"eval_{name}_roc.png"]
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle) -> dict[str, dict[str, Any]]:
+def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle) -> dict[str, results.GeneratorReport]:
   """Runs the protocol on `config.eval.source_dir` with the bundle of `workdir`; returns {name: report}."""
   detector = operating_points.Detector.from_info(b.info, config.data.real_class)
   if detector.real is None:
@@ -62,16 +67,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
   name = report_name(root)
   if sharding.is_main_process():
     wd.claim(workdir, *report_files(workdir, name))
-  options = preparation.PrepareOptions(
-    image_size=b.info["image_size"],
-    channels=b.info["channels"],
-    split=(0.0, 0.0, 1.0),
-    crop=b.info.get("crop", "center"),
-    max_pixels=config.data.max_pixels,
-    num_threads=config.data.num_threads,
-  )
+  options = b.info.prepare_options(max_pixels=config.data.max_pixels, num_threads=config.data.num_threads)
   placed = placement.place(b, sharding.make_mesh(steps.num_devices(config)))
-  block = b.info.get("outliers")
+  block = b.info.outliers
   spectral = outliers.scores_on(b.outlier_stats, placed.mesh) if block and b.outlier_stats is not None else None
 
   def outputs_of(batch):
@@ -82,7 +80,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
   rows: dict[str, dict[str, Any]] = {}
   curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
   candidates: dict[str, dict[str, Any]] = {}
-  procs = sharding.process_share()
   for gen, folders in generators.items():
     out_dir = (
       loading.data_root(config) / "prepared" / f"protocol-{gen}-{preparation.fingerprint(folders, options)[:12]}"
@@ -91,15 +88,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     source = prepared.source("test")
     if not len(source) or prepared.num_examples.get("test", 0) == 0:
       raise UserError(f"generator {gen} of {root} has no usable images (see {out_dir / 'skipped_files.csv'})")
-    n = pipeline.num_eval_steps(len(source), config.eval.batch_size, jax.process_count())
-    desc = f"eval {text.for_terminal(gen)}"
-    with tqdm(total=n, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
-      got = loop.collect(
-        outputs_of,
-        pipeline.eval_batches(source, config.eval.batch_size, num_threads=config.data.num_threads or 2, **procs),
-        put=placed.put,
-        progress=bar.update,
-      )
+    threads, desc = config.data.num_threads or 2, f"eval {text.for_terminal(gen)}"
+    batches = loop.batches(source, config.eval.batch_size, num_threads=threads, progress=progress, desc=desc)
+    got = loop.collect(outputs_of, batches, put=placed.put)
     logits, is_fake = got["logits"], got["label"] == 1  # label 1 is `1_fake`
     counts = {c: int(prepared.metadata["counts"][c]["test"]) for c in (protocol.REAL, protocol.FAKE)}
     if not counts[protocol.REAL] or not counts[protocol.FAKE]:
@@ -111,14 +102,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     if spectral:
       scores = outliers.all_scores({k: got[k] for k in outliers.SPECTRAL}, logits)
       _, flags = outliers.flags(scores, block)
-      candidates[gen] = {
-        k: {
-          "real_flagged": float(np.mean(v[~is_fake] > block["thresholds"][k])),
-          "fake_flagged": float(np.mean(v[is_fake] > block["thresholds"][k])),
-        }
-        for k, v in scores.items()
-        if k in block["thresholds"]
-      }
+      candidates[gen] = outliers.flag_rates(scores, ~is_fake, block["thresholds"])
     rows[gen] = detection.detection_row(is_fake, score, detector.threshold_logit, flags)
     curves[gen] = detection.roc(is_fake, score)
     log.info("%s: accuracy %.4f, ROC-AUC %s", text.for_terminal(gen), rows[gen]["accuracy"], rows[gen]["roc_auc"])
@@ -136,8 +120,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     "outlier_score": block["score"] if spectral else None,
     "outlier_fpr": block["fpr"] if spectral else None,
     "outlier_candidates": candidates or None,
-    "model": b.info["model"],
-    "features": b.info["features"],
+    "model": b.info.model,
+    "features": b.info.features,
     "bundle": str(workdir / "bundle"),
     "threshold_note": detector.describe(),
   }
@@ -145,8 +129,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle)
     report["note"] = b.note
   if sharding.is_main_process():
     _write(workdir, name, report, table, curves, b)
-  report["_markdown"] = table
-  return {name: report}
+  return {name: results.GeneratorReport(report, table)}
 
 
 def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves, b: bundle.Bundle) -> None:
@@ -156,7 +139,7 @@ def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves,
   atomic.write_json(json_path, report)
   md = text.for_markdown  # names from the bundle and the folders; the table is escaped by `detection.markdown`
   header = (
-    f"# {md(b.info['model'])} on {md(b.info['features'])} features: {md(report['source_dir'])}\n\n"
+    f"# {md(b.info.model)} on {md(b.info.features)} features: {md(report['source_dir'])}\n\n"
     f"Decision: {md(report['threshold_note'])}."
     + (
       f" Open-set score {md(report['outlier_score'])} at {report['outlier_fpr']:.0%} real FPR."
@@ -167,10 +150,10 @@ def _write(workdir: Path, name: str, report: dict[str, Any], table: str, curves,
   )
   atomic.write_text(md_path, header + table)
   aucs = {g: r["roc_auc"] for g, r in report["by_generator"].items()}
-  figures.roc_png(curves, aucs, roc_path, f"{b.info['model']} {b.info['features']}: per generator")
+  figures.roc_png(curves, aucs, roc_path, f"{b.info.model} {b.info.features}: per generator")
   bundle_dir = workdir / "bundle"
   # The card is rewritten only in a bundle a run wrote here (never a user's copy of one).
-  if "model_card" in b.info and wd.record(workdir).owns("bundle/bundle.json"):
+  if b.info.model_card is not None and wd.record(workdir).owns("bundle/bundle.json"):
     info = model_card.add_cross_generator(b.info, name, report, table)
-    atomic.write_text(bundle_dir / bundle.CARD, model_card.render(info, info["model_card"]))
-    atomic.write_json(bundle_dir / "bundle.json", info)
+    atomic.write_text(bundle_dir / bundle.CARD, model_card.render(info, info.model_card))
+    atomic.write_json(bundle_dir / "bundle.json", info.to_json())

@@ -49,13 +49,7 @@ def roc_png(
     auc = aucs.get(name)
     ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.4f})" if auc is not None else name)
   ax.plot([0, 1], [0, 1], ":", color="gray")
-  ax.set_xlabel("false positive rate")
-  ax.set_ylabel("true positive rate")
-  ax.set_title(title)
-  ax.legend(loc="lower right", fontsize="small")
-  fig.tight_layout()
-  figure_marks.save_figure(fig, Path(path), dpi=100)
-  plt.close(fig)
+  _finish(fig, ax, ("false positive rate", "true positive rate"), title, "lower right", path)
 
 
 def reliability_png(
@@ -75,10 +69,16 @@ def reliability_png(
     )
   ax.set_xlim(0, 1)
   ax.set_ylim(0, 1.02)
-  ax.set_xlabel("confidence (mean top-label probability in the bin)")
-  ax.set_ylabel("accuracy in the bin")
+  labels = ("confidence (mean top-label probability in the bin)", "accuracy in the bin")
+  _finish(fig, ax, labels, title, "upper left", path)
+
+
+def _finish(fig, ax, labels: tuple[str, str], title: str, legend: str, path: str | os.PathLike) -> None:
+  """Axis labels, title and legend of a one-panel line figure; saved and closed."""
+  ax.set_xlabel(labels[0])
+  ax.set_ylabel(labels[1])
   ax.set_title(title)
-  ax.legend(loc="upper left", fontsize="small")
+  ax.legend(loc=legend, fontsize="small")
   fig.tight_layout()
   figure_marks.save_figure(fig, Path(path), dpi=100)
   plt.close(fig)

@@ -58,30 +58,30 @@ class Classifier:
   @property
   def input_shape(self) -> tuple[int, ...]:
     """The shape of one image the model takes, `(H, W, C)`."""
-    return tuple(self.bundle.info["input_shape"])
+    return self.bundle.info.input_shape
 
   @property
   def num_outputs(self) -> int:
     """The width of the model's logits."""
-    return int(self.bundle.info["outputs"])
+    return int(self.bundle.info.outputs)
 
   @property
   def image_size(self) -> int:
     # Bundles written without preprocessing keys (older or hand-made ones) imply it by the input shape.
-    return int(self.bundle.info.get("image_size", self.input_shape[0]))
+    return self.bundle.info.image_size
 
   @property
   def channels(self) -> int:
-    return int(self.bundle.info.get("channels", self.input_shape[-1]))
+    return self.bundle.info.channels
 
   @property
   def crop(self) -> str:
-    return str(self.bundle.info.get("crop", "center"))
+    return self.bundle.info.crop
 
   @property
   def match_format(self) -> str:
     """The format matching of the bundle's training data (`format_matching`; '' for none or older bundles)."""
-    return str(self.bundle.info.get("match_format") or "")
+    return self.bundle.info.match_format
 
   # --- decoding ---
   def matching(self, names: dict[Path, str]) -> Classifier:

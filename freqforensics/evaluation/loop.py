@@ -4,22 +4,42 @@ Batches come padded to a fixed size with a `mask` (see `data.pipeline.eval_batch
 returns sums (loss, confusion counts) computed on device; the host adds them up and divides once
 at the end. With `scores=True` the probabilities and logits of the real rows are kept too, for
 ROC-AUC and average precision (`metrics`), the ROC figure, calibration and the detection metrics, and
-so are any per-example values of `per_example` (the open-set scores). Metrics are keyed by label
-name, never by bare index.
+so are any per-example values of `per_example` (the open-set scores), apart from the metrics
+(`results.Scores`). Metrics are keyed by label name, never by bare index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from freqforensics import sharding
-from freqforensics.evaluation import metrics
+from freqforensics.data import pipeline
+from freqforensics.evaluation import metrics, results
 from freqforensics.models import heads
+
+
+def batches(
+  source, batch_size: int, *, num_threads: int = 2, progress: bool = False, desc: str = ""
+) -> Iterator[dict[str, np.ndarray]]:
+  """This process's share of `source` in padded, masked batches (`pipeline.eval_batches`), with a progress
+  bar of its steps: what every evaluation pass (metrics, scores, statistics) reads.
+
+  Args:
+    source: a split source (`len`, `read_batch`).
+    batch_size: the global batch size; the last batch is padded and masked.
+    num_threads: threads reading the source.
+    progress: show the bar.
+    desc: the bar's name.
+  """
+  steps = pipeline.num_eval_steps(len(source), batch_size, jax.process_count())
+  it = pipeline.eval_batches(source, batch_size, num_threads=num_threads, **sharding.process_share())
+  yield from tqdm(it, total=steps, desc=desc, unit="batch", disable=not progress, leave=False)
 
 
 def batch_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array, num_labels: int) -> dict[str, jax.Array]:
@@ -62,13 +82,19 @@ def evaluate(
   settle: Callable[[Any], Any] = lambda x: x,
   scores: bool = False,
   per_example: Callable[[dict[str, Any], jax.Array], dict[str, jax.Array]] | None = None,
-) -> dict[str, Any]:
+) -> results.SplitResult:
   """Runs `logits_fn` over padded, masked batches and summarises; sums stay on device until the end.
 
-  `settle` is applied to the running sums after each batch (`sharding.settle` on CPU meshes). With
-  `scores`, the result also holds ranking metrics, and `_probs` / `_logits` / `_labels` (numpy, real
-  rows only) for figures and calibration, and `_per_example` (`per_example(batch, logits)`'s arrays,
-  real rows only); `write_metrics` leaves everything starting with `_` out of the JSON.
+  Args:
+    logits_fn: a placed batch -> logits.
+    batches: padded, masked host batches (`batches`).
+    label_names: the model's labels.
+    put: places a host batch on the devices.
+    progress: called after each batch.
+    settle: applied to the running sums after each batch (`sharding.settle` on CPU meshes).
+    scores: also compute the ranking metrics and keep the `Scores` (numpy, real rows only: probabilities,
+      labels, logits and `per_example`'s arrays) for figures and calibration.
+    per_example: `(batch, logits) -> {name: (B,)}` values to keep (the open-set candidates).
   """
   num_labels = len(label_names)
   sums_fn = jax.jit(lambda logits, labels, mask: batch_sums(logits, labels, mask, num_labels))
@@ -90,18 +116,13 @@ def evaluate(
       progress()
   if total is None:
     raise ValueError("evaluation got no batches: the split is empty")
-  result = summarize(sharding.to_host(total), label_names)
-  if scores:
-    probs, labels = np.concatenate(kept_probs), np.concatenate(kept_labels)
-    result.update(
-      metrics.score_metrics(probs, labels, label_names),
-      _probs=probs,
-      _labels=labels,
-      _logits=np.concatenate(kept_logits),
-    )
-    if kept_extra:
-      result["_per_example"] = {k: np.concatenate([e[k] for e in kept_extra]) for k in kept_extra[0]}
-  return result
+  summary = summarize(sharding.to_host(total), label_names)
+  if not scores:
+    return results.SplitResult(summary)
+  probs, labels = np.concatenate(kept_probs), np.concatenate(kept_labels)
+  summary.update(metrics.score_metrics(probs, labels, label_names))
+  extra = {k: np.concatenate([e[k] for e in kept_extra]) for k in kept_extra[0]} if kept_extra else {}
+  return results.SplitResult(summary, results.Scores(probs, labels, np.concatenate(kept_logits), extra))
 
 
 def collect(

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from freqforensics import text
-from freqforensics.evaluation import figures
+from freqforensics.evaluation import figures, results
 from freqforensics.files import atomic
 
 
@@ -87,13 +87,15 @@ def roc_curves(probs: np.ndarray, labels: np.ndarray, label_names: tuple[str, ..
   return curves
 
 
-def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: bool = True) -> None:
+def write_metrics(
+  path: str | os.PathLike, result: dict[str, Any], scores: results.Scores | None = None, *, plots: bool = True
+) -> None:
   """Writes metrics as indented JSON, atomically, and (`plots`) the confusion and ROC PNGs beside it.
 
-  `eval_test.json` gets `eval_test_confusion.png` and `eval_test_roc.png`.
+  `eval_test.json` gets `eval_test_confusion.png` and, with `scores`, `eval_test_roc.png`.
   """
   path = Path(path)
-  atomic.write_json(path, {k: v for k, v in result.items() if not k.startswith("_")})
+  atomic.write_json(path, result)
   if not plots:
     return
   names = tuple(result["label_names"])
@@ -101,8 +103,8 @@ def write_metrics(path: str | os.PathLike, result: dict[str, Any], *, plots: boo
   figures.confusion_png(
     np.asarray(result["confusion_matrix"]), names, path.with_name(path.stem + "_confusion.png"), title
   )
-  if "_probs" in result:
-    curves = roc_curves(result["_probs"], result["_labels"], names)
+  if scores is not None:
+    curves = roc_curves(scores.probs, scores.labels, names)
     if "binary" in result:
       aucs = {names[1]: result["binary"]["roc_auc"]}
     else:

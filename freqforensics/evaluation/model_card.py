@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from freqforensics import text
+from freqforensics import bundle, text
 
 SAMPLE = 2000  # files whose header is read to record the sizes and formats seen in training
 INPUT_SAMPLE = 256  # files of a classify run whose header is compared with them
@@ -109,33 +110,41 @@ def _split_metrics(m: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def build(
-  info: dict[str, Any],
+  info: bundle.BundleInfo,
   prepared,
   *,
   source: str,
   val: dict[str, Any] | None,
   test: dict[str, Any] | None,
 ) -> dict[str, Any]:
-  """The card's fields from the bundle description and the final validation and test metrics."""
-  labels = list(info["label_names"])
-  real = info.get("real_label")
+  """The card's fields from the bundle description and the final validation and test metrics.
+
+  Args:
+    info: the bundle's description with its calibration (and open-set) block.
+    prepared: the prepared dataset it was trained on (class counts; file headers are sampled).
+    source: the config's `data.source` (`synthetic` or `folder`).
+    val: the validation metrics (with the detection block for a detector).
+    test: the test metrics, or None when test has no images.
+  """
+  labels = list(info.label_names)
+  real = info.real_label
   counts = prepared.metadata.get("counts") or {}
   seen = headers(training_files(prepared), SAMPLE)
-  c, o = info.get("calibration") or {}, info.get("outliers")
+  c, o = info.calibration or {}, info.outliers
   failure = list(FAILURE_MODES)
   if source == "synthetic":
     failure.append(
       "Trained on synthetic data (the embedded benchmark of bundled photographs and small generators): this"
       " model is not a detector for images in the wild."
     )
-  if (info.get("augment") or {}).get("kind", "none") == "none":
+  if (info.augment or {}).get("kind", "none") == "none":
     failure.append("Trained without augmentation: no blur, JPEG or noise was seen in training.")
   if real is None:
     failure.append("No class is named as real: the model attributes images to its classes but is no detector.")
   card = {
     "data": {
       "source": source,
-      "dataset": info.get("dataset"),
+      "dataset": info.dataset,
       "source_dir": prepared.metadata.get("source_dir"),
       "classes": {n: counts.get(n, {}) for n in labels},
       "image_sizes": seen["sizes"],
@@ -146,11 +155,11 @@ def build(
     "label_names": labels,
     "real_class": labels[real] if real is not None else None,
     "preprocessing": {
-      "image_size": info.get("image_size"),
-      "channels": info.get("channels"),
-      "crop": info.get("crop"),
-      "features": info.get("features"),
-      "augment": (info.get("augment") or {}).get("kind", "none"),
+      "image_size": info.image_size,
+      "channels": info.channels,
+      "crop": info.crop,
+      "features": info.features,
+      "augment": (info.augment or {}).get("kind", "none"),
     },
     "threshold": {k: c.get(k) for k in ("policy", "threshold", "val_fpr", "val_tpr")} if real is not None else None,
     "calibration": {
@@ -200,14 +209,13 @@ def problem(card: Any) -> str | None:
 _JSON_NAMES = {str: "string", dict: "object", list: "list", type(None): "null"}
 
 
-def summary_line(info: dict[str, Any], card: dict[str, Any]) -> str:
+def summary_line(info: bundle.BundleInfo, card: dict[str, Any]) -> str:
   """One line: model, classes, what it was trained on, its operating point and test numbers."""
   d, t = card["data"], (card["metrics"].get("test") or {})
   train = sum(int(v.get("train", 0)) for v in d["classes"].values())
   sizes = ", ".join(list(d["image_sizes"])[:2]) or "unknown sizes"
   parts = [
-    f"{info['model']} on {info['features']} features, {len(card['label_names'])} classes"
-    f" ({', '.join(card['label_names'])})",
+    f"{info.model} on {info.features} features, {len(card['label_names'])} classes ({', '.join(card['label_names'])})",
     f"trained on {train} {d['source']} images ({sizes})",
   ]
   if card["real_class"] is not None and card["threshold"]:
@@ -221,10 +229,10 @@ def summary_line(info: dict[str, Any], card: dict[str, Any]) -> str:
   return "; ".join(parts)
 
 
-def render(info: dict[str, Any], card: dict[str, Any]) -> str:
+def render(info: bundle.BundleInfo, card: dict[str, Any]) -> str:
   """`MODEL_CARD.md`."""
   d, p, md = card["data"], card["preprocessing"], text.for_markdown  # every name from folders or a bundle escaped
-  lines = [f"# Model card: {md(info['model'])} on {md(info['features'])} features", "", md(card["summary"])]
+  lines = [f"# Model card: {md(info.model)} on {md(info.features)} features", "", md(card["summary"])]
   lines += ["", "## Data", ""]
   lines.append(f"Source: {md(d['source'])} ({md(d.get('source_dir'))}); prepared dataset {md(d.get('dataset'))}.")
   lines += ["", "| class (label) | train | val | test |", "|---|---|---|---|"]
@@ -294,16 +302,16 @@ def render(info: dict[str, Any], card: dict[str, Any]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def add_cross_generator(info: dict[str, Any], name: str, report: dict[str, Any], markdown: str) -> dict[str, Any]:
+def add_cross_generator(info: bundle.BundleInfo, name: str, report: dict[str, Any], markdown: str) -> bundle.BundleInfo:
   """`info` with the card's cross-generator entry `name` set (its mean row, table and source folder).
 
   `name` is the report's name, one per source folder (`cross_generator.report_name`): a second source
   adds its table beside the first, the same source again replaces its own. `markdown` is escaped
   already (`detection.markdown`)."""
-  card = dict(info["model_card"])
+  card = dict(info.model_card or {})
   entry = {"mean": report["mean"], "markdown": markdown, "source_dir": report.get("source_dir")}
   card["cross_generator"] = {**(card.get("cross_generator") or {}), name: entry}
-  return dict(info, model_card=card)
+  return dataclasses.replace(info, model_card=card)
 
 
 def input_warning(card: dict[str, Any] | None, files: Sequence[Path], limit: int = INPUT_SAMPLE) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
+from freqforensics import bundle
 from freqforensics.errors import UserError
 from freqforensics.evaluation import calibration
 
@@ -142,13 +143,13 @@ class Detector:
     return float(scipy.special.expit(self.threshold_logit))
 
   @classmethod
-  def from_info(cls, info: dict[str, Any], real_class: str = "") -> Detector:
+  def from_info(cls, info: bundle.BundleInfo, real_class: str = "") -> Detector:
     """From a bundle's description; `real_class` names the real class of a bundle that does not store one."""
-    labels = tuple(info["label_names"])
-    real = info.get("real_label")
-    if real_class or "real_label" not in info:
+    labels = info.label_names
+    real = info.real_label
+    if real_class or real is bundle.UNSET:
       real = real_index(labels, real_class)
-    c = info.get("calibration")
+    c = info.calibration
     if not c:
       return cls(labels, real)
     if "threshold_logit" not in c:  # trained without a real class: a temperature, but no threshold was chosen

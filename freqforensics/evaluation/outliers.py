@@ -225,6 +225,22 @@ def info(s: OutlierStats, val_scores: dict[str, np.ndarray], val_is_real: np.nda
   }
 
 
+def flag_rates(
+  scores: dict[str, np.ndarray], is_real: np.ndarray, thresholds: dict[str, float]
+) -> dict[str, dict[str, float | None]]:
+  """Per candidate with a threshold, the share of reals and of fakes it flags (None where there are none)."""
+  is_real = np.asarray(is_real, bool)
+
+  def rate(v: np.ndarray, t: float, rows: np.ndarray) -> float | None:
+    return float(np.mean(v[rows] > t)) if rows.any() else None
+
+  return {
+    k: {"real_flagged": rate(v, thresholds[k], is_real), "fake_flagged": rate(v, thresholds[k], ~is_real)}
+    for k, v in scores.items()
+    if k in thresholds
+  }
+
+
 def flags(scores: dict[str, np.ndarray], block: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
   """`(score, outlier flag)` of the bundle's chosen candidate."""
   name = block["score"]

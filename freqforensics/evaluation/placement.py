@@ -54,7 +54,7 @@ def place(b: bundle.Bundle, mesh: jax.sharding.Mesh) -> PlacedModel:
   The logits are `steps.make_logits_fn`'s, the one function training's evaluation uses too.
   """
   graphdef, state = nnx.split(b.model)
-  logits = steps.make_logits_fn(graphdef, b.info["features"], mesh)
+  logits = steps.make_logits_fn(graphdef, b.info.features, mesh)
   rep = sharding.replicated(mesh)
   feature_stats = jax.device_put(b.feature_stats, rep) if b.feature_stats is not None else None
   scores = outliers.scores_on(b.outlier_stats, mesh) if b.outlier_stats is not None else None

@@ -80,8 +80,8 @@ def main(argv: Sequence[str]) -> None:
   )
   # With --output=- the rows own stdout; the summary goes where it cannot mix with them.
   out = sys.stderr if output.path is None else sys.stdout
-  card, block = clf.bundle.info.get("model_card"), clf.bundle.info.get("outliers")
-  print(f"model: {text.for_terminal(card['summary'] if card else clf.bundle.info['model'])}", file=out)
+  card, block = clf.bundle.info.model_card, clf.bundle.info.outliers
+  print(f"model: {text.for_terminal(card['summary'] if card else clf.bundle.info.model)}", file=out)
   if clf.bundle.note:
     print(f"note: {text.for_terminal(clf.bundle.note)}", file=out)
   warning = model_card.input_warning(card, files)

@@ -150,7 +150,7 @@ def test_the_new_columns_agree_with_mode_eval(workdir, tmp_path):
   layout = _layout(workdir.parent / "src", tmp_path / "gens")
   c = tiny_folder_config(workdir.parent / "src", tmp_path / "data")
   c.eval.source_dir = str(layout)
-  (report,) = runner.evaluate_workdir(c, wd).values()
+  report = next(iter(runner.evaluate_workdir(c, wd).values())).metrics
   for gen, row in report["by_generator"].items():
     r = _run(f"--workdir={wd}", "--format=jsonl", "--output=-", str(layout / gen), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -68,7 +68,7 @@ def test_each_view_trains_and_classifies(features, model, name, tmp_path):
 
   # mode=eval reads the kind from the bundle alone and gives the training run's test result.
   c.mode = "eval"
-  again = runner.evaluate_workdir(c, tmp_path / "run")["test"]
+  again = runner.evaluate_workdir(c, tmp_path / "run")["test"].metrics
   assert again["accuracy"] == metrics["accuracy"] and again["features"] == name
   np.testing.assert_allclose(again["loss"], metrics["loss"], rtol=1e-5)
 

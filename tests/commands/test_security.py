@@ -68,7 +68,7 @@ def test_a_bundle_naming_such_a_dataset_is_refused_by_robustness_without_importi
     "label_names": ["A_real", "B_gan"],
     "dataset": str(path),  # bundle.json's path to the training data: robustness opens it
   }
-  bundle.save(tmp_path / "wd" / "bundle", models.create_model("log2", (16, 16, 3), 1), info, None)
+  bundle.save(tmp_path / "wd" / "bundle", models.create_model("log2", (16, 16, 3), 1), bundle.BundleInfo(**info), None)
   r = _run(
     "freqforensics.tools.robustness", f"--workdir={tmp_path / 'wd'}", "--progress=false", cwd=path, tmp_path=tmp_path
   )
