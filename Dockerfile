@@ -6,7 +6,7 @@
 #       --config=configs/demo.py --workdir=/runs/demo
 #
 # launch/docker.sh wraps these (build, shell, test, demo, run). Every command below is one the README
-# runs outside Docker (tests/commands/test_docker.py checks), so the test suite covers it. Multi-stage: pip and
+# runs outside Docker (tests/repository/test_docker.py checks), so the test suite covers it. Multi-stage: pip and
 # its caches stay in the build stages; the final images hold Python, the virtual environment and the
 # source, and run as an unprivileged user.
 

@@ -16,6 +16,7 @@ os.environ.setdefault("FREQFORENSICS_DATA", tempfile.mkdtemp(prefix="ff_data_"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import math  # noqa: E402
+import subprocess  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -75,6 +76,17 @@ def baseline_config(src: Path, data_dir: Path, name: str, **baseline):
       node = node[p]
     node[last] = value
   return c
+
+
+def killed_writer(target) -> None:
+  """Runs `atomic.write_with` on `target` in a child process that is killed (SIGKILL) inside the write."""
+  code = (
+    "import os, signal, sys; from freqforensics.files import atomic;"
+    " atomic.write_with(sys.argv[1], lambda tmp: (tmp.write_bytes(b'half'), os.kill(os.getpid(), signal.SIGKILL)))"
+  )
+  env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+  r = subprocess.run([sys.executable, "-c", code, str(target)], env=env, capture_output=True, timeout=120)
+  assert r.returncode == -9, r.stderr
 
 
 @pytest.fixture

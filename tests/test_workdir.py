@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import killed_writer
 
 from freqforensics import workdir
 from freqforensics.errors import UserError
@@ -108,13 +109,12 @@ def test_a_damaged_config_json_without_a_record_is_never_replaced(config, tmp_pa
 
 
 def test_a_run_removes_the_temporary_files_a_killed_run_left(config, tmp_path):
-  from test_outputs import _killed_writer
 
   wd = tmp_path / "wd"
   workdir.check(config, wd, overwrite=False)
   (wd / "bundle").mkdir()
-  _killed_writer(wd / "test_metrics_confusion.png")  # killed in the end phase
-  _killed_writer(wd / "bundle" / "bundle.json")
+  killed_writer(wd / "test_metrics_confusion.png")  # killed in the end phase
+  killed_writer(wd / "bundle" / "bundle.json")
   assert len([p for p in wd.rglob(".*") if p.name != workdir.LOCK and p.name != workdir.RECORD]) == 2
   config.model.name = "log1"
   workdir.check(config, wd, overwrite=True)  # a temporary file in bundle/ is not a user's file: no refusal

@@ -315,7 +315,7 @@ def test_the_cache_tells_settings_apart(tmp_path):
 
 def test_standins_carry_the_options(tmp_path):
   spec = importlib.util.spec_from_file_location(
-    "ffhq_log2", pathlib.Path(__file__).resolve().parents[1] / "configs" / "ffhq_log2.py"
+    "ffhq_log2", pathlib.Path(__file__).resolve().parents[2] / "configs" / "ffhq_log2.py"
   )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -333,7 +333,7 @@ def test_standins_carry_the_options(tmp_path):
 
 def _hard():
   spec = importlib.util.spec_from_file_location(
-    "hard", pathlib.Path(__file__).resolve().parents[1] / "configs" / "hard.py"
+    "hard", pathlib.Path(__file__).resolve().parents[2] / "configs" / "hard.py"
   )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -13,7 +13,7 @@ from PIL import Image
 from freqforensics.data import preparation
 from freqforensics.generators import standins
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

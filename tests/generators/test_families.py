@@ -22,7 +22,7 @@ from freqforensics.data import loading
 from freqforensics.errors import UserError
 from freqforensics.generators import families, family_training, synthetic
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FAMILIES = ("gan_transposed", "gan_nearest", "gan_bilinear", "gan_subpixel", "ae_decoder", "ae_decoder_aa")
 # sha256 of the committed weight files, and of families.sample(family, inputs).tobytes() for the inputs of
 # `_inputs` (4 images), recorded when the weights were committed. Sampling runs in float64, so these hold

@@ -52,3 +52,44 @@ def test_the_check_finds_jax_imports_at_any_depth():
 
 def test_the_data_folder_is_there():
   assert len(list(DATA.rglob("*.py"))) > 10  # a moved folder would make the check above pass vacuously
+
+
+# Test folders that hold no unit tests: whole commands, end-to-end runs and checks of the repository.
+NON_UNIT_FOLDERS = {"commands", "end_to_end", "repository"}
+
+
+def unit_test_misplacements(tests: Path, package: Path) -> list[str]:
+  """Unit test files that do not mirror the package: `tests/[<folder>/]test_<name>.py` must test
+  `freqforensics/[<folder>/]<name>.py` (or the package folder `<folder>` itself, as `test_<folder>.py`)."""
+  problems = []
+  for path in sorted(tests.rglob("test_*.py")):
+    rel = path.relative_to(tests)
+    if rel.parts[0] in NON_UNIT_FOLDERS:
+      continue
+    folder, name = rel.parent, path.stem[len("test_") :]
+    if not ((package / folder / f"{name}.py").is_file() or (folder.parts and folder.name == name)):
+      problems.append(f"{rel}: no module freqforensics/{folder / name}.py")
+  for folder in sorted(p for p in tests.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+    if folder.name not in NON_UNIT_FOLDERS and not (package / folder.name).is_dir():
+      problems.append(f"{folder.name}/: no package freqforensics/{folder.name}/")
+  return problems
+
+
+def test_unit_tests_mirror_the_package_folders():
+  assert unit_test_misplacements(ROOT / "tests", ROOT / "freqforensics") == []
+
+
+def test_the_mirror_check_finds_a_misplaced_test(tmp_path):
+  package, tests = tmp_path / "freqforensics", tmp_path / "tests"
+  for f in ("evaluation/loop.py", "models/__init__.py", "bundle.py"):
+    (package / f).parent.mkdir(parents=True, exist_ok=True)
+    (package / f).write_text("")
+  for f in ("evaluation/test_loop.py", "models/test_models.py", "test_bundle.py", "commands/test_anything.py"):
+    (tests / f).parent.mkdir(parents=True, exist_ok=True)
+    (tests / f).write_text("")
+  assert unit_test_misplacements(tests, package) == []
+  (tests / "test_loop.py").write_text("")  # a unit test of evaluation/loop.py at the top
+  (tests / "misc").mkdir()
+  (tests / "misc" / "test_x.py").write_text("")
+  found = unit_test_misplacements(tests, package)
+  assert len(found) == 3 and "test_loop.py" in found[1] and "misc/" in found[-1], found

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_line_error, write_class_folders
+from conftest import killed_writer, one_line_error, write_class_folders
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -473,7 +473,6 @@ def test_overwrite_never_deletes_what_a_copys_manifest_names_outside_it(tmp_path
 
 
 def test_a_processed_copy_takes_long_names_kills_cut_manifests_and_damaged_settings(tmp_path):
-  from test_outputs import _killed_writer
 
   from freqforensics.files import ownership
 
@@ -501,7 +500,7 @@ def test_a_processed_copy_takes_long_names_kills_cut_manifests_and_damaged_setti
   last = json.loads(lines[-1])
   (out / last["output"]).unlink()
   (out / "manifest.jsonl").write_text("".join(line + "\n" for line in lines[:-1]) + lines[-1][:25])
-  _killed_writer(out / last["output"])
+  killed_writer(out / last["output"])
   hidden = lambda: [p for p in out.rglob(".*") if p.is_file() and p.name != ownership.RECORD]  # noqa: E731
   assert len(hidden()) == 1
   r = run()
