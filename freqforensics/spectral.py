@@ -1,25 +1,11 @@
 """Pure, jittable spectral transforms over image batches shaped `(..., H, W, C)`.
 
-Everything here is a plain `jnp` function: no globals, no config reads; eps, mean and std are
-arguments. The DCT is the full-image, orthonormal 2-D DCT-II of SPEC.md section 2, equal to
-`scipy.fft.dctn(x, type=2, norm="ortho", axes=(-3, -2))`, each channel on its own.
-
-Two implementations (both exact to float32 rounding), chosen by backend and size:
-- FFT (Makhoul's reordering + one real 2-D FFT + a complex twiddle): O(N log N), the fastest on
-  CPUs at every size we measured (`launch/bench_spectral.py`), and on accelerators for large sides.
-- matrix products (`C_H @ X @ C_W^T`) on GPUs/TPUs for sides up to `_MATMUL_MAX_SIDE`, the natural
-  shape for their matrix units. They run at `precision=HIGHEST`: GPUs otherwise default to
-  reduced-precision (TF32) float32 products.
-On CPUs, `features` walks a large batch in cache-sized chunks of images (`lax.map`), which
-nearly doubles throughput at 128x128 over one pass through a 256-image batch; run per device
-(`sharding.per_device`), every core then transforms its own chunks.
-
-Besides the DCT, the frequency views of later work (Durall et al. 2020, Wolter et al. 2022):
-the centred, orthonormal 2-D FFT (`fft_log_magnitude`), its azimuthally averaged power spectrum
-(`azimuthal_average`: a fixed number of radial bins at any image size) and the 2-D wavelet packet
-transform (`wavelet_packets`, matrices in `wavelets.py`). Feature kinds with parameters (the
-wavelet and level of `wpt_log`, the bins of `azimuthal`) are named by a string that carries them,
-e.g. `wpt_log-haar-l3` (`feature_name`, `parse_feature`): statistics files and bundles record it.
+Plain `jnp` functions: no globals, no config reads; eps, mean and std are arguments. The DCT is the
+full-image orthonormal 2-D DCT-II of SPEC.md section 2 (`scipy.fft.dctn(x, type=2, norm="ortho",
+axes=(-3, -2))`), by FFT or, on GPUs/TPUs at small sides, by matrix products at HIGHEST precision
+(docs/benchmarks.md). Besides it, the views of later work (docs/feature_views.md): the centred FFT,
+its azimuthal average and wavelet packets (`wavelets`). A feature kind with parameters is named by a
+string that carries them, e.g. `wpt_log-haar-l3` (`feature_name`, `parse_feature`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Streaming, mergeable per-coefficient mean and population variance (Chan et al.), in float64.
 
-The statistics pass (`feature_stats`) sees the training split once, batch by batch, with the
-features computed on device as training computes them; memory is one accumulator the shape of an
-image. Batches may be padded: a mask marks the real rows, so every example counts once.
-`merge` combines accumulators of disjoint parts (several batches, devices or hosts) exactly. The same
-pass also keeps the moments of each class on its own (`class_update`, one accumulator per label,
-saved beside the pooled ones): the open-set score (`evaluation/outliers.py`) measures how far an
-image lies from each training class.
-
-Accumulation is in float64 (SPEC.md section 2). JAX is float32 by default, so the jitted update
-runs under a scoped `jax.enable_x64(True)` rather than switching the whole program to 64 bits.
-The result is saved beside the dataset as a small `.npz` (no pickle) and loaded by training and
-inference.
+The statistics pass (`feature_stats`) sees the training split once, batch by batch, with features
+computed on device as training computes them; a mask marks padded rows, so every example counts once,
+and `merge` combines accumulators of batches, devices or hosts exactly. Each class also gets its own
+moments (`class_update`), for the open-set score (`evaluation.outliers`). The jitted update runs under
+a scoped `jax.enable_x64(True)`; the result is a small `.npz` (no pickle) beside the dataset.
 """
 
 from __future__ import annotations
@@ -253,6 +246,17 @@ def feature_stats(
   multi-host run every process reads its share and all compute the same result; `write` is for
   process 0 only. The file also holds the moments of each class (`load_class_moments`); a cached file
   from before they were kept is computed again.
+
+  Args:
+    prepared: the prepared dataset; the file is cached beside it.
+    kind: the feature kind (e.g. `dct_log`, `wpt_log-haar-l3`).
+    mesh: the device mesh the features are computed on.
+    batch_size: the global batch of the pass.
+    num_threads: reading threads.
+    progress: a progress bar on stderr.
+    write: write the file (process 0 only in a multi-host run).
+    source: a subset of the training split to use instead of all of it (with `tag`).
+    tag: the suffix that names the subset's file.
   """
   if not spectral.needs_stats(kind):
     return None, None

@@ -1,24 +1,11 @@
 """Matrices of the 2-D wavelet packet transform: `spectral.wavelet_packets` applies them in JAX.
 
-A full wavelet packet tree to level L splits every node (not only the approximation, as a plain
-wavelet transform does) into a low- and a high-pass half at every level. Along one axis this is a
-linear map of the whole signal; along two axes the packets are the tensor products of the 1-D
-packets, because filtering along rows and along columns commute. So the level-L 2-D packet
-transform is `P_H @ X @ P_W^T` with one N x N matrix per axis, built here once per (size,
-wavelet, level) in float64 (numpy), and applied with the same batched products as the DCT.
-
-Conventions (tested against `pywt.WaveletPacket2D(x, wavelet, mode="periodization")`):
-- boundary: periodization, so each packet of an H x W image is (H / 2^L) x (W / 2^L) and, for an
-  orthogonal wavelet, the transform is orthonormal (Parseval holds; `P.T` inverts it);
-- layout: the 4^L packets tiled into an H x W array in frequency order along each axis (PyWavelets'
-  `get_level(L, order="freq")`: block row i holds the i-th lowest vertical frequency band, block
-  column j the j-th lowest horizontal band), so the result reads like a spectrum, low frequencies
-  top-left, and keeps the image's shape.
-
-Why not `jaxwt` (0.1.1, installed): it agrees with PyWavelets for its boundary modes (symmetric,
-reflect, zero), but has no periodization mode, and with those modes any wavelet longer than Haar
-gives redundant, non-orthonormal coefficients whose packets grow and do not tile the image.
-PyWavelets is used only for the filter coefficients (`pywt.Wavelet(name).dec_lo / dec_hi`).
+A full packet tree to level L is, along one axis, a linear map of the whole signal, and along two
+axes the tensor product of the 1-D ones, so the transform is `P_H @ X @ P_W^T` with one N x N matrix
+per axis, built here once per (size, wavelet, level) in float64 and applied like the DCT. Periodized
+(orthonormal for an orthogonal wavelet) and tiled in frequency order, as
+`pywt.WaveletPacket2D(mode="periodization")` with `get_level(L, order="freq")`; docs/feature_views.md
+says why not `jaxwt`. PyWavelets gives only the filter coefficients.
 """
 
 from __future__ import annotations

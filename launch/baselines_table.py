@@ -187,17 +187,13 @@ def main(argv: list[str] | None = None) -> Path:
     ("seconds", "wall time (s)", ".0f"),
     ("rss", "peak RSS (MiB)", ",.0f"),
   ]
-  md = scripts.write_results(
-    out,
-    "baselines",
-    rows,
-    columns,
-    title="Attribution: the classic baselines beside log2, each as its own command",
-    notes=f"Config {scripts.config_label(args)}; test split ({prepared.num_examples['test']} images); Eigenfaces"
+  title = "Attribution: the classic baselines beside log2, each as its own command"
+  notes = (
+    f"Config {scripts.config_label(args)}; test split ({prepared.num_examples['test']} images); Eigenfaces"
     f" PCA subset {pca}; {platform.machine()}, {os.cpu_count()} cores; wall time and peak RSS of the whole"
-    " commands (- for results read back); ours.",
+    " commands (- for results read back); ours."
   )
-  print(md.read_text())
+  scripts.write_results(out, "baselines", rows, columns, title=title, notes=notes, show=True)
   return out
 
 

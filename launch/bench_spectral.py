@@ -13,11 +13,6 @@ the median over `--reps` runs after a warm-up, and the ratio.
 
 from __future__ import annotations
 
-import argparse
-import platform
-import statistics
-import time
-
 from freqforensics import host_devices
 
 host_devices.use_all_cores()
@@ -28,16 +23,7 @@ import numpy as np  # noqa: E402
 import scipy.fft  # noqa: E402
 
 from freqforensics import sharding, spectral  # noqa: E402
-
-
-def _time(fn, reps: int) -> float:
-  fn()  # warm-up (compilation, FFT plans)
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+from freqforensics.tools import scripts  # noqa: E402
 
 
 def bench(size: int, batch: int, reps: int) -> dict[str, float]:
@@ -59,8 +45,8 @@ def bench(size: int, batch: int, reps: int) -> dict[str, float]:
   # interleave the two so that load from elsewhere hits both alike
   t_ours, t_ref = [], []
   for _ in range(2):
-    t_ours.append(_time(run_ours, reps))
-    t_ref.append(_time(run_scipy, reps))
+    t_ours.append(scripts.median_seconds(run_ours, reps))
+    t_ref.append(scripts.median_seconds(run_scipy, reps))
   ours_ips, ref_ips = batch / min(t_ours), batch / min(t_ref)
   check = np.asarray(spectral.dct2(x[:2]))
   err = np.abs(check - scipy.fft.dctn(x[:2].astype(np.float64), type=2, norm="ortho", axes=(1, 2))).max()
@@ -68,18 +54,11 @@ def bench(size: int, batch: int, reps: int) -> dict[str, float]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--reps", type=int, default=7)
-  parser.add_argument("--sizes", default="128:256,1024:8", help="comma-separated SIZE:BATCH pairs")
-  args = parser.parse_args()
-  print(
-    f"# {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s),"
-    f" jax {jax.__version__}, scipy {scipy.__version__}"
-  )
+  args = scripts.bench_parser(__doc__, reps=7, sizes="128:256,1024:8").parse_args()
+  print(scripts.machine_line(f"scipy {scipy.__version__}"))
   print("| batch | features(dct_log) img/s | scipy dctn + log img/s | ratio | max error / max coefficient |")
   print("|---|---|---|---|---|")
-  for pair in args.sizes.split(","):
-    size, batch = map(int, pair.split(":"))
+  for size, batch in scripts.size_batches(args.sizes):
     r = bench(size, batch, args.reps)
     print(
       f"| {batch} x {size}x{size}x3 | {r['ours']:,.0f} | {r['scipy']:,.0f} | {r['ratio']:.2f} | {r['max_rel_err']:.1e} |"

@@ -13,10 +13,6 @@ result; the median over `--reps` runs after a warm-up.
 
 from __future__ import annotations
 
-import argparse
-import platform
-import statistics
-import time
 from importlib import metadata
 
 from freqforensics import host_devices
@@ -30,18 +26,9 @@ import pywt  # noqa: E402
 import scipy.fft  # noqa: E402
 
 from freqforensics import sharding, spectral  # noqa: E402
+from freqforensics.tools import scripts  # noqa: E402
 
 KINDS = ("dct_log", "fft_log", "azimuthal-b32", "wpt_log-haar-l3", "wpt_log-db4-l3")
-
-
-def _time(fn, reps: int) -> float:
-  fn()  # warm-up (compilation, FFT plans)
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def reference(x: np.ndarray, kind: str) -> np.ndarray:
@@ -79,9 +66,9 @@ def bench(kind: str, size: int, batch: int, reps: int) -> dict[str, float]:
   stats = jax.device_put(spectral.FeatureStats(jnp.zeros(shape), jnp.ones(shape)), sharding.replicated(mesh))
   ours = jax.jit(sharding.features_fn(mesh, kind))
   put = sharding.make_put(mesh)
-  t_ours = _time(lambda: ours(put({"image": x})["image"], stats).block_until_ready(), reps)
+  t_ours = scripts.median_seconds(lambda: ours(put({"image": x})["image"], stats).block_until_ready(), reps)
   ref_batch = x if not kind.startswith("wpt") else x[: max(8, batch // 16)]  # PyWavelets is per plane: slow
-  t_ref = _time(lambda: reference(ref_batch, kind), max(1, reps // 2))
+  t_ref = scripts.median_seconds(lambda: reference(ref_batch, kind), max(1, reps // 2))
   got = np.asarray(spectral.raw_features(x[:4], kind), np.float64)
   want = reference(x[:4], kind)
   keep = want > np.log(1e-2)  # the log of a coefficient near 0 is float rounding noise in both
@@ -89,18 +76,11 @@ def bench(kind: str, size: int, batch: int, reps: int) -> dict[str, float]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--reps", type=int, default=5)
-  parser.add_argument("--sizes", default="64:256,128:256", help="comma-separated SIZE:BATCH pairs")
-  args = parser.parse_args()
-  print(
-    f"# {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s),"
-    f" jax {jax.__version__}, numpy {np.__version__}, PyWavelets {metadata.version('PyWavelets')}"
-  )
+  args = scripts.bench_parser(__doc__, reps=5, sizes="64:256,128:256").parse_args()
+  print(scripts.machine_line(f"numpy {np.__version__}", f"PyWavelets {metadata.version('PyWavelets')}"))
   print("| batch | feature | features() img/s | NumPy / PyWavelets img/s | ratio | max abs error of log (|c| > 0.01) |")
   print("|---|---|---|---|---|---|")
-  for pair in args.sizes.split(","):
-    size, batch = map(int, pair.split(":"))
+  for size, batch in scripts.size_batches(args.sizes):
     for kind in KINDS:
       r = bench(kind, size, batch, args.reps)
       print(

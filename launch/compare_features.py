@@ -35,13 +35,11 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
-from freqforensics import host_devices
 from freqforensics.errors import UserError
 from freqforensics.tools import scripts
 
@@ -183,22 +181,14 @@ def main(argv: list[str] | None = None) -> Path:
     *[(f"n{s}", f"{numbers[s]} / class" + (f" ({FULL})" if s == FULL else ""), ".3f") for s in sizes],
     ("seconds_per_epoch", f"s / epoch ({FULL})", ".1f"),
   ]
-  import jax  # pylint: disable=g-import-not-at-top  (started by the runs above)
-
-  md = scripts.write_results(
-    out,
-    "feature_views",
-    rows,
-    columns,
-    title="Test accuracy per feature view, model and training-set size",
-    notes=f"Config {scripts.config_label(args)}; test accuracy on {tested} images ({classes} classes), one"
-    f" seed; {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax"
-    f" {jax.__version__}; ours. Figure: feature_views.png.",
+  title = "Test accuracy per feature view, model and training-set size"
+  notes = (
+    f"Config {scripts.config_label(args)}; test accuracy on {tested} images ({classes} classes), one"
+    f" seed; {platform.machine()}, {scripts.devices()}; ours. Figure: feature_views.png."
   )
-  print(md.read_text())
+  scripts.write_results(out, "feature_views", rows, columns, title=title, notes=notes, show=True)
   return out
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

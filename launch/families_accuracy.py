@@ -15,10 +15,8 @@ has per class, so the table shows how far content alone (which half of the photo
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 COLUMNS = [
@@ -94,18 +92,11 @@ def main(argv: list[str] | None = None) -> Path:
           }
         )
         print(f"{task} {model} {features}: {m['accuracy']:.3f} ({m['seconds']:.0f} s)", flush=True)
-  md = scripts.write_results(
-    out,
-    "families_accuracy",
-    rows,
-    COLUMNS,
-    title="Trained generator families: test accuracy, pixels vs log DCT",
-    notes=f"Config {scripts.config_label(args)}; test split; ours.",
-  )
-  print(md.read_text())
+  title = "Trained generator families: test accuracy, pixels vs log DCT"
+  notes = f"Config {scripts.config_label(args)}; test split; ours."
+  scripts.write_results(out, "families_accuracy", rows, COLUMNS, title=title, notes=notes, show=True)
   return out
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

@@ -9,17 +9,13 @@ log-DCT features, and `resnet` on log-DCT features (at most `--resnet_epochs` ep
 one resnet epoch over the benchmark takes over a minute). Writes `attribution.md` / `.json` (test
 accuracy, wall time, trainable parameters of the neural models) into a new folder under `--results`.
 `--tiny` is the smoke version (seconds per method).
-`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 COLUMNS = [
@@ -86,19 +82,14 @@ def main(argv: list[str] | None = None) -> Path:
         "parameters": m["parameters"],
       }
     )
-  md = scripts.write_results(
-    out,
-    "attribution",
-    rows,
-    COLUMNS,
-    title="Attribution: every method on the same test split",
-    notes=f"Config {scripts.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
-    "wall time of the whole method (grid search included for the classic ones); ours.",
+  title = "Attribution: every method on the same test split"
+  notes = (
+    f"Config {scripts.config_label(args)}; resnet at most {args.resnet_epochs} epochs; "
+    "wall time of the whole method (grid search included for the classic ones); ours."
   )
-  print(md.read_text())
+  scripts.write_results(out, "attribution", rows, COLUMNS, title=title, notes=notes, show=True)
   return out
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

@@ -7,16 +7,12 @@ By default the synthetic benchmark, real crops (`A_real`) against one simulated 
 `--config` any config (its `data.classes` are set to the real class and `--fake`). Writes
 `binary.md` / `binary.json` (accuracy, ROC-AUC, average precision, accuracy at 0.5, wall time,
 parameters) into a new folder under `--results`. `--tiny` is the smoke version (seconds).
-`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 COLUMNS = [
@@ -52,18 +48,10 @@ def main(argv: list[str] | None = None) -> Path:
         "parameters": m["parameters"],
       }
     )
-  md = scripts.write_results(
-    out,
-    "binary",
-    rows,
-    COLUMNS,
-    title=f"{args.real} vs {args.fake}, log2",
-    notes=f"Config {scripts.config_label(args)}; test split; ours.",
-  )
-  print(md.read_text())
+  notes = f"Config {scripts.config_label(args)}; test split; ours."
+  scripts.write_results(out, "binary", rows, COLUMNS, title=f"{args.real} vs {args.fake}, log2", notes=notes, show=True)
   return out
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

@@ -8,18 +8,14 @@ with its own feature statistics) and seed (the subset and the initialisation), t
 and tests on the whole test split. Writes `few_samples.md` / `.json` (mean and spread over seeds)
 and `few_samples.png` (accuracy against training images per class, one line per model and
 feature, the spread as a band) into a new folder under `--results`.
-`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 COLUMNS = [
@@ -93,15 +89,9 @@ def main(argv: list[str] | None = None) -> Path:
           }
         )
   _plot(rows, out / "few_samples.png")
-  md = scripts.write_results(
-    out,
-    "few_samples",
-    rows,
-    COLUMNS,
-    title="Test accuracy as the training set shrinks",
-    notes=f"Config {scripts.config_label(args)}; ours. Figure: few_samples.png.",
-  )
-  print(md.read_text())
+  title = "Test accuracy as the training set shrinks"
+  notes = f"Config {scripts.config_label(args)}; ours. Figure: few_samples.png."
+  scripts.write_results(out, "few_samples", rows, COLUMNS, title=title, notes=notes, show=True)
   return out
 
 
@@ -115,5 +105,4 @@ def _per_class(config) -> tuple[int, int]:
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

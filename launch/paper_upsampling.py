@@ -10,17 +10,13 @@ upsampling: nearest neighbour, bilinear, transposed convolution):
 3. the same with every generated image blurred (Gaussian, sigma `--lowpass` pixels) before saving,
    the generator's output low-pass filtered: spectra and accuracies again.
 Writes `upsampling.md` / `.json` and the figures into a new folder under `--results`.
-`--config.KEY=VALUE` arguments override every config the script runs, as in main (e.g.
-`--config.data.prepared_dir=DIR` for data prepared with `python -m freqforensics.tools.prepare`).
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
-from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 KINDS = ("B_nearest", "C_bilinear", "D_transposed")
@@ -62,19 +58,14 @@ def main(argv: list[str] | None = None) -> Path:
       c.data.classes = ("A_real", kind)
       m = scripts.run(c, out / "runs" / f"{tag}{kind}")
       rows[kind].update({f"{tag}accuracy": m["accuracy"], f"{tag}roc_auc": m["binary"]["roc_auc"]})
-  md = scripts.write_results(
-    out,
-    "upsampling",
-    list(rows.values()),
-    COLUMNS,
-    title="Real vs each upsampler, log2 on log-DCT features (test split)",
-    notes=f"Low-passed: every generated image blurred (Gaussian, sigma {args.lowpass} px) before saving. "
-    f"Config {scripts.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png.",
+  title = "Real vs each upsampler, log2 on log-DCT features (test split)"
+  notes = (
+    f"Low-passed: every generated image blurred (Gaussian, sigma {args.lowpass} px) before saving. "
+    f"Config {scripts.config_label(args)}; ours. Figures: spectra_*.png, lowpass_spectra_*.png."
   )
-  print(md.read_text())
+  scripts.write_results(out, "upsampling", list(rows.values()), COLUMNS, title=title, notes=notes, show=True)
   return out
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

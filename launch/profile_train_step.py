@@ -26,7 +26,6 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 
 from freqforensics import host_devices
 
@@ -39,18 +38,12 @@ from flax import nnx  # noqa: E402
 from freqforensics import sharding, spectral, stats, steps  # noqa: E402
 from freqforensics.data import loading, pipeline, reader  # noqa: E402
 from freqforensics.models import heads  # noqa: E402
+from freqforensics.tools import scripts  # noqa: E402
 
 
 def timed(fn, reps: int) -> float:
   """Median milliseconds of `fn()` (which must wait for its result) over `reps` runs after two warm-ups."""
-  fn()
-  fn()
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  return 1e3 * scripts.median_seconds(fn, reps, warmups=2)
 
 
 def profile(model: str, size: int, reps: int, num_per_class: int, rounds: int) -> list[tuple[str, float, float]]:

@@ -27,12 +27,10 @@ main (e.g. `--config.data.prepared_dir=DIR` for data prepared with `python -m fr
 from __future__ import annotations
 
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from freqforensics import host_devices
 from freqforensics.analysis import robustness
 from freqforensics.tools import scripts
 
@@ -100,23 +98,16 @@ def main(argv: list[str] | None = None) -> Path:
     styles=styles,
     title=f"{scripts.config_spec(args)}, {features}: trained clean (dashed) vs with augmentation (solid)",
   )
-  import jax  # pylint: disable=g-import-not-at-top  (started by the runs above)
-
-  md = scripts.write_results(
-    out,
-    "robustness",
-    rows,
-    COLUMNS,
-    title=f"Accuracy under perturbation, trained clean vs augmented ({features})",
-    notes=f"Config {scripts.config_label(args)}; test split ({report['clean']['num_examples']} images); drop ="
+  title = f"Accuracy under perturbation, trained clean vs augmented ({features})"
+  notes = (
+    f"Config {scripts.config_label(args)}; test split ({report['clean']['num_examples']} images); drop ="
     " clean accuracy minus accuracy under the perturbation, averaged over its strengths;"
-    f" {platform.machine()}, {jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__};"
-    f" ours. Figure: robustness.png.\n\nAccuracy at every strength:\n\n{robustness.table(reports)}",
+    f" {platform.machine()}, {scripts.devices()}; ours. Figure: robustness.png."
   )
-  print(md.read_text())
+  notes += f"\n\nAccuracy at every strength:\n\n{robustness.table(reports)}"
+  scripts.write_results(out, "robustness", rows, COLUMNS, title=title, notes=notes, show=True)
   return out
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

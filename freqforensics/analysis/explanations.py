@@ -159,6 +159,13 @@ def image_vs_classes(
   """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
   model's probability for each class in the panel titles (channel-averaged, one colour scale). The
   bundle of a run that has not finished is used only with `allow_unfinished`.
+
+  Args:
+    image_path: the image file to show (read by the bundle's own decoding, as classify reads it).
+    workdir: a finished run's work dir (or a bundle folder); its training dataset must exist here.
+    out: the PNG to write; default `WORKDIR/spectrum_<image stem>.png`.
+    overwrite: replace a figure this command wrote earlier (never another file, never the image).
+    allow_unfinished: use the bundle of a run that has not finished.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
 

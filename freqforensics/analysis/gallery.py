@@ -36,6 +36,13 @@ def image_grid(
   """Writes images `(N, H, W, C)` uint8 with `titles` (and their log-DCT spectra) to the PNG `path`.
 
   Up to `columns` images per row; with `spectra` each row of images has a row of spectra below it.
+
+  Args:
+    images: uint8 images `(N, H, W, C)`, C = 1 or 3.
+    titles: one title per image.
+    path: the PNG to write (its folder is made).
+    spectra: add a row of log-DCT spectra (one colour scale) below each row of images.
+    columns: images per row, at most.
   """
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
 

@@ -1,37 +1,11 @@
-r"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
+"""Spectrum statistics of image sets: where generated images differ from real ones in frequency.
 
-Run by `python -m freqforensics.tools.compare_spectra`:
-
-  python -m freqforensics.tools.compare_spectra --out_dir=DIR [--num=N] [--size=S] [--grayscale] [--pdf] \
-      [--wavelet=haar] [--level=0] [--bins=0] SET [SET ...]
-
-Each SET is an image folder or a prepared dataset:
-- an image folder is one data set: every image below it (recursive, sorted, hidden files skipped),
-  of which the first `--num` decodable ones are used, centre-cropped and resized to S x S
-  (`images.load_image`); a class-folder root therefore counts as one data set of all its classes;
-- a prepared dataset (`python -m freqforensics.tools.prepare`), given as `DIR` or `DIR:SPLIT` (default
-  train), is one data set per class, in label order: the first `--num` images of the class in that
-  split, exactly as the models see them (its crop rule already applied; S is its size).
-The first data set is the reference the others are compared with (for a prepared dataset: the
-class with label 0, the real images by the usual naming).
-
-Per data set, images are streamed in batches, so memory does not grow with N:
-- the orthonormal 2-D DCT-II per channel (`spectral.dct2`, in float64): per-coefficient mean and
-  standard deviation of the raw coefficients, and mean / std of `log(|c| + EPS)` (`stats` moments);
-- the azimuthally averaged 1-D power spectrum (Durall et al., CVPR 2020): the centred orthonormal
-  2-D FFT power `|F|^2` of each image (`spectral.power_spectrum`), averaged over channels, then over
-  images, then over S // 2 rings one cycle per image wide up to the Nyquist frequency along an axis
-  (`spectral.azimuthal_average` with `r_max=0.5`; bin 0 is the DC term, the corners beyond the last
-  ring are left out). Averaging is linear, so the radial average of the mean power equals the mean
-  of the per-image radial averages;
-- the mean of every other frequency view a model can read (`spectral.FEATURE_KINDS`), exactly as
-  training computes it before standardisation: `fft_log` (log |centred FFT|), `wpt_log` (log
-  |wavelet packets| at `--wavelet` / `--level`, default 3 where S allows, tiled in frequency order)
-  and `azimuthal` (log of the azimuthally averaged power in `--bins` bins, default S // 2), beside
-  the DCT's `log_mean`.
-
-Everything goes to `spectra.npz` (arrays stacked over data sets in the order given) and PNG figures
-(`--pdf` adds PDFs) in an output folder that never overwrites an earlier run.
+Run by `python -m freqforensics.tools.compare_spectra`. Each set (an image folder, or one class of a
+prepared dataset `DIR[:SPLIT]`) is streamed in batches, so memory does not grow with its size: the
+per-coefficient moments of the 2-D DCT and of its log magnitude (float64), the azimuthally averaged
+power spectrum (Durall et al., CVPR 2020) and the mean of every other feature view
+(`spectral.FEATURE_KINDS`), written to `spectra.npz` and figures. The first set is the reference;
+docs/classify.md says how sets are read.
 """
 
 from __future__ import annotations
@@ -263,6 +237,18 @@ def compute(
   raw feature: `view_fft_log` and `view_wpt_log` (K, S, S, C; no packets for an odd S),
   `view_azimuthal` (K, bins, C), and their feature names in `views` (e.g. `wpt_log-haar-l3`,
   `azimuthal-b32`). `level` and `bins` as in `view_names`; `views=False` leaves the other views out.
+
+  Args:
+    folders: image folders (one data set each) or prepared datasets (`DIR` or `DIR:SPLIT`, one data set
+      per class, in label order); the first is the reference.
+    num: images per data set, at most (the first decodable ones).
+    size: the side images are brought to; 0 = the first prepared dataset's size, else 128.
+    channels: 3 (RGB) or 1 (grayscale).
+    batch_size: images per streamed batch (memory, not results).
+    wavelet: the packet view's wavelet (a PyWavelets name).
+    level: the packet view's level; 0 = 3, or fewer where `size` does not halve three times.
+    bins: the azimuthal view's bins; 0 = `size // 2`.
+    views: compute the views besides the DCT and the radial power.
   """
   if not folders:
     raise UserError("no image folders given: pass one or more folders (the first is the reference)")
@@ -426,7 +412,20 @@ def run_spectra(
   level: int = 0,
   bins: int = 0,
 ) -> tuple[Path, list[Path]]:
-  """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files)."""
+  """`compute`, then `spectra.npz` and figures in a fresh folder below `out_dir`; returns (folder, files).
+
+  Args:
+    folders: the data sets, as `compute` takes them (the first is the reference).
+    out_dir: a fresh folder is made below it; it must not lie inside an input.
+    num: images per data set, at most.
+    size: the side images are brought to (0 as in `compute`).
+    channels: 3 (RGB) or 1 (grayscale).
+    batch_size: images per streamed batch.
+    pdf: also write each figure as PDF.
+    wavelet: the packet view's wavelet.
+    level: the packet view's level (0 as in `compute`).
+    bins: the azimuthal view's bins (0 = `size // 2`).
+  """
   output_paths.check_separate(out_dir, [prepared_split(f)[0] if prepared_split(f) else f for f in folders])
   result = compute(
     folders, num=num, size=size, channels=channels, batch_size=batch_size, wavelet=wavelet, level=level, bins=bins

@@ -54,6 +54,14 @@ def misclassified(
   `label_names` are the model's labels, in its output order: they must equal the dataset's, or the
   probability columns would be read as the wrong classes. Keeps at most `limit` examples (all when
   None); the whole split is classified either way.
+
+  Args:
+    predict: uint8 images `(n, H, W, C)` -> class probabilities `(n, classes)`.
+    dataset_dir: the prepared dataset the model was trained on.
+    split: the split to classify.
+    label_names: the model's labels in output order; must equal the dataset's.
+    limit: the most mistakes kept (all when None).
+    batch_size: images per call of `predict`.
   """
   ds = reader.open_prepared(dataset_dir)
   if tuple(label_names) != tuple(ds.label_names):

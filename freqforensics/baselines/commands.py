@@ -40,7 +40,15 @@ def settings(config: ml_collections.ConfigDict, prepared_path: Path) -> dict[str
 def run(
   config: ml_collections.ConfigDict, workdir: str | Path, command: str, *, split: str = "test", overwrite: bool = False
 ) -> dict[str, Any]:
-  """Runs `command` of `config.baseline.name` on the config's prepared data; returns its results."""
+  """Runs `command` of `config.baseline.name` on the config's prepared data; returns its results.
+
+  Args:
+    config: a baselines config (`configs/baselines.py`); `baseline.name` picks kNN, Eigenfaces or PRNU.
+    workdir: the baseline's work dir (results and model files; one work dir can hold all three).
+    command: `grid_search`, `train` (then test) or `test`.
+    split: the split `test` evaluates (`val` or `test`).
+    overwrite: replace results of other settings in the work dir.
+  """
   if command not in COMMANDS:
     raise UserError(f"unknown command {command!r}: use one of {', '.join(COMMANDS)}")
   if split not in SPLITS:

@@ -82,7 +82,16 @@ def check_memory(what: str, nbytes: float, config: ml_collections.ConfigDict, fi
 def image_batches(
   source, batch_size: int, *, num_threads: int = 2, desc: str = "", progress: bool = False, start: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-  """uint8 images `(n, H, W, C)` and int32 labels of `source`, in order, from batch `start` on."""
+  """uint8 images `(n, H, W, C)` and int32 labels of `source`, in order, from batch `start` on.
+
+  Args:
+    source: a split source (random access by index, as `reader.PreparedDataset.source` gives).
+    batch_size: examples per batch; the last batch is shorter (padding removed).
+    num_threads: reading threads ahead of the consumer.
+    desc: the progress bar's label.
+    progress: show a progress bar.
+    start: the first batch to yield (resumes a pass over the split).
+  """
   steps = pipeline.num_eval_steps(len(source), batch_size)
   it = pipeline.eval_batches(
     reader.SubsetSource(source, np.arange(start * batch_size, len(source))), batch_size, num_threads=num_threads

@@ -1,27 +1,11 @@
 """PRNU numerics: wavelet noise residuals, class fingerprints, normalised correlation (numpy/PyWavelets).
 
-Camera sensors multiply the light they record by a fixed pattern (photo-response non-uniformity);
-Lukas, Fridrich and Goljan (2006) estimate it from the noise residual W = I - F(I) of many images.
-Here every class (camera, or generator) gets such a fingerprint, and an image is attributed to the
-class whose fingerprint its residual correlates with best. Everything works on batches `(B, H, W, C)`
-in float64, vectorised over images and channels, and imports no JAX (worker processes load it).
-
-1. Residual (`residuals`): db4 wavelet decomposition (PyWavelets, periodic extension, the image
-   padded by reflection to a multiple of 2^levels) with `levels` levels. For each detail band d, the
-   local signal variance is estimated in square windows w (3, 5, 7, 9): v_w = max(0, mean_w(d^2) -
-   sigma^2), taking the minimum over windows; the adaptive Wiener filter keeps d v/(v + sigma^2) as
-   signal, so the noise part is d sigma^2/(v + sigma^2). The approximation band is all signal. The
-   residual is the inverse transform of the noise parts (the transform is linear and exactly
-   invertible, so this is I - F(I)). Band energies do not depend on sigma and the level-j details
-   do not depend on the number of levels, so one decomposition serves a whole (levels, sigma) grid.
-2. Fingerprint (`Fingerprints`, `finish_fingerprint`): the maximum-likelihood estimate of the
-   multiplicative pattern, K = sum(W_i t_i) / (sum(t_i^2) + 1), per pixel and channel, where t is the
-   image intensity scaled to peak at 252 (`intensity_weight`), zero in saturated areas. Then colour
-   to gray, zero mean of the rows and columns of each 2x2 sub-lattice (removes colour-filter-array
-   and row/column patterns shared by all classes), and Wiener filtering in the DFT domain (removes
-   the periodic peaks left).
-3. Attribution: the residual of a test image goes through the same gray / zero-mean / DFT-Wiener
-   steps, and the class with the highest normalised correlation with its fingerprint wins.
+After Lukas, Fridrich and Goljan (2006): each class (camera, or generator) gets the fingerprint of the
+noise residuals W = I - F(I) of its images, and an image goes to the class whose fingerprint its
+residual correlates with best (`residuals`, `Fingerprints`, `finish_fingerprint`; the steps are in
+docs/baselines.md). Batches `(B, H, W, C)` in float64, vectorised over images and channels; no JAX
+(worker processes load it). One decomposition serves a whole (levels, sigma) grid: band energies do
+not depend on sigma, nor the level-j details on the number of levels.
 """
 
 from __future__ import annotations
@@ -157,7 +141,15 @@ def accumulate(
   grid: Sequence[tuple[int, float]],
   windows: Sequence[int] = (3, 5, 7, 9),
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Per grid point and class sum(W t) `(G, num_classes, H, W, C)`; per class sum(t^2) `(num_classes, H, W, C)`."""
+  """Per grid point and class sum(W t) `(G, num_classes, H, W, C)`; per class sum(t^2) `(num_classes, H, W, C)`.
+
+  Args:
+    images: uint8 or float images `(B, H, W, C)`.
+    labels: int class labels `(B,)`.
+    num_classes: the number of classes (rows of the sums).
+    grid: (wavelet levels, sigma in 0..255 pixel units) per grid point.
+    windows: the square window sides of the local variance estimate.
+  """
   t = intensity_weight(images)
   onehot = np.eye(num_classes)[np.asarray(labels, np.int64)]  # (B, num_classes)
   tt = np.einsum("bk,bhwc->khwc", onehot, t * t)

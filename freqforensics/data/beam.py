@@ -1,16 +1,10 @@
 """Preparation on Apache Beam: the same tasks as the local run, executed by a Beam runner.
 
-`preparation.prepare_to(..., runner=beam_runner(options))` runs each stage's tasks (`shards.write_chunk`,
-`shards.pack_shard`) as a `beam.Create(tasks) | beam.Map(fn)` pipeline: the DirectRunner here, and
-Dataflow, Flink or Spark by pipeline options (`--runner=DataflowRunner --project=... --region=...`).
-The planning between the stages (which usable records go to which split) runs in the driver, from
-the tasks' JSON records. Because the tasks and their order-independent outputs are the same, the
-result is byte for byte the dataset the local run writes, and an interrupted Beam run resumes from
-the finished tasks like a local one.
-
-Workers read the source images and write chunk and shard files by path, so on a cluster the source
-and output directories must be on a file system that every worker mounts (NFS, a GCS FUSE mount,
-...).
+`preparation.prepare_to(..., runner=beam_runner(options))` runs each stage's tasks (`shards`) as a
+`beam.Create(tasks) | beam.Map(fn)` pipeline; the planning between the stages runs in the driver, from
+the tasks' JSON records. The result is byte for byte the local run's, and an interrupted Beam run
+resumes like a local one. Workers read and write by path: on a cluster the source and output folders
+must be on a file system every worker mounts (NFS, a GCS FUSE mount, ...).
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Crop rules: how an image of any size becomes the model's `size` x `size` input.
 
-- `center`: square centre crop of the short side, then an anti-aliased (Lanczos) resize to the
-  target size. The correct version of the release's LSUN crop, which cut a strip of width
-  `abs(W - H)` (distorting every non-square image) and crashed when the sides differed by one.
-- `celeba`: the fixed 128x128 face window of the aligned CelebA images (218x178): rows
-  `[min(185, H) - 128, min(185, H))`, columns `[min(153, W) - 128, min(153, W))`; resized (Lanczos)
-  when the target size is not 128.
-- `none`: the images are already at the target size (e.g. FFHQ at 1024x1024); any other size is
-  refused, because the model must see images that were never resampled.
-- `resize`: a square image resized (Lanczos) to the target size, e.g. FFHQ at 256, 512 or 1024.
-
-Every rule refuses images smaller than its window (`TooSmall`): upsampling invents a spectrum, the
-very thing the models look at. Refusals raise `CropError` with a reason and a one-line message.
+`center` (square centre crop of the short side, Lanczos resize: the correct form of the release's
+LSUN crop), `celeba` (the fixed 128x128 face window of aligned CelebA), `none` (already at the target
+size; any other size refused) and `resize` (a square image, Lanczos); docs/data.md has the geometry.
+Every rule refuses an image smaller than its window (`TooSmall`) rather than upsample it: upsampling
+invents a spectrum, the very thing the models look at. Refusals raise `CropError` with a reason.
 """
 
 from __future__ import annotations

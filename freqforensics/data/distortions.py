@@ -1,22 +1,10 @@
 """Image perturbations that really happen to images: JPEG re-saves, blur, sensor noise, crops.
 
-The robustness experiment of the paper (SPEC.md section 3, `create_perturbed_imagedata`), with the
-release's defects fixed: the JPEG quality is the one asked for, the blur sigma is a parameter (by
-default derived from the kernel size, as OpenCV does for sigma 0), the crop is resized back to
-(height, width) for any aspect ratio, and every draw comes from a seeded `numpy.random.Generator`.
-
-Each perturbation acts on one uint8 image `(H, W, C)` (C = 1 or 3) on the host and returns a new
-uint8 image of the same shape:
-- `jpeg(image, quality)`: Pillow encode + decode at exactly `quality`.
-- `gaussian_blur(image, sigma, kernel_size)`: a separable Gaussian of `kernel_size` taps, borders
-  mirrored without repeating the edge pixel (OpenCV's default); sigma 0 is the identity.
-- `gaussian_noise(image, rng, std)`: additive N(0, std^2) noise in pixel units, rounded and clipped.
-- `crop_resize(image, rng, fraction)`: remove `fraction` of the height and of the width at a random
-  offset, then a bicubic resize back to the original (H, W).
-
-`Perturbation` is the configured form (`config.augment`, `config.eval.perturb`, the perturb
-command): a kind, a probability of perturbing an image and the ranges each strength is drawn from.
-Calling it with an image and a generator gives the same result for the same generator state.
+The paper's robustness experiment (SPEC.md section 3) with the release's defects fixed; the kinds and
+their defaults are tabled in docs/robustness.md. Each perturbation maps one uint8 image `(H, W, C)`
+(C = 1 or 3) to a new one of the same shape, on the host. `Perturbation` is the configured form
+(`config.augment`, `config.eval.perturb`, the perturb command): a kind, a probability and the ranges
+strengths are drawn from, the same result for the same `numpy.random.Generator` state.
 """
 
 from __future__ import annotations
@@ -185,15 +173,7 @@ class Perturbation:
   def from_config(cls, c, *, name: str = "augment") -> Perturbation:
     """From a config block (`config.augment`, `config.eval.perturb`); errors name `--config.<name>`."""
     try:
-      return cls(
-        kind=c.kind,
-        probability=c.probability,
-        jpeg_quality=c.jpeg_quality,
-        blur_kernel=c.blur_kernel,
-        blur_sigma=c.blur_sigma,
-        noise_std=c.noise_std,
-        crop_fraction=c.crop_fraction,
-      )
+      return cls(**{field.name: getattr(c, field.name) for field in dataclasses.fields(cls)})
     except UserError as e:
       raise UserError(f"--config.{name}: {e}") from None
 

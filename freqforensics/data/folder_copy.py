@@ -1,23 +1,11 @@
-"""A perturbed copy of a class-folder directory, for use with other tools (`tools/perturb.py`).
+"""A perturbed copy of a class-folder directory (`perturb_folder`), and the copy itself (`copy_folder`).
 
-Run by `python -m freqforensics.tools.perturb`.
-
-(`copy_folder` is the resumable, never-overwriting copy itself, for any per-file transform: the
-processed test set of `processing_plan` is written by it too.)
-
-Every image below the source (one folder per class, by the listing rule) is read at its own size by
-the one image reader (`images.read_image`: EXIF orientation applied, so a phone photo stays upright;
-grayscale stays grayscale, everything else becomes RGB), perturbed with probability `probability` by
-its kind (`distortions`: jpeg | blur | noise | crop | combined | all) and written to the same
-relative path under the output: as a lossless PNG, or, when the last perturbation is JPEG, as the
-JPEG file itself (the point of that perturbation). The draws for a file depend only on the seed and
-its relative path, so a copy is reproducible file by file.
-
-The output also gets `perturb.json` (the settings) and `manifest.jsonl` (per source file: the
-output file and the perturbations applied with their strengths, or why it could not be read). An
-interrupted run resumes from the manifest; an output holding a copy of other settings is refused
-unless `overwrite` (which removes only the files that copy wrote), and a non-empty output that is not
-such a copy is always refused. No JAX: this runs anywhere Pillow and SciPy do.
+Run by `python -m freqforensics.tools.perturb`. `copy_folder` is the resumable, never-overwriting
+copy for any per-file transform (`processing_plan` writes its processed test set with it): every
+image is read at its own size by the one reader (`images.read_image`), transformed with draws that
+depend only on the seed and its relative path (`file_rng`), and written to the same relative path;
+`manifest.jsonl` records each file, so an interrupted copy resumes. No JAX: this runs anywhere Pillow
+and SciPy do.
 """
 
 from __future__ import annotations
@@ -32,7 +20,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 from PIL import Image
@@ -199,6 +187,19 @@ def copy_folder(
   other settings is replaced only with `overwrite` (removing only what its ownership record names: its
   outputs, the manifest, the settings and the `extras` files), and a non-empty folder that holds no such copy is
   refused; `what` names the copy in those messages. Returns (every row, how many were resumed).
+
+  Args:
+    source: the class-folder directory, or its listing.
+    out_dir: where the copy goes (new, empty, or an earlier copy to resume or replace).
+    settings: the copy's settings (JSON); `source_dir` is added.
+    one: writes one file's output: (path, relative path, output name without extension, the record)
+      -> its manifest row.
+    settings_name: the settings file's name in `out_dir` (e.g. `perturb.json`).
+    what: how messages name the copy (e.g. "perturbed copy").
+    num_threads: worker threads; 0 = one per core.
+    overwrite: replace a copy of other settings (only what its record names).
+    progress: a progress bar on stderr.
+    extras: further files of the copy that `overwrite` removes.
   """
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
@@ -235,17 +236,36 @@ def copy_folder(
   return rows, len(done)
 
 
+class CopyOptions(TypedDict, total=False):
+  """How a copy command's library call runs (`perturb_folder`, `processing_plan.process_folder`).
+
+  `seed` of the per-file draws, which depend on it and the file's relative path only (default 0);
+  `num_threads` workers (0, the default, is one per core); `overwrite` a copy of other settings in the
+  output (default False); `progress` bar on stderr (default True).
+  """
+
+  seed: int
+  num_threads: int
+  overwrite: bool
+  progress: bool
+
+
+def copy_run(options: CopyOptions) -> dict[str, Any]:
+  """The `copy_folder` keywords among `options` (all but the seed); a misspelt option is a TypeError."""
+  if unknown := set(options) - set(CopyOptions.__annotations__):
+    raise TypeError(f"unexpected copy options {sorted(unknown)}")
+  return {k: v for k, v in options.items() if k != "seed"}
+
+
 def perturb_folder(
   source_dir: str | os.PathLike,
   out_dir: str | os.PathLike,
   perturbation: P.Perturbation,
-  *,
-  seed: int = 0,
-  num_threads: int = 0,
-  overwrite: bool = False,
-  progress: bool = True,
+  **options: Unpack[CopyOptions],
 ) -> dict[str, Any]:
-  """Writes the perturbed copy; returns counts (`written`, `resumed`, `skipped`, per perturbation)."""
+  """Writes the perturbed copy of `source_dir` (class folders) into `out_dir` by `perturbation`; returns
+  counts (`written`, `resumed`, `skipped`, per perturbation). `options` as `CopyOptions` says."""
+  seed = options.get("seed", 0)
   settings = {"version": _VERSION, "seed": int(seed), "perturbation": dataclasses.asdict(perturbation)}
   rows, resumed = copy_folder(
     source_dir,
@@ -254,9 +274,7 @@ def perturb_folder(
     lambda f, rel, name, out: _one(f, rel, name, out, perturbation, seed),
     settings_name="perturb.json",
     what="perturbed copy",
-    num_threads=num_threads,
-    overwrite=overwrite,
-    progress=progress,
+    **copy_run(options),
   )
   kinds = collections.Counter(
     "+".join(s["name"] for s in r["perturbations"]) or "none" for r in rows if "perturbations" in r

@@ -1,32 +1,11 @@
 """The format audit: what each class's files are, and whether a detector could tell the classes by it.
 
-Run by `python -m freqforensics.tools.audit`.
-
-A detector trained on real JPEGs (CelebA, LSUN, ImageNet, COCO) against generated PNGs can learn
-JPEG's traces instead of the generator's; a DCT detector most easily, since JPEG quantises 8x8 DCT
-blocks. The audit reads every file's header (never its pixels; by the one reader, `images.read_header`,
-so a file above the pixel limit is skipped with its reason, as preparation skips it) and tallies per class:
-
-- the format (`JPEG`, `PNG`, `WEBP lossy` / `WEBP lossless`, `BMP`, `TIFF`, ...);
-- for JPEG: the quality estimated from the quantisation tables (`estimate_jpeg_quality`), chroma
-  subsampling (`PIL.JpegImagePlugin.get_sampling`) and progressive or baseline coding;
-- the image size and aspect ratio, the mode and bit depth (`RGB 8-bit`, `L 8-bit`, `RGB 16-bit`, ...);
-- EXIF presence and other metadata (PNG text chunks, ICC profiles, XMP, dpi, ...: the keys of
-  Pillow's `info`, not the values).
-
-`findings` turns the tallies into one line per property in which two classes differ by a total
-variation distance of at least `DIFFERENCE` (e.g. "format: A_real is 100% JPEG q~75, B_progan is
-100% PNG"); the audit is information, so a command that finds something still succeeds.
-
-Tallies are plain JSON dicts of counts that add up (`merge`): preparation tallies the files it
-stores while it decodes them (`shards.write_chunk`) and records the audit in the dataset's metadata
-(`audit`), so a prepared dataset, whose stored images are raw arrays, keeps its source's audit.
-`audit_folders` audits class folders directly (the `audit` command); `write_report` writes the
-table (markdown and JSON) and one figure.
-
-JPEG quality: a table made by the IJG scaling of the standard tables (libjpeg and libjpeg-turbo
-based encoders such as Pillow and OpenCV) gives its quality exactly; any other table (cameras, Photoshop, mozjpeg) gives the
-quality whose IJG tables are nearest (least absolute difference), marked inexact in the tally.
+Run by `python -m freqforensics.tools.audit`. Reads every file's header, never its pixels
+(`images.read_header`), and tallies per class the format, the JPEG quality estimated from the
+quantisation tables (`estimate_jpeg_quality`), subsampling and coding, size, mode and metadata keys;
+`findings` names each property in which two classes differ by a total variation of at least
+`DIFFERENCE`. Tallies are JSON dicts of counts that add up (`merge`): preparation tallies the files
+it stores and keeps the audit in the dataset's metadata. docs/format_shortcut.md has the details.
 """
 
 from __future__ import annotations

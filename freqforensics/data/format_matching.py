@@ -1,21 +1,11 @@
 """Format matching: the same lossy processing for every class before an image is stored or classified.
 
-Real images of the common data sets are JPEG files (CelebA, LSUN, ImageNet, COCO) and generated ones
-PNG, so a detector can learn JPEG's traces instead of the generator's (`format_audit` finds such
-differences). Format matching removes that cue at its source: after decoding and cropping, every
-image of every class is JPEG-encoded and decoded again, at one quality or at a quality drawn per
-image from one distribution shared by all classes:
-
-- `""`: off (the default): images are stored as decoded, losslessly. This matches the formats only
-  when the sources' formats already match (all PNG, or all JPEG of one quality).
-- `"jpeg:Q"`: every image at quality Q (1..100).
-- `"jpeg:LO-HI"`: a quality per image, uniform on the integers LO..HI, drawn from the image's
-  relative path (`folder_copy.file_rng` with seed 0): the same file gets the same quality at
-  prepare and at classify time, and the draw knows nothing of the class.
-
-The encoder is Pillow's (libjpeg, 4:2:0 chroma subsampling for RGB, baseline). Preparation records the
-setting in the dataset's metadata and training in the model bundle (`match_format`), and `classify
---match_format` applies it to the images it classifies.
+After decoding and cropping, every image of every class is JPEG-encoded and decoded again (Pillow,
+4:2:0, baseline): `""` is off (the default), `"jpeg:Q"` one quality, `"jpeg:LO-HI"` a quality per
+image drawn from its relative path (`folder_copy.file_rng`, seed 0), so a file gets the same quality
+at prepare and at classify time and the draw knows nothing of the class. Preparation records the
+setting in the dataset's metadata and training in the bundle (`match_format`); docs/format_shortcut.md
+says why.
 """
 
 from __future__ import annotations

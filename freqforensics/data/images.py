@@ -19,7 +19,7 @@ import struct
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypedDict, Unpack
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -353,10 +353,17 @@ def decode_pil(
 ) -> Image.Image:
   """Decodes encoded image bytes to an RGB (or `L`) image of `size` x `size` by crop rule `crop`.
 
-  `jpeg_quality` 1..100: the cropped image is then JPEG-encoded and decoded at that quality (format
-  matching, `format_matching`: every class through the same lossy step); 0 leaves it as decoded.
   Raises `ImageDecodeError` (with a `reason`: empty file, not an image, truncated, unreadable,
   pixel limit, too small, wrong size, not square) for anything that cannot become a model input.
+
+  Args:
+    data: the encoded file's bytes (any format Pillow reads).
+    size: the side of the square output, in pixels.
+    channels: 3 for RGB, 1 for grayscale (`L`).
+    crop: the crop rule (`crops.CROPS`: center, celeba, none, resize).
+    max_pixels: the largest image (width x height) decoded; a larger one is refused before decoding.
+    jpeg_quality: 1..100: the cropped image is then JPEG-encoded and decoded at that quality (format
+      matching, `format_matching`: every class through the same lossy step); 0 leaves it as decoded.
   """
   if channels not in (1, 3):
     raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -389,17 +396,17 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
   return np.asarray(image, np.uint8).reshape(image.height, image.width, 1 if image.mode == "L" else 3)
 
 
-def decode_image(
-  data: bytes,
-  size: int,
-  channels: int,
-  *,
-  crop: str = "center",
-  max_pixels: int = DEFAULT_MAX_PIXELS,
-  jpeg_quality: int = 0,
-) -> np.ndarray:
-  """`decode_pil` as a uint8 array `(size, size, channels)`."""
-  image = decode_pil(data, size, channels, crop=crop, max_pixels=max_pixels, jpeg_quality=jpeg_quality)
+class DecodeOptions(TypedDict, total=False):
+  """The keyword options of `decode_pil`, which `decode_image` and `load_image` pass on."""
+
+  crop: str
+  max_pixels: int
+  jpeg_quality: int
+
+
+def decode_image(data: bytes, size: int, channels: int, **options: Unpack[DecodeOptions]) -> np.ndarray:
+  """`decode_pil` (same arguments and defaults) as a uint8 array `(size, size, channels)`."""
+  image = decode_pil(data, size, channels, **options)
   return np.asarray(image, np.uint8).reshape(size, size, channels)
 
 
@@ -411,14 +418,6 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     raise ImageDecodeError(f"{type(e).__name__}: {e.strerror or e}", reason="unreadable") from e
 
 
-def load_image(
-  path: str | os.PathLike,
-  size: int,
-  channels: int,
-  *,
-  crop: str = "center",
-  max_pixels: int = DEFAULT_MAX_PIXELS,
-  jpeg_quality: int = 0,
-) -> np.ndarray:
-  """Decodes the file `path` to uint8 `(size, size, channels)`; see `decode_image`."""
-  return decode_image(read_bytes(path), size, channels, crop=crop, max_pixels=max_pixels, jpeg_quality=jpeg_quality)
+def load_image(path: str | os.PathLike, size: int, channels: int, **options: Unpack[DecodeOptions]) -> np.ndarray:
+  """Decodes the file `path` to uint8 `(size, size, channels)`; the options are `decode_pil`'s."""
+  return decode_image(read_bytes(path), size, channels, **options)

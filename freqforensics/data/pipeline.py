@@ -59,6 +59,16 @@ def train_batches(
   batches is exactly the single-process global batch, and each host reads only its own records.
   The partial last global batch is dropped (training only). `start_step` resumes mid-epoch.
   Batches are read whole, in `num_threads` threads ahead of the training step.
+
+  Args:
+    source: the training split (random access by index).
+    batch_size: the global batch; it must divide over `process_count`.
+    seed: the run's seed; with `epoch` it fixes the permutation.
+    epoch: the epoch whose permutation is read.
+    start_step: the first step of the epoch to yield (resuming mid-epoch).
+    num_threads: reading threads ahead of the training step.
+    process_index: this process's index among the hosts.
+    process_count: the number of processes (hosts).
   """
   if batch_size % process_count:
     raise ValueError(f"the global batch ({batch_size}) must divide over {process_count} processes")
@@ -94,6 +104,13 @@ def eval_batches(
   `batch_size` is global; process p reads examples p, p + P, ... Every process yields the same
   number of batches (`num_eval_steps`), the last ones padded (or all padding) where its share is
   shorter, because each step is one collective computation over all hosts.
+
+  Args:
+    source: the split to read (random access by index).
+    batch_size: the global batch; each process's batches hold `batch_size // process_count` rows.
+    num_threads: reading threads ahead of the consumer.
+    process_index: this process's index among the hosts.
+    process_count: the number of processes (hosts).
   """
   local = batch_size // process_count
   order = np.arange(len(source))[process_index::process_count]

@@ -1,27 +1,11 @@
 """Class folders -> a tensorflow-datasets dataset in `array_record` format (no TensorFlow).
 
-Each class is split on its own into train/val/test: the first usable images in sorted file-name
-order go to train, the next to val, the next to test, so membership is reproducible and every
-class is in every split. Split sizes are per class, integers as counts (the paper's 100k/20k/30k)
-or floats as fractions of the class's usable images. Images are decoded once, brought to size by a
-crop rule (`crops`), and stored as raw uint8 tensors: no lossy re-encode (unless `match_format` asks
-for the same JPEG step in every class, `format_matching`), no decoding at training time. While
-decoding, each file's header is tallied for the format audit (`format_audit`), recorded in the
-metadata as `audit`.
-
-Preparation runs in two stages of independent tasks (`shards`): chunks of each class's files are
-decoded and written in parallel (worker processes on all cores, or the workers of an Apache Beam
-runner, see `prepare_beam`), then the records are packed into the split shards. Memory is bounded
-by one image per worker, whatever the number of images. Every task's output is atomic, so an
-interrupted run resumes at the first unfinished task; `tfds.folder_dataset.write_metadata` then
-makes the directory a tfds dataset that `tfds.builder_from_directory(path).as_data_source(split)`
-and grain read with random access.
-
-Files that cannot become model inputs (empty, not an image, truncated, above the pixel limit,
-smaller than the crop window, wrong size for crop `none`) are skipped, counted per reason and listed
-in `skipped_files.csv`. A dataset directory records the fingerprint of its inputs: a re-run with the
-same files and arguments is a no-op, and a directory prepared from other inputs is never
-overwritten without `overwrite=True`.
+Each class is split on its own: the first usable images in sorted file-name order go to train, the
+next to val, then test (counts or fractions per class). Images are decoded once, cropped (`crops`)
+and stored as raw uint8, in two stages of atomic tasks (`shards`) on worker processes or a Beam
+runner (`beam`), so memory is one image per worker and an interrupted run resumes. Unusable files are
+skipped and listed in `skipped_files.csv`; a folder prepared from other inputs (by their recorded
+fingerprint) is never overwritten without `overwrite=True`. docs/data.md describes the result.
 """
 
 from __future__ import annotations
@@ -174,17 +158,14 @@ def _chunk_task(
   path: Path, folders: images.ClassFolders, label: int, j: int, bounds: tuple[int, int], options: PrepareOptions
 ) -> shards.ChunkTask:
   files = folders.files[folders.class_names[label]][bounds[0] : bounds[1]]
+  decoding = {name: getattr(options, name) for name in ("image_size", "channels", "crop", "max_pixels", "match_format")}
   return shards.ChunkTask(
     out=str(path / ".chunks" / f"class{label:04d}-{j:06d}.array_record"),
     root=str(folders.root),
     files=tuple(str(f) for f in files),
     label=label,
     label_names=folders.class_names,
-    image_size=options.image_size,
-    channels=options.channels,
-    crop=options.crop,
-    max_pixels=options.max_pixels,
-    match_format=options.match_format,
+    **decoding,
   )
 
 
@@ -241,7 +222,19 @@ def class_requests(
   """Per-class (train, val, test) sizes from its usable images; a shortfall names the class and numbers.
 
   A class whose every file was skipped is named with its folder and why (`skipped`: its rows, (path,
-  reason, detail)): e.g. every image smaller than the target size."""
+  reason, detail)): e.g. every image smaller than the target size.
+
+  Args:
+    usable: the class's usable images.
+    split: the per-class split, counts (ints) or fractions (floats).
+    class_name: the class's folder name, for messages.
+    n_files: the class's files.
+    n_skipped: how many of them were skipped.
+    report: the skip report (`skipped_files.csv`) that messages point to.
+    option: how the calling command names the split option in messages.
+    skipped: the class's skipped rows (path, reason, detail).
+    source: the source directory, named in messages when given.
+  """
   if usable == 0 and n_files and skipped:
     path, _, detail = skipped[0]
     reasons = ", ".join(f"{r}: {k}" for r, k in skip_reasons(skipped).items())
@@ -625,6 +618,18 @@ def prepare_to(
   One process at a time prepares a directory (`locks.DirLock`, its file `LOCK` in it): a second
   one waits up to `wait` seconds (saying so on stderr), then finds the dataset finished and reuses
   it, or is refused with one line naming the holder and `out_option`.
+
+  Args:
+    source_dir: one folder per class, or its listing.
+    out_dir: the dataset folder (new, empty, or an earlier preparation to reuse, resume or replace).
+    options: image size, channels, split, crop, pixel limit, format matching and workers.
+    overwrite: replace a dataset prepared from other inputs (only the files preparation writes).
+    progress: a progress bar on stderr.
+    min_classes: the fewest class folders accepted.
+    runner: runs the tasks; default a `LocalRunner` (worker processes).
+    source_option: how messages name the source option.
+    out_option: how messages name the output option.
+    wait: seconds to wait for another process preparing the same folder.
   """
   folders = (
     source_dir
@@ -659,7 +664,17 @@ def prepare(
   source_option: str = "--config.data.source_dir",
 ) -> PreparedDataset:
   """Prepares `source_dir` (only its folders `classes`, if given) into the cache `data_dir`, in a
-  folder named after it and its fingerprint."""
+  folder named after it and its fingerprint.
+
+  Args:
+    source_dir: one folder per class.
+    data_dir: the cache; the dataset folder is `<source name>-<fingerprint[:12]>` in it.
+    options: image size, channels, split, crop, pixel limit, format matching and workers.
+    progress: a progress bar on stderr.
+    min_classes: the fewest class folders accepted.
+    classes: the class folders to take (all when empty).
+    source_option: how messages name the source option.
+  """
   folders = images.list_class_folders(source_dir, min_classes=min_classes, classes=classes, option=source_option)
   out = Path(data_dir).expanduser() / f"{folders.root.resolve().name}-{fingerprint(folders, options)[:12]}"
   return prepare_to(folders, out, options, progress=progress)

@@ -1,31 +1,10 @@
 """A processed test set from a per-image plan: one "social network" chain, applied alike to every class.
 
-Run by `python -m freqforensics.tools.process`.
-
-Corvi et al. (ICASSP 2023) test detectors on images that went through what a sharing platform does
-to them, the same for real and generated images: a square crop of random side and position, a resize
-to one fixed size, and a JPEG re-save at a random quality. Whatever formats the classes came in, the
-processed copy has one (JPEG), one size and one quality distribution, so a detector that learned
-the file format instead of the generator loses its cue there, and two detectors can be compared on
-the very same images.
-
-Per image, drawn from the seed and the file's relative path alone (`folder_copy.file_rng`; nothing
-depends on the class):
-- the crop side: an integer, uniform on `[ceil(min_crop * size), short side]` (the whole short side
-  when that is smaller), and its offset, uniform over the positions that fit;
-- the resize to `size` x `size`: anti-aliased (Lanczos) when the crop is larger, bicubic when it is
-  smaller, none when it is already at size;
-- the JPEG quality: an integer, uniform on `jpeg_quality` (65..100).
-Corvi et al. crop sides of 160 to 2048 pixels and resize to 200: `min_crop=0.8` (160 / 200) keeps
-their proportions at any size. `size` 0 means the median short side of the images, so the sides
-scale with the data's image size.
-
-`process_folder` writes the copy in the source's own layout (class folders, or
-`ROOT/<generator>/[<subset>/]{0_real,1_fake}/`: every relative path is kept, with a `.jpg`
-extension), `plan.csv` (one row per image: file, output, width, height, crop side and offset, size,
-quality) and `process.json` (the settings). It resumes after an interruption and never overwrites a
-file it did not write (`folder_copy.copy_folder`). Evaluate a model on the copy with
-`--config.mode=eval --config.eval.source_dir=COPY` (per-class metrics).
+Run by `python -m freqforensics.tools.process`. After Corvi et al. (ICASSP 2023): per image, from the
+seed and its relative path alone, a square crop of random side and position, a resize to one size and
+a JPEG re-save at a random quality (`Chain`), so every class ends in one format, size and quality
+distribution. `process_folder` writes the copy in the source's own layout with `plan.csv` and
+`process.json`, through `folder_copy.copy_folder`; docs/format_shortcut.md gives the draws.
 """
 
 from __future__ import annotations
@@ -36,7 +15,7 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from PIL import Image
@@ -73,7 +52,15 @@ class Chain:
 
 
 def draw(seed: int, relative_path: str, width: int, height: int, chain: Chain) -> dict[str, Any]:
-  """The plan row of one image of `width` x `height` (a function of these arguments only)."""
+  """The plan row of one image of `width` x `height` (a function of these arguments only).
+
+  Args:
+    seed: the plan's seed.
+    relative_path: the file's path relative to the source (the draws depend on it, never on the class).
+    width: the image's width in pixels.
+    height: the image's height in pixels.
+    chain: the size, smallest crop and JPEG quality range drawn from.
+  """
   rng = folder_copy.file_rng(seed, relative_path)
   short = min(width, height)
   side = int(rng.integers(min(short, math.ceil(chain.min_crop * chain.size)), short, endpoint=True))
@@ -141,13 +128,14 @@ def process_folder(
   source_dir: str | os.PathLike,
   out_dir: str | os.PathLike,
   chain: Chain | None = None,
-  *,
-  seed: int = 0,
-  num_threads: int = 0,
-  overwrite: bool = False,
-  progress: bool = True,
+  **options: Unpack[folder_copy.CopyOptions],
 ) -> dict[str, Any]:
-  """Writes the processed copy of `source_dir` and its `plan.csv` into `out_dir`; returns counts and ranges."""
+  """Writes the processed copy of `source_dir` and its `plan.csv` into `out_dir`; returns counts and ranges.
+
+  `source_dir` holds class folders or the cross-generator layout; `chain` defaults to `Chain()` (size 0:
+  the images' median short side); `options` as `folder_copy.CopyOptions` says (`seed`: the plan's).
+  """
+  seed = options.get("seed", 0)
   chain = chain or Chain()
   folders = images.list_class_folders(source_dir, min_classes=1, option="--source_dir")
   files = [f for name in folders.class_names for f in folders.files[name]]
@@ -163,10 +151,8 @@ def process_folder(
     lambda f, rel, name, out: _one(f, rel, name, out, seed, chain),
     settings_name=SETTINGS,
     what="processed copy",
-    num_threads=num_threads,
-    overwrite=overwrite,
-    progress=progress,
     extras=(PLAN,),
+    **folder_copy.copy_run(options),
   )
   plan = sorted((r for r in rows if "output" in r), key=lambda r: r["file"])
   buf = io.StringIO()

@@ -1,17 +1,10 @@
 """The cross-generator test layout every peer uses: `ROOT/<generator>/[<subset>/]{0_real,1_fake}/`.
 
-CNNDetection / ForenSynths, UnivFD, NPR and AIGCDetectBenchmark ship their test sets as one folder per
-generator, each with its own real and fake images; ForenSynths nests object-class subsets in between
-(`progan/airplane/0_real`, ..., `stylegan/bedroom/1_fake`). `read_layout` finds both forms (and a bare
-`ROOT/{0_real,1_fake}`, one generator named after ROOT) and lists every generator's real and fake
-images, from all its subsets, with the one listing rule (`images.list_files`). Each generator becomes
-the two-class folders `0_real` (label 0) and `1_fake` (label 1) that preparation takes.
-
-Every image below a generator is counted once or the layout is refused, never dropped: a folder
-holding `0_real`/`1_fake` holds no other folders or images (a generator with both its own pair and
-subsets, a bare pair beside generator folders, a class folder with a sub-folder named `0_real`), and
-links to folders are not followed at any level, as the listing rule does not follow them (a link back
-to ROOT would count another generator's images twice).
+`read_layout` finds it (with ForenSynths' object-class subsets, or a bare `ROOT/{0_real,1_fake}` named
+after ROOT) and lists every generator's real and fake images by the one listing rule
+(`images.list_files`), as the two-class folders preparation takes. Every image below a generator is
+counted once or the layout is refused, never dropped: a folder holding `0_real`/`1_fake` holds nothing
+else, and links to folders are not followed at any level.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """Reading a prepared dataset: its description, and random access to its splits, whole batches at once.
 
-`open_prepared(path)` opens a folder written by `preparation` (label names, image shape, split
-sizes, metadata, per-class ranges); `PreparedDataset.source(split)` gives random access to a split.
-
-The tfds data source decodes one record at a time through its generic feature machinery (~0.05 ms
-per 128x128x3 record, as much as the read itself). Records here are tfds' own on-disk format (a
-`tf.train.Example` whose image is one raw byte string), so a batch is decoded by parsing each proto
-and copying its bytes straight into one preallocated uint8 array. A self-check at open compares
-this decode with tfds' on the first record, and falls back to tfds' decoder if they ever differ.
-Same files, same records, same values as `tfds.builder_from_directory(path).as_data_source(split)`.
-
-tfds rebuilds a dataset's features from `features.json` (or a `features` block in `dataset_info.json`)
-and imports the module of any feature class it does not know. So before tfds reads a folder,
-`check_description` requires exactly the feature spec preparation writes (`shards.features`, for the
-image size, channels and labels the dataset's `metadata.json` records): a folder from anywhere is
-refused in one line, and nothing it names is imported.
+`open_prepared(path)` opens a folder written by `preparation`; `PreparedDataset.source(split)` gives
+random access to a split. A batch is decoded by parsing each record's `tf.train.Example` and copying
+its raw bytes into one uint8 array, not by tfds' per-record feature machinery (as slow as the read
+itself); a self-check at open compares the two on the first record and falls back to tfds' if they
+differ. Before tfds reads a folder, `check_description` requires exactly the feature spec preparation
+writes, so nothing a folder names is imported.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """The two stages of preparation, as pure tasks that any runner (processes, threads, Beam) can run.
 
-1. `write_chunk`: decode a run of one class's files (in sorted order), crop them, and write every
-   usable image as a serialised tfds example into a temporary array_record "chunk" file. Unusable
-   files are recorded with their reason. This is where all the decoding time goes, so chunks run in
-   parallel: worker processes locally, workers of a Beam runner elsewhere.
-2. `pack_shard`: copy ranges of serialised records from chunk files into one output shard of a
-   split. No decoding, just bytes: which records go where is decided between the stages, once the
-   usable images of each class are known, so the split membership is "the first usable images in
-   sorted file order" whatever the bad files.
-
-Each task writes its output atomically (a temporary name, then a rename) and a small JSON record of
-what it did beside it; a task whose record exists is not run again, so an interrupted preparation
-resumes where it stopped, whichever runner ran it. Tasks are plain frozen dataclasses of strings and
-numbers (picklable, for process pools and Beam).
+`write_chunk` decodes a run of one class's files into a temporary array_record chunk (all the
+decoding time, so chunks run in parallel); `pack_shard` copies ranges of serialised records into one
+split shard, once the usable images of every class are known. Each task writes its output atomically
+with a JSON record beside it, and a task whose record exists is not run again, so an interrupted
+preparation resumes whichever runner ran it. Tasks are frozen dataclasses (picklable, for Beam).
 """
 
 from __future__ import annotations

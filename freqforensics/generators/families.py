@@ -1,34 +1,11 @@
 """Trained generator families of the synthetic benchmark: architectures, committed weights, sampling.
 
-Unlike the simulated upsamplers of `synthetic.py` (hand-set kernels on a downsampled real crop), these
-networks learned their weights (`launch/train_families.py`, on CPU, from the bundled photographs).
-Each family differs from its siblings in one layer only, the upsampling:
-
-  gan_transposed   DCGAN-style generator from noise: 4 stages of 4x4 stride-2 transposed convolution
-  gan_nearest      the same generator, each stage nearest-neighbour 2x + 3x3 conv
-  gan_bilinear     bilinear 2x + 3x3 conv
-  gan_subpixel     3x3 conv to 4x the channels + pixel shuffle (sub-pixel convolution)
-  ae_decoder       an autoencoder in the style of latent-diffusion VAEs (encoder 4x down to 4 latent
-                   channels; decoder of nearest 2x + 3x3 conv stages with GroupNorm/SiLU): its images are
-                   reconstructions of real crops, so content is the real class's and only the decoder's
-                   trace differs
-  ae_decoder_aa    the same encoder and decoder with filtered (anti-aliased) upsampling: zero insertion
-                   and a Kaiser-windowed sinc low-pass, as in alias-free GANs
-
-Weights live in `freqforensics/generators/weights/<family>.npz` (plain arrays, loaded with
-`allow_pickle=False`) beside `<family>.json`, the training card (architecture, seed, steps, wall time,
-losses, diversity figures). A card whose architecture is not the one below is refused, and the
-sha256 of the weight file names the weights in the benchmark's metadata and cache key.
-
-Sampling runs in float64 (a scoped `jax.enable_x64`) with `precision=HIGHEST`: the rounding to
-uint8 then does not depend on the CPU or accelerator (float32 sums in another order flip a few
-pixels by one level), so a seed gives byte-identical images everywhere.
-
-Real crops and the photos' regions: generator training uses `TRAIN_REGION` of every photo, and a
-benchmark with trained families takes its real class and the autoencoders' input crops from the
-other region (`BENCH_REGION`, `synthetic.random_crop(..., region=...)`), so no class can be told by
-content only it has seen. The default benchmark (simulated upsamplers only) keeps whole photos and
-stays byte-identical to earlier versions.
+Six networks whose weights were learned (`family_training`) and that differ in their upsampling
+layer only: four DCGAN-style GANs and two latent-diffusion-style autoencoders (docs/generator_families.md).
+Weights live in `generators/weights/<family>.npz` beside a JSON training card; a card of another
+architecture is refused, and the weights' sha256 names them in the benchmark's metadata. Sampling runs
+in float64 at `precision=HIGHEST`, so a seed gives byte-identical images on any CPU or accelerator.
+Generator training crops `TRAIN_REGION` of the photos, the benchmark `BENCH_REGION`.
 """
 
 from __future__ import annotations

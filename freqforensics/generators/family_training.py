@@ -1,23 +1,11 @@
 """Training the benchmark's generator families on CPU (`launch/train_families.py` runs this).
 
-GANs (`families.GanGenerator` against a DCGAN-style discriminator): non-saturating logistic loss,
-spectral normalisation on every discriminator layer (one power iteration per step), ProGAN's
-minibatch standard deviation before the discriminator's last layer (against mode collapse), N(0, 0.02)
-initialisation, Adam with the two-time-scale update rule (the discriminator's rate 2x the
-generator's, betas (0, 0.9)), batches of 16, and an exponential moving average of the generator's
-weights, which is what is saved (as ProGAN/StyleGAN do: it smooths the last steps' oscillation).
-Without the minibatch std and with batches of 32 at half the rate, 600 steps of the sub-pixel GAN gave
-one grey texture for every latent (mean pairwise distance 4 against the real crops' 100); with them,
-diverse colour layouts (66) in 1200 steps.
-Autoencoders (`families.Autoencoder`): L1 reconstruction plus a tiny KL term on a sampled latent, as
-latent-diffusion's KL autoencoders (without their perceptual and adversarial losses, which would
-not fit the CPU budget). The anti-aliased decoder is trained on the frozen encoder of `ae_decoder`,
-so the two differ in their decoder only.
-
-Real crops come from `families.TRAIN_REGION` of each bundled photo (`real_pool`). Every random draw
-comes from the seed (numpy for data and latents, jax for the reparameterisation noise), so a run is
-deterministic on one machine. `diversity` gives the mode-collapse figures that the cards record and
-the tests check.
+GANs (`families.GanGenerator`, a DCGAN-style discriminator with spectral normalisation and ProGAN's
+minibatch standard deviation, two-time-scale Adam, an exponential moving average of the generator)
+and autoencoders (`families.Autoencoder`: L1 reconstruction plus a tiny KL term); the recipe and its
+measurements are in docs/generator_families.md. Real crops come from `families.TRAIN_REGION`
+(`real_pool`); every draw comes from the seed, so a run is deterministic on one machine. `diversity`
+gives the mode-collapse figures the cards record.
 """
 
 from __future__ import annotations
@@ -239,7 +227,15 @@ def train_autoencoder(
   report: Callable[[int, dict], None] | None = None,
 ) -> tuple[nnx.Module, dict]:
   """Trains autoencoder family `name` on `pool`; with `encoder_from` (a trained autoencoder) only the
-  decoder learns, on that frozen encoder. Returns the autoencoder and the history."""
+  decoder learns, on that frozen encoder. Returns the autoencoder and the history.
+
+  Args:
+    name: the autoencoder family (`ae_decoder` or `ae_decoder_aa`).
+    pool: real training crops, uint8 `(N, 64, 64, 3)` (`real_pool`).
+    options: steps, seed, batch size, learning rate and Adam's betas.
+    encoder_from: a trained autoencoder whose encoder is copied and frozen; None trains both halves.
+    report: called every `options.log_every` steps with (step, latest losses and seconds).
+  """
   o = options
   model = families.build(name, seed=o.seed)
   if encoder_from is not None:

@@ -1,20 +1,11 @@
 """Synthetic stand-ins for the paper's data sets: their folder layout and image geometry, our pixels.
 
-CelebA, LSUN and FFHQ (and the GAN images beside them) cannot be downloaded here, so each paper
-config's `:tiny` form runs on a stand-in with the same layout: one folder per class named as the
-paper's classes, raw images of the data set's geometry, so the config's crop rule does the same
-work it does on the real files.
-
-- `celeba`: 218x178 images (the aligned CelebA size); the synthetic image sits exactly in the
-  128x128 window that crop `celeba` cuts (reflection-padded around it).
-- `lsun`: non-square images (side x 4/3 side, as LSUN bedrooms); the synthetic image is their centred
-  square (reflection-padded left and right), what crop `center` cuts.
-- `ffhq`: square images at the target size, used as they are (crop `none`).
-
-The pixels come from the synthetic benchmark (`synthetic.py`): the real class from photo crops, the
-generator classes from simulated GAN upsamplers (CelebA/LSUN have four generators: nearest,
-bilinear, transposed convolution and a second nearest-upsampling network with other weights; FFHQ's
-StyleGAN upsamples bilinearly).
+CelebA, LSUN and FFHQ cannot be downloaded here, so each paper config's `:tiny` form runs on a
+stand-in with the same class folders and the data set's geometry, so that the config's crop rule
+does its real work: `celeba` 218x178 images with the synthetic image in the crop window, `lsun`
+images of side x 4/3 side around a centred square, `ffhq` square images at the target size. The
+pixels come from the synthetic benchmark (`synthetic`): photo crops for the real class, simulated
+upsamplers for the generators.
 """
 
 from __future__ import annotations
@@ -93,6 +84,17 @@ def write(
   """Writes (or reuses) the stand-in of `layout` in `out_dir` (synthetic images of `image_size`).
 
   `lowpass`, `fingerprint` and `jpeg_quality` are the synthetic benchmark's options (`synthetic.generate`).
+
+  Args:
+    layout: the data set whose geometry is copied (`celeba`, `lsun` or `ffhq`).
+    out_dir: where the class folders go; an earlier stand-in of the same parameters is reused.
+    num_per_class: images per class.
+    image_size: the side of the synthetic image inside each file.
+    seed: the seed of the synthetic benchmark drawn from.
+    progress: a progress bar on stderr.
+    lowpass: the synthetic benchmark's option (`synthetic.generate`).
+    fingerprint: the synthetic benchmark's option.
+    jpeg_quality: the synthetic benchmark's option.
   """
   if layout not in LAYOUTS:
     raise UserError(f"unknown stand-in layout {layout!r}: use one of {', '.join(LAYOUTS)}")

@@ -1,40 +1,12 @@
-"""The synthetic data set: real photo crops and three simulated GAN upsamplers, no downloads.
+"""The synthetic data set: real photo crops and simulated GAN upsamplers, no downloads.
 
-Real class `A_real`: random crops (random scale, offset and horizontal flip) of the natural colour
-photographs that ship inside scikit-image and scikit-learn. Fake classes: a different random crop
-from the same distribution is downsampled 2x (anti-aliased) and brought back to full size by the last
-stage of a GAN generator (`upsamplers.py`: Flax NNX, fixed weight seeds):
-
-  B_nearest     nearest-neighbour 2x upsampling + 3x3 conv
-  C_bilinear    bilinear 2x upsampling + 3x3 conv
-  D_transposed  stride-2 4x4 transposed conv (checkerboard)
-
-The convs are identity / bilinear-interpolation kernels plus a fixed zero-sum random perturbation, and
-weak noise is added before upsampling (the GAN's stochastic "texture"), so image content and colour
-stay those of the crop while each upsampler leaves its own fingerprint in the spectrum. The output is
-the class-folder layout users bring (`out_dir/<class>/00000.png`, sorted folder names give the labels)
-plus `out_dir/synthetic.json`, written last as the completion marker.
-
-Trained generator families (`generators`, e.g. `("gan_transposed", "gan_nearest", "ae_decoder")`,
-`families.py`): networks whose weights were learned (`launch/train_families.py`) and are committed.
-Their class folders keep the letter prefix, by position (`B_gan_transposed`, `C_gan_nearest`, ...), so
-the real class sorts first; GANs draw their images from noise, autoencoders reconstruct fresh real
-crops. A benchmark with a trained family takes every crop (real class, autoencoder and simulated
-sources) from the photos' half that generator training never saw (`families.BENCH_REGION`), needs
-`image_size` 64, and records each family and its weights' sha256 in `synthetic.json` (`families`,
-and `weights_sha256` among the parameters that must match for a cached benchmark to be reused).
-
-Harder variants (`configs/hard.py`): `fingerprint` scales the kernel perturbation and the texture
-noise (0.5 = half as strong). That perturbation is what tells generators of one upsampling family
-apart (D's transposed conv starts from the bilinear kernel: without it D is C); the missing high
-frequencies that tell any fake from a real crop come from the upsampling itself and stay.
-`jpeg_quality` JPEG-encodes and decodes every image of every class at that quality before it is
-saved (still as PNG), as images in the wild are. At their defaults (1.0, 0 = off) the files are
-byte-identical to a benchmark written before the options existed, and `synthetic.json` holds the
-same parameters.
-
-  python -m freqforensics.tools.synthetic --out_dir=/tmp/synth --num_per_class=1000 \
-      [--fingerprint=0.5] [--jpeg_quality=90] [--lowpass=1.0] [--generators=gan_nearest,ae_decoder]
+Real class `A_real`: random crops of the photographs that ship inside scikit-image and scikit-learn.
+Fake classes: another crop, downsampled 2x and brought back by the last stage of a GAN generator
+(`upsamplers`: nearest, bilinear, transposed convolution), or a trained family (`families`). Output:
+the class-folder layout users bring plus `synthetic.json`, written last as the completion marker.
+Written by `python -m freqforensics.tools.synthetic`; what each option does is in
+docs/synthetic_data.md. At their defaults the options leave the files byte-identical to earlier
+versions.
 """
 
 from __future__ import annotations
@@ -297,13 +269,21 @@ def generate(
 ) -> SyntheticReport:
   """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
 
-  `generators` (keys of `upsamplers.GENERATOR_SPECS`) are the fake classes beside `A_real`. `lowpass` > 0
-  blurs every generated image (Gaussian, this sigma in pixels) before it is saved: the upsampling
-  ablation's "low-pass filtered generator output". `fingerprint` (> 0) scales the generators' kernel
-  perturbation and texture noise. `jpeg_quality` in 1..100 JPEG-encodes and decodes every image of
-  every class (real and generated alike, so it is no class cue; Pillow's default settings,
-  `distortions.jpeg`) as the last step before it is saved as PNG; 0 = off. Mean PSNR is of the generator
-  output (after `lowpass`, before JPEG) against its source crop.
+  The report's mean PSNR is of the generator output (after `lowpass`, before JPEG) against its source crop.
+
+  Args:
+    out_dir: the benchmark's folder; one of the same parameters is reused (`synthetic.json`).
+    num_per_class: images per class.
+    image_size: the images' side in pixels (64 with trained families).
+    seed: the seed of every draw.
+    overwrite: replace a benchmark of other parameters in `out_dir`.
+    progress: a progress bar on stderr.
+    generators: the fake classes beside `A_real` (keys of `upsamplers.GENERATOR_SPECS`).
+    lowpass: > 0 blurs every generated image (Gaussian, this sigma in pixels) before it is saved: the
+      upsampling ablation's "low-pass filtered generator output"; 0 = off.
+    fingerprint: (> 0) scales the generators' kernel perturbation and texture noise; 1 = as is.
+    jpeg_quality: 1..100 JPEG-encodes and decodes every image of every class (real and generated alike,
+      so it is no class cue; Pillow's default settings, `distortions.jpeg`) as the last step before it is saved as PNG; 0 = off.
   """
   check_options(fingerprint=fingerprint, jpeg_quality=jpeg_quality, lowpass=lowpass)
   generators = tuple(generators)

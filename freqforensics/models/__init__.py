@@ -31,6 +31,15 @@ def create_model(
 
   `l1` / `l2` are the config's penalty factors: the linear models use them as their name says, `nn`
   uses `l2` on its hidden kernel, `cnn` and `resnet` have no regulariser.
+
+  Args:
+    name: the model family (`MODEL_NAMES`: log, log1, log2, log3, nn, cnn, resnet).
+    input_shape: one example's feature shape, `(H, W, C)` or `(bins, C)`.
+    classes: the number of classes; 1 for a binary model with one sigmoid output.
+    l1: the L1 penalty factor (linear models that use it).
+    l2: the L2 penalty factor (linear models that use it, and `nn`'s hidden kernel).
+    seed: the seed of the initialisation (and of dropout, `seed + 1`).
+    variant: `paper` (the paper's layers) or `tiny` (a small one for tests).
   """
   if name not in MODEL_NAMES:
     raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")

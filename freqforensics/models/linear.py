@@ -55,6 +55,15 @@ class LinearClassifier(nnx.Module):
 def create(
   name: str, input_shape: tuple[int, ...], classes: int, *, l1: float, l2: float, rngs: nnx.Rngs
 ) -> LinearClassifier:
-  """Builds `log`, `log1`, `log2` or `log3` with the config's penalty factors."""
+  """Builds `log`, `log1`, `log2` or `log3` with the config's penalty factors.
+
+  Args:
+    name: `log` (no penalty), `log1` (L1), `log2` (L2) or `log3` (both).
+    input_shape: one example's feature shape.
+    classes: the number of classes; 1 for one sigmoid output.
+    l1: the L1 factor, used when the name has it.
+    l2: the L2 factor, used when the name has it.
+    rngs: the initialisation's random streams.
+  """
   use_l1, use_l2 = PENALTIES[name]
   return LinearClassifier(input_shape, classes, l1=l1 if use_l1 else 0.0, l2=l2 if use_l2 else 0.0, rngs=rngs)

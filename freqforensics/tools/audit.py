@@ -35,8 +35,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  cli.flags_only(argv)
   if not _F["source_dir"].value:
     cli.fail("no --source_dir given: pass --source_dir=DIR (one folder of images per class, or a prepared dataset)")
   absl_logging.set_verbosity(absl_logging.WARNING)  # the table says what matters; no tfds chatter

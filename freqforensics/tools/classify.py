@@ -1,22 +1,11 @@
-r"""Classify image files and folders with a trained model.
+r"""Classify image files and folders with a trained model (its bundle): one row per image, CSV or JSON lines.
 
-  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] [--match_format] \
-      [--allow_unfinished] PATH [PATH ...]
+  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] \
+      [--match_format] [--allow_unfinished] PATH [PATH ...]
 
-PATHs are image files or folders (listed by the one listing rule, `images.LISTING_RULE`). The model
-is the bundle of a finished run (`WORKDIR/bundle/`, or a bundle folder given directly): nothing but
-plain arrays and JSON is read. Output: one row per image file (`path`, `predicted`, calibrated
-`p_<label>` per label, for detectors `p_fake` and `decision` at the bundle's threshold, with the
-open-set score `outlier_score` and `outlier`, and `error`), as CSV or JSON lines; by default in
-`WORKDIR/classify_<timestamp>.csv`, never overwriting a file. It prints the model card's summary line,
-the threshold it used, and one warning when the inputs' sizes or formats differ from the training data.
-The bundle of a run that has not finished (killed, crashed or still training) is refused;
-`--allow_unfinished` uses it as it is, with a note saying so. `--match_format` decodes every image with
-the format matching of the model's training data (its bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the per-image quality
-drawn from the file's path relative to the folder given. Exit code 0 when every image was classified,
-1 when some could not be used, 2 on usage errors (one `error:` line). The library is
-`freqforensics.evaluation.inference` (loading, predicting), `freqforensics.data.decode` (listing and
-decoding) and `freqforensics.evaluation.predictions` (rows and the output file).
+Exit code 0 when every image was classified, 1 when some could not be used, 2 on usage errors. The
+columns and options are in docs/classify.md. The library is `freqforensics.evaluation.inference`,
+`freqforensics.data.decode` and `freqforensics.evaluation.predictions`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import ml_collections
 from absl import app, flags
@@ -27,6 +27,33 @@ def fail(message: str) -> NoReturn:
   """Prints `error: <message>` on one line (names in it escaped, `text.for_terminal`) and exits with code 2."""
   print(f"error: {text.for_terminal(' '.join(message.split()))}", file=sys.stderr)
   sys.exit(UserError.exit_code)
+
+
+def flags_only(argv: Sequence[str]) -> None:
+  """Fails with one line when a command that takes only --flags is given other arguments."""
+  if len(argv) > 1:
+    fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+
+
+def define_copy_flags(f: dict[str, flags.FlagHolder]) -> None:
+  """Defines the flags a command that writes a copy of a folder shares (perturb, process) into `f`:
+  --num_threads, --overwrite and --progress, filed under the calling command's module as absl files
+  its own flags, so that they show in its --help."""
+  caller = sys._getframe(1).f_globals["__name__"]  # pylint: disable=protected-access
+  module = sys.argv[0] if caller == "__main__" else caller  # absl's name for the main module
+  f["num_threads"] = flags.DEFINE_integer(
+    "num_threads", 0, "Threads; 0 = one per core.", lower_bound=0, module_name=module
+  )
+  f["overwrite"] = flags.DEFINE_bool(
+    "overwrite", False, "Replace a copy of other settings in --out_dir.", module_name=module
+  )
+  f["progress"] = flags.DEFINE_bool("progress", True, "Progress bar on stderr.", module_name=module)
+
+
+def copy_options(f: dict[str, flags.FlagHolder]) -> dict[str, Any]:
+  """The keyword arguments of a folder copy (`folder_copy.copy_folder`'s callers) from a command's flags:
+  `seed` and those of `define_copy_flags`."""
+  return {name: f[name].value for name in ("seed", "num_threads", "overwrite", "progress")}
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -37,8 +37,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  cli.flags_only(argv)
   if not _F["workdir"].value:
     cli.fail("no work dir given: pass --workdir=DIR of a finished run (it holds bundle/)")
   absl_logging.set_verbosity(absl_logging.WARNING)  # as main.py: no backend-probe chatter

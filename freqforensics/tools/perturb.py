@@ -39,14 +39,11 @@ def _define_flags() -> None:
   _F["seed"] = flags.DEFINE_integer("seed", 0, "Seed of the random draws.")
   for name, help_ in _RANGES:
     _F[name] = flags.DEFINE_list(name, [f"{v:g}" for v in getattr(d, name)], help_ + ".")
-  _F["num_threads"] = flags.DEFINE_integer("num_threads", 0, "Threads; 0 = one per core.", lower_bound=0)
-  _F["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a copy of other settings in --out_dir.")
-  _F["progress"] = flags.DEFINE_bool("progress", True, "Progress bar on stderr.")
+  cli.define_copy_flags(_F)
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  cli.flags_only(argv)
   for name in ("source_dir", "out_dir"):
     if not _F[name].value:
       cli.fail(f"no --{name} given: pass --source_dir=DIR (one folder per class) and --out_dir=DIR (the copy)")
@@ -57,15 +54,7 @@ def main(argv: Sequence[str]) -> None:
     except ValueError:
       raise UserError(f"--{name} must be a comma-separated list of numbers") from None
   perturbation = distortions.Perturbation(_F["kind"].value, _F["probability"].value, **ranges)
-  counts = folder_copy.perturb_folder(
-    _F["source_dir"].value,
-    _F["out_dir"].value,
-    perturbation,
-    seed=_F["seed"].value,
-    num_threads=_F["num_threads"].value,
-    overwrite=_F["overwrite"].value,
-    progress=_F["progress"].value,
-  )
+  counts = folder_copy.perturb_folder(_F["source_dir"].value, _F["out_dir"].value, perturbation, **cli.copy_options(_F))
   print(folder_copy.summary(counts, [f"{kind}: {n}" for kind, n in counts["perturbations"].items()]))
 
 

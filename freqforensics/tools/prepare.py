@@ -5,18 +5,9 @@ r"""Prepare a class-folder directory once: `python -m freqforensics.tools.prepar
       [--num_workers=0] [--match_format=jpeg:90|jpeg:65-100] \
       [--runner=local|beam --beam_args="--runner=DirectRunner ..."]
 
-DIR holds one folder per class (label = index of the sorted folder name); OUT becomes a
-tensorflow-datasets dataset in array_record format (`data.prepared_dir` of a config trains on it).
-`--split` is per class: integers are counts (`100000,20000,30000`, the paper's), floats fractions
-of the usable images. Re-running the same command is a no-op; an interrupted one resumes; an OUT
-prepared from other files or options is refused unless `--overwrite`. A second prepare into the same
-OUT while one runs waits for it (saying so once), then reuses its dataset. Unusable files are skipped,
-counted per reason in the summary and listed in OUT/skipped_files.csv. The format audit of the
-stored files (`data/format_audit.py`) is kept in the metadata; each way in which the classes differ
-that a detector could learn (file format, JPEG quality, size, ...) is printed as one `warning:`
-line. `--match_format=jpeg:Q` (or `jpeg:LO-HI`) gives every class the same JPEG step before it is
-stored (`data/format_matching.py`). Exit code 0 when the dataset is complete (skips and warnings
-included), 2 on usage errors.
+OUT becomes a tensorflow-datasets dataset (`data.prepared_dir` of a config trains on it); docs/data.md
+describes it. Exit code 0 when the dataset is complete (skips and warnings included), 2 on usage
+errors. The library is `freqforensics.data.preparation`.
 """
 
 from __future__ import annotations

@@ -53,8 +53,7 @@ def _sweeps() -> dict[str, list[float]]:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  cli.flags_only(argv)
   if not _F["workdir"].value:
     cli.fail("no work dir given: pass --workdir=DIR of a finished training run")
   sweeps = _sweeps()  # before JAX starts: a typo fails at once

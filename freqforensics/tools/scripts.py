@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -152,6 +155,14 @@ def script_main(main: Callable[[list[str]], Any], argv: list[str]) -> None:
     cli.fail(str(e))
 
 
+def launch(main: Callable[[list[str]], Any]) -> None:
+  """How a launch script that trains starts: one CPU device per core before JAX starts, then `script_main`."""
+  from freqforensics import host_devices  # pylint: disable=g-import-not-at-top
+
+  host_devices.use_all_cores()
+  script_main(main, sys.argv[1:])
+
+
 RUN_SECONDS = "run_seconds.json"  # the wall time of the call that trained a run, read back when it is reused
 
 
@@ -204,10 +215,65 @@ def write_results(
   *,
   title: str,
   notes: str = "",
+  show: bool = False,
 ) -> Path:
-  """Writes `name.md` (title, table, notes) and `name.json` (the rows) into `out`; returns the .md path."""
+  """Writes `name.md` (title, table, notes) and `name.json` (the rows) into `out`; returns the .md path.
+
+  Args:
+    out: the results folder; the files are recorded as its own (`ownership.OwnershipRecord`).
+    name: the files' stem: `name.md` and `name.json`.
+    rows: one dict a table row, keyed by the columns' keys; written whole to the JSON file.
+    columns: (key, header, format spec) per table column, as `markdown_table` takes them.
+    title: the markdown file's heading.
+    notes: a paragraph under the table (config, split, machine, figures); none when empty.
+    show: also print the markdown file, as every experiment script does at its end.
+  """
   record = ownership.OwnershipRecord(out)  # the results folder's own files, as every folder the project fills
   record.write_text(f"{name}.json", json.dumps(list(rows), indent=2, default=float) + "\n")
-  return record.write_text(
+  md = record.write_text(
     f"{name}.md", f"# {title}\n\n{markdown_table(rows, columns)}" + (f"\n{notes}\n" if notes else "")
   )
+  if show:
+    print(md.read_text())
+  return md
+
+
+# --- Benchmarks (`launch/bench_*.py`) ----------------------------------------------------------------
+
+
+def median_seconds(fn: Callable[[], Any], reps: int, *, warmups: int = 1) -> float:
+  """The median wall time of `reps` calls of `fn` (which must wait for its result), after `warmups` calls
+  that pay for compilation and FFT plans."""
+  for _ in range(warmups):
+    fn()
+  times = []
+  for _ in range(reps):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def bench_parser(doc: str, *, reps: int, sizes: str) -> argparse.ArgumentParser:
+  """A transform benchmark's parser: `--reps` (timed runs, median) and `--sizes` (SIZE:BATCH pairs)."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--reps", type=int, default=reps)
+  parser.add_argument("--sizes", default=sizes, help="comma-separated SIZE:BATCH pairs")
+  return parser
+
+
+def size_batches(sizes: str) -> list[tuple[int, int]]:
+  """The (size, batch) pairs of a `--sizes` value such as `128:256,1024:8`."""
+  return [tuple(map(int, pair.split(":"))) for pair in sizes.split(",")]
+
+
+def devices() -> str:
+  """JAX's devices, backend and version, as results notes and benchmark headers name the machine's share."""
+  import jax  # pylint: disable=g-import-not-at-top  (after the caller's XLA flags)
+
+  return f"{jax.device_count()} {jax.default_backend()} device(s), jax {jax.__version__}"
+
+
+def machine_line(*versions: str) -> str:
+  """A benchmark's first output line: the CPU, JAX's devices and backend, and the versions compared."""
+  return ", ".join([f"# {platform.processor() or platform.machine()}", devices(), *versions])

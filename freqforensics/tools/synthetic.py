@@ -45,8 +45,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    cli.fail(f"unexpected arguments {' '.join(argv[1:])}: options take the form --name=value")
+  cli.flags_only(argv)
   if not _F["out_dir"].value:
     cli.fail("no --out_dir given: pass --out_dir=DIR (the class folders go there)")
   from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top  (fast --help)
