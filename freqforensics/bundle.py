@@ -1,20 +1,10 @@
 """The model bundle: everything inference needs, in plain files, loaded without executing code.
 
-`WORKDIR/bundle/` holds `bundle.json` (model name and variant, input shape, outputs, label names,
-feature kind, preprocessing: image size, channels, crop rule, format matching) and `params.npz` (the best
-parameters and BatchNorm statistics as named float arrays, `allow_pickle=False`), next to
-`stats_<features>.npz` (the feature statistics). Bundles of detectors (a model with a real class)
-also hold `real_label`, the `calibration` fit on validation (temperature, decision threshold and its
-policy), the open-set score (`outliers` in bundle.json, its arrays in `outliers.npz`) and the model
-card (`model_card` in bundle.json, `MODEL_CARD.md`). Bundles written before those existed still load,
-with a note saying what they lack (`Bundle.note`). No pickle, no code: a bundle from anywhere is safe
-to load.
-
-Training writes the bundle at each new best epoch and, once the run has finished, with its calibration.
-`real_label` and `calibration` arrived in the same version, so a bundle that has `real_label` but no
-`calibration` is one of a run that has not finished (killed, crashed or still training): `load`
-refuses it unless asked (`allow_unfinished`). Every number is checked to be finite, the two forms of
-the threshold to agree, and each file the bundle reads to be its own (no links).
+`bundle.json` (described by `BundleInfo`, the one schema, with defaults for older bundles), `params.npz`
+(`allow_pickle=False`), `stats_<features>.npz`, and for detectors `outliers.npz` and `MODEL_CARD.md`.
+`load` checks everything before use: finite numbers, thresholds that agree, the bundle's own files (no
+links), and refuses the bundle of an unfinished run (`real_label` without `calibration`) unless asked.
+What each file holds: docs/outputs.md; the rules: docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -62,7 +62,15 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe(b, workdir: str | os.PathLike, data: str | os.PathLike, split: str, num_examples: int) -> dict[str, Any]:
-  """What a report is about (a bundle and a split): part of the settings a report resumes with."""
+  """What a report is about (a bundle and a split): part of the settings a report resumes with.
+
+  Args:
+    b: the bundle evaluated.
+    workdir: the run's work dir (the report names its bundle folder by absolute path).
+    data: the prepared dataset or folder the split comes from.
+    split: the split's name (`test`, or a folder's report name).
+    num_examples: how many images the split holds.
+  """
   return {
     "bundle": str((Path(workdir).expanduser() / "bundle").resolve()),
     "model": b.info.model,

@@ -1,19 +1,10 @@
-r"""The cross-generator protocol: a bundle tested on one folder per generator, reported as the field reports it.
+"""The cross-generator protocol: a bundle tested on one folder per generator, reported as the field reports it.
 
-  python -m freqforensics.main --config=configs/demo.py --workdir=runs/demo --config.mode=eval \
-      --config.eval.source_dir=ROOT        # ROOT/<generator>/[<subset>/]{0_real,1_fake}/
-
-A binary bundle, or a multi-class bundle used as a detector (`p_fake = 1 - p(real class)`), is run
-over every generator's real and fake images (`data.protocol`, prepared on the fly with the bundle's
-preprocessing, cached like any folder). Per generator: accuracy, accuracy on reals and on fakes at the
-bundle's threshold, AP, ROC-AUC, TPR at 1% and 5% FPR, EER, the counts, and with the open-set score
-`detected` / `real_flagged` (`detection.detection_row`); then the mean row. Writes
-`WORKDIR/eval_cross_<ROOT name>_<hash>.json` (`by_generator`, `mean`, and every open-set candidate's
-rates), the same table as `.md`, and a per-generator ROC figure `_roc.png`; the table joins the
-bundle's model card when a run wrote the bundle in this work dir. The name is one per ROOT
-(`data.loading.source_name`: its base name and a hash of its resolved path), so another ROOT of the same
-base name adds its own report and card table, and the same ROOT again replaces its own; a file of
-that name the project did not write is refused before any work (`workdir.claim`).
+`evaluate` runs a detector over `ROOT/<generator>/[<subset>/]{0_real,1_fake}/` (`data.protocol`), one
+row per generator and a mean row (`detection.detection_row`), and writes
+`WORKDIR/eval_cross_<ROOT name>_<hash>.json`, `.md` and `_roc.png`, one report per ROOT
+(`data.loading.source_name`); its table joins the model card. Run by `--config.mode=eval` with
+`--config.eval.source_dir=ROOT`; the table's columns: docs/generalization.md.
 """
 
 from __future__ import annotations

@@ -88,7 +88,16 @@ def matrix_png(
   panels: dict[str, np.ndarray], rows: list[str], cols: list[str], path: str | os.PathLike, title: str, label: str
 ) -> None:
   """Heat maps side by side, one per panel, of values in [0, 1] (e.g. ROC-AUC of a model trained on a row
-  and tested on a column), each cell written out; NaN cells are left blank."""
+  and tested on a column), each cell written out; NaN cells are left blank.
+
+  Args:
+    panels: panel title -> values `(len(rows), len(cols))`.
+    rows: the row labels (shown on the first panel only).
+    cols: the column labels.
+    path: the PNG to write (marked as the project's figure).
+    title: the figure's title.
+    label: the colour bar's label.
+  """
   n = len(panels)
   fig, axes = plt.subplots(1, n, figsize=(0.55 * len(cols) * n + 2.5, 0.5 * len(rows) + 2.4), squeeze=False)
   for ax, (name, values) in zip(axes[0], panels.items()):

@@ -1,22 +1,9 @@
 """Operating points: a model used as a real-vs-fake detector, its calibrated p_fake and its decision threshold.
 
-Any bundle with a real class is a detector: `p_fake = 1 - p(real class)` (for a binary model the
-other label's probability; for a multi-class one the sum over the generators). Which label is real is
-stored in the bundle (`real_label`): by default the one class whose name contains `real`
-(`A_real`, `0_real`), else the one named by `data.real_class`.
-
-The decision is `p_fake > threshold`; the threshold is chosen on the validation split, after the
-temperature (`calibration`) is fit there, by a policy (`eval.threshold`):
-
-  fpr:0.05   the lowest threshold that flags at most 5% of the real validation images (the
-             Neyman-Pearson choice: the budget of false alarms is spent to catch as many fakes as
-             possible, also fakes of generators validation never showed)
-  balanced   the best balanced accuracy (mean of the accuracy on reals and on fakes); on separable
-             validation data, half-way across the gap between the reals and the fakes
-  0.5        a fixed p_fake
-
-Thresholds are compared in log-odds, `log(p_fake / (1 - p_fake))` (the score the detection metrics
-rank by): it does not round to 0 or 1 for very sure images, as a float probability does.
+Any bundle with a real class (`real_label`) is a detector: `p_fake = 1 - p(real class)`, decided fake
+when `p_fake > threshold`. The temperature and the threshold are fit on validation (`fit`) by the policy
+`eval.threshold` (`fpr:0.05`, `balanced` or a number), compared in log-odds; `Detector` applies them.
+The policies and when to use each: docs/generalization.md.
 """
 
 from __future__ import annotations
@@ -195,7 +182,15 @@ def fit(
 ) -> dict[str, Any]:
   """The bundle's `calibration` block from validation logits and labels: temperature (NLL), ECE and NLL
   before and after, and (for a detector) the threshold the policy picks on calibrated p_fake, with the
-  validation FPR and TPR it gives."""
+  validation FPR and TPR it gives.
+
+  Args:
+    logits: validation logits `(N, outputs)`.
+    labels: validation labels `(N,)` in the model's label order.
+    label_names: the model's labels.
+    real: the real class's index; None for a model that is no detector (no threshold then).
+    policy: `eval.threshold`: `fpr:<rate>`, `balanced` or a fixed p_fake.
+  """
   logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.int64)
   t = calibration.fit_temperature(logits, labels)
   out: dict[str, Any] = {

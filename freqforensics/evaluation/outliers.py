@@ -1,25 +1,9 @@
 """The open-set "unknown generator" score: how far an image's spectrum lies from what the model was trained on.
 
-A closed-set classifier must put every image in one of its classes, however unlike them it is: a
-detector trained on real images and nearest-upsampling GANs called images of a transposed-conv GAN
-"real" with high confidence. The scores here look at the spectrum itself, in one space for every
-model whatever its features: log-DCT, `log(|DCT(x)| + 1e-12)` per coefficient, with the training
-split's per-class mean and variance from the statistics pass (`stats.feature_stats`, per class).
-Candidates (all: higher = more unusual):
-
-  real_mahalanobis   diagonal Mahalanobis distance to the real class: mean over coefficients of
-                     ((x - mean_real) / std_real)^2
-  class_mahalanobis  the same distance to the nearest training class (the minimum over classes): high
-                     only when the image is unlike every class
-  pca_real           the part of the real-standardised spectrum outside the top principal components of
-                     real training images (residual energy per coefficient, up to `PCA_COMPONENTS`)
-  energy             the energy of the logits, -logsumexp(logits) (Liu et al., 2020); one logit z is
-                     taken as the two logits (-z/2, z/2)
-
-The threshold of each is set on the real validation images at a stated false-positive rate
-(`eval.outlier_fpr`): at most that share of them is flagged (`operating_points.fpr_threshold`).
-Which candidate a bundle uses (`eval.outlier_score`) was chosen by measurement, see
-docs/generalization.md. Arrays live in the bundle's `outliers.npz` (no pickle).
+Candidates, all on log-DCT spectra with the training split's per-class moments (higher = more unusual):
+`real_mahalanobis`, `class_mahalanobis`, `pca_real` (the default) and the logits' `energy`. Each is
+thresholded on the real validation images at `eval.outlier_fpr`; the arrays live in the bundle's
+`outliers.npz`. What each candidate measures and how the default was chosen: docs/generalization.md.
 """
 
 from __future__ import annotations
@@ -161,7 +145,21 @@ def fit(
   write: bool = True,
 ) -> OutlierStats:
   """Statistics of the open-set score from the training split (or `source`, a subset of it named by `tag`):
-  per-class log-DCT moments from the statistics pass, and the real PCA from up to `PCA_IMAGES` real images."""
+  per-class log-DCT moments from the statistics pass, and the real PCA from up to `PCA_IMAGES` real images.
+
+  Collective: every process runs it (each reads its share); process 0 writes the statistics file.
+
+  Args:
+    prepared: the prepared dataset (its training split is read unless `source` is given).
+    real: the real class's index.
+    mesh: the device mesh the spectra are computed on.
+    source: a subset of the training split to use instead (a few-sample run), named by `tag`.
+    tag: the subset's name in the cached statistics file.
+    batch_size: images per pass step.
+    num_threads: decoding threads.
+    progress: show a progress bar.
+    write: whether this process writes the statistics file (process 0).
+  """
   _, path = stats.feature_stats(
     prepared,
     SPACE,
@@ -207,7 +205,15 @@ def thresholds(scores: dict[str, np.ndarray], is_real: np.ndarray, fpr: float) -
 
 
 def info(s: OutlierStats, val_scores: dict[str, np.ndarray], val_is_real: np.ndarray, fpr: float, score: str) -> dict:
-  """The bundle's `outliers` block: the score used, every candidate's threshold and its validation rates."""
+  """The bundle's `outliers` block: the score used, every candidate's threshold and its validation rates.
+
+  Args:
+    s: the open-set statistics (`fit`).
+    val_scores: candidate -> validation scores `(N,)`.
+    val_is_real: which validation images are real `(N,)`.
+    fpr: the share of real validation images each threshold may flag (`eval.outlier_fpr`).
+    score: the candidate the bundle decides by (`eval.outlier_score`).
+  """
   t = thresholds(val_scores, val_is_real, fpr)
   is_real = np.asarray(val_is_real, bool)
   flagged = {k: float(np.mean(v[is_real] > t[k])) for k, v in val_scores.items()}

@@ -1,27 +1,11 @@
 """The evaluation runner: training's validation and final test, and `--config.mode=eval`, on one path.
 
-`evaluate_source` runs a model's logits over a source with the masked loop (every example once),
-and `write` keeps the metrics in a work dir; training's final test and `mode=eval` both use them,
-so the two give the same numbers for the same bundle and split.
-
-`--config.mode=eval` evaluates a trained model bundle on prepared splits or on any class folders:
-
-  python -m freqforensics.main --config=configs/demo.py --workdir=runs/demo --config.mode=eval
-  python -m freqforensics.main --config=configs/folder.py --workdir=runs/demo --config.mode=eval \\
-      --config.eval.source_dir=/path/to/class_folders
-
-Uses only the work dir's bundle (parameters, statistics, label names, preprocessing). A folder is
-prepared on the fly with the bundle's image size, channels and crop (`data.loading.eval_sources`); its
-class folders must carry label names the model knows. Writes `WORKDIR/eval_<name>.json` with the
-confusion and ROC PNGs, where `<name>` is one per source (`data.loading.source_name`): the split (`test`) for the dataset the bundle was trained
-on, else the folder's base name and a short hash of its resolved path (`folder_test_1a2b3c4d`), so a
-second source never replaces the first's report, and a file the project did not write is never
-replaced at all (`workdir.claim`, checked before any work).
-A folder in the cross-generator layout, `ROOT/<generator>/[<subset>/]{0_real,1_fake}/`, is found
-automatically and evaluated per generator instead (`cross_generator`). Detectors (bundles with a real
-class) also get the `detection` block: metrics at the bundle's threshold and the open-set rates.
-`--config.eval.perturb.kind=jpeg` (and its strengths, `defaults.perturbation_config`) evaluates
-a perturbed copy of each split instead, made on the fly and never written: `eval_<name>_jpeg.json`.
+`evaluate_source` runs a model's logits over a source with the masked loop (every example once) and
+`write` keeps the metrics in a work dir, so training and `mode=eval` give the same numbers for the same
+bundle and split. `evaluate_workdir` is `mode=eval`: the work dir's bundle on the config's splits or
+on `eval.source_dir` (`data.loading.eval_sources`; a cross-generator layout goes to `cross_generator`),
+one report per source (`eval_<name>.json`, never over an earlier report or a user's file). The command,
+the reports and their names: docs/classify.md.
 """
 
 from __future__ import annotations
