@@ -1,7 +1,8 @@
 r"""Classify image files and folders with a trained model.
 
   python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] [--match_format] \
-      [--allow_unfinished] PATH [PATH ...]
+      [--allow_unfinished] [--read=native|resize] [--aggregate=mean|max|topk_mean:K] [--patch_stride=N] \
+      [--max_patches=N] [--patch_logits] PATH [PATH ...]
 
 PATHs are image files or folders (listed by the one listing rule, `images.LISTING_RULE`). The model
 is the bundle of a finished run (`WORKDIR/bundle/`, or a bundle folder given directly): nothing but
@@ -13,7 +14,10 @@ the threshold it used, and one warning when the inputs' sizes or formats differ 
 The bundle of a run that has not finished (killed, crashed or still training) is refused;
 `--allow_unfinished` uses it as it is, with a note saying so. `--match_format` decodes every image with
 the format matching of the model's training data (its bundle's `match_format`, e.g. JPEG at quality 90: `data/format_matching.py`), the per-image quality
-drawn from the file's path relative to the folder given. Exit code 0 when every image was classified,
+drawn from the file's path relative to the folder given. `--read=native` reads every image as patches of
+the model's side at native resolution, never resized, its score the aggregate of theirs (`--aggregate`,
+`--patch_stride`, `--max_patches`; rows gain `patches`, and with `--patch_logits` JSON lines each patch's
+logits); the default is the bundle's rule, `resize` for bundles that store none (docs/classify.md). Exit code 0 when every image was classified,
 1 when some could not be used, 2 on usage errors (one `error:` line). The library is
 `freqforensics.evaluation.inference` (loading, predicting), `freqforensics.data.decode` (listing and
 decoding) and `freqforensics.evaluation.predictions` (rows and the output file).
@@ -51,6 +55,25 @@ def _define_flags() -> None:
   _F["allow_unfinished"] = flags.DEFINE_bool(
     "allow_unfinished", False, "Use the bundle of a run that has not finished (uncalibrated, best epoch so far)."
   )
+  _F["read"] = flags.DEFINE_enum(
+    "read",
+    None,
+    ["native", "resize"],
+    "native: patches of the model's side at native resolution, aggregated; resize: the bundle's crop rule."
+    " Default: the bundle's rule (resize for bundles that store none).",
+  )
+  _F["aggregate"] = flags.DEFINE_string(
+    "aggregate", None, "Reading natively: an image's logit from its patches': mean, max or topk_mean:K."
+  )
+  _F["patch_stride"] = flags.DEFINE_integer(
+    "patch_stride", None, "Reading natively: the patches' stride, 1..side (below the side they overlap).", lower_bound=1
+  )
+  _F["max_patches"] = flags.DEFINE_integer(
+    "max_patches", None, "Reading natively: at most this many patches per image, spread evenly.", lower_bound=1
+  )
+  _F["patch_logits"] = flags.DEFINE_bool(
+    "patch_logits", False, "Reading natively: write each patch's logits and corner (needs --format=jsonl)."
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -61,7 +84,7 @@ def main(argv: Sequence[str]) -> None:
     cli.fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
   absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
   from freqforensics.data import decode, images  # pylint: disable=g-import-not-at-top  (after use_all_cores)
-  from freqforensics.evaluation import inference, model_card, predictions  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import inference, model_card, predictions, reading  # pylint: disable=g-import-not-at-top
 
   workdir = Path(_F["workdir"].value).expanduser()
   bundle_dir = inference.bundle_dir(workdir)  # a missing work dir is reported before any file is listed
@@ -71,7 +94,12 @@ def main(argv: Sequence[str]) -> None:
       f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
       + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else "")
     )
-  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value)
+  if _F["patch_logits"].value and _F["format"].value != "jsonl":
+    raise UserError("--patch_logits writes lists of logits: it needs --format=jsonl")
+  rule = {k: _F[k].value for k in ("read", "aggregate", "patch_stride", "max_patches")}  # None: the bundle's
+  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value, **rule)
+  if _F["patch_logits"].value and not clf.reading.native:
+    raise UserError("--patch_logits needs native reading: add --read=native")
   if _F["match_format"].value:
     clf = clf.matching(decode.relative_names(paths, files))
   # Never into a bundle folder given directly: that folder holds only the bundle's files.
@@ -87,8 +115,21 @@ def main(argv: Sequence[str]) -> None:
   warning = model_card.input_warning(card, files)
   if warning:
     print(warning, file=sys.stderr)
+  if not clf.reading.native:
+    seen = model_card.headers(files, model_card.INPUT_SAMPLE)
+    if resized := reading.resize_warning(clf.image_size, clf.crop, seen["sizes"], seen["sampled"]):
+      print(resized, file=sys.stderr)
+  else:
+    r = clf.reading
+    print(
+      f"reading: native {clf.image_size}x{clf.image_size} patches, stride {r.patch_stride}, at most"
+      f" {r.max_patches} per image, aggregated by {r.aggregate}",
+      file=out,
+    )
   start = time.perf_counter()
-  writer = predictions.RowWriter(output.stream, _F["format"].value, clf.detector, block)
+  writer = predictions.RowWriter(
+    output.stream, _F["format"].value, clf.detector, block, clf.reading.native, _F["patch_logits"].value
+  )
   counts, failed, decisions = predictions.classify_files(clf, files, writer, _F["batch_size"].value)
   output.finish()
   seconds = time.perf_counter() - start
@@ -100,6 +141,12 @@ def main(argv: Sequence[str]) -> None:
   print(predictions.format_summary(counts, clf.label_names), file=out)
   if decided := predictions.format_decisions(decisions, clf.detector, block):
     print(decided, file=out)
+  if decisions["thinned"]:
+    print(
+      f"thinned {decisions['thinned']} images to at most {clf.reading.max_patches} patches, spread evenly over each"
+      " image (raise --max_patches to read every pixel)",
+      file=out,
+    )
   if failed:
     print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
   if skipped:
