@@ -99,12 +99,9 @@ class Classifier:
     """`path -> uint8 image (or its patches, reading natively) or decode.Unreadable`, by `reading`."""
     if self.crop not in crops.CROPS:
       raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows {', '.join(crops.CROPS)}")
-    match = self.match_format if self._match_names is not None else ""
-    r = self.reading
-    names = self._match_names
-    return decode.Decoder(
-      self.image_size, self.channels, self.crop, match, names, r.read, r.patch_stride, r.max_patches
-    )
+    r, match = self.reading, (self.match_format if self._match_names is not None else "")
+    size, names = self.image_size, self._match_names
+    return decode.Decoder(size, self.channels, self.crop, match, names, r.read, r.patch_stride, r.max_patches)
 
   def prepare_file(self, path: str | os.PathLike) -> np.ndarray:
     """`path` as the model reads it, uint8: `(H, W, C)` by the crop rule (`crops`: `center` centre-crops and
