@@ -23,6 +23,7 @@ import scipy.special
 from flax import nnx
 
 from freqforensics import models, spectral, stats
+from freqforensics.data import patches
 from freqforensics.errors import UserError
 from freqforensics.files import atomic
 
@@ -61,6 +62,10 @@ _JSON_ORDER = (
   "channels",
   "crop",
   "match_format",
+  "read",
+  "aggregate",
+  "patch_stride",
+  "max_patches",
   "dataset",
   "augment",
   "real_label",
@@ -86,6 +91,12 @@ class BundleInfo:
   channels: int = 0  # 0 means input_shape's
   crop: str = "center"
   match_format: str = ""  # format matching of its data (`format_matching`); "" for data stored as decoded
+  # How it reads an image (`evaluation.reading`): `resize` by the crop rule (bundles from before this), or
+  # `native` patches of its side, aggregated; written only when not these defaults.
+  read: str = "resize"
+  aggregate: str = "mean"
+  patch_stride: int = 0  # 0 means image_size
+  max_patches: int = 0  # 0 means `patches.DEFAULT_MAX_PATCHES`
   dataset: str = ""  # the prepared dataset it was trained on
   augment: dict[str, Any] | None = None
   real_label: int | None | _Unset = UNSET  # the real class's index; None: no class is real (no detector)
@@ -101,6 +112,8 @@ class BundleInfo:
     object.__setattr__(self, "feature_shape", tuple(self.feature_shape) or shape)
     object.__setattr__(self, "image_size", self.image_size or shape[0])
     object.__setattr__(self, "channels", self.channels or shape[-1])
+    object.__setattr__(self, "patch_stride", self.patch_stride or self.image_size)
+    object.__setattr__(self, "max_patches", self.max_patches or patches.DEFAULT_MAX_PATCHES)
 
   @property
   def finished(self) -> bool:
@@ -125,9 +138,17 @@ class BundleInfo:
   def to_json(self) -> dict[str, Any]:
     """The JSON object of `bundle.json` (the detector fields only where set)."""
     out: dict[str, Any] = {}
+    default_reading = (self.read, self.aggregate, self.patch_stride, self.max_patches) == (
+      "resize",
+      "mean",
+      self.image_size,
+      patches.DEFAULT_MAX_PATCHES,
+    )
     for name in _JSON_ORDER:
       v = getattr(self, name)
       if name in ("calibration", "outliers", "model_card") and v is None or v is UNSET:
+        continue
+      if name in ("read", "aggregate", "patch_stride", "max_patches") and default_reading:
         continue
       out[name] = list(v) if isinstance(v, tuple) else v
     return dict(out, format_version=_FORMAT_VERSION, stats=self.stats)
@@ -318,6 +339,11 @@ def _validate(directory: Path, info: Any) -> None:
     raise _bad(directory, f"dataset {info['dataset']!r} is not the path of a prepared dataset")
   if info.get("crop", "center") not in crops.CROPS:
     raise _bad(directory, f"crop rule {info.get('crop')!r} is not one of {', '.join(crops.CROPS)}")
+  from freqforensics.evaluation import reading  # pylint: disable=g-import-not-at-top
+
+  rule = [info.get(k, d) for k, d in (("read", "resize"), ("aggregate", "mean"), ("patch_stride", h))]
+  if why := reading.problem(*rule, info.get("max_patches", patches.DEFAULT_MAX_PATCHES), h):
+    raise _bad(directory, why)
   try:  # bundles from before format matching have no match_format: their data were stored as decoded
     format_matching.check(info.get("match_format", ""), "match_format")
   except UserError as e:

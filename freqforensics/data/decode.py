@@ -1,7 +1,8 @@
 """The files a command classifies, decoded on the host with a model's preprocessing.
 
 `collect_files` lists the paths given (the one listing rule, `images.LISTING_RULE`), a `Decoder`
-turns one file into the model's uint8 image or an `Unreadable` (the typed failure), and
+turns one file into the model's uint8 image (or, reading natively, its `patches.Patches`) or an
+`Unreadable` (the typed failure), and
 `decoded_batches` decodes batches in a thread pool, one batch ahead of the model.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from freqforensics.data import format_matching, images
+from freqforensics.data import format_matching, images, patches
 from freqforensics.errors import UserError
 
 
@@ -33,7 +34,8 @@ class Unreadable:
 
 @dataclasses.dataclass(frozen=True)
 class Decoder:
-  """`path -> uint8 image (size, size, channels)` by crop rule `crop` (`crops`), or `Unreadable`.
+  """`path -> uint8 image (size, size, channels)` by crop rule `crop` (`crops`), or `Unreadable`; with
+  `read='native'`, `path -> patches.Patches` of the image at its own size (no crop, never resampled).
 
   Attributes:
     size: the side of the model's square input.
@@ -41,6 +43,8 @@ class Decoder:
     crop: how an image is brought to `size` (`crops.CROPS`).
     match_format: the format matching to apply (`format_matching`; '' for none): its JPEG step.
     names: each file -> the name its JPEG quality is drawn from (else the file's name).
+    read: `resize` (by `crop`) or `native` (`patches.READS`).
+    stride, max_patches: the patch grid's, reading natively (`patches.grid`; 0: the side, no bound).
   """
 
   size: int
@@ -48,12 +52,18 @@ class Decoder:
   crop: str = "center"
   match_format: str = ""
   names: Mapping[Path, str] | None = None
+  read: str = "resize"
+  stride: int = 0
+  max_patches: int = 0
 
-  def __call__(self, path: str | os.PathLike) -> np.ndarray | Unreadable:
+  def __call__(self, path: str | os.PathLike) -> np.ndarray | patches.Patches | Unreadable:
     quality = format_matching.quality(self.match_format, (self.names or {}).get(Path(path), Path(path).name))
     try:
+      if self.read == "native":
+        image = images.load_native(path, self.channels, jpeg_quality=quality)
+        return patches.read(image, self.size, self.stride, self.max_patches)
       return images.load_image(path, self.size, self.channels, crop=self.crop, jpeg_quality=quality)
-    except images.ImageDecodeError as e:
+    except (images.ImageDecodeError, patches.TooSmall) as e:
       return Unreadable(path, str(e))
 
 
@@ -93,10 +103,10 @@ def relative_names(paths: Sequence[str | os.PathLike], files: Sequence[Path]) ->
 
 def decoded_batches(
   files: Sequence[Path],
-  decode: Callable[[Path], np.ndarray | Unreadable],
+  decode: Callable[[Path], np.ndarray | patches.Patches | Unreadable],
   batch_size: int,
   workers: int | None = None,
-) -> Iterator[tuple[list[Path], list[np.ndarray | Unreadable]]]:
+) -> Iterator[tuple[list[Path], list[np.ndarray | patches.Patches | Unreadable]]]:
   """Yields `(paths, decoded images or Unreadable)` per batch, decoded in a thread pool.
 
   At most two batches are submitted ahead of the one the caller holds, so memory is bounded by a

@@ -421,3 +421,15 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def load_image(path: str | os.PathLike, size: int, channels: int, **options: Unpack[DecodeOptions]) -> np.ndarray:
   """Decodes the file `path` to uint8 `(size, size, channels)`; the options are `decode_pil`'s."""
   return decode_image(read_bytes(path), size, channels, **options)
+
+
+def load_native(
+  path: str | os.PathLike, channels: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_quality: int = 0
+) -> np.ndarray:
+  """The file `path` at its own size, never resampled, as uint8 `(H, W, channels)` (`to_uint8`); with
+  `jpeg_quality` the whole image goes through that JPEG step first, as `decode_pil`. Raises `ImageDecodeError`."""
+  if channels not in (1, 3):
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+  image = _decoded(read_bytes(path), channels, max_pixels)
+  image = jpeg_round_trip(image, jpeg_quality) if jpeg_quality else image
+  return np.asarray(image, np.uint8).reshape(image.height, image.width, channels)

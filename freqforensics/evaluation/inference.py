@@ -1,6 +1,6 @@
 """Classifying images with a trained model in memory: `load` a run's bundle as a `Classifier`, then
-`predict` uint8 images or `predict_files` over files and folders.
-
+`predict` uint8 images or `predict_files` over files and folders, read by the bundle's rule or another
+(`reading`: resized by the crop rule, or as native-resolution patches whose logits are aggregated).
 The layers below it: `data.decode` (files decoded on the host with the bundle's preprocessing),
 `batches` (padded batches of files through the model) and `placement` (the model on a device mesh).
 Probabilities are calibrated with the bundle's temperature (`operating_points.Detector`).
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from freqforensics import bundle, sharding
-from freqforensics.data import crops, decode, images
+from freqforensics.data import crops, decode, images, patches
 from freqforensics.errors import UserError
 from freqforensics.evaluation import batches, operating_points, placement
+from freqforensics.evaluation import reading as reading_lib
 
 
 def bundle_dir(workdir: str | os.PathLike) -> Path:
@@ -32,9 +33,7 @@ def bundle_dir(workdir: str | os.PathLike) -> Path:
       f"--workdir={path} is a file, not a work dir or bundle folder: give the folder of a finished training run"
       " (or its bundle/ folder)"
     )
-  if (path / "bundle.json").is_file():
-    return path
-  return path / "bundle"
+  return path if (path / "bundle.json").is_file() else path / "bundle"
 
 
 @dataclasses.dataclass
@@ -44,6 +43,7 @@ class Classifier:
   bundle: bundle.Bundle
   _placed: placement.PlacedModel
   _match_names: dict[Path, str] | None = None  # set by `matching`: files' relative names for format matching
+  reading: reading_lib.Reading = reading_lib.Reading()  # how files are read (`load` sets the bundle's rule)
 
   # --- what the bundle says (its bundle.json): the only reads of its info in this module ---
   @property
@@ -96,23 +96,21 @@ class Classifier:
     return dataclasses.replace(self, _match_names=dict(names))
 
   def decoder(self) -> decode.Decoder:
-    """`path -> uint8 image or decode.Unreadable`, with the bundle's preprocessing."""
+    """`path -> uint8 image (or its patches, reading natively) or decode.Unreadable`, by `reading`."""
     if self.crop not in crops.CROPS:
       raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows {', '.join(crops.CROPS)}")
-    match = self.match_format if self._match_names is not None else ""
-    return decode.Decoder(self.image_size, self.channels, self.crop, match, self._match_names)
+    r, match = self.reading, (self.match_format if self._match_names is not None else "")
+    size, names = self.image_size, self._match_names
+    return decode.Decoder(size, self.channels, self.crop, match, names, r.read, r.patch_stride, r.max_patches)
 
   def prepare_file(self, path: str | os.PathLike) -> np.ndarray:
-    """Decodes `path` to uint8 `(H, W, C)` as the model was trained; raises `ImageDecodeError`.
-
-    The bundle's crop rule applies (`crops`): with `center` any image at least the model's size is
-    centre-cropped and resized; with `none` an image of another size is refused (the model was
-    trained on images that were never resized).
-    """
+    """`path` as the model reads it, uint8: `(H, W, C)` by the crop rule (`crops`: `center` centre-crops and
+    resizes, `none` refuses another size), or its patches `(P, H, W, C)` reading natively; raises
+    `ImageDecodeError`."""
     x = self.decoder()(path)
     if isinstance(x, decode.Unreadable):
       raise images.ImageDecodeError(str(x))
-    return x
+    return x.images if isinstance(x, patches.Patches) else x
 
   # --- the model ---
   def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -142,12 +140,28 @@ class Classifier:
     return self.detector.probabilities(logits).astype(np.float32)
 
 
-def load(workdir: str | os.PathLike, *, allow_unfinished: bool = False) -> Classifier:
-  """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none, or if
-  its run has not finished and not `allow_unfinished` (`bundle.load`)."""
+def load(
+  workdir: str | os.PathLike,
+  *,
+  allow_unfinished: bool = False,
+  read: str | None = None,
+  aggregate: str | None = None,
+  patch_stride: int | None = None,
+  max_patches: int | None = None,
+) -> Classifier:
+  """Loads the model of `WORKDIR/bundle` (or of a bundle folder); raises `UserError` if there is none, if
+  its run has not finished and not `allow_unfinished` (`bundle.load`), or for a bad reading rule.
+
+  Args:
+    workdir: a finished run's work dir, or its bundle folder.
+    allow_unfinished: use the bundle of a run that has not finished.
+    read, aggregate, patch_stride, max_patches: the reading rule's parts instead of the bundle's
+      (`reading.of`); None keeps the bundle's (`resize` for bundles that store none).
+  """
   loaded = bundle.load(bundle_dir(workdir), allow_unfinished=allow_unfinished)
-  # All devices (one per CPU core under the command line), as evaluation.
-  return Classifier(bundle=loaded, _placed=placement.place(loaded, sharding.make_mesh()))
+  rule = reading_lib.of(loaded.info, read, aggregate, patch_stride, max_patches)
+  mesh = sharding.make_mesh()  # all devices (one per CPU core under the command line), as evaluation
+  return Classifier(bundle=loaded, _placed=placement.place(loaded, mesh), reading=rule)
 
 
 @dataclasses.dataclass
@@ -160,6 +174,7 @@ class FilePredictions:
   failed: list[tuple[Path, str]]  # files that could not be used, with the reason
   ignored: list[Path]  # what the listing rule left out in the folders (`skipped` has the reasons)
   skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+  patches: list[int] = dataclasses.field(default_factory=list)  # patches read per classified file (1: resized)
 
   @property
   def predicted(self) -> list[str]:
@@ -174,15 +189,14 @@ class FilePredictions:
 def predict_files(clf: Classifier, paths: Sequence[str | os.PathLike], batch_size: int = 64) -> FilePredictions:
   """Classifies image files and folders (recursively, as the command line does) in memory."""
   files, skipped = decode.collect_files(paths)
-  done: list[Path] = []
-  logits: list[np.ndarray] = []
-  failed: list[tuple[Path, str]] = []
-  for rows in batches.predicted(files, clf.decoder(), clf.outputs, batch_size):
+  done, logits, read, failed = [], [], [], []  # files classified, their logits and patches read; failures
+  for rows in batches.predicted(files, clf.decoder(), clf.outputs, batch_size, clf.reading.aggregate):
     for path, p in rows:
       if isinstance(p, decode.Unreadable):
         failed.append((path, str(p)))
       else:
         done.append(path)
         logits.append(p["logits"])
+        read.append(int(p.get("patches", 1)))
   probs = clf.calibrated(np.stack(logits) if logits else np.zeros((0, clf.num_outputs), np.float32))
-  return FilePredictions(clf.label_names, done, probs, failed, [p for p, _ in skipped], skipped)
+  return FilePredictions(clf.label_names, done, probs, failed, [p for p, _ in skipped], skipped, read)

@@ -5,9 +5,11 @@ objects with the same keys (`error` only where a file could not be used). Probab
 (the bundle's temperature); `p_fake` and `decision` (`fake` / `real` at the bundle's threshold) appear
 for detectors (a model with a real class), `outlier_score` and `outlier` (1 when the image is unlike
 the training data) for bundles with the open-set score; all computed as `mode=eval` computes them
-(`operating_points.Detector`, `outliers.flags`). The output file is written under a temporary name and renamed
-into place when every row is in (`OutputFile`), so a run that crashes leaves nothing that blocks the
-same command; a named output that exists is refused, the default name in a work dir is new each time.
+(`operating_points.Detector`, `outliers.flags`). Reading natively, `patches` (the number read) comes
+before `error`, and JSON lines may carry each patch's logits and corner (`patch_logits`, `patch_corners`).
+The output file is written under a temporary name and renamed into place when every row is in
+(`OutputFile`), so a run that crashes leaves nothing that blocks the same command; a named output that
+exists is refused, the default name in a work dir is new each time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ from freqforensics.evaluation import batches, inference, operating_points, outli
 
 
 class RowWriter:
-  """Rows as CSV or JSON lines: path, predicted, p_<label>..., [p_fake, decision], [outlier_score, outlier], error."""
+  """Rows as CSV or JSON lines: path, predicted, p_<label>..., [p_fake, decision], [outlier_score, outlier],
+  [patches], error.
+
+  Args:
+    stream: where the rows go.
+    fmt: `csv` or `jsonl`.
+    detector: the bundle's operating point (`Classifier.detector`).
+    outlier_block: the bundle's open-set score (`BundleInfo.outliers`), if any.
+    native: images are read as patches: rows gain `patches`.
+    patch_logits: JSON lines gain each patch's logits and top-left corner (reading natively).
+  """
 
   def __init__(
     self,
@@ -39,8 +51,11 @@ class RowWriter:
     fmt: str,
     detector: operating_points.Detector,
     outlier_block: dict[str, Any] | None = None,
+    native: bool = False,
+    patch_logits: bool = False,
   ):
     self._stream = stream
+    self._patch_logits = patch_logits
     self._fmt = fmt
     self._detector = detector
     self._outliers = outlier_block
@@ -50,6 +65,7 @@ class RowWriter:
       self.columns += ["p_fake", "decision"]
     if outlier_block:
       self.columns += ["outlier_score", "outlier"]
+    self.columns += ["patches"] if native else []
     self.columns.append("error")
     self._csv = None
     if fmt == "csv":
@@ -69,6 +85,11 @@ class RowWriter:
       scores = outliers.all_scores({k: np.asarray(outputs[k])[None] for k in outliers.SPECTRAL}, logits)
       value, flag = outliers.flags(scores, self._outliers)
       record["outlier_score"], record["outlier"] = float(value[0]), int(flag[0])
+    if "patches" in self.columns:
+      record["patches"] = int(outputs["patches"])
+    if self._patch_logits:
+      record["patch_logits"] = np.asarray(outputs["patch_logits"], float).tolist()
+      record["patch_corners"] = np.asarray(outputs["patch_corners"]).tolist()
     return record
 
   def row(self, path: Path, outputs: dict[str, np.ndarray] | None = None, error: str | None = None) -> dict[str, Any]:
@@ -164,7 +185,7 @@ def classify_files(
   clf: inference.Classifier, files: Sequence[Path], writer: RowWriter, batch_size: int, progress: bool = True
 ) -> tuple[collections.Counter, list[tuple[Path, str]], collections.Counter]:
   """Classifies `files` in batches, writing one row each; returns counts per label, the failures, and the
-  counts of decisions (`fake`, `real`) and outliers (`outlier`).
+  counts of decisions (`fake`, `real`), outliers (`outlier`) and images whose patch grid was thinned (`thinned`).
 
   Args:
     clf: the loaded model (`inference.load`), decoding with its bundle's preprocessing.
@@ -179,7 +200,7 @@ def classify_files(
   decisions: collections.Counter = collections.Counter()
   failed: list[tuple[Path, str]] = []
   with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-    for rows in batches.predicted(files, clf.decoder(), clf.outputs, batch_size):
+    for rows in batches.predicted(files, clf.decoder(), clf.outputs, batch_size, clf.reading.aggregate):
       for path, x in rows:
         if isinstance(x, decode.Unreadable):
           failed.append((path, error := str(x)))
@@ -191,6 +212,7 @@ def classify_files(
           if "decision" in record:
             decisions[record["decision"]] += 1
           decisions["outlier"] += record.get("outlier", 0)
+          decisions["thinned"] += int(x.get("grid_patches", 0) > x.get("patches", 0))
       bar.update(len(rows))
   return counts, failed, decisions
 

@@ -1,11 +1,12 @@
 r"""Classify image files and folders with a trained model (its bundle): one row per image, CSV or JSON lines.
 
-  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] \
-      [--match_format] [--allow_unfinished] PATH [PATH ...]
+  python -m freqforensics.tools.classify --workdir=runs/mine [--format=csv|jsonl] [--output=FILE] [--match_format] \
+      [--allow_unfinished] [--read=native|resize] [--aggregate=mean|max|topk_mean:K] [--patch_stride=N] \
+      [--max_patches=N] [--patch_logits] PATH [PATH ...]
 
 Exit code 0 when every image was classified, 1 when some could not be used, 2 on usage errors. The
-columns and options are in docs/classify.md. The library is `freqforensics.evaluation.inference`,
-`freqforensics.data.decode` and `freqforensics.evaluation.predictions`.
+columns and options (native reading included) are in docs/classify.md. The library is
+`freqforensics.evaluation.inference`, `freqforensics.data.decode` and `freqforensics.evaluation.predictions`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,25 @@ def _define_flags() -> None:
   _F["allow_unfinished"] = flags.DEFINE_bool(
     "allow_unfinished", False, "Use the bundle of a run that has not finished (uncalibrated, best epoch so far)."
   )
+  _F["read"] = flags.DEFINE_enum(
+    "read",
+    None,
+    ["native", "resize"],
+    "native: patches of the model's side at native resolution, aggregated; resize: the bundle's crop rule."
+    " Default: the bundle's rule (resize for bundles that store none).",
+  )
+  _F["aggregate"] = flags.DEFINE_string(
+    "aggregate", None, "Reading natively: an image's logit from its patches': mean, max or topk_mean:K."
+  )
+  _F["patch_stride"] = flags.DEFINE_integer(
+    "patch_stride", None, "Reading natively: the patches' stride, 1..side (below the side they overlap).", lower_bound=1
+  )
+  _F["max_patches"] = flags.DEFINE_integer(
+    "max_patches", None, "Reading natively: at most this many patches per image, spread evenly.", lower_bound=1
+  )
+  _F["patch_logits"] = flags.DEFINE_bool(
+    "patch_logits", False, "Reading natively: write each patch's logits and corner (needs --format=jsonl)."
+  )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -50,7 +70,7 @@ def main(argv: Sequence[str]) -> None:
     cli.fail("no images given: pass image files or folders after the flags, e.g. ... --workdir=DIR photos/")
   absl_logging.set_verbosity(absl_logging.WARNING)  # stderr is for skipped files and the progress bar
   from freqforensics.data import decode, images  # pylint: disable=g-import-not-at-top  (after use_all_cores)
-  from freqforensics.evaluation import inference, model_card, predictions  # pylint: disable=g-import-not-at-top
+  from freqforensics.evaluation import inference, model_card, predictions, reading  # pylint: disable=g-import-not-at-top
 
   workdir = Path(_F["workdir"].value).expanduser()
   bundle_dir = inference.bundle_dir(workdir)  # a missing work dir is reported before any file is listed
@@ -60,7 +80,12 @@ def main(argv: Sequence[str]) -> None:
       f"no image files ({', '.join(images.IMAGE_EXTENSIONS)}) found in {' '.join(paths)}"
       + (f" ({len(skipped)} other files skipped by the listing rule)" if skipped else "")
     )
-  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value)
+  if _F["patch_logits"].value and _F["format"].value != "jsonl":
+    raise UserError("--patch_logits writes lists of logits: it needs --format=jsonl")
+  rule = {k: _F[k].value for k in ("read", "aggregate", "patch_stride", "max_patches")}  # None: the bundle's
+  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value, **rule)
+  if _F["patch_logits"].value and not clf.reading.native:
+    raise UserError("--patch_logits needs native reading: add --read=native")
   if _F["match_format"].value:
     clf = clf.matching(decode.relative_names(paths, files))
   # Never into a bundle folder given directly: that folder holds only the bundle's files.
@@ -76,8 +101,21 @@ def main(argv: Sequence[str]) -> None:
   warning = model_card.input_warning(card, files)
   if warning:
     print(warning, file=sys.stderr)
+  if not clf.reading.native:
+    seen = model_card.headers(files, model_card.INPUT_SAMPLE)
+    if resized := reading.resize_warning(clf.image_size, clf.crop, seen["sizes"], seen["sampled"]):
+      print(resized, file=sys.stderr)
+  else:
+    r = clf.reading
+    print(
+      f"reading: native {clf.image_size}x{clf.image_size} patches, stride {r.patch_stride}, at most"
+      f" {r.max_patches} per image, aggregated by {r.aggregate}",
+      file=out,
+    )
   start = time.perf_counter()
-  writer = predictions.RowWriter(output.stream, _F["format"].value, clf.detector, block)
+  writer = predictions.RowWriter(
+    output.stream, _F["format"].value, clf.detector, block, clf.reading.native, _F["patch_logits"].value
+  )
   counts, failed, decisions = predictions.classify_files(clf, files, writer, _F["batch_size"].value)
   output.finish()
   seconds = time.perf_counter() - start
@@ -89,6 +127,12 @@ def main(argv: Sequence[str]) -> None:
   print(predictions.format_summary(counts, clf.label_names), file=out)
   if decided := predictions.format_decisions(decisions, clf.detector, block):
     print(decided, file=out)
+  if decisions["thinned"]:
+    print(
+      f"thinned {decisions['thinned']} images to at most {clf.reading.max_patches} patches, spread evenly over each"
+      " image (raise --max_patches to read every pixel)",
+      file=out,
+    )
   if failed:
     print(f"skipped {len(failed)} unreadable files (listed above and in the output with their error)", file=out)
   if skipped:

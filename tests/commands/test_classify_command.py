@@ -69,6 +69,8 @@ def test_cli_classifies_a_mixed_folder_and_reports_broken_files(workdir, clf, tm
     assert row["predicted"] == clf.label_names[int(np.argmax(probs))]
   assert "ignored 1 files" in r.stdout and "skipped 1" in r.stdout and str(tmp_path / "out.csv") in r.stdout
   assert "A_real" in r.stdout and "B_gan" in r.stdout
+  warned = [line for line in r.stderr.splitlines() if "are resized to it" in line]  # sub/big.png is 20x24
+  assert len(warned) == 1 and warned[0].startswith("warning: 1 of 6 inputs checked are larger than the model's 16x16")
 
 
 def test_cli_all_good_jsonl_to_stdout(workdir, tmp_path):
@@ -113,15 +115,28 @@ def test_default_output_is_never_overwritten(workdir, tmp_path):
     ("no_path", "no images given"),
     ("missing_path", "nowhere.png does not exist"),
     ("bad_flag", "--batch_size"),
+    ("bad_read", "--read"),
+    ("bad_aggregate", "unknown aggregation rule 'median'"),
+    ("stride_above_side", "patch_stride=17 must lie in 1..16"),
+    ("no_patches", "--max_patches"),
+    ("patch_logits_in_csv", "--patch_logits writes lists of logits: it needs --format=jsonl"),
+    ("patch_options_resizing", "aggregate apply to native reading only"),
   ],
 )
 def test_usage_errors_are_one_line(case, needle, workdir, tmp_path):
   Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+  run = (f"--workdir={workdir}", f"--output={tmp_path / 'out.csv'}")
   args = {
     "missing_workdir": (f"--workdir={tmp_path}/nope", "a.png"),
     "no_path": (f"--workdir={workdir}",),
     "missing_path": (f"--workdir={workdir}", "nowhere.png"),
     "bad_flag": (f"--workdir={workdir}", "--batch_size=0", "a.png"),
+    "bad_read": (*run, "--read=tiles", "a.png"),
+    "bad_aggregate": (*run, "--read=native", "--aggregate=median", "a.png"),
+    "stride_above_side": (*run, "--read=native", "--patch_stride=17", "a.png"),
+    "no_patches": (*run, "--read=native", "--max_patches=0", "a.png"),
+    "patch_logits_in_csv": (*run, "--read=native", "--patch_logits", "a.png"),
+    "patch_options_resizing": (*run, "--aggregate=max", "a.png"),
   }[case]
   assert needle in _one_line_error(_run(*args, cwd=tmp_path))
 
@@ -267,3 +282,26 @@ def test_a_bundle_with_nan_parameters_is_refused_not_called_real(workdir, tmp_pa
   r = _run(f"--workdir={tmp_path / 'b'}", f"--output={tmp_path / 'out.csv'}", str(tmp_path / "in"), cwd=tmp_path)
   line = _one_line_error(r)
   assert "params.npz has non-finite values" in line and not (tmp_path / "out.csv").exists()
+
+
+def test_native_reading_scores_every_patch_and_lists_small_images(workdir, tmp_path):
+  good = good_images(tmp_path / "in")  # 16x16 images and a 20x24 one
+  Image.new("RGB", (40, 12)).save(tmp_path / "in" / "small.png")
+  args = ("--read=native", "--patch_stride=8", "--aggregate=max", "--format=jsonl", "--output=-", "--patch_logits")
+  r = _run(f"--workdir={workdir}", *args, str(tmp_path / "in"), cwd=tmp_path)
+  assert r.returncode == 1, r.stderr[-2000:]  # the small image could not be used
+  records = {rec["path"]: rec for rec in map(json.loads, r.stdout.splitlines())}
+  small = records.pop(str(tmp_path / "in" / "small.png"))
+  assert "is 40x12 pixels, below the model's side 16 (images are never upsampled)" in small["error"]
+  assert "small.png" in r.stderr and "reading: native 16x16 patches, stride 8, at most 256" in r.stderr
+  clf = inference.load(workdir, read="native", aggregate="max", patch_stride=8)
+  want = inference.predict_files(clf, good)
+  assert sorted(records) == sorted(map(str, want.paths)) and want.patches == [1, 1, 1, 1, 4]
+  for path, probs, n in zip(want.paths, want.probs, want.patches):
+    rec = records[str(path)]
+    assert rec["patches"] == n == len(rec["patch_logits"]) == len(rec["patch_corners"])
+    np.testing.assert_allclose([rec["p_A_real"], rec["p_B_gan"]], probs, atol=1e-5)
+    np.testing.assert_allclose(
+      rec["p_fake"], clf.detector.p_fake(np.max(rec["patch_logits"], axis=0)[None])[0], atol=1e-5
+    )
+  assert records[str(good[-1])]["patch_corners"] == [[0, 0], [0, 4], [8, 0], [8, 4]]
