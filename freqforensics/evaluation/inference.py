@@ -65,30 +65,12 @@ class Classifier:
     """The width of the model's logits."""
     return int(self.bundle.info.outputs)
 
-  @property
-  def image_size(self) -> int:
-    # Bundles written without preprocessing keys (older or hand-made ones) imply it by the input shape.
-    return self.bundle.info.image_size
-
-  @property
-  def channels(self) -> int:
-    return self.bundle.info.channels
-
-  @property
-  def crop(self) -> str:
-    return self.bundle.info.crop
-
-  @property
-  def match_format(self) -> str:
-    """The format matching of the bundle's training data (`format_matching`; '' for none or older bundles)."""
-    return self.bundle.info.match_format
-
   # --- decoding ---
   def matching(self, names: dict[Path, str]) -> Classifier:
     """This classifier, decoding files with the bundle's format matching: each image goes through the JPEG
     step its training data went through, its quality drawn from `names[path]` (the file's path relative
     to the folder given, as preparation draws it from the path relative to the source directory)."""
-    if not self.match_format:
+    if not self.bundle.info.match_format:
       raise UserError(
         "this model was trained without format matching (its bundle has no match_format): there is nothing to"
         " apply; drop --match_format, or train with --config.data.match_format=jpeg:Q"
@@ -97,11 +79,13 @@ class Classifier:
 
   def decoder(self) -> decode.Decoder:
     """`path -> uint8 image (or its patches, reading natively) or decode.Unreadable`, by `reading`."""
-    if self.crop not in crops.CROPS:
-      raise UserError(f"the bundle has an unknown crop rule {self.crop!r}; this version knows {', '.join(crops.CROPS)}")
-    r, match = self.reading, (self.match_format if self._match_names is not None else "")
-    size, names = self.image_size, self._match_names
-    return decode.Decoder(size, self.channels, self.crop, match, names, r.read, r.patch_stride, r.max_patches)
+    info, r = self.bundle.info, self.reading
+    if info.crop not in crops.CROPS:
+      raise UserError(f"the bundle has an unknown crop rule {info.crop!r}; this version knows {', '.join(crops.CROPS)}")
+    match = info.match_format if self._match_names is not None else ""
+    return decode.Decoder(
+      info.image_size, info.channels, info.crop, match, self._match_names, r.read, r.patch_stride, r.max_patches
+    )
 
   def prepare_file(self, path: str | os.PathLike) -> np.ndarray:
     """`path` as the model reads it, uint8: `(H, W, C)` by the crop rule (`crops`: `center` centre-crops and

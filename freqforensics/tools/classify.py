@@ -103,12 +103,14 @@ def main(argv: Sequence[str]) -> None:
     print(warning, file=sys.stderr)
   if not clf.reading.native:
     seen = model_card.headers(files, model_card.INPUT_SAMPLE)
-    if resized := reading.resize_warning(clf.image_size, clf.crop, seen["sizes"], seen["sampled"]):
+    if resized := reading.resize_warning(
+      clf.bundle.info.image_size, clf.bundle.info.crop, seen["sizes"], seen["sampled"]
+    ):
       print(resized, file=sys.stderr)
   else:
     r = clf.reading
     print(
-      f"reading: native {clf.image_size}x{clf.image_size} patches, stride {r.patch_stride}, at most"
+      f"reading: native {clf.bundle.info.image_size}x{clf.bundle.info.image_size} patches, stride {r.patch_stride}, at most"
       f" {r.max_patches} per image, aggregated by {r.aggregate}",
       file=out,
     )
