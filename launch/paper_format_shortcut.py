@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from freqforensics import host_devices
 from freqforensics.tools import scripts
 
 COLUMNS = [
@@ -236,5 +235,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)

@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from freqforensics import host_devices
 from freqforensics.files import atomic
 from freqforensics.tools import scripts
 
@@ -288,5 +286,4 @@ def _figure(out: Path, rows: list[dict[str, Any]], families: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  host_devices.use_all_cores()
-  scripts.script_main(main, sys.argv[1:])
+  scripts.launch(main)
