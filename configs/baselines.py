@@ -1,4 +1,4 @@
-r"""The classic baselines of the paper (kNN, Eigenfaces, PRNU) on the synthetic benchmark.
+r"""The classic baselines of the paper (kNN, Eigenfaces, PRNU) on the synthetic data set.
 
 Commands (from the repository root), NAME = knn (the default) | eigenfaces | prnu:
   python -m freqforensics.tools.classic_baselines grid_search --config=configs/baselines.py:NAME --workdir=runs/baselines
@@ -8,7 +8,7 @@ Your class folders: add --config.data.source=folder --config.data.source_dir=DIR
 kNN and Eigenfaces take `features` (pixel, the paper's setting, or dct_log); PRNU works on pixels.
 Tiny form (seconds): configs/baselines.py:NAME,tiny (or :tiny for knn); kNN tiny: about 10 s.
 
-Data: the demo's benchmark (4 classes x 1,000 images at 64x64, split 70/10/20). Measured on 2 CPU
+Data: the demo's synthetic data (4 classes x 1,000 images at 64x64, split 70/10/20). Measured on 2 CPU
 cores by launch/baselines_table.py (README, "Classic baselines"): best grid points and test
 accuracies there.
 """

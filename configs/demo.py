@@ -1,4 +1,4 @@
-r"""The embedded default: the synthetic benchmark, `log2` ("ridge") on log-DCT features.
+r"""The embedded default: the synthetic data set, `log2` ("ridge") on log-DCT features.
 
 Command (from the repository root):
   python -m freqforensics.main --config=configs/demo.py --workdir=/tmp/ff_demo
@@ -8,7 +8,7 @@ Tiny form (seconds): --config=configs/demo.py:tiny
 
 Data: real crops of bundled photos + three simulated GAN generators (nearest, bilinear,
 transposed-conv upsampling), 1000 images per class at 64x64, split 70/10/20 per class.
-Measured on 2 CPU cores: about 35 s the first time (12 s of it generating the benchmark), 16 s
+Measured on 2 CPU cores: about 35 s the first time (12 s of it generating the synthetic data), 16 s
 with the data cached; test accuracy 0.998 for dct_log and 0.418 for pixel (README, "What the demo
 shows"). Other models: --config.model.name=nn / cnn / resnet (0.999 / 0.999 / 0.998; resnet takes
 about 80 s per epoch on 2 CPU cores, 21 epochs).

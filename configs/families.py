@@ -1,4 +1,4 @@
-r"""The synthetic benchmark with trained generators: real crops vs four GANs and two autoencoder decoders; `log2` on log-DCT.
+r"""The synthetic data set with trained generators: real crops vs four GANs and two autoencoder decoders; `log2` on log-DCT.
 
 Command (from the repository root):
   python -m freqforensics.main --config=configs/families.py --workdir=/tmp/ff_families

@@ -5,7 +5,7 @@ Command:
       --config.data.source_dir=/path/to/images --config.data.image_size=128
 `source_dir` holds one folder per class (`A_real/`, `B_progan/`, ...); labels follow the sorted
 folder names. Images are centre-cropped and resized to `data.image_size`.
-Time and accuracy depend on the data. Measured on 2 CPU cores with the synthetic benchmark's folder
+Time and accuracy depend on the data. Measured on 2 CPU cores with the synthetic data set's folder
 (4,000 PNGs, 64x64): preparation ~800 images/s, one training epoch over 2,800 images ~1 s, test
 accuracy 1.000 (see configs/demo.py). The paper's data sets (LSUN, CelebA, FFHQ + GAN outputs)
 cannot be downloaded here; point `source_dir` at them.

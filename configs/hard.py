@@ -1,4 +1,4 @@
-r"""A harder synthetic benchmark: weaker generator fingerprints, every image JPEG-compressed; `log2` on log-DCT.
+r"""A harder synthetic data set: weaker generator fingerprints, every image JPEG-compressed; `log2` on log-DCT.
 
 Command (from the repository root):
   python -m freqforensics.main --config=configs/hard.py --workdir=/tmp/ff_hard
@@ -8,7 +8,7 @@ Tiny form (seconds): --config=configs/hard.py:tiny
 Paper scripts on it: python launch/paper_attribution.py --config=configs/hard.py (and paper_few_samples.py,
 paper_binary.py).
 
-Data: the demo's benchmark (real crops + nearest, bilinear and transposed-conv upsamplers, 1000
+Data: the demo's synthetic data (real crops + nearest, bilinear and transposed-conv upsamplers, 1000
 images per class at 64x64, split 70/10/20 per class) with `data.synthetic.fingerprint=0.35` (the
 generators' kernel perturbation and texture noise at 35%) and `data.synthetic.jpeg_quality=75`
 (Pillow's default quality; every image of every class, so it is no class cue).

@@ -14,7 +14,7 @@ def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by all configs (the paper's training setup)."""
   c = ml_collections.ConfigDict()
   c.mode = "train"  # train (then evaluate) | eval (evaluate WORKDIR/bundle, see evaluation/runner.py)
-  c.seed = 0  # model init, shuffling and the synthetic benchmark's sampling derive from it
+  c.seed = 0  # model init, shuffling and the synthetic data set's sampling derive from it
   c.num_devices = 0  # devices of the ('data',) mesh; 0 = all that the batch sizes divide over
   c.distributed = False  # multi-host: call jax.distributed.initialize (SLURM/Open MPI detected)
   c.coordinator_address = ""  # multi-host outside SLURM/MPI: host:port of process 0
@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   )
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "synthetic"  # synthetic (embedded benchmark) | folder (class folders in source_dir)
+  c.data.source = "synthetic"  # synthetic (embedded synthetic data set) | folder (class folders in source_dir)
   c.data.source_dir = ""  # one sub-folder per class; label = index of the sorted folder name
   c.data.classes = ()  # only these class folders (e.g. ('A_real', 'D_transposed') for a binary task); () = all
   c.data.real_class = ""  # the real class (detector: p_fake = 1 - p(real)); '' = the one class named like *real*
@@ -46,9 +46,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.num_threads = 0  # decoding (worker processes) and reading threads; 0 = one per core
   c.data.cache_gb = 2.0  # hold the training split decoded in memory when its images fit in this; 0 = never
   c.data.synthetic = ml_collections.ConfigDict()
-  c.data.synthetic.num_per_class = 1000  # images per class of the synthetic benchmark
+  c.data.synthetic.num_per_class = 1000  # images per class of the synthetic data set
   c.data.synthetic.image_size = 64  # side of the generated images
-  c.data.synthetic.seed = 0  # the benchmark's own seed (independent of training)
+  c.data.synthetic.seed = 0  # the synthetic data's own seed (independent of training)
   c.data.synthetic.lowpass = 0.0  # > 0: generated images are blurred (Gaussian, this sigma) before saving
   c.data.synthetic.fingerprint = 1.0  # > 0: scales the generators' kernel perturbation and texture noise (0.5 = weaker)
   c.data.synthetic.jpeg_quality = (

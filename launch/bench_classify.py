@@ -2,7 +2,7 @@ r"""Benchmark: `classify` on a folder of PNG files, peak memory and images/s, be
 
   python launch/bench_classify.py [--num_per_class=2500] [--size=128]
 
-Generates the synthetic benchmark at SIZE (4 classes x num_per_class PNG files; 10,000 by default),
+Generates the synthetic data set at SIZE (4 classes x num_per_class PNG files; 10,000 by default),
 trains `log2` on `dct_log` for one epoch (any bundle will do: this measures throughput, not
 accuracy), then times on the same machine, every row over the same 10,000 images and with its
 compilation included:

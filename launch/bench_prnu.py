@@ -2,7 +2,7 @@ r"""Benchmark: PRNU residual throughput in one process and over worker processes
 
   python launch/bench_prnu.py [--images=768] [--chunk=128] [--repeats=3]
 
-On the synthetic benchmark's prepared training split (64x64x3; generated and prepared if missing),
+On the synthetic data set's prepared training split (64x64x3; generated and prepared if missing),
 times the two passes of PRNU (`noise_residuals.accumulate`: residuals plus fingerprint sums; `noise_residuals.predict`:
 residuals, DFT Wiener and correlation) on chunks read beforehand, for the whole default grid (4 levels
 x 10 sigmas = 40 residuals per image) and for one grid point, with `n_jobs` = 1 and one worker

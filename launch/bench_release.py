@@ -7,7 +7,7 @@ r"""Benchmark: freqforensics beside the release's own pipeline (TF/Keras, rebuil
 Speed figures do not carry over between machines (machines of one kind differ by up to 3x), so this
 answers one question on the machine it runs on: how much faster is freqforensics than the original?
 
-One folder of N PNG files (the synthetic benchmark at SIZE x SIZE x 3 with five classes, real + four
+One folder of N PNG files (the synthetic data set at SIZE x SIZE x 3 with five classes, real + four
 simulated generators, as the paper's 5-class attribution; generated once and cached under
 $FREQFORENSICS_DATA/bench_release) is read by both sides, in separate processes, alternating
 (release first in odd rounds, freqforensics first in even ones) for `--rounds` rounds:
@@ -129,7 +129,7 @@ def machine_line() -> str:
 
 
 def source_folder(num_images: int, size: int) -> Path:
-  """N PNG files (N // 5 per class, five classes) of the synthetic benchmark at SIZE, generated once."""
+  """N PNG files (N // 5 per class, five classes) of the synthetic data set at SIZE, generated once."""
   from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top
 
   per_class = max(1, num_images // (1 + len(GENERATORS)))

@@ -2,7 +2,7 @@ r"""Benchmark: training samples/s, the full loop (data pipeline included) beside
 
   python launch/bench_train.py [--models=log2,cnn,resnet] [--size=128] [--steps=30]
 
-For each model on `dct_log` features at SIZE x SIZE x 3 (the synthetic benchmark, generated and
+For each model on `dct_log` features at SIZE x SIZE x 3 (the synthetic data set, generated and
 prepared once under $FREQFORENSICS_DATA): the full loop is exactly what `train.py` runs per step
 (grain reads and batches array_record records, the batch is placed on the ('data',) mesh, the
 jitted step runs); the bare step repeats the same jitted step on one batch already on the devices.
@@ -29,7 +29,7 @@ from freqforensics.data import loading, pipeline, reader  # noqa: E402
 
 
 def config_for(model: str, size: int, num_per_class: int = 400):
-  """The base config with `model` on the synthetic benchmark at SIZE x SIZE (the paper's batch 32), quiet."""
+  """The base config with `model` on the synthetic data set at SIZE x SIZE (the paper's batch 32), quiet."""
   c = defaults.base_config()
   c.model.name = model
   c.data.image_size = size
@@ -88,7 +88,7 @@ def time_training(config, prepared, num_steps: int, *, warmup: int = 2, max_seco
 
 
 def bench(model: str, size: int, num_steps: int, num_per_class: int) -> dict[str, float]:
-  """`time_training` of `model` on the synthetic benchmark at SIZE (generated and prepared once)."""
+  """`time_training` of `model` on the synthetic data set at SIZE (generated and prepared once)."""
   config = config_for(model, size, num_per_class)
   return time_training(config, loading.prepare_from_config(config, progress=False), num_steps)
 

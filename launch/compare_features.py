@@ -5,7 +5,7 @@ r"""Compares the frequency views as model input: pixel, dct_log, fft_log, azimut
       [--resume=FOLDER] [--tiny] [--config.KEY=VALUE ...]
 
 Trains every model on every feature kind (`cnn` only on image-shaped features: `azimuthal` is a
-1-D profile) with the config's training setup (configs/demo.py: the synthetic benchmark, 4 classes
+1-D profile) with the config's training setup (configs/demo.py: the synthetic data set, 4 classes
 x 1,000 images at 64x64; Adam 1e-3, batch 32, up to 50 epochs, early stopping on validation loss
 with patience 5, best epoch restored), at several training-set sizes:
 - `full`: the config's split (the demo's: 700 training images per class, 70/10/20);

@@ -9,7 +9,7 @@ features, all through `scripts.run` (the training entry point `python -m freqfor
 uses). Writes `families_accuracy.md` / `.json` (test accuracy, wall time, parameters; ROC-AUC for the
 binary runs) into a new folder under `--results`. `--tiny` is the smoke version.
 `--control=1` adds a control task: real crops of the photos' training half (`families.TRAIN_REGION`,
-what the generators learned from) against real crops of the benchmark's half, as many as the config
+what the generators learned from) against real crops of the synthetic data's half, as many as the config
 has per class, so the table shows how far content alone (which half of the photos) tells them apart.
 """
 
@@ -32,8 +32,8 @@ FEATURES = ("pixel", "dct_log")
 
 
 def _control_folders(args, out: Path) -> Path:
-  """Class folders `A_right_half` (the benchmark's real crops' half) and `B_left_half` (the generators' training
-  half), real crops only, on streams of their own; as many per class and as large as the config's benchmark."""
+  """Class folders `A_right_half` (the synthetic data's real crops' half) and `B_left_half` (the generators' training
+  half), real crops only, on streams of their own; as many per class and as large as the config's synthetic data."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -56,14 +56,16 @@ def main(argv: list[str] | None = None) -> Path:
   parser.set_defaults(config="configs/families.py")
   parser.add_argument("--models", default="log2,cnn")
   parser.add_argument("--binary", type=int, default=1, help="1 = also real vs each fake class; 0 = multi-class only")
-  parser.add_argument("--control", type=int, default=0, help="1 = also the photos' training half vs benchmark half")
+  parser.add_argument(
+    "--control", type=int, default=0, help="1 = also the photos' training half vs the synthetic data's half"
+  )
   args = scripts.parse_args(parser, argv)
   out = scripts.output_dir(args, "families_accuracy")
   models = [m for m in args.models.split(",") if m]
   from freqforensics.data import loading  # pylint: disable=g-import-not-at-top
 
   classes = sorted(p.name for p in loading.source_dir(scripts.script_config(args)).iterdir() if p.is_dir())
-  # (task, run-folder tag, data.classes, class-folder directory instead of the config's benchmark)
+  # (task, run-folder tag, data.classes, class-folder directory instead of the config's synthetic data)
   tasks = [("all classes", "all", (), "")]
   if args.binary:
     tasks += [(f"{classes[0]} vs {c}", c, (classes[0], c), "") for c in classes[1:]]

@@ -6,7 +6,7 @@ r"""Figures of the trained generator families: a sample grid beside real crops, 
 The figures go into a new folder `RESULTS/families_figures/<time>/`; the README's and docs' copies
 (`docs/families_samples.png`, `docs/families_spectra.png`) are copied from there by hand.
 
-Uses the benchmark of the config (generated, or found in the data cache, as training finds it:
+Uses the synthetic data of the config (generated, or found in the data cache, as training finds it:
 `loading.source_dir`), then writes `families_samples.png` (the first `--columns` images of each class,
 real crops first) and `families_spectra.png` (per class, the mean over all its images of log |DCT-II|
 (`mean_spectra.compute`, channels averaged), and below each its difference to the real class).
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> Path:
   config = scripts.script_config(args)
   bench = loading.source_dir(config)
   classes = sorted(p.name for p in bench.iterdir() if p.is_dir())
-  print(f"benchmark {bench}: {len(classes)} classes ({time.perf_counter() - start:.0f} s)")
+  print(f"synthetic data {bench}: {len(classes)} classes ({time.perf_counter() - start:.0f} s)")
   out = scripts.output_dir(args, "families_figures")
   sample_grid(bench, classes, args.columns, out / "families_samples.png")
   spectra_figure(bench, classes, config.data.synthetic.num_per_class, out / "families_spectra.png")

@@ -6,7 +6,7 @@ r"""The paper's attribution table: every method on one multi-class data set, wit
 Methods: kNN, Eigenfaces and PRNU (grid search on val, then the best point on test;
 `configs/baselines.py` settings on the same prepared data), `log2` and `cnn` on pixels and on
 log-DCT features, and `resnet` on log-DCT features (at most `--resnet_epochs` epochs: on a CPU
-one resnet epoch over the benchmark takes over a minute). Writes `attribution.md` / `.json` (test
+one resnet epoch over the synthetic data takes over a minute). Writes `attribution.md` / `.json` (test
 accuracy, wall time, trainable parameters of the neural models) into a new folder under `--results`.
 `--tiny` is the smoke version (seconds per method).
 """

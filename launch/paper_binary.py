@@ -3,7 +3,7 @@ r"""The paper's binary table: real vs one generator (one sigmoid output), `log2`
   python launch/paper_binary.py [--config=configs/demo.py] [--fake=D_transposed] [--results=runs/results] [--tiny] \
       [--config.KEY=VALUE ...]
 
-By default the synthetic benchmark, real crops (`A_real`) against one simulated generator; with
+By default the synthetic data set, real crops (`A_real`) against one simulated generator; with
 `--config` any config (its `data.classes` are set to the real class and `--fake`). Writes
 `binary.md` / `binary.json` (accuracy, ROC-AUC, average precision, accuracy at 0.5, wall time,
 parameters) into a new folder under `--results`. `--tiny` is the smoke version (seconds).

@@ -1,9 +1,9 @@
-r"""Is it detecting the generator or the file format? The shortcut gap, on the benchmark (issue 19).
+r"""Is it detecting the generator or the file format? The shortcut gap, on the synthetic data (issue 19).
 
   python launch/paper_format_shortcut.py [--config=configs/demo.py] [--real_quality=90] [--models=log2,cnn] \
       [--features=pixel,dct_log] [--results=runs/results] [--tiny] [--resume=FOLDER] [--config.KEY=VALUE ...]
 
-The config's class folders (the synthetic benchmark by default, every class PNG) become two
+The config's class folders (the synthetic data set by default, every class PNG) become two
 training sets with the same images:
 - **biased**: the real class (the first class folder, or `--real`) saved as JPEG at
   `--real_quality`, the generated classes kept as PNG: the format difference of the paper's own

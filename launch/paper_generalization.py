@@ -5,7 +5,7 @@ r"""Generators it never saw: train on some generator families, test on every hel
       [--settings=one,all_but_one,no_access] [--families=gan_transposed,...] [--results=runs/results] [--tiny] \
       [--resume=FOLDER] [--config.KEY=VALUE ...]
 
-The benchmark of `--config` (default: the six trained generator families of `configs/families.py`) is
+The synthetic data of `--config` (default: the six trained generator families of `configs/families.py`) is
 split as training splits it (per class, by sorted file name); the test part of every family, with the
 real class's test part as its reals, becomes the protocol's layout `protocol/<family>/{0_real,1_fake}/`
 (links, nothing copied). Settings:
@@ -81,7 +81,7 @@ def short(folder: str) -> str:
 
 
 def protocol_layout(config, out: Path) -> tuple[str, list[str]]:
-  """Links the test part of the benchmark as `out/<family>/{0_real,1_fake}`; returns (real class, family folders)."""
+  """Links the test part of the synthetic data as `out/<family>/{0_real,1_fake}`; returns (real class, family folders)."""
   from freqforensics.data import images, loading, preparation  # pylint: disable=g-import-not-at-top
 
   src = loading.source_dir(config, progress=False)
@@ -164,14 +164,14 @@ def main(argv: list[str] | None = None) -> Path:
     unknown = [f for f in wanted if f not in known]
     if unknown:
       raise UserError(
-        f"--families={args.families}: unknown family {', '.join(unknown)} (not in the benchmark of --config);"
+        f"--families={args.families}: unknown family {', '.join(unknown)} (not in the synthetic data of --config);"
         f" use any of {', '.join(known)}"
       )
   out = scripts.output_dir(args, "generalization")
   layout = out / "protocol"
   real, families = protocol_layout(base, layout)
   chosen = [f for f in families if not wanted or short(f) in wanted]
-  plans = []  # (setting, trained-on label, data.classes, held-out family folders, simulated benchmark?)
+  plans = []  # (setting, trained-on label, data.classes, held-out family folders, simulated generators?)
   for setting in settings:
     if setting == "one":
       plans += [(setting, short(f), (real, f), [g for g in families if g != f], False) for f in chosen]

@@ -2,7 +2,7 @@ r"""The upsampling ablation: which upsampler leaves which artifact, and what a l
 
   python launch/paper_upsampling.py [--lowpass=1.0] [--results=runs/results] [--tiny] [--config.KEY=VALUE ...]
 
-On the synthetic benchmark (real crops + three simulated GAN output stages that differ only in their
+On the synthetic data set (real crops + three simulated GAN output stages that differ only in their
 upsampling: nearest neighbour, bilinear, transposed convolution):
 1. mean DCT spectra of every class and their differences to the real class (`spectra` figures, from
    the test split as the models see it);

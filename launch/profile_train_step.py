@@ -15,7 +15,7 @@ each batch in its own thread (no grain), and the bare step with a fresh placemen
 parts each pay a dispatch and a wait, so they add up to more than the fused step; the differences
 (bare step - step without features) are the better estimate of a fused part's cost.
 
-Data: the synthetic benchmark at SIZE (prepared once under $FREQFORENSICS_DATA), the training split
+Data: the synthetic data set at SIZE (prepared once under $FREQFORENSICS_DATA), the training split
 held in memory as `train.py` holds it. Training code is used as it is; nothing here changes it.
 """
 

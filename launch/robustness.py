@@ -3,7 +3,7 @@ r"""The paper's robustness experiment: each model trained clean and on perturbed
   python launch/robustness.py [--models=log2,cnn] [--config=configs/demo.py] [--results=runs/results] \
       [--resume=FOLDER] [--tiny] [--config.KEY=VALUE ...]
 
-For each model, two runs of the config (configs/demo.py: the synthetic benchmark, 4 classes x 1,000
+For each model, two runs of the config (configs/demo.py: the synthetic data set, 4 classes x 1,000
 images at 64x64, `dct_log` features): one on clean images, one with `augment.kind=combined` (each
 training image perturbed with probability 0.5 by one of JPEG / blur / noise / crop at the paper's
 strengths, drawn anew every epoch). Each finished model is then evaluated on the test split under

@@ -1,4 +1,4 @@
-r"""Trains the benchmark's generator families on CPU and writes their weights and cards.
+r"""Trains the synthetic data's generator families on CPU and writes their weights and cards.
 
   python launch/train_families.py [--families=gan_transposed,gan_nearest,...] \
       [--out_dir=freqforensics/generators/weights] [--gan_steps=2400] [--ae_steps=1000] [--seed=-1] [--pool=4096]
@@ -41,7 +41,7 @@ SEEDS = {"gan_transposed": 1}
 
 
 def _sample_inputs(name: str, seed: int) -> np.ndarray:
-  """The inputs of the diversity check: GAN latents, or fresh real crops of the benchmark's half for an autoencoder."""
+  """The inputs of the diversity check: GAN latents, or fresh real crops of the synthetic data's half for an autoencoder."""
   rngs = [np.random.default_rng([seed, 99, i]) for i in range(DIVERSITY_SAMPLES)]
   if families.family(name).kind == "gan":
     return families.latents(rngs)

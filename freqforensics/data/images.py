@@ -175,7 +175,7 @@ def list_class_folders(
     children = sorted(root.iterdir())
   except OSError as e:
     raise UserError(f"source directory {root} cannot be read ({e.strerror or e}): give a readable folder") from None
-  # Files beside the class folders belong to no class (a benchmark's marker, a README): not data, not listed.
+  # Files beside the class folders belong to no class (the synthetic data's marker, a README): not data, not listed.
   class_dirs = [p for p in children if p.is_dir() and not p.name.startswith(".")]
   if classes:
     missing = sorted(set(classes) - {p.name for p in class_dirs})

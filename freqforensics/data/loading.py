@@ -1,7 +1,7 @@
 """From a config to a prepared dataset and the sources a run (or `mode=eval`) reads, cached on disk (host side only).
 
-`config.data.source` is `synthetic` (the embedded benchmark, generated once) or `folder` (a
-user's class-folder directory). Prepared datasets and the synthetic benchmark live under the data
+`config.data.source` is `synthetic` (the embedded synthetic data set, generated once) or `folder` (a
+user's class-folder directory). Prepared datasets and the synthetic data set live under the data
 root (`config.data.data_dir`, else `$FREQFORENSICS_DATA`, else `~/.cache/freqforensics`), keyed
 by what they depend on, so runs that share data share the work.
 """
@@ -38,7 +38,7 @@ def data_root(config: ml_collections.ConfigDict) -> Path:
 
 
 def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> Path:
-  """The class-folder directory of the config; generates the synthetic benchmark when asked."""
+  """The class-folder directory of the config; generates the synthetic data set when asked."""
   d = config.data
   if d.source == "folder":
     if not d.source_dir:
@@ -48,7 +48,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
     from freqforensics.generators import synthetic  # pylint: disable=g-import-not-at-top
 
     s = d.synthetic
-    # The harder-benchmark options name the cache folder only when set: folders written before they
+    # The harder-data options name the cache folder only when set: folders written before they
     # existed stay the ones the default config finds.
     options = {"lowpass": s.lowpass, "fingerprint": s.fingerprint, "jpeg_quality": s.jpeg_quality}
     synthetic.check_options(**options)
@@ -58,7 +58,7 @@ def source_dir(config: ml_collections.ConfigDict, *, progress: bool = True) -> P
     if s.layout != "benchmark":
       if generators != synthetic.GENERATORS:
         raise UserError(
-          f"data.synthetic.generators applies to the benchmark layout, not to the {s.layout} stand-in "
+          f"data.synthetic.generators applies to layout=benchmark, not to the {s.layout} stand-in "
           "(its classes are fixed): drop --config.data.synthetic.generators or set layout=benchmark"
         )
       from freqforensics.generators import standins  # pylint: disable=g-import-not-at-top

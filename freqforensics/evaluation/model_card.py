@@ -134,7 +134,7 @@ def build(
   failure = list(FAILURE_MODES)
   if source == "synthetic":
     failure.append(
-      "Trained on synthetic data (the embedded benchmark of bundled photographs and small generators): this"
+      "Trained on synthetic data (the embedded synthetic data set of bundled photographs and small generators): this"
       " model is not a detector for images in the wild."
     )
   if (info.augment or {}).get("kind", "none") == "none":

@@ -1,11 +1,11 @@
-"""Trained generator families of the synthetic benchmark: architectures, committed weights, sampling.
+"""Trained generator families of the synthetic data set: architectures, committed weights, sampling.
 
 Six networks whose weights were learned (`family_training`) and that differ in their upsampling
 layer only: four DCGAN-style GANs and two latent-diffusion-style autoencoders (docs/generator_families.md).
 Weights live in `generators/weights/<family>.npz` beside a JSON training card; a card of another
-architecture is refused, and the weights' sha256 names them in the benchmark's metadata. Sampling runs
+architecture is refused, and the weights' sha256 names them in the synthetic data's metadata. Sampling runs
 in float64 at `precision=HIGHEST`, so a seed gives byte-identical images on any CPU or accelerator.
-Generator training crops `TRAIN_REGION` of the photos, the benchmark `BENCH_REGION`.
+Generator training crops `TRAIN_REGION` of the photos, the synthetic data `BENCH_REGION`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from flax import nnx
 
 from freqforensics.errors import UserError
 
-IMAGE_SIZE = 64  # the side every family generates (the benchmark's default `image_size`)
+IMAGE_SIZE = 64  # the side every family generates (the synthetic data's default `image_size`)
 Z_DIM = 64  # GAN latent size
 GAN_WIDTHS = (128, 64, 32, 16, 8)  # GAN channels at 4, 8, 16, 32, 64 pixels
 AE_ENCODER_WIDTHS = (16, 32, 64)  # channels at 64, 32, 16 pixels
@@ -36,7 +36,7 @@ AE_GROUPS = 8  # GroupNorm groups
 FILTER_TAPS = 12  # filtered upsampling: taps of the low-pass (6 per output phase, as StyleGAN3 at 2x)
 FILTER_BETA = 6.0  # its Kaiser window's beta
 TRAIN_REGION = "left"  # the half of every photo that generator training crops from
-BENCH_REGION = "right"  # the half that a benchmark with trained families crops from
+BENCH_REGION = "right"  # the half that a synthetic data set with trained families crops from
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _HP = jax.lax.Precision.HIGHEST
 

@@ -1,4 +1,4 @@
-"""Training the benchmark's generator families on CPU (`launch/train_families.py` runs this).
+"""Training the synthetic data's generator families on CPU (`launch/train_families.py` runs this).
 
 GANs (`families.GanGenerator`, a DCGAN-style discriminator with spectral normalisation and ProGAN's
 minibatch standard deviation, two-time-scale Adam, an exponential moving average of the generator)

@@ -4,7 +4,7 @@ CelebA, LSUN and FFHQ cannot be downloaded here, so each paper config's `:tiny` 
 stand-in with the same class folders and the data set's geometry, so that the config's crop rule
 does its real work: `celeba` 218x178 images with the synthetic image in the crop window, `lsun`
 images of side x 4/3 side around a centred square, `ffhq` square images at the target size. The
-pixels come from the synthetic benchmark (`synthetic`): photo crops for the real class, simulated
+pixels come from the synthetic data set (`synthetic`): photo crops for the real class, simulated
 upsamplers for the generators.
 """
 
@@ -83,18 +83,18 @@ def write(
 ) -> Path:
   """Writes (or reuses) the stand-in of `layout` in `out_dir` (synthetic images of `image_size`).
 
-  `lowpass`, `fingerprint` and `jpeg_quality` are the synthetic benchmark's options (`synthetic.generate`).
+  `lowpass`, `fingerprint` and `jpeg_quality` are the synthetic data set's options (`synthetic.generate`).
 
   Args:
     layout: the data set whose geometry is copied (`celeba`, `lsun` or `ffhq`).
     out_dir: where the class folders go; an earlier stand-in of the same parameters is reused.
     num_per_class: images per class.
     image_size: the side of the synthetic image inside each file.
-    seed: the seed of the synthetic benchmark drawn from.
+    seed: the seed of the synthetic data set drawn from.
     progress: a progress bar on stderr.
-    lowpass: the synthetic benchmark's option (`synthetic.generate`).
-    fingerprint: the synthetic benchmark's option.
-    jpeg_quality: the synthetic benchmark's option.
+    lowpass: the synthetic data set's option (`synthetic.generate`).
+    fingerprint: the synthetic data set's option.
+    jpeg_quality: the synthetic data set's option.
   """
   if layout not in LAYOUTS:
     raise UserError(f"unknown stand-in layout {layout!r}: use one of {', '.join(LAYOUTS)}")

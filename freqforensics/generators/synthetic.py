@@ -159,7 +159,7 @@ def _params(
     "seed": seed,
     "classes": list(classes),
   }
-  # Options only when used: benchmarks written before an option existed keep their parameters.
+  # Options only when used: synthetic data sets written before an option existed keep their parameters.
   if lowpass:
     params["lowpass"] = lowpass
   if fingerprint != 1.0:
@@ -170,7 +170,7 @@ def _params(
 
 
 def check_options(*, fingerprint: float = 1.0, jpeg_quality: int = 0, lowpass: float = 0.0) -> None:
-  """Raises `UserError` (one line, naming the option) unless the harder-benchmark options are valid."""
+  """Raises `UserError` (one line, naming the option) unless the harder-data options are valid."""
   if isinstance(fingerprint, bool) or not isinstance(fingerprint, (int, float)) or not 0 < fingerprint < float("inf"):
     raise UserError(
       f"synthetic fingerprint={fingerprint!r} is not valid: give a number > 0 (1.0 = the default "
@@ -197,7 +197,7 @@ def variant_suffix(*, lowpass: float = 0.0, fingerprint: float = 1.0, jpeg_quali
   )
 
 
-def _older_benchmark(out: pathlib.Path, classes: tuple[str, ...]) -> dict[str, str]:
+def _older_synthetic(out: pathlib.Path, classes: tuple[str, ...]) -> dict[str, str]:
   """What a version without ownership records wrote in `out`: the images of the class folders its marker
   names and of those asked for now (a run interrupted before its marker), the marker and its temporary file."""
   names = {c for c in classes if (out / c).is_dir()}
@@ -213,8 +213,8 @@ def _older_benchmark(out: pathlib.Path, classes: tuple[str, ...]) -> dict[str, s
 
 
 def _record(out: pathlib.Path, classes: tuple[str, ...]) -> ownership.OwnershipRecord:
-  """The ownership record of a benchmark folder (one of an older version is adopted by its marker)."""
-  return ownership.OwnershipRecord(out, adopt=lambda folder: _older_benchmark(folder, classes))
+  """The ownership record of a synthetic data folder (one of an older version is adopted by its marker)."""
+  return ownership.OwnershipRecord(out, adopt=lambda folder: _older_synthetic(folder, classes))
 
 
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
@@ -237,7 +237,7 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
         else ", ".join(f"{k}={stored[k]!r} (asked {v!r})" for k, v in params.items() if stored[k] != v)
       )
       raise UserError(
-        f"{out} holds a synthetic benchmark with other parameters ({diff}); use a "
+        f"{out} holds synthetic data with other parameters ({diff}); use a "
         "new --out_dir or pass overwrite=True (--overwrite) to replace it."
       )
   else:
@@ -248,7 +248,7 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
     if foreign:
       raise UserError(
         f"{out} exists without {MARKER} and holds files that are not the synthetic "
-        f"benchmark's ({', '.join(foreign[:3])}); use a new --out_dir."
+        f"data's ({', '.join(foreign[:3])}); use a new --out_dir."
       )
   rec.remove_owned()
   return None
@@ -267,16 +267,16 @@ def generate(
   fingerprint: float = 1.0,
   jpeg_quality: int = 0,
 ) -> SyntheticReport:
-  """Writes (or reuses) the synthetic benchmark in `out_dir`; deterministic for `seed`.
+  """Writes (or reuses) the synthetic data set in `out_dir`; deterministic for `seed`.
 
   The report's mean PSNR is of the generator output (after `lowpass`, before JPEG) against its source crop.
 
   Args:
-    out_dir: the benchmark's folder; one of the same parameters is reused (`synthetic.json`).
+    out_dir: the synthetic data's folder; one of the same parameters is reused (`synthetic.json`).
     num_per_class: images per class.
     image_size: the images' side in pixels (64 with trained families).
     seed: the seed of every draw.
-    overwrite: replace a benchmark of other parameters in `out_dir`.
+    overwrite: replace a synthetic data set of other parameters in `out_dir`.
     progress: a progress bar on stderr.
     generators: the fake classes beside `A_real` (keys of `upsamplers.GENERATOR_SPECS`).
     lowpass: > 0 blurs every generated image (Gaussian, this sigma in pixels) before it is saved: the
@@ -306,7 +306,7 @@ def generate(
     raise UserError(f"{out} is a file, not a directory; use a new --out_dir.")
   params = _params(num_per_class, image_size, seed, classes, lowpass, fingerprint, int(jpeg_quality))
   family_meta = {}
-  if uses_families:  # only then: the default benchmark's metadata stays as it was
+  if uses_families:  # only then: the default synthetic data's metadata stays as it was
     params["crop_region"] = region
     params["weights_sha256"] = {
       c: families.weights_sha256(g) for c, g in zip(folders, generators) if g in families.FAMILIES

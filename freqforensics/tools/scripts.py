@@ -1,7 +1,7 @@
 """The paper's experiments as code: run configs, collect their numbers, write tables and figures.
 
 Each experiment script under `launch/` (`paper_*.py`, `robustness.py`, `compare_features.py`,
-`baselines_table.py`) builds configs (the synthetic benchmark by default, any config file by
+`baselines_table.py`) builds configs (the synthetic data set by default, any config file by
 `--config`), runs them with `run`, and writes a markdown table, the same rows as JSON, and its
 figures into `output_dir(...)`: a new folder per run, so a result is never overwritten, or with
 `--resume=FOLDER` an earlier one, whose finished runs are read back and interrupted ones resumed.

@@ -25,7 +25,7 @@ def _define_flags() -> None:
   _F["out_dir"] = flags.DEFINE_string("out_dir", None, "Where the class folders go.")
   _F["num_per_class"] = flags.DEFINE_integer("num_per_class", 1000, "Images per class.")
   _F["image_size"] = flags.DEFINE_integer("image_size", 64, "Side of the generated images.")
-  _F["seed"] = flags.DEFINE_integer("seed", 0, "The benchmark's seed.")
+  _F["seed"] = flags.DEFINE_integer("seed", 0, "The synthetic data's seed.")
   _F["fingerprint"] = flags.DEFINE_float(
     "fingerprint", 1.0, "Scale of the generators' kernel perturbation and texture noise (> 0; 0.5 = weaker)."
   )
@@ -40,7 +40,9 @@ def _define_flags() -> None:
     " families (gan_transposed, gan_nearest, gan_bilinear, gan_subpixel, ae_decoder, ae_decoder_aa); default: the"
     " three simulated ones.",
   )
-  _F["overwrite"] = flags.DEFINE_bool("overwrite", False, "Replace a benchmark of other parameters in --out_dir.")
+  _F["overwrite"] = flags.DEFINE_bool(
+    "overwrite", False, "Replace a synthetic data set of other parameters in --out_dir."
+  )
   _F["progress"] = flags.DEFINE_bool("progress", True, "Progress bar on stderr.")
 
 

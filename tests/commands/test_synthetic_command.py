@@ -1,4 +1,4 @@
-"""The benchmark command: its flags reach the written benchmark; a bad value is one line and exit code 2."""
+"""The synthetic data command: its flags reach the written synthetic data; a bad value is one line and exit code 2."""
 
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def test_resume_takes_an_earlier_results_folder_of_the_same_script(tmp_path):
 
 
 def test_generator_families_accuracy_and_figures(demo, tmp_path):
-  """`launch/families_accuracy.py` and `families_figures.py` on the trained families' tiny benchmark."""
+  """`launch/families_accuracy.py` and `families_figures.py` on the trained families' tiny synthetic data set."""
   out = _script("families_accuracy").main(["--tiny", "--binary=0", "--models=log2", f"--results={tmp_path}"])
   assert out.parent == tmp_path / "families_accuracy"
   rows = _json(out / "families_accuracy.json")

@@ -75,5 +75,5 @@ def test_notebooks_run_in_order(tmp_path, monkeypatch):
   assert (tmp_path / "runs/notebook_log2_tiny/bundle/bundle.json").is_file()
   assert (tmp_path / "runs/notebook_log2_tiny/weight_map.png").is_file()
   classify_text = _text(executed["03_classify_your_images"])
-  assert "240 images classified, 0 unreadable" in classify_text  # 4 classes x 60 images of the :tiny benchmark
+  assert "240 images classified, 0 unreadable" in classify_text  # 4 classes x 60 images of the :tiny synthetic data set
   assert (tmp_path / "runs/notebook_log2_tiny/classified.png").is_file()

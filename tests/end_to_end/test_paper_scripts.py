@@ -174,7 +174,7 @@ def test_generalization_table(demo, tmp_path):
 
 
 def test_generalization_refuses_a_mistyped_family(demo, tmp_path):
-  """A family name the benchmark does not have would leave no run to do: one line naming the valid ones, exit 2,
+  """A family name the synthetic data does not have would leave no run to do: one line naming the valid ones, exit 2,
   and no results folder (not an empty table and exit 0)."""
   import os
   import subprocess
@@ -202,6 +202,6 @@ def test_generalization_refuses_a_mistyped_family(demo, tmp_path):
   )
   line = one_line_error(r)
   assert "transposd" in line and "D_transposed" not in line
-  # configs/demo.py's benchmark: the simulated upsamplers, named as the class folders without their letter.
+  # configs/demo.py's synthetic data: the simulated upsamplers, named as the class folders without their letter.
   assert "use any of nearest, bilinear, transposed" in line, line
   assert not (tmp_path / "results").exists()

@@ -1,9 +1,9 @@
-"""Trained generator families (`generators/families.py`, `launch/train_families.py`) and their place in the benchmark.
+"""Trained generator families (`generators/families.py`, `launch/train_families.py`) and their place in the synthetic data.
 
 Checked: training is deterministic; the committed weights load and give byte-identical images (against
 digests recorded when the weights were committed, and a GAN's forward pass re-done here in numpy);
 samples are not collapsed (diversity against real crops, computed here with scipy); families chosen by
-name write the right folders and metadata; the default benchmark does not change.
+name write the right folders and metadata; the default synthetic data does not change.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ BATCH = 16
 
 
 def _inputs(name: str, n: int, stream: int) -> np.ndarray:
-  """GAN latents from `np.random.default_rng([0, stream, i])`, or crops of the benchmark's half for an autoencoder."""
+  """GAN latents from `np.random.default_rng([0, stream, i])`, or crops of the synthetic data's half for an autoencoder."""
   rngs = [np.random.default_rng([0, stream, i]) for i in range(n)]
   if name.startswith("gan"):
     return np.stack([r.standard_normal(families.Z_DIM) for r in rngs])
@@ -202,7 +202,7 @@ def test_families_by_name_write_their_folders_and_metadata(tmp_path):
   generators = ("gan_transposed", "D_transposed", "ae_decoder")
   report = synthetic.generate(
     tmp_path / "b", num_per_class=BATCH, image_size=64, generators=generators, progress=False
-  )  # BATCH images: the benchmark samples in batches of that many
+  )  # BATCH images: the synthetic data samples in batches of that many
   folders = sorted(p.name for p in report.out_dir.iterdir() if p.is_dir())
   assert folders == ["A_real", "B_gan_transposed", "D_ae_decoder", "D_transposed"]
   meta = json.loads((report.out_dir / synthetic.MARKER).read_text())
@@ -257,7 +257,7 @@ def test_bad_family_choices_are_one_line_user_errors(tmp_path, generators, image
   assert "--config.data.synthetic" in str(e.value)
 
 
-# The default benchmark's real class and metadata, as tests/test_synthetic_options.py pins them (code of main at
+# The default synthetic data's real class and metadata, as tests/test_synthetic_options.py pins them (code of main at
 # 67b0b86): the trained families must leave the default untouched (its fakes are compared there).
 A_REAL_SHA256 = "008e847fb67a4cb752bff8eb082df83670fe64a41604ee3aa5329dcd557f6451"
 OLD_PARAMS = {
@@ -270,7 +270,7 @@ OLD_PARAMS = {
 }
 
 
-def test_the_default_benchmark_is_unchanged(tmp_path):
+def test_the_default_synthetic_data_is_unchanged(tmp_path):
   c = defaults.base_config()
   assert tuple(c.data.synthetic.generators) == synthetic.GENERATORS
   c.data.data_dir = str(tmp_path / "data")

@@ -1,4 +1,4 @@
-"""Tests for the synthetic benchmark (`freqforensics.generators.synthetic`): small and fast (32x32)."""
+"""Tests for the synthetic data set (`freqforensics.generators.synthetic`): small and fast (32x32)."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_lowpass_blurs_only_the_generated_images(bench, tmp_path):
   assert json.loads((blurred.out_dir / synthetic.MARKER).read_text())["lowpass"] == 1.0
 
 
-# The harder-benchmark options (fingerprint, jpeg_quality, lowpass) on a smaller benchmark.
+# The harder-data options (fingerprint, jpeg_quality, lowpass) on a smaller synthetic data set.
 OPT_N = 6
 OPT_SIZE = 32
 # sha256 over the A_real PNG files (sorted) of generate(num_per_class=6, image_size=32, seed=0), computed
@@ -235,7 +235,7 @@ def test_weaker_fingerprint_changes_only_the_fakes_and_brings_the_generators_clo
     assert not np.array_equal(_load_options(weak.out_dir, cls), _load_options(plain.out_dir, cls)), cls
   assert json.loads((weak.out_dir / synthetic.MARKER).read_text())["fingerprint"] == 0.5
   # The perturbation is what tells the bilinear and the transposed-conv generator apart (the latter's
-  # base kernel is bilinear interpolation). A one-generator benchmark uses class index 1 for either,
+  # base kernel is bilinear interpolation). A one-generator synthetic data set uses class index 1 for either,
   # so both upsample the same crops with the same noise: their per-image spectral distance must shrink.
   gap = {}
   for f in (1.0, 0.5):
