@@ -1,4 +1,5 @@
 """Robustness report: a trained model's accuracy under each perturbation, at a sweep of strengths.
+Run by `python -m freqforensics.tools.robustness`.
 
 The data are a split of the dataset the model was trained on, or class folders prepared with the
 bundle's preprocessing. Every image is perturbed (probability 1) at each strength, on the fly with a
@@ -8,8 +9,8 @@ the strengths with accuracy, loss, per-class accuracy and ROC-AUC) is rewritten 
 so an interrupted report resumes where it stopped; a report of other settings is kept unless
 `overwrite`. `robustness.png` plots accuracy against strength, one panel per perturbation. A
 `robustness.json` that is not such a report, or a `robustness.png` freqforensics did not write, is a
-user's file: never replaced, with or without `overwrite` (checked before any work). The command is
-`python -m freqforensics.tools.robustness`; `launch/robustness.py` compares models.
+user's file: never replaced, with or without `overwrite` (checked before any work). `launch/robustness.py`
+compares models.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """The three commands of every baseline: grid_search, train (then test), test.
+Run by `python -m freqforensics.tools.classic_baselines`.
 
 `run(config, workdir, command)` is what the command line, tests and the launch script call. Each
 command records its outcome and peak memory in `WORKDIR/<name>.json` and returns that section.

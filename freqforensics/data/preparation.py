@@ -1,4 +1,5 @@
 """Class folders -> a tensorflow-datasets dataset in `array_record` format (no TensorFlow).
+Run by `python -m freqforensics.tools.prepare`, and by training (`data.loading`).
 
 Each class is split on its own: the first usable images in sorted file-name order go to train, the
 next to val, then test (counts or fractions per class). Images are decoded once, cropped (`crops`)

@@ -1,4 +1,5 @@
 """Classifying images with a trained model in memory: `load` a run's bundle as a `Classifier`, then
+Run by `python -m freqforensics.tools.classify` (with `predictions`).
 `predict` uint8 images or `predict_files` over files and folders, read by the bundle's rule or another
 (`reading`: resized by the crop rule, or as native-resolution patches whose logits are aggregated).
 The layers below it: `data.decode` (files decoded on the host with the bundle's preprocessing),

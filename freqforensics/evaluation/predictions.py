@@ -1,4 +1,5 @@
 """What classification writes: one row per image file (CSV or JSON lines), the file it goes to, a summary.
+Run by `python -m freqforensics.tools.classify`.
 
 Rows are `path, predicted, p_<label>..., p_fake, decision, outlier_score, outlier, error` (CSV) or JSON
 objects with the same keys (`error` only where a file could not be used). Probabilities are calibrated
@@ -7,9 +8,8 @@ for detectors (a model with a real class), `outlier_score` and `outlier` (1 when
 the training data) for bundles with the open-set score; all computed as `mode=eval` computes them
 (`operating_points.Detector`, `outliers.flags`). Reading natively, `patches` (the number read) comes
 before `error`, and JSON lines may carry each patch's logits and corner (`patch_logits`, `patch_corners`).
-The output file is written under a temporary name and renamed into place when every row is in
-(`OutputFile`), so a run that crashes leaves nothing that blocks the same command; a named output that
-exists is refused, the default name in a work dir is new each time.
+The output file appears whole when every row is in (`OutputFile`); a named output that exists is
+refused, the default name in a work dir is new each time.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """The synthetic data set: real photo crops and simulated GAN upsamplers, no downloads.
+Run by `python -m freqforensics.tools.synthetic`, and by training (`data.loading`).
 
 Real class `A_real`: random crops of the photographs that ship inside scikit-image and scikit-learn.
 Fake classes: another crop, downsampled 2x and brought back by the last stage of a GAN generator
