@@ -7,10 +7,8 @@ fixed seed (`data/augment.py`), and evaluated with the masked loop of `evaluatio
 perturbed is written to disk. `robustness.json` (settings, the clean metrics, and per perturbation
 the strengths with accuracy, loss, per-class accuracy and ROC-AUC) is rewritten after every point,
 so an interrupted report resumes where it stopped; a report of other settings is kept unless
-`overwrite`. `robustness.png` plots accuracy against strength, one panel per perturbation. A
-`robustness.json` that is not such a report, or a `robustness.png` freqforensics did not write, is a
-user's file: never replaced, with or without `overwrite` (checked before any work). `launch/robustness.py`
-compares models.
+`overwrite`. `robustness.png` plots accuracy against strength, one panel per perturbation. A user's
+`robustness.json` or `robustness.png` is never replaced (checked before any work).
 """
 
 from __future__ import annotations
