@@ -81,6 +81,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 256  # padded and masked: every example counts once
   c.eval.splits = ("val", "test")  # mode=eval: the prepared splits to evaluate
   c.eval.source_dir = ""  # mode=eval: class folders to evaluate instead (prepared with the bundle's preprocessing)
+  c.eval.read = ""  # mode=eval on eval.source_dir: native | resize ('' = the bundle's rule, `evaluation.reading`)
+  c.eval.aggregate = ""  # reading natively: mean | max | topk_mean:K ('' = the bundle's rule)
   c.eval.perturb = perturbation_config(probability=1.0)  # mode=eval: evaluate a perturbed copy (never written)
   c.eval.threshold = "fpr:0.05"  # decision threshold on validation: fpr:X (<= X of reals flagged) | balanced | 0.5
   c.eval.outlier_fpr = 0.05  # open-set score: its threshold flags at most this share of real validation images
@@ -226,6 +228,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f"eval.outlier_score={config.eval.outlier_score!r}: use one of {', '.join(outliers.CANDIDATES)}"
       " (--config.eval.outlier_score=...)"
     )
+  if config.eval.read not in ("", "native", "resize"):
+    raise UserError(f"eval.read={config.eval.read!r}: give native, resize or '' (the bundle's rule)")
+  if config.eval.aggregate:
+    from freqforensics.evaluation import aggregate  # pylint: disable=g-import-not-at-top
+
+    try:
+      aggregate.parse(config.eval.aggregate)
+    except ValueError as e:
+      raise UserError(f"eval.aggregate: {e} (--config.eval.aggregate=...)") from None
   if not isinstance(config.data.real_class, str):
     raise UserError(f"data.real_class={config.data.real_class!r}: give the name of the real class folder, or ''")
 

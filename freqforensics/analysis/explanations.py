@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -155,10 +156,12 @@ def image_vs_classes(
   *,
   overwrite: bool = False,
   allow_unfinished: bool = False,
+  **rule: Any,
 ) -> Path:
   """The log-DCT spectrum of one image beside the mean spectra of the training classes, with the
-  model's probability for each class in the panel titles (channel-averaged, one colour scale). The
-  bundle of a run that has not finished is used only with `allow_unfinished`.
+  model's probability for each class in the panel titles (channel-averaged, one colour scale); read
+  natively, the image is scored by its patches' aggregate, as classify scores it, and the figure adds
+  the patch map (`patch_maps`). The bundle of a run that has not finished is used only with `allow_unfinished`.
 
   Args:
     image_path: the image file to show (read by the bundle's own decoding, as classify reads it).
@@ -166,44 +169,25 @@ def image_vs_classes(
     out: the PNG to write; default `WORKDIR/spectrum_<image stem>.png`.
     overwrite: replace a figure this command wrote earlier (never another file, never the image).
     allow_unfinished: use the bundle of a run that has not finished.
+    **rule: the reading rule's parts instead of the bundle's: `read`, `aggregate`, `patch_stride`,
+      `max_patches` (`inference.load`; None keeps the bundle's).
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  from freqforensics import spectral  # pylint: disable=g-import-not-at-top
-  from freqforensics.analysis import mean_spectra  # pylint: disable=g-import-not-at-top
+  from freqforensics.analysis import mean_spectra, patch_maps  # pylint: disable=g-import-not-at-top
   from freqforensics.evaluation import inference  # pylint: disable=g-import-not-at-top
 
   inference.bundle_dir(workdir)  # a missing work dir, or a file given as one, before anything else
   path = output_path(
     out, Path(workdir) / f"spectrum_{Path(image_path).stem}.png", overwrite=overwrite, inputs=[image_path]
   )
-  clf = inference.load(workdir, allow_unfinished=allow_unfinished)
+  clf = inference.load(workdir, allow_unfinished=allow_unfinished, **rule)
   dataset_dir = clf.bundle.info.dataset
   if not dataset_dir or not Path(dataset_dir).is_dir():
     raise UserError(
       f"the bundle of {workdir} names no training dataset that exists here ({dataset_dir}): the class"
       " spectra come from it; run where the run's data cache is"
     )
-  image = clf.prepare_file(image_path)
-  probs = clf.predict(image[None])[0]
-  names, means = mean_spectra.class_mean_spectra(dataset_dir)
-  own = np.asarray(spectral.raw_features(image[None], "dct_log"), np.float64)[0]
-  panels = [(f"{Path(image_path).name}", own.mean(-1))]
-  panels += [(f"{n} (p = {probs[clf.label_names.index(n)]:.3f})", m.mean(-1)) for n, m in zip(names, means)]
-  vmin = min(np.percentile(p, 1) for _, p in panels)
-  vmax = max(np.percentile(p, 99) for _, p in panels)
-  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1, 3.4), squeeze=False)
-  for ax, (title, panel) in zip(axes[0], panels):
-    im = ax.imshow(panel, cmap="viridis", vmin=vmin, vmax=vmax)
-    ax.set_title(title, fontsize="small")
-    ax.set_xlabel("horizontal frequency")
-  axes[0][0].set_ylabel("vertical frequency")
-  fig.colorbar(im, ax=list(axes[0]), label="log |DCT| (mean over channels)")
+  scored = patch_maps.score(clf, image_path)
+  classes = mean_spectra.class_mean_spectra(dataset_dir)
   if not out:
     _register(workdir, path)
-  figure_marks.save_figure(fig, path, dpi=100)
-  plt.close(fig)
-  return path
+  return patch_maps.plot(Path(image_path).name, scored, classes, clf, path)

@@ -224,18 +224,22 @@ class Relabelled:
 def relabelled_split(prepared: reader.PreparedDataset, label_names: Sequence[str], split: str) -> Relabelled:
   """A split of `prepared` with labels in the order of `label_names` (a model's); `UserError` for classes
   the model does not know or an empty split."""
-  label_names = list(label_names)
-  unknown = [n for n in prepared.label_names if n not in label_names]
-  if unknown:
-    raise UserError(
-      f"class folders {unknown} are not labels of this model ({label_names}): evaluate on"
-      " folders named like the training classes"
-    )
-  table = np.array([label_names.index(n) for n in prepared.label_names], np.int32)
+  table = label_table(prepared.label_names, label_names)
   source = prepared.source(split)
   if not len(source):
     raise UserError(f"the {split} split of {prepared.path} is empty: nothing to evaluate")
   return Relabelled(source, table)
+
+
+def label_table(class_names: Sequence[str], label_names: Sequence[str]) -> np.ndarray:
+  """Each class folder's label in the model's order (`label_names`); `UserError` for one the model lacks."""
+  label_names = list(label_names)
+  if unknown := [n for n in class_names if n not in label_names]:
+    raise UserError(
+      f"class folders {unknown} are not labels of this model ({label_names}): evaluate on"
+      " folders named like the training classes"
+    )
+  return np.array([label_names.index(n) for n in class_names], np.int32)
 
 
 def source_name(prefix: str, source: str | os.PathLike) -> str:

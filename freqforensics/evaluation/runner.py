@@ -3,7 +3,8 @@
 `evaluate_source` runs a model's logits over a source with the masked loop (every example once) and
 `write` keeps the metrics in a work dir, so training and `mode=eval` give the same numbers for the same
 bundle and split. `evaluate_workdir` is `mode=eval`: the work dir's bundle on the config's splits or
-on `eval.source_dir` (`data.loading.eval_sources`; a cross-generator layout goes to `cross_generator`),
+on `eval.source_dir` (`data.loading.eval_sources`; a cross-generator layout goes to `cross_generator`, and
+folders read natively, `eval.read`, to `native_folders`),
 one report per source (`eval_<name>.json`, never over an earlier report or a user's file). The command,
 the reports and their names: docs/classify.md.
 """
@@ -23,7 +24,7 @@ import ml_collections
 from freqforensics import bundle, defaults, sharding, steps
 from freqforensics import workdir as wd
 from freqforensics.data import augment, loading, protocol
-from freqforensics.evaluation import loop, metrics, operating_points, outliers, placement, results
+from freqforensics.evaluation import loop, metrics, operating_points, outliers, placement, reading, results
 from freqforensics.files import locks
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,11 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: Path, b: bundle.Bundle
     from freqforensics.evaluation import cross_generator  # pylint: disable=g-import-not-at-top
 
     return cross_generator.evaluate(config, workdir, b)
+  rule = reading.of(b.info, config.eval.read or None, config.eval.aggregate or None)
+  if config.eval.source_dir and rule.native:
+    from freqforensics.evaluation import native_folders  # pylint: disable=g-import-not-at-top
+
+    return native_folders.evaluate(config, workdir, b, rule)
   run = bundle_evaluator(
     b, num_devices=steps.num_devices(config), batch_size=config.eval.batch_size, progress=bool(config.progress)
   )

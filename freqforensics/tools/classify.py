@@ -22,7 +22,7 @@ from absl import logging as absl_logging
 
 from freqforensics import text
 from freqforensics.errors import UserError
-from freqforensics.tools import cli
+from freqforensics.tools import cli, reading_flags
 
 _F: dict[str, flags.FlagHolder] = {}
 
@@ -41,22 +41,7 @@ def _define_flags() -> None:
   _F["allow_unfinished"] = flags.DEFINE_bool(
     "allow_unfinished", False, "Use the bundle of a run that has not finished (uncalibrated, best epoch so far)."
   )
-  _F["read"] = flags.DEFINE_enum(
-    "read",
-    None,
-    ["native", "resize"],
-    "native: patches of the model's side at native resolution, aggregated; resize: the bundle's crop rule."
-    " Default: the bundle's rule (resize for bundles that store none).",
-  )
-  _F["aggregate"] = flags.DEFINE_string(
-    "aggregate", None, "Reading natively: an image's logit from its patches': mean, max or topk_mean:K."
-  )
-  _F["patch_stride"] = flags.DEFINE_integer(
-    "patch_stride", None, "Reading natively: the patches' stride, 1..side (below the side they overlap).", lower_bound=1
-  )
-  _F["max_patches"] = flags.DEFINE_integer(
-    "max_patches", None, "Reading natively: at most this many patches per image, spread evenly.", lower_bound=1
-  )
+  reading_flags.define(_F)
   _F["patch_logits"] = flags.DEFINE_bool(
     "patch_logits", False, "Reading natively: write each patch's logits and corner (needs --format=jsonl)."
   )
@@ -82,8 +67,7 @@ def main(argv: Sequence[str]) -> None:
     )
   if _F["patch_logits"].value and _F["format"].value != "jsonl":
     raise UserError("--patch_logits writes lists of logits: it needs --format=jsonl")
-  rule = {k: _F[k].value for k in ("read", "aggregate", "patch_stride", "max_patches")}  # None: the bundle's
-  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value, **rule)
+  clf = inference.load(bundle_dir, allow_unfinished=_F["allow_unfinished"].value, **reading_flags.values(_F))
   if _F["patch_logits"].value and not clf.reading.native:
     raise UserError("--patch_logits needs native reading: add --read=native")
   if _F["match_format"].value:

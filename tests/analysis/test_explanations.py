@@ -90,3 +90,27 @@ def test_image_vs_classes_figure(trained_workdir, tmp_path):
   with Image.open(path) as im:
     im.load()
     assert im.size[0] > 300
+
+
+def test_explain_image_read_natively_draws_the_patch_map(trained_workdir, tmp_path):
+  """The command reads --image as classify's flags say: patches at native resolution, a map beside the spectra."""
+  import subprocess
+  import sys
+
+  from PIL import Image
+
+  tiles = [np.asarray(Image.open(f)) for f in sorted((trained_workdir / "src" / "B_gan").glob("*.png"))[:6]]
+  big = np.concatenate([np.concatenate(tiles[:3], axis=1), np.concatenate(tiles[3:], axis=1)])  # 32x48
+  Image.fromarray(big).save(tmp_path / "big.png")
+  run = [sys.executable, "-m", "freqforensics.tools.explain", f"--workdir={trained_workdir / 'wd'}"]
+  r = subprocess.run(
+    [*run, f"--image={tmp_path / 'big.png'}", "--read=native", "--patch_stride=8", f"--out={tmp_path / 'map.png'}"],
+    capture_output=True,
+    text=True,
+  )
+  assert r.returncode == 0, r.stderr[-2000:]
+  explanations.image_vs_classes(tmp_path / "big.png", trained_workdir / "wd", tmp_path / "resized.png")
+  with Image.open(tmp_path / "map.png") as native, Image.open(tmp_path / "resized.png") as resized:
+    assert native.size[0] > resized.size[0]  # one panel more: the patch map
+  r = subprocess.run([*run, "--read=native", f"--out={tmp_path / 'w.png'}"], capture_output=True, text=True)
+  assert r.returncode == 2 and "--read apply to --image only" in r.stderr
