@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -70,6 +71,11 @@ def evaluate(
   """`mode=eval` of bundle `b` on the class folders `config.eval.source_dir`, read natively by `rule`."""
   from freqforensics.evaluation import runner  # pylint: disable=g-import-not-at-top  (runner calls this)
 
+  if jax.process_count() > 1:  # every process scores every file: the loop's gathers would repeat them
+    raise UserError(
+      "mode=eval reading natively runs in one process: run it without --config.distributed, or add"
+      " --config.eval.read=resize"
+    )
   if Perturbation.from_config(config.eval.perturb, name="eval.perturb").active:
     raise UserError("eval.perturb applies to resized reading only: drop it, or add --config.eval.read=resize")
   folders = images.list_class_folders(config.eval.source_dir, min_classes=1, option="--config.eval.source_dir")

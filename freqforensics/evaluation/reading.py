@@ -80,7 +80,10 @@ def of(
   if why := problem(r.read, r.aggregate, r.patch_stride, r.max_patches, info.image_size):
     raise UserError(why)
   if not r.native and (named := [k for k, v in given.items() if v is not None]):
-    raise UserError(f"{', '.join(named)} apply to native reading only: add read=native (--read=native)")
+    raise UserError(
+      f"{', '.join(named)} apply to native reading only: add read=native (--read=native for classify and"
+      " explain, --config.eval.read=native for mode=eval)"
+    )
   return r
 
 
