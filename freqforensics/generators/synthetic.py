@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from freqforensics.data import distortions
 from freqforensics.errors import UserError
-from freqforensics.files import atomic, ownership
+from freqforensics.files import atomic, locks, ownership
 from freqforensics.generators import families, upsamplers
 
 FORMAT_VERSION = 1
@@ -34,6 +34,8 @@ REAL_CLASS = "A_real"
 GENERATORS = ("B_nearest", "C_bilinear", "D_transposed")
 CLASSES = (REAL_CLASS,) + GENERATORS
 MARKER = "synthetic.json"
+LOCK = ".freqforensics.lock"  # held while a process writes (or reuses) the folder: `locks.DirLock`
+LOCK_WAIT_S = 2 * 3600  # how long a second process waits for the first to finish the same folder
 
 _BATCH = 256
 # Skimage photos that are RGB colour photographs (`cat` is the same picture as `chelsea`).
@@ -218,6 +220,14 @@ def _record(out: pathlib.Path, classes: tuple[str, ...]) -> ownership.OwnershipR
   return ownership.OwnershipRecord(out, adopt=lambda folder: _older_synthetic(folder, classes))
 
 
+def _refuse_foreign(out: pathlib.Path, classes: tuple[str, ...]) -> None:
+  """Refuses a folder that holds something but none of the synthetic data (its lock file alone does not count)."""
+  if out.is_dir() and not _record(out, classes).is_ours() and any(p.name != LOCK for p in out.iterdir()):
+    raise UserError(
+      f"{out} exists without {MARKER} and holds files that are not the synthetic data's; use a new --out_dir."
+    )
+
+
 def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | None:
   """Returns the stored metadata if it can be reused; otherwise removes what the record says is ours."""
   marker = out / MARKER
@@ -245,7 +255,7 @@ def _prepare_dir(out: pathlib.Path, params: dict, overwrite: bool) -> dict | Non
     # An interrupted run left only our class folders: regenerating them is safe (deterministic).
     # Anything else may be user data: refuse rather than delete it.
     atomic.remove_stale_temps(out)  # the marker being written when it was killed
-    foreign = rec.foreign() if rec.is_ours() else [p.name for p in out.iterdir()]
+    foreign = [f for f in (rec.foreign() if rec.is_ours() else [p.name for p in out.iterdir()]) if f != LOCK]
     if foreign:
       raise UserError(
         f"{out} exists without {MARKER} and holds files that are not the synthetic "
@@ -325,12 +335,31 @@ def generate(
       )
       for c, g in zip(folders, generators)
     }
+  _refuse_foreign(out, classes)  # before the lock file is made in a folder that is not ours
   out.mkdir(parents=True, exist_ok=True)
-  meta = _prepare_dir(out, params, overwrite)
-  if meta is not None:
-    return SyntheticReport(
-      out, num_per_class, image_size, seed, classes, {k: float(v) for k, v in meta["psnr_db"].items()}, reused=True
-    )
+  # One process writes a folder at a time: parallel runs that fill one fresh data cache wait for the
+  # first, then reuse what it wrote.
+  # The lock file goes before the lock does, so the folder holds only the data (a waiting process then
+  # locks a fresh file: `DirLock.acquire`).
+  with locks.DirLock(out, LOCK).acquire("--out_dir", wait=LOCK_WAIT_S) as lock:
+    try:
+      meta = _prepare_dir(out, params, overwrite)
+      if meta is not None:
+        psnr = {k: float(v) for k, v in meta["psnr_db"].items()}
+        return SyntheticReport(out, num_per_class, image_size, seed, classes, psnr, reused=True)
+      return _write(out, params, generators, family_meta, region, progress)
+    finally:
+      lock.path.unlink(missing_ok=True)
+
+
+def _write(
+  out: pathlib.Path, params: dict, generators: tuple[str, ...], family_meta: dict, region: str | None, progress: bool
+) -> SyntheticReport:
+  """Writes the class folders and, last, the marker (`generate`, under the folder's lock)."""
+  num_per_class, image_size, seed = params["num_per_class"], params["image_size"], params["seed"]
+  classes, folders = tuple(params["classes"]), class_folders(generators)
+  lowpass, fingerprint = params.get("lowpass", 0.0), params.get("fingerprint", 1.0)
+  jpeg_quality = params.get("jpeg_quality", 0)
 
   rec = _record(out, classes)
   rec.add_entries({**dict.fromkeys(classes, "pattern:" + _PNG_NAME.pattern), MARKER: "file"})

@@ -6,7 +6,10 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +22,7 @@ from scipy.fft import dctn
 from freqforensics import defaults
 from freqforensics.data import loading
 from freqforensics.errors import UserError
+from freqforensics.files import locks
 from freqforensics.generators import synthetic, upsamplers
 
 N = 8
@@ -359,3 +363,29 @@ def test_hard_config_loads_and_its_tiny_form_trains(tmp_path):
     tiny.data.synthetic.fingerprint,
     tiny.data.synthetic.jpeg_quality,
   )
+
+
+def test_a_second_writer_waits_for_the_folder_then_the_data_is_whole(bench, tmp_path):
+  """Parallel runs that fill one fresh data cache (a sweep): a process that finds the folder locked waits,
+  writing nothing, and once the lock is free ends with the same files as a run alone, no lock file left."""
+  out = tmp_path / "shared"
+  out.mkdir()
+  holder = locks.DirLock(out, synthetic.LOCK).acquire("--out_dir")  # the first writer, still at work
+  code = (
+    "import sys; from freqforensics.generators import synthetic;"
+    f" r = synthetic.generate(sys.argv[1], num_per_class={N}, image_size={SIZE}, seed=0, progress=False);"
+    " print('reused' if r.reused else 'written')"
+  )
+  env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[2]), JAX_PLATFORMS="cpu")
+  child = subprocess.Popen(
+    [sys.executable, "-c", code, str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  try:
+    said = child.stderr.readline()  # '' if it ends without waiting
+    assert said.startswith(f"waiting for {out}: in use by process {os.getpid()}"), said
+    assert child.poll() is None and sorted(p.name for p in out.iterdir()) == [synthetic.LOCK]  # nothing written
+  finally:
+    holder.release()
+  stdout, stderr = child.communicate(timeout=300)
+  assert child.returncode == 0 and stdout.strip() == "written", stderr
+  assert _files(out) == _files(bench.out_dir)  # the whole data set, and no lock file beside it
